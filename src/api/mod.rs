@@ -1,0 +1,427 @@
+//! The Firehose Direct PUT API, wire-compatible with the AWS SDKs and CLI (`POST /` with
+//! `X-Amz-Target: Firehose_20150804.<Operation>`, JSON 1.1), plus `/health` and `/metrics`.
+//!
+//! Requests are not authenticated yet: signatures are accepted and ignored.
+
+mod error;
+mod model;
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+
+pub use error::ApiError;
+use model::*;
+
+use crate::buffer::wal::FrameBuilder;
+use crate::config::StoreSpec;
+use crate::daemon::{Daemon, LookupError, ACCOUNT_ID};
+use crate::pipeline::{now_ms, PipelineHandle};
+use crate::source::direct_put::IngestError;
+
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+const TARGET_PREFIX: &str = "Firehose_20150804.";
+/// Firehose limits (spec §1).
+pub const MAX_RECORD_BYTES: usize = 1_024_000;
+pub const MAX_BATCH_RECORDS: usize = 500;
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Enough for a 4 MiB batch in base64 plus JSON; larger bodies cannot be valid.
+const MAX_BODY_BYTES: usize = 8 << 20;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub daemon: Arc<Daemon>,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", post(dispatch))
+        .route("/health", get(health))
+        .route("/metrics", get(render_metrics))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+pub(crate) fn request_id() -> HeaderValue {
+    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+fn ok_json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = (StatusCode::OK, body).into_response();
+            let headers = response.headers_mut();
+            headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+            headers.insert("x-amzn-requestid", request_id());
+            response
+        }
+        Err(e) => ApiError::InternalFailure(e.to_string()).into_response(),
+    }
+}
+
+async fn dispatch(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
+        return ApiError::UnknownOperation(format!(
+            "unknown X-Amz-Target `{target}`: expected {TARGET_PREFIX}<Operation>"
+        ))
+        .into_response();
+    };
+    let body = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::InvalidArgument(format!(
+            "request body exceeds {MAX_BODY_BYTES} bytes; a batch may hold at most 4 MiB of data"
+        ))
+        .into_response(),
+    };
+    let result = match operation {
+        "PutRecord" => put_record(&state, &body).await,
+        "PutRecordBatch" => put_record_batch(&state, &body).await,
+        "DescribeDeliveryStream" => describe(&state, &body),
+        "ListDeliveryStreams" => list(&state, &body),
+        "CreateDeliveryStream"
+        | "DeleteDeliveryStream"
+        | "UpdateDestination"
+        | "TagDeliveryStream"
+        | "UntagDeliveryStream"
+        | "ListTagsForDeliveryStream"
+        | "StartDeliveryStreamEncryption"
+        | "StopDeliveryStreamEncryption" => Err(ApiError::InvalidArgument(format!(
+            "{operation} is not supported: sluice delivery streams are declared in its config file"
+        ))),
+        other => Err(ApiError::UnknownOperation(format!(
+            "unknown operation {other}"
+        ))),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Maps serde errors: a missing member is a constraint violation, anything else is malformed JSON.
+fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let text = e.to_string();
+        match text.strip_prefix("missing field `") {
+            Some(rest) => {
+                let member = rest.split('`').next().unwrap_or("");
+                let member = lower_first(member);
+                ApiError::Validation(format!("1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"))
+            }
+            None => ApiError::InvalidArgument(format!("the request body is not valid JSON for this operation: {text}")),
+        }
+    })
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn stream(state: &ApiState, name: &str) -> Result<Arc<PipelineHandle>, ApiError> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(ApiError::constraint(
+            "deliveryStreamName",
+            "Member must have length between 1 and 64",
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(ApiError::constraint(
+            "deliveryStreamName",
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+        ));
+    }
+    state.daemon.lookup(name).map_err(|e| match e {
+        LookupError::NotFound(_) => ApiError::ResourceNotFound(e.to_string()),
+        LookupError::Failed(m) => ApiError::InternalFailure(m),
+    })
+}
+
+/// Decodes records straight into a WAL frame, enforcing Firehose's per-record and per-batch limits.
+fn build_frame(
+    records: &[RecordIn<'_>],
+    member: impl Fn(usize) -> String,
+) -> Result<(FrameBuilder, usize), ApiError> {
+    let estimate: usize = records.iter().map(|r| r.data.len() / 4 * 3).sum();
+    let mut frame = FrameBuilder::new(now_ms(), estimate.min(MAX_BATCH_BYTES + 4096));
+    let mut total = 0usize;
+    for (i, record) in records.iter().enumerate() {
+        if record.data.len() / 4 * 3 > MAX_RECORD_BYTES + 3 {
+            return Err(ApiError::constraint(
+                &member(i),
+                "Member must have length less than or equal to 1024000",
+            ));
+        }
+        let len = frame
+            .push_with(|buf| {
+                base64::engine::general_purpose::STANDARD.decode_vec(record.data.as_bytes(), buf)
+            })
+            .map_err(|e| {
+                ApiError::InvalidArgument(format!("{} is not valid base64: {e}", member(i)))
+            })?;
+        if len > MAX_RECORD_BYTES {
+            return Err(ApiError::constraint(
+                &member(i),
+                "Member must have length less than or equal to 1024000",
+            ));
+        }
+        total += len;
+    }
+    if total > MAX_BATCH_BYTES {
+        return Err(ApiError::InvalidArgument(format!(
+            "Records size exceeds 4 MB limit: the batch holds {total} bytes of data"
+        )));
+    }
+    Ok((frame, total))
+}
+
+fn ingest_error(e: IngestError) -> ApiError {
+    match e {
+        IngestError::Full { .. } | IngestError::Closed => {
+            ApiError::ServiceUnavailable(e.to_string())
+        }
+        IngestError::Failed(m) => ApiError::InternalFailure(m),
+    }
+}
+
+fn record_id(pipeline: &PipelineHandle, seq: u64) -> String {
+    format!("{:016x}{:016x}", pipeline.seed, seq)
+}
+
+async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
+    let input: PutRecordInput = parse(body)?;
+    let pipeline = stream(state, &input.delivery_stream_name)?;
+    let (frame, bytes) = build_frame(std::slice::from_ref(&input.record), |_| {
+        "record.data".to_string()
+    })?;
+    match pipeline.ingest.put(frame).await {
+        Ok(accepted) => {
+            let m = &pipeline.metrics;
+            m.incoming_records.increment(1);
+            m.incoming_bytes.increment(bytes as u64);
+            m.incoming_put_requests.increment(1);
+            Ok(ok_json(&PutRecordOutput {
+                record_id: record_id(&pipeline, accepted.first_seq),
+                encrypted: false,
+            }))
+        }
+        Err(e) => {
+            pipeline.metrics.throttled_records.increment(1);
+            Err(ingest_error(e))
+        }
+    }
+}
+
+async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
+    let input: PutRecordBatchInput = parse(body)?;
+    let pipeline = stream(state, &input.delivery_stream_name)?;
+    let n = input.records.len();
+    if n == 0 {
+        return Err(ApiError::constraint(
+            "records",
+            "Member must have length greater than or equal to 1",
+        ));
+    }
+    if n > MAX_BATCH_RECORDS {
+        return Err(ApiError::constraint(
+            "records",
+            "Member must have length less than or equal to 500",
+        ));
+    }
+    let (frame, _) = build_frame(&input.records, |i| format!("records.{}.member.data", i + 1))?;
+    let sizes: Vec<usize> = input.records.iter().map(|r| r.data.len()).collect();
+    drop(input);
+    let m = &pipeline.metrics;
+    let accepted = match pipeline.ingest.put(frame).await {
+        Ok(a) => a,
+        Err(e) => {
+            // Nothing fit: refuse the whole call with a 503, which SDKs retry with backoff.
+            m.throttled_records.increment(n as u64);
+            return Err(ingest_error(e));
+        }
+    };
+    let k = accepted.accepted;
+    let mut responses = Vec::with_capacity(n);
+    for i in 0..k {
+        responses.push(RecordResult {
+            record_id: Some(record_id(&pipeline, accepted.first_seq + i as u64)),
+            error_code: None,
+            error_message: None,
+        });
+    }
+    if k < n {
+        let message = IngestError::Full {
+            used: pipeline.ingest.used_bytes(),
+            limit: 0,
+        }
+        .to_string();
+        let message = message
+            .split(" (")
+            .next()
+            .unwrap_or("storage is full")
+            .to_string()
+            + "; retry this record later";
+        for _ in k..n {
+            responses.push(RecordResult {
+                record_id: None,
+                error_code: Some("ServiceUnavailableException"),
+                error_message: Some(message.clone()),
+            });
+        }
+        m.throttled_records.increment((n - k) as u64);
+    }
+    m.incoming_records.increment(k as u64);
+    m.incoming_bytes
+        .increment(sizes.iter().take(k).map(|s| (s / 4 * 3) as u64).sum());
+    m.incoming_put_requests.increment(1);
+    Ok(ok_json(&PutRecordBatchOutput {
+        failed_put_count: n - k,
+        encrypted: false,
+        request_responses: responses,
+    }))
+}
+
+fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
+    let input: StreamNameInput = parse(body)?;
+    let p = state
+        .daemon
+        .get(&input.delivery_stream_name)
+        .ok_or_else(|| {
+            ApiError::ResourceNotFound(
+                LookupError::NotFound(input.delivery_stream_name.clone()).to_string(),
+            )
+        })?;
+    Ok(ok_json(&describe_stream(&p)))
+}
+
+fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
+    let spec = &p.spec;
+    let d = &spec.destination;
+    let created = p
+        .created_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |t| t.as_secs_f64());
+    let bucket_arn = match &d.store {
+        StoreSpec::S3 { bucket, .. } => format!("arn:aws:s3:::{bucket}"),
+        StoreSpec::Local { path } => format!("file://{}", path.display()),
+    };
+    let s3 = serde_json::json!({
+        "RoleARN": format!("arn:aws:iam::{ACCOUNT_ID}:role/sluice"),
+        "BucketARN": bucket_arn,
+        "Prefix": d.configured_prefix.clone().unwrap_or_default(),
+        "ErrorOutputPrefix": d.configured_error_prefix.clone().unwrap_or_default(),
+        "BufferingHints": {
+            "SizeInMBs": spec.buffering.size_bytes >> 20,
+            "IntervalInSeconds": spec.buffering.interval.as_secs(),
+        },
+        "CompressionFormat": d.compression.name(),
+        "EncryptionConfiguration": { "NoEncryptionConfig": "NoEncryption" },
+        "CloudWatchLoggingOptions": { "Enabled": false },
+    });
+    let mut extended = s3.clone();
+    if let Some(obj) = extended.as_object_mut() {
+        obj.insert("S3BackupMode".into(), "Disabled".into());
+        obj.insert("FileExtension".into(), d.file_extension.clone().into());
+        obj.insert(
+            "ProcessingConfiguration".into(),
+            serde_json::json!({ "Enabled": false, "Processors": [] }),
+        );
+    }
+    serde_json::json!({
+        "DeliveryStreamDescription": {
+            "DeliveryStreamName": spec.name,
+            "DeliveryStreamARN": format!("arn:aws:firehose:us-east-1:{ACCOUNT_ID}:deliverystream/{}", spec.name),
+            "DeliveryStreamStatus": "ACTIVE",
+            "DeliveryStreamType": "DirectPut",
+            "DeliveryStreamEncryptionConfiguration": { "Status": "DISABLED" },
+            "VersionId": "1",
+            "CreateTimestamp": created,
+            "LastUpdateTimestamp": created,
+            "Destinations": [{
+                "DestinationId": "destinationId-000000000001",
+                "ExtendedS3DestinationDescription": extended,
+                "S3DestinationDescription": s3,
+            }],
+            "HasMoreDestinations": false,
+        }
+    })
+}
+
+fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
+    let input: ListInput = if body.iter().all(u8::is_ascii_whitespace) {
+        ListInput::default()
+    } else {
+        parse(body)?
+    };
+    let limit = input.limit.unwrap_or(10);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::constraint(
+            "limit",
+            "Member must have value between 1 and 10000",
+        ));
+    }
+    let only_direct_put = matches!(
+        input.delivery_stream_type.as_deref(),
+        None | Some("DirectPut")
+    );
+    let names: Vec<String> = if only_direct_put {
+        state
+            .daemon
+            .names()
+            .into_iter()
+            .filter(|n| {
+                input
+                    .exclusive_start_delivery_stream_name
+                    .as_ref()
+                    .is_none_or(|s| n > s)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let has_more = names.len() > limit as usize;
+    Ok(ok_json(&ListOutput {
+        delivery_stream_names: names.into_iter().take(limit as usize).collect(),
+        has_more_delivery_streams: has_more,
+    }))
+}
+
+async fn health(State(state): State<ApiState>) -> Response {
+    let body =
+        serde_json::json!({ "status": "ok", "delivery_streams": state.daemon.names().len() });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn render_metrics(State(state): State<ApiState>) -> Response {
+    for p in state.daemon.all() {
+        p.metrics.wal_bytes.set(p.ingest.used_bytes() as f64);
+    }
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,203 @@
+//! Size-or-interval buffering, one buffer per partition (Firehose: one per evaluated prefix).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Buffering;
+use crate::record::{Record, SeqRanges};
+
+/// Identifies a partition. Without dynamic partitioning every record shares the empty key;
+/// dynamic partitioning keys buffers by the partition values a record produced.
+pub type PartitionKey = Arc<str>;
+
+/// Records on their way into one object.
+#[derive(Debug)]
+pub struct Batch {
+    pub partition: PartitionKey,
+    pub records: Vec<Record>,
+    /// Bytes the records will occupy before compression (including delimiters).
+    pub bytes: usize,
+    pub seqs: SeqRanges,
+    /// Arrival of the oldest record: names the object and evaluates `!{timestamp:..}`.
+    pub oldest_arrival_ms: i64,
+    opened: Instant,
+}
+
+impl Batch {
+    fn new(partition: PartitionKey, now: Instant) -> Self {
+        Self {
+            partition,
+            records: Vec::new(),
+            bytes: 0,
+            seqs: SeqRanges::default(),
+            oldest_arrival_ms: i64::MAX,
+            opened: now,
+        }
+    }
+
+    fn push(&mut self, record: Record, weight: usize) {
+        self.bytes += weight;
+        self.seqs.push(record.seq);
+        self.oldest_arrival_ms = self.oldest_arrival_ms.min(record.arrival_ms);
+        self.records.push(record);
+    }
+
+    /// The object's first sequence number, which names it deterministically.
+    pub fn first_seq(&self) -> u64 {
+        self.seqs.first().unwrap_or_default()
+    }
+}
+
+pub struct Batcher {
+    limits: Buffering,
+    open: HashMap<PartitionKey, Batch>,
+    buffered_bytes: usize,
+}
+
+impl Batcher {
+    pub fn new(limits: Buffering) -> Self {
+        Self {
+            limits,
+            open: HashMap::new(),
+            buffered_bytes: 0,
+        }
+    }
+
+    /// Adds a record weighing `weight` bytes. Returns a batch that is ready: the partition's
+    /// buffer if this record would overflow it (so objects stay at or just under the size), or
+    /// the buffer including this record if it is now exactly full.
+    pub fn push(
+        &mut self,
+        partition: &PartitionKey,
+        record: Record,
+        weight: usize,
+        now: Instant,
+    ) -> Option<Batch> {
+        let limit = self.limits.size_bytes;
+        let mut ready = None;
+        if let Some(batch) = self.open.get(partition) {
+            if batch.bytes > 0 && batch.bytes + weight > limit {
+                ready = self.take(partition);
+            }
+        }
+        let batch = self
+            .open
+            .entry(partition.clone())
+            .or_insert_with(|| Batch::new(partition.clone(), now));
+        batch.push(record, weight);
+        self.buffered_bytes += weight;
+        if ready.is_none() && batch.bytes >= limit {
+            ready = self.take(partition);
+        }
+        ready
+    }
+
+    fn take(&mut self, partition: &PartitionKey) -> Option<Batch> {
+        let batch = self.open.remove(partition)?;
+        self.buffered_bytes -= batch.bytes;
+        Some(batch)
+    }
+
+    /// Batches whose interval has elapsed.
+    pub fn due(&mut self, now: Instant) -> Vec<Batch> {
+        let interval = self.limits.interval;
+        let keys: Vec<PartitionKey> = self
+            .open
+            .iter()
+            .filter(|(_, b)| now.duration_since(b.opened) >= interval)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.iter().filter_map(|k| self.take(k)).collect()
+    }
+
+    /// Every open batch (shutdown, or interval zero).
+    pub fn drain(&mut self) -> Vec<Batch> {
+        self.buffered_bytes = 0;
+        self.open.drain().map(|(_, b)| b).collect()
+    }
+
+    /// When the oldest open batch falls due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|b| b.opened + self.limits.interval)
+            .min()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.open.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    fn rec(seq: u64, len: usize) -> Record {
+        Record {
+            seq,
+            arrival_ms: 1000 + seq as i64,
+            data: Bytes::from(vec![b'x'; len]),
+        }
+    }
+
+    fn limits(size: usize, secs: u64) -> Buffering {
+        Buffering {
+            size_bytes: size,
+            interval: Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn flushes_before_overflowing_so_objects_stay_at_size() {
+        let key: PartitionKey = "".into();
+        let mut b = Batcher::new(limits(1000, 300));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for seq in 0..100 {
+            out.extend(b.push(&key, rec(seq, 90), 90, now));
+        }
+        assert_eq!(out.len(), 9);
+        assert!(out
+            .iter()
+            .all(|batch| batch.bytes == 990 && batch.records.len() == 11));
+        assert_eq!(out[1].first_seq(), 11);
+        assert_eq!(out[1].oldest_arrival_ms, 1011);
+        assert_eq!(b.buffered_bytes(), 90);
+    }
+
+    #[test]
+    fn exactly_full_flushes_at_once() {
+        let key: PartitionKey = "".into();
+        let mut b = Batcher::new(limits(100, 300));
+        assert!(b.push(&key, rec(0, 50), 50, Instant::now()).is_none());
+        let full = b.push(&key, rec(1, 50), 50, Instant::now()).unwrap();
+        assert_eq!(full.records.len(), 2);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn interval_applies_per_partition_from_its_first_record() {
+        let mut b = Batcher::new(limits(1 << 20, 10));
+        let t0 = Instant::now();
+        b.push(&"a".into(), rec(0, 1), 1, t0);
+        b.push(&"b".into(), rec(1, 1), 1, t0 + Duration::from_secs(5));
+        assert_eq!(b.next_deadline(), Some(t0 + Duration::from_secs(10)));
+        let due = b.due(t0 + Duration::from_secs(10));
+        assert_eq!(due.len(), 1);
+        assert_eq!(&*due[0].partition, "a");
+        assert_eq!(b.partitions(), 1);
+        assert_eq!(b.drain().len(), 1);
+    }
+}

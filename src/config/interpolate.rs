@@ -1,0 +1,127 @@
+//! `${VAR}` and `${VAR:-default}` in config files, resolved before YAML parsing.
+//!
+//! Substitution happens on the raw text so it works in any position, and never adds or removes
+//! lines, so parse errors still point at the right line. `$$` writes a literal `$`. Comment lines
+//! are left alone, so a commented-out `${UNSET}` is not an error.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum InterpolateError {
+    #[error("line {line}: environment variable `{name}` is not set and has no default (write `${{{name}:-default}}`)")]
+    Unset { line: usize, name: String },
+    #[error("line {line}: unterminated `${{` (write `$$` for a literal dollar sign)")]
+    Unterminated { line: usize },
+    #[error("line {line}: `${{{body}}}` is not a valid variable name")]
+    BadName { line: usize, body: String },
+}
+
+pub fn interpolate(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, InterpolateError> {
+    let mut out = String::with_capacity(text.len());
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let line_no = index + 1;
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        let mut rest = line;
+        while let Some(pos) = rest.find('$') {
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 1..];
+            if let Some(stripped) = after.strip_prefix('$') {
+                out.push('$');
+                rest = stripped;
+            } else if let Some(body_and_rest) = after.strip_prefix('{') {
+                let end = body_and_rest
+                    .find('}')
+                    .ok_or(InterpolateError::Unterminated { line: line_no })?;
+                let body = &body_and_rest[..end];
+                let (name, default) = match body.split_once(":-") {
+                    Some((n, d)) => (n, Some(d)),
+                    None => (body, None),
+                };
+                let valid = !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                if !valid {
+                    return Err(InterpolateError::BadName {
+                        line: line_no,
+                        body: body.to_string(),
+                    });
+                }
+                match (lookup(name).filter(|v| !v.is_empty()), default) {
+                    (Some(value), _) => out.push_str(&value),
+                    (None, Some(d)) => out.push_str(d),
+                    (None, None) => {
+                        return Err(InterpolateError::Unset {
+                            line: line_no,
+                            name: name.to_string(),
+                        })
+                    }
+                }
+                rest = &body_and_rest[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "BUCKET" => Some("lake".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn substitutes_values_defaults_and_escapes() {
+        let out = interpolate(
+            "b: ${BUCKET}\nr: ${REGION:-us-east-1}\ne: ${EMPTY:-x}\np: $$5 $x\n",
+            env,
+        )
+        .unwrap();
+        assert_eq!(out, "b: lake\nr: us-east-1\ne: x\np: $5 $x\n");
+    }
+
+    #[test]
+    fn unset_variable_names_the_line() {
+        let err = interpolate("a: 1\nb: ${NOPE}\n", env).unwrap_err();
+        assert_eq!(
+            err,
+            InterpolateError::Unset {
+                line: 2,
+                name: "NOPE".into()
+            }
+        );
+        assert!(err.to_string().contains("line 2"));
+    }
+
+    #[test]
+    fn comments_are_not_interpolated() {
+        assert_eq!(interpolate("  # ${NOPE}\n", env).unwrap(), "  # ${NOPE}\n");
+    }
+
+    #[test]
+    fn malformed_references_are_errors() {
+        assert_eq!(
+            interpolate("a: ${OPEN", env),
+            Err(InterpolateError::Unterminated { line: 1 })
+        );
+        assert!(matches!(
+            interpolate("a: ${1X}", env),
+            Err(InterpolateError::BadName { .. })
+        ));
+    }
+}

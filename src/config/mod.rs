@@ -1,0 +1,238 @@
+//! Pipeline configuration: the YAML shape (plain serde structs) and its validation.
+//!
+//! Parsing uses serde-saphyr, the maintained, panic-free successor to the archived `serde_yaml`.
+//! Raw structs mirror the YAML exactly (`deny_unknown_fields` everywhere, externally tagged enums
+//! for `source:` and `destination:`); [`validate`] turns them into the typed specs the daemon runs,
+//! or into errors that name the file, line and field.
+
+mod interpolate;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::format::compression::Compression;
+
+pub use interpolate::{interpolate, InterpolateError};
+pub use validate::{
+    valid_stream_name, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings,
+    ObjectDestination, PipelineSpec, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
+};
+
+/// The config `sluice run` uses when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub pipelines: Vec<Spanned<RawPipeline>>,
+    /// A sluice extension: streams nobody declared are created on first put from this template.
+    #[serde(default)]
+    pub auto_create: Option<Spanned<RawPipeline>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub dir: Option<Spanned<String>>,
+    /// Upper bound on WAL bytes across all pipelines; puts get ServiceUnavailableException past it.
+    pub max_bytes: Option<Spanned<ByteSize>>,
+    /// WAL segment file size.
+    pub segment_bytes: Option<Spanned<ByteSize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// The DeliveryStreamName clients put to.
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub source: RawSource,
+    #[serde(default)]
+    pub buffering: RawBuffering,
+    pub destination: Spanned<RawDestination>,
+    /// Per-pipeline WAL bound, within the global `storage.max_bytes`.
+    pub max_wal_bytes: Option<Spanned<ByteSize>>,
+    /// How long undelivered records are retried before they are dropped (Firehose: 24 h).
+    pub retention_hours: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub delivery: RawDelivery,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawSource {
+    DirectPut(RawDirectPut),
+}
+
+impl Default for RawSource {
+    fn default() -> Self {
+        RawSource::DirectPut(RawDirectPut {})
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectPut {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuffering {
+    pub size_mb: Option<Spanned<f64>>,
+    pub interval_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    /// Objects uploaded at once per pipeline.
+    pub concurrency: Option<Spanned<usize>>,
+    /// First retry delay after a failed upload; doubles (with jitter) up to `retry_max_ms`.
+    pub retry_initial_ms: Option<u64>,
+    pub retry_max_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawDestination {
+    S3(RawObjectStore),
+    Local(RawObjectStore),
+}
+
+/// Options of the object-store destinations. `s3` and `local` share one shape (and one code path
+/// through object_store); validation rejects the fields that do not apply to the chosen kind.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjectStore {
+    // s3 only
+    pub bucket: Option<Spanned<String>>,
+    pub endpoint: Option<Spanned<String>>,
+    pub region: Option<Spanned<String>>,
+    pub force_path_style: Option<Spanned<bool>>,
+    // local only
+    pub path: Option<Spanned<String>>,
+    // both
+    pub prefix: Option<Spanned<String>>,
+    pub error_output_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    pub compression: Compression,
+    pub file_extension: Option<Spanned<String>>,
+    #[serde(default)]
+    pub append_delimiter: bool,
+}
+
+/// A byte count written as an integer or with a unit: `1048576`, `512MiB`, `10GB`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a byte count such as 1048576, 512MiB or 10GB")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a byte count cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                parse_byte_size(v)
+                    .map(ByteSize)
+                    .ok_or_else(|| E::custom(format!("`{v}` is not a byte count such as 512MiB")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn parse_byte_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        "TB" => 1_000_000_000_000,
+        "TiB" => 1 << 40,
+        _ => return None,
+    };
+    (number >= 0.0).then(|| (number * multiplier as f64) as u64)
+}
+
+/// Reads, interpolates, parses and validates a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(ConfigError::plain(
+            &name,
+            format!("cannot read the file: {e}"),
+        ))
+    })?;
+    load_str(
+        &text,
+        &name,
+        path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    )
+}
+
+/// Parses config text. `origin` names it in errors; relative paths stay relative to the working
+/// directory (as a service's `WorkingDirectory=` expects), `_base` is kept for future includes.
+pub fn load_str(text: &str, origin: &str, _base: PathBuf) -> Result<Config, ConfigErrors> {
+    let text = interpolate(text, |name| std::env::var(name).ok())
+        .map_err(|e| ConfigErrors::single(ConfigError::plain(origin, e.to_string())))?;
+    let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        ConfigErrors::single(ConfigError {
+            origin: origin.to_string(),
+            line,
+            column,
+            field: String::new(),
+            message: e.to_string(),
+        })
+    })?;
+    validate::validate(raw, origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_accept_units() {
+        assert_eq!(parse_byte_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_byte_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_byte_size("1.5 GiB"), Some(3 << 29));
+        assert_eq!(parse_byte_size("10GB"), Some(10_000_000_000));
+        assert_eq!(parse_byte_size("10 parsecs"), None);
+    }
+}

@@ -1,0 +1,794 @@
+//! Raw config → validated specs. Every check reports the file, line, column and field.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+use super::{RawConfig, RawDestination, RawObjectStore, RawPipeline, RawSource};
+use crate::format::compression::Compression;
+use crate::sink::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
+
+pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
+const MIB: f64 = 1024.0 * 1024.0;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub storage: StorageSettings,
+    pub pipelines: Vec<PipelineSpec>,
+    pub auto_create: Option<AutoCreate>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StorageSettings {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub segment_bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct PipelineSpec {
+    pub name: String,
+    pub source: SourceSpec,
+    pub buffering: Buffering,
+    pub destination: ObjectDestination,
+    pub max_wal_bytes: Option<u64>,
+    /// Undelivered records older than this are dropped (logged and counted), as Firehose does.
+    pub retention: Duration,
+    pub delivery: DeliverySettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    DirectPut,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buffering {
+    /// Flush when this many bytes (before compression) are buffered.
+    pub size_bytes: usize,
+    /// Flush when the oldest buffered record has waited this long; zero means at once.
+    pub interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliverySettings {
+    pub concurrency: usize,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct ObjectDestination {
+    pub store: StoreSpec,
+    /// The prefixes as configured (DescribeDeliveryStream echoes these).
+    pub configured_prefix: Option<String>,
+    pub configured_error_prefix: Option<String>,
+    /// Effective prefix, with Firehose's default time path already applied.
+    pub prefix: KeyTemplate,
+    /// Effective error prefix, with Firehose's defaults already applied.
+    pub error_prefix: KeyTemplate,
+    pub compression: Compression,
+    pub file_extension: String,
+    pub append_delimiter: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    S3 {
+        bucket: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+        force_path_style: bool,
+    },
+    Local {
+        path: PathBuf,
+    },
+}
+
+/// Streams created on first put (a sluice extension; Firehose needs CreateDeliveryStream first).
+#[derive(Clone, Debug)]
+pub struct AutoCreate {
+    template: PipelineSpec,
+}
+
+/// Replaced by the stream name in an auto-create template's `path`, `prefix` and `error_output_prefix`.
+pub const STREAM_PLACEHOLDER: &str = "{stream}";
+
+impl AutoCreate {
+    /// The spec for a stream created on first put. The name has already been checked by
+    /// [`valid_stream_name`], so it contains no `/`, `!{` or `..` and cannot escape the path.
+    pub fn instantiate(&self, name: &str) -> PipelineSpec {
+        let mut spec = self.template.clone();
+        spec.name = name.to_string();
+        let d = &mut spec.destination;
+        if let StoreSpec::Local { path } = &mut d.store {
+            *path = PathBuf::from(path.to_string_lossy().replace(STREAM_PLACEHOLDER, name));
+        }
+        for template in [&mut d.prefix, &mut d.error_prefix] {
+            if let Ok(t) = KeyTemplate::parse(&template.raw().replace(STREAM_PLACEHOLDER, name)) {
+                *template = t;
+            }
+        }
+        spec
+    }
+}
+
+/// Firehose's DeliveryStreamName rule (`[a-zA-Z0-9_.-]{1,64}`), minus `.` and `..`, which are
+/// valid Firehose names but would be path components here.
+pub fn valid_stream_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name != "."
+        && name != ".."
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: String,
+    pub line: u64,
+    pub column: u64,
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn plain(origin: &str, message: String) -> Self {
+        Self {
+            origin: origin.to_string(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        write!(f, ": ")?;
+        if !self.field.is_empty() {
+            write!(f, "`{}`: ", self.field)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Every problem found in a config, so a user fixes them in one round.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub fn single(e: ConfigError) -> Self {
+        Self(vec![e])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Checker<'a> {
+    origin: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn at<T>(&mut self, spanned: &Spanned<T>, field: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            origin: self.origin.to_string(),
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErrors> {
+    let mut c = Checker {
+        origin,
+        errors: Vec::new(),
+    };
+
+    let listen = match &raw.api.listen {
+        Some(l) => l.value.parse().unwrap_or_else(|e| {
+            c.at(
+                l,
+                "api.listen",
+                format!(
+                    "`{}` is not a socket address such as 127.0.0.1:4573 ({e})",
+                    l.value
+                ),
+            );
+            fallback_listen()
+        }),
+        None => fallback_listen(),
+    };
+
+    let storage = StorageSettings {
+        dir: PathBuf::from(
+            raw.storage
+                .dir
+                .as_ref()
+                .map_or(DEFAULT_STORAGE_DIR, |d| d.value.as_str()),
+        ),
+        max_bytes: raw
+            .storage
+            .max_bytes
+            .as_ref()
+            .map_or(8 << 30, |b| b.value.0),
+        segment_bytes: raw
+            .storage
+            .segment_bytes
+            .as_ref()
+            .map_or(64 << 20, |b| b.value.0),
+    };
+    if let Some(seg) = &raw.storage.segment_bytes {
+        if !(64 << 10..=1 << 30).contains(&seg.value.0) {
+            c.at(
+                seg,
+                "storage.segment_bytes",
+                "must be between 64KiB and 1GiB",
+            );
+        }
+    }
+    if let Some(max) = &raw.storage.max_bytes {
+        if max.value.0 < storage.segment_bytes {
+            c.at(
+                max,
+                "storage.max_bytes",
+                format!(
+                    "must be at least one segment ({} bytes)",
+                    storage.segment_bytes
+                ),
+            );
+        }
+    }
+
+    let mut names = HashSet::new();
+    let mut pipelines = Vec::new();
+    for (i, p) in raw.pipelines.iter().enumerate() {
+        let field = format!("pipelines[{i}]");
+        let name = match &p.value.name {
+            Some(n) => {
+                if !valid_stream_name(&n.value) {
+                    c.at(n, &format!("{field}.name"), format!("`{}` is not a valid DeliveryStreamName: 1-64 characters of [a-zA-Z0-9_.-], not `.` or `..`", n.value));
+                } else if !names.insert(n.value.clone()) {
+                    c.at(
+                        n,
+                        &format!("{field}.name"),
+                        format!("`{}` is declared twice", n.value),
+                    );
+                }
+                n.value.clone()
+            }
+            None => {
+                c.at(
+                    p,
+                    &format!("{field}.name"),
+                    "is required: it is the DeliveryStreamName clients put to",
+                );
+                String::new()
+            }
+        };
+        if let Some(spec) = pipeline(&mut c, &p.value, name, &field) {
+            pipelines.push(spec);
+        }
+    }
+
+    let auto_create = raw.auto_create.as_ref().and_then(|t| {
+        if let Some(n) = &t.value.name {
+            c.at(
+                n,
+                "auto_create.name",
+                "a template has no name: each stream created from it takes the name clients put to",
+            );
+        }
+        pipeline(&mut c, &t.value, "template".into(), "auto_create")
+            .map(|template| AutoCreate { template })
+    });
+
+    if c.errors.is_empty() {
+        Ok(Config {
+            listen,
+            storage,
+            pipelines,
+            auto_create,
+        })
+    } else {
+        Err(ConfigErrors(c.errors))
+    }
+}
+
+fn fallback_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4573))
+}
+
+fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Option<PipelineSpec> {
+    let errors_before = c.errors.len();
+    let source = match p.source {
+        RawSource::DirectPut(_) => SourceSpec::DirectPut,
+    };
+
+    let size_mb = p.buffering.size_mb.as_ref().map_or(5.0, |s| s.value);
+    if let Some(s) = &p.buffering.size_mb {
+        if !(1.0..=128.0).contains(&s.value) {
+            c.at(
+                s,
+                &format!("{field}.buffering.size_mb"),
+                "must be between 1 and 128 (Firehose's S3 range)",
+            );
+        }
+    }
+    let interval_seconds = p
+        .buffering
+        .interval_seconds
+        .as_ref()
+        .map_or(300, |s| s.value);
+    if let Some(s) = &p.buffering.interval_seconds {
+        if s.value > 900 {
+            c.at(
+                s,
+                &format!("{field}.buffering.interval_seconds"),
+                "must be between 0 and 900 (0 delivers at once)",
+            );
+        }
+    }
+    let buffering = Buffering {
+        size_bytes: (size_mb * MIB) as usize,
+        interval: Duration::from_secs(interval_seconds),
+    };
+
+    let retention_hours = p.retention_hours.as_ref().map_or(24.0, |r| r.value);
+    if let Some(r) = &p.retention_hours {
+        if !(r.value > 0.0 && r.value <= 24.0 * 366.0) {
+            c.at(
+                r,
+                &format!("{field}.retention_hours"),
+                "must be more than 0 and at most a year",
+            );
+        }
+    }
+
+    let concurrency = p.delivery.concurrency.as_ref().map_or(4, |v| v.value);
+    if let Some(v) = &p.delivery.concurrency {
+        if !(1..=64).contains(&v.value) {
+            c.at(
+                v,
+                &format!("{field}.delivery.concurrency"),
+                "must be between 1 and 64",
+            );
+        }
+    }
+    let delivery = DeliverySettings {
+        concurrency,
+        retry_initial: Duration::from_millis(p.delivery.retry_initial_ms.unwrap_or(1_000).max(1)),
+        retry_max: Duration::from_millis(p.delivery.retry_max_ms.unwrap_or(60_000).max(1)),
+    };
+
+    let destination = destination(c, &p.destination, &format!("{field}.destination"));
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(PipelineSpec {
+        name,
+        source,
+        buffering,
+        destination: destination?,
+        max_wal_bytes: p.max_wal_bytes.as_ref().map(|b| b.value.0),
+        retention: Duration::from_secs_f64(retention_hours * 3600.0),
+        delivery,
+    })
+}
+
+fn destination(
+    c: &mut Checker,
+    d: &Spanned<RawDestination>,
+    field: &str,
+) -> Option<ObjectDestination> {
+    let (kind, o) = match &d.value {
+        RawDestination::S3(o) => ("s3", o),
+        RawDestination::Local(o) => ("local", o),
+    };
+    let field = format!("{field}.{kind}");
+    let store = if kind == "s3" {
+        s3_store(c, d, o, &field)
+    } else {
+        local_store(c, d, o, &field)
+    };
+    let (prefix, error_prefix) = prefixes(c, o, &field)?;
+
+    let file_extension = match &o.file_extension {
+        Some(ext) => {
+            let ok = ext.value.is_empty()
+                || (ext.value.len() <= 128
+                    && ext.value.starts_with('.')
+                    && ext.value[1..].len() > 0
+                    && ext.value[1..].chars().all(|ch| {
+                        ch.is_ascii_digit() || ch.is_ascii_lowercase() || "!-_.*'()".contains(ch)
+                    }));
+            if !ok {
+                c.at(
+                    ext,
+                    &format!("{field}.file_extension"),
+                    "must be empty or match \\.[0-9a-z!\\-_.*'()]+ (at most 128 characters)",
+                );
+            }
+            ext.value.clone()
+        }
+        None => o.compression.default_extension().to_string(),
+    };
+
+    Some(ObjectDestination {
+        store: store?,
+        configured_prefix: o.prefix.as_ref().map(|p| p.value.clone()),
+        configured_error_prefix: o.error_output_prefix.as_ref().map(|p| p.value.clone()),
+        prefix,
+        error_prefix,
+        compression: o.compression,
+        file_extension,
+        append_delimiter: o.append_delimiter,
+    })
+}
+
+fn s3_store(
+    c: &mut Checker,
+    d: &Spanned<RawDestination>,
+    o: &RawObjectStore,
+    field: &str,
+) -> Option<StoreSpec> {
+    if let Some(p) = &o.path {
+        c.at(
+            p,
+            &format!("{field}.path"),
+            "`path` belongs to a `local` destination; an s3 destination takes `bucket`",
+        );
+    }
+    let Some(bucket) = &o.bucket else {
+        c.at(d, &format!("{field}.bucket"), "is required");
+        return None;
+    };
+    if bucket.value.is_empty() || bucket.value.contains('/') {
+        c.at(
+            bucket,
+            &format!("{field}.bucket"),
+            "must be a bucket name (no `/`)",
+        );
+    }
+    if let Some(e) = &o.endpoint {
+        if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
+            c.at(
+                e,
+                &format!("{field}.endpoint"),
+                "must be an http:// or https:// URL",
+            );
+        }
+    }
+    Some(StoreSpec::S3 {
+        bucket: bucket.value.clone(),
+        endpoint: o.endpoint.as_ref().map(|e| e.value.clone()),
+        region: o.region.as_ref().map(|r| r.value.clone()),
+        force_path_style: o.force_path_style.as_ref().is_some_and(|f| f.value),
+    })
+}
+
+fn local_store(
+    c: &mut Checker,
+    d: &Spanned<RawDestination>,
+    o: &RawObjectStore,
+    field: &str,
+) -> Option<StoreSpec> {
+    let misplaced = [
+        (
+            "bucket",
+            o.bucket
+                .as_ref()
+                .map(|s| (s.referenced.line(), s.referenced.column())),
+        ),
+        (
+            "endpoint",
+            o.endpoint
+                .as_ref()
+                .map(|s| (s.referenced.line(), s.referenced.column())),
+        ),
+        (
+            "region",
+            o.region
+                .as_ref()
+                .map(|s| (s.referenced.line(), s.referenced.column())),
+        ),
+        (
+            "force_path_style",
+            o.force_path_style
+                .as_ref()
+                .map(|s| (s.referenced.line(), s.referenced.column())),
+        ),
+    ];
+    for (name, at) in misplaced {
+        if let Some((line, column)) = at {
+            c.errors.push(ConfigError {
+                origin: c.origin.to_string(),
+                line,
+                column,
+                field: format!("{field}.{name}"),
+                message: format!(
+                    "`{name}` belongs to an `s3` destination; a local destination takes `path`"
+                ),
+            });
+        }
+    }
+    let Some(path) = &o.path else {
+        c.at(
+            d,
+            &format!("{field}.path"),
+            "is required: the directory objects are written under",
+        );
+        return None;
+    };
+    if path.value.is_empty() {
+        c.at(path, &format!("{field}.path"), "must not be empty");
+    }
+    Some(StoreSpec::Local {
+        path: PathBuf::from(&path.value),
+    })
+}
+
+/// Applies Firehose's prefix rules (spec §4) and defaults.
+fn prefixes(
+    c: &mut Checker,
+    o: &RawObjectStore,
+    field: &str,
+) -> Option<(KeyTemplate, KeyTemplate)> {
+    let parse =
+        |c: &mut Checker, s: &Spanned<String>, name: &str| match KeyTemplate::parse(&s.value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                c.at(s, &format!("{field}.{name}"), e.to_string());
+                None
+            }
+        };
+    let prefix = match &o.prefix {
+        Some(p) => Some((p, parse(c, p, "prefix")?)),
+        None => None,
+    };
+    let error_prefix = match &o.error_output_prefix {
+        Some(p) => Some((p, parse(c, p, "error_output_prefix")?)),
+        None => None,
+    };
+
+    if let Some((span, t)) = &prefix {
+        if t.has_error_output_type() {
+            c.at(
+                span,
+                &format!("{field}.prefix"),
+                "`!{firehose:error-output-type}` may only appear in error_output_prefix",
+            );
+        }
+        if t.partition_keys().next().is_some() {
+            c.at(span, &format!("{field}.prefix"), "`!{partitionKeyFromQuery:..}` / `!{partitionKeyFromLambda:..}` need dynamic partitioning, which this version does not support yet");
+        }
+        if t.has_expressions() && error_prefix.is_none() {
+            c.at(
+                span,
+                &format!("{field}.error_output_prefix"),
+                "is required when prefix uses expressions (Firehose rule)",
+            );
+        }
+    }
+    if let Some((span, t)) = &error_prefix {
+        if t.partition_keys().next().is_some() {
+            c.at(
+                span,
+                &format!("{field}.error_output_prefix"),
+                "partition keys may not appear in error_output_prefix",
+            );
+        }
+        if t.has_expressions() && !t.has_error_output_type() {
+            c.at(span, &format!("{field}.error_output_prefix"), "must include `!{firehose:error-output-type}` when it uses expressions (Firehose rule)");
+        }
+    }
+
+    let with_time_path = |raw: &str| KeyTemplate::parse(&format!("{raw}{DEFAULT_TIME_PATH}")).ok();
+    let static_prefix = prefix
+        .as_ref()
+        .filter(|(_, t)| !t.has_expressions())
+        .map(|(s, _)| s.value.as_str());
+    let effective_prefix = match &prefix {
+        Some((_, t)) if t.has_expressions() => Some(t.clone()),
+        _ => with_time_path(static_prefix.unwrap_or("")),
+    };
+    let effective_error = match &error_prefix {
+        Some((_, t)) if t.has_expressions() => Some(t.clone()),
+        Some((s, _)) => with_time_path(&s.value),
+        None => with_time_path(&format!(
+            "{}!{{firehose:error-output-type}}/",
+            static_prefix.unwrap_or("")
+        )),
+    };
+    let (effective_prefix, effective_error) = (effective_prefix?, effective_error?);
+    let no_keys = |_: &crate::sink::object_key::PartitionSource, _: &str| Some(String::new());
+    for (template, name) in [
+        (&effective_prefix, "prefix"),
+        (&effective_error, "error_output_prefix"),
+    ] {
+        let ctx = crate::sink::object_key::RenderContext {
+            oldest_arrival_ms: 0,
+            error_output_type: Some("format-conversion-failed"),
+            partition_key: &no_keys,
+            seed: 0,
+        };
+        if let Err(e) = template.render(&ctx) {
+            let span = if name == "prefix" {
+                o.prefix.as_ref()
+            } else {
+                o.error_output_prefix.as_ref()
+            };
+            match span {
+                Some(s) => c.at(s, &format!("{field}.{name}"), e.to_string()),
+                None => c
+                    .errors
+                    .push(ConfigError::plain(c.origin, format!("{field}.{name}: {e}"))),
+            }
+        }
+    }
+    Some((effective_prefix, effective_error))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+
+    fn load(yaml: &str) -> Result<crate::config::Config, String> {
+        load_str(yaml, "test.yaml", Default::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_issue_example_validates() {
+        let cfg = load(
+            r#"
+api:
+  listen: 127.0.0.1:4573
+storage:
+  dir: ./var/sluice
+pipelines:
+  - name: clicks
+    source: { direct_put: {} }
+    buffering: { size_mb: 5, interval_seconds: 300 }
+    destination:
+      s3:
+        bucket: data-lake
+        endpoint: http://127.0.0.1:9000
+        region: us-east-1
+        force_path_style: true
+        prefix: "clicks/!{timestamp:yyyy/MM/dd}/"
+        error_output_prefix: "errors/!{firehose:error-output-type}/"
+        compression: GZIP
+        file_extension: ".json.gz"
+        append_delimiter: true
+"#,
+        )
+        .unwrap();
+        let p = &cfg.pipelines[0];
+        assert_eq!(p.name, "clicks");
+        assert_eq!(p.buffering.size_bytes, 5 << 20);
+        assert_eq!(p.destination.file_extension, ".json.gz");
+        assert_eq!(
+            p.destination.prefix.raw(),
+            "clicks/!{timestamp:yyyy/MM/dd}/"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_name_file_line_and_field() {
+        let err = load(
+            "pipelines:\n  - name: a\n    destination:\n      local: { path: ./d, colour: blue }\n",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("test.yaml:4:"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_value() {
+        let err = load("pipelines:\n  - name: a\n    buffering: { size_mb: 500 }\n    destination: { local: { path: ./d } }\n").unwrap_err();
+        assert!(err.starts_with("test.yaml:3:"), "{err}");
+        assert!(err.contains("`pipelines[0].buffering.size_mb`"), "{err}");
+    }
+
+    #[test]
+    fn firehose_prefix_rules_are_enforced() {
+        let cases = [
+            ("prefix: \"a/!{timestamp:yyyy}/\"", "is required when prefix uses expressions"),
+            ("prefix: \"!{firehose:error-output-type}/\"\n        error_output_prefix: \"e/!{firehose:error-output-type}\"", "may only appear in error_output_prefix"),
+            ("error_output_prefix: \"e/!{timestamp:yyyy}/\"", "must include `!{firehose:error-output-type}`"),
+            ("prefix: \"a/!{bogus}/\"", "unknown expression"),
+            ("file_extension: \"gz\"", "must be empty or match"),
+        ];
+        for (fields, expected) in cases {
+            let yaml = format!("pipelines:\n  - name: a\n    destination:\n      local:\n        path: ./d\n        {fields}\n");
+            let err = load(&yaml).unwrap_err();
+            assert!(err.contains(expected), "{fields}: {err}");
+        }
+    }
+
+    #[test]
+    fn default_prefixes_follow_firehose() {
+        let cfg = load(
+            "pipelines:\n  - name: a\n    destination: { local: { path: ./d, prefix: logs } }\n",
+        )
+        .unwrap();
+        let d = &cfg.pipelines[0].destination;
+        assert_eq!(d.prefix.raw(), "logs!{timestamp:yyyy/MM/dd/HH}/");
+        assert_eq!(
+            d.error_prefix.raw(),
+            "logs!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+        );
+        let cfg =
+            load("pipelines:\n  - name: a\n    destination: { local: { path: ./d } }\n").unwrap();
+        assert_eq!(
+            cfg.pipelines[0].destination.prefix.raw(),
+            "!{timestamp:yyyy/MM/dd/HH}/"
+        );
+    }
+
+    #[test]
+    fn wrong_kind_fields_are_rejected() {
+        let err =
+            load("pipelines:\n  - name: a\n    destination: { local: { path: ./d, bucket: b } }\n")
+                .unwrap_err();
+        assert!(
+            err.contains("`pipelines[0].destination.local.bucket`"),
+            "{err}"
+        );
+        let err =
+            load("pipelines:\n  - name: a\n    destination: { s3: { region: x } }\n").unwrap_err();
+        assert!(
+            err.contains("`pipelines[0].destination.s3.bucket`: is required"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stream_names_follow_firehose_and_cannot_traverse() {
+        use super::valid_stream_name;
+        assert!(valid_stream_name("clicks.v2_a-b"));
+        assert!(!valid_stream_name(".."));
+        assert!(!valid_stream_name("a/b"));
+        assert!(!valid_stream_name(&"x".repeat(65)));
+        assert!(!valid_stream_name(""));
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_instantiates_per_stream() {
+        let cfg = load(crate::config::EMBEDDED_DEFAULT).unwrap();
+        let spec = cfg.auto_create.unwrap().instantiate("orders");
+        assert_eq!(spec.name, "orders");
+        assert_eq!(
+            spec.destination.store,
+            super::StoreSpec::Local {
+                path: "./data/orders".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,176 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use sluice::{api, bench, config, daemon::Daemon, metrics};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A durable, self-hosted delivery daemon that speaks the Amazon Data Firehose API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (on the embedded default config unless --config is given).
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides api.listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Overrides storage.dir.
+        #[arg(long)]
+        storage_dir: Option<PathBuf>,
+        /// How long to wait on SIGTERM/SIGINT for buffers to flush before exiting anyway
+        /// (undelivered records stay in the WAL for the next start).
+        #[arg(long, default_value_t = 60)]
+        shutdown_timeout_seconds: u64,
+    },
+    /// Check a config file and exit non-zero with file:line: messages if it is invalid.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Measure ingest and delivery throughput (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Run {
+            config,
+            listen,
+            storage_dir,
+            shutdown_timeout_seconds,
+        } => runtime().and_then(|rt| {
+            rt.block_on(run(
+                config,
+                listen,
+                storage_dir,
+                Duration::from_secs(shutdown_timeout_seconds),
+            ))
+        }),
+        Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn validate(path: &PathBuf) -> anyhow::Result<()> {
+    match config::load_file(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: OK ({} pipelines{})",
+                path.display(),
+                cfg.pipelines.len(),
+                if cfg.auto_create.is_some() {
+                    ", auto_create on"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            anyhow::bail!(
+                "{} is invalid ({} problem{})",
+                path.display(),
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+async fn run(
+    path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    storage_dir: Option<PathBuf>,
+    shutdown_timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut cfg = match &path {
+        Some(p) => config::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => config::load_str(
+            config::EMBEDDED_DEFAULT,
+            "<embedded default>",
+            PathBuf::new(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = storage_dir {
+        cfg.storage.dir = d;
+    }
+    let handle = metrics::install();
+    let listen = cfg.listen;
+    let daemon = Daemon::start(cfg).context("cannot start pipelines")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listen, streams = ?daemon.names(), "sluice is accepting Firehose API requests");
+    let app = api::router(api::ApiState {
+        daemon: daemon.clone(),
+        metrics: handle,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the API server failed")?;
+    tracing::info!("stopped accepting requests; flushing buffers");
+    if daemon.shutdown(shutdown_timeout).await {
+        tracing::info!("all buffers flushed; exiting");
+    } else {
+        tracing::warn!(timeout_seconds = shutdown_timeout.as_secs(), "buffers not fully delivered before the timeout; the rest stays in the WAL and is delivered on next start");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,8 @@
+//! Destinations. Today: object stores (S3 and S3-compatible servers, a local directory), all
+//! through object_store. HTTP endpoint, OpenSearch and Splunk destinations plug in beside it.
+
+pub mod aws_profile;
+pub mod object_key;
+pub mod object_store;
+
+pub use self::object_store::{ObjectSink, SinkError};

@@ -1,0 +1,304 @@
+//! Object-store delivery (S3, S3-compatible servers, a local directory) through `object_store`.
+//!
+//! An object is encoded on a blocking thread into fixed-size chunks and streamed to the store:
+//! one PUT when it fits in a single chunk, a multipart upload otherwise, so a 128 MiB object
+//! never sits in memory twice. The upload only completes on the encoder's explicit end marker,
+//! so a failed encode can never leave a truncated object behind.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
+    PutOptions, RetryConfig, WriteMultipart,
+};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::config::StoreSpec;
+use crate::format::ObjectFormat;
+use crate::record::Record;
+
+/// Part size for multipart uploads; S3 needs at least 5 MiB per part but the last.
+const PART_SIZE: usize = 8 << 20;
+
+#[derive(Debug, Error)]
+pub enum SinkError {
+    #[error("cannot set up the object store: {0}")]
+    Setup(String),
+    #[error("object store error: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("encoding the object failed: {0}")]
+    Encode(String),
+}
+
+pub struct ObjectSink {
+    store: Arc<dyn ObjectStore>,
+    attributes: Attributes,
+    description: String,
+}
+
+impl ObjectSink {
+    pub fn new(
+        spec: &StoreSpec,
+        content_encoding: Option<&'static str>,
+    ) -> Result<Self, SinkError> {
+        match spec {
+            StoreSpec::Local { path } => {
+                std::fs::create_dir_all(path).map_err(|e| {
+                    SinkError::Setup(format!("cannot create {}: {e}", path.display()))
+                })?;
+                // fsync files and directories: the WAL is freed once a put returns, so the put
+                // has to mean "on disk", as it does on S3.
+                let store = LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| SinkError::Setup(e.to_string()))?
+                    .with_fsync(true);
+                // LocalFileSystem stores no attributes, so none are sent.
+                Ok(Self {
+                    store: Arc::new(store),
+                    attributes: Attributes::new(),
+                    description: format!("local directory {}", path.display()),
+                })
+            }
+            StoreSpec::S3 {
+                bucket,
+                endpoint,
+                region,
+                force_path_style,
+            } => {
+                let profile = super::aws_profile::load();
+                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                    if let (Some(id), Some(secret)) =
+                        (profile.access_key_id, profile.secret_access_key)
+                    {
+                        b = b.with_access_key_id(id).with_secret_access_key(secret);
+                        if let Some(token) = profile.session_token {
+                            b = b.with_token(token);
+                        }
+                    }
+                }
+                let region = region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .or(profile.region)
+                    .unwrap_or_else(|| "us-east-1".into());
+                b = b.with_region(region);
+                if let Some(endpoint) = endpoint {
+                    b = b
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
+                }
+                b = b.with_virtual_hosted_style_request(!force_path_style);
+                // object_store retries briefly; the pipeline's own retry loop (with metrics and
+                // retention) handles long outages.
+                b = b.with_retry(RetryConfig {
+                    max_retries: 2,
+                    retry_timeout: Duration::from_secs(20),
+                    ..Default::default()
+                });
+                b = b.with_client_options(
+                    ClientOptions::new()
+                        .with_timeout(Duration::from_secs(120))
+                        .with_connect_timeout(Duration::from_secs(5)),
+                );
+                let store = b.build().map_err(|e| SinkError::Setup(e.to_string()))?;
+                let mut attributes = Attributes::new();
+                attributes.insert(Attribute::ContentType, "application/octet-stream".into());
+                if let Some(enc) = content_encoding {
+                    attributes.insert(Attribute::ContentEncoding, enc.into());
+                }
+                Ok(Self {
+                    store: Arc::new(store),
+                    attributes,
+                    description: format!("s3://{bucket}"),
+                })
+            }
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    /// Encodes `records` with `format` and writes them to `key`. Writing the same records to the
+    /// same key again produces the same object, so retries and crash re-deliveries overwrite.
+    pub async fn write_object(
+        &self,
+        key: &str,
+        records: Arc<Vec<Record>>,
+        format: Arc<ObjectFormat>,
+    ) -> Result<(), SinkError> {
+        let (tx, rx) = mpsc::channel(2);
+        let entry = key
+            .rsplit('/')
+            .next()
+            .unwrap_or(key)
+            .trim_end_matches(&format.extension)
+            .to_string();
+        let encoder = tokio::task::spawn_blocking(move || {
+            let mut chunks = ChunkWriter {
+                tx,
+                buf: Vec::with_capacity(PART_SIZE),
+            };
+            format.write_object(&records, &entry, &mut chunks)?;
+            chunks.end()
+        });
+        let uploaded = self.upload(key, rx).await;
+        let encoded = encoder
+            .await
+            .map_err(|e| SinkError::Encode(e.to_string()))?;
+        match (uploaded, encoded) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), _) => Err(e),
+            (_, Err(e)) => Err(SinkError::Encode(e.to_string())),
+        }
+    }
+
+    async fn upload(&self, key: &str, mut chunks: mpsc::Receiver<Chunk>) -> Result<(), SinkError> {
+        let path = Path::from(key);
+        let Some(Chunk::Data(first)) = chunks.recv().await else {
+            return Err(SinkError::Encode(
+                "the encoder stopped before producing data".into(),
+            ));
+        };
+        match chunks.recv().await {
+            Some(Chunk::End) => {
+                let opts = PutOptions {
+                    attributes: self.attributes.clone(),
+                    ..Default::default()
+                };
+                self.store.put_opts(&path, first.into(), opts).await?;
+                Ok(())
+            }
+            Some(Chunk::Data(second)) => {
+                let opts = PutMultipartOptions {
+                    attributes: self.attributes.clone(),
+                    ..Default::default()
+                };
+                let upload = self.store.put_multipart_opts(&path, opts).await?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                writer.put(first);
+                writer.put(second);
+                loop {
+                    match chunks.recv().await {
+                        Some(Chunk::Data(data)) => {
+                            if let Err(e) = writer.wait_for_capacity(2).await {
+                                let _ = writer.abort().await;
+                                return Err(e.into());
+                            }
+                            writer.put(data);
+                        }
+                        Some(Chunk::End) => {
+                            writer.finish().await?;
+                            return Ok(());
+                        }
+                        None => {
+                            let _ = writer.abort().await;
+                            return Err(SinkError::Encode("the encoder failed mid-object".into()));
+                        }
+                    }
+                }
+            }
+            None => Err(SinkError::Encode("the encoder failed mid-object".into())),
+        }
+    }
+
+    /// Reads an object back (used by tests and `sluice bench`).
+    pub async fn get(&self, key: &str) -> Result<Bytes, SinkError> {
+        Ok(self.store.get(&Path::from(key)).await?.bytes().await?)
+    }
+}
+
+enum Chunk {
+    Data(Bytes),
+    End,
+}
+
+/// `Write` adapter from the blocking encoder to the async uploader, in `PART_SIZE` chunks.
+struct ChunkWriter {
+    tx: mpsc::Sender<Chunk>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self, chunk: Chunk) -> io::Result<()> {
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload was abandoned"))
+    }
+
+    fn end(mut self) -> io::Result<()> {
+        let rest = std::mem::take(&mut self.buf);
+        self.send(Chunk::Data(Bytes::from(rest)))?;
+        self.send(Chunk::End)
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let take = (PART_SIZE - self.buf.len()).min(data.len());
+        self.buf.extend_from_slice(&data[..take]);
+        if self.buf.len() == PART_SIZE {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PART_SIZE));
+            self.send(Chunk::Data(Bytes::from(full)))?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{Compression, RawEncoder};
+
+    fn records(n: usize, size: usize) -> Arc<Vec<Record>> {
+        Arc::new(
+            (0..n)
+                .map(|i| Record {
+                    seq: i as u64,
+                    arrival_ms: 0,
+                    data: Bytes::from(format!("{i:0size$}")),
+                })
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn small_and_multipart_objects_land_whole_on_local_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = ObjectSink::new(
+            &StoreSpec::Local {
+                path: dir.path().to_path_buf(),
+            },
+            None,
+        )
+        .unwrap();
+        let format = Arc::new(ObjectFormat {
+            encoder: RawEncoder {
+                append_delimiter: true,
+            },
+            compression: Compression::Uncompressed,
+            extension: String::new(),
+        });
+        for (key, n) in [("a/small", 3), ("b/large", 20_000)] {
+            let recs = records(n, 1000);
+            sink.write_object(key, recs.clone(), format.clone())
+                .await
+                .unwrap();
+            let back = sink.get(key).await.unwrap();
+            assert_eq!(back.len(), n * 1001, "{key}");
+            assert!(back.starts_with(format!("{:01000}\n", 0).as_bytes()));
+        }
+        assert!(dir.path().join("b/large").exists());
+    }
+}

@@ -1,0 +1,36 @@
+//! Where records come from.
+//!
+//! A [`Source`] hands the pipeline records in sequence order and learns, through
+//! [`Source::commit`], when everything below a sequence number has been delivered. That split is
+//! what lets sources with their own durable log (a Kinesis shard, a tailed file) skip the WAL:
+//! they map sequence numbers to their own positions and checkpoint those on commit. Direct PUT has
+//! no upstream log, so its source is the WAL and commit frees WAL segments.
+
+pub mod direct_put;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::record::{Record, Seq};
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Wal(#[from] crate::buffer::wal::WalError),
+}
+
+#[async_trait]
+pub trait Source: Send {
+    /// Where delivery resumes: everything below was delivered before (a restart's watermark).
+    fn delivered_below(&self) -> Seq;
+
+    /// Waits for the next records, about `max_bytes` of them. `Ok(None)` means the source has
+    /// ended (shutdown) and everything it will ever produce has been returned.
+    ///
+    /// Must be cancel-safe: the pipeline polls it inside `select!`.
+    async fn next_batch(&mut self, max_bytes: usize) -> Result<Option<Vec<Record>>, SourceError>;
+
+    /// Everything below `delivered_below` is delivered or in the error output; the source may
+    /// forget it. `force` asks for the checkpoint to be persisted now (shutdown).
+    async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError>;
+}
