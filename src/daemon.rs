@@ -63,21 +63,14 @@ impl Daemon {
         Ok(daemon)
     }
 
-    fn launch(
-        &self,
-        spec: crate::config::PipelineSpec,
-    ) -> Result<Arc<PipelineHandle>, PipelineError> {
+    fn launch(&self, spec: crate::config::PipelineSpec) -> Result<Arc<PipelineHandle>, PipelineError> {
         let name = spec.name.clone();
-        let (handle, task) =
-            pipeline::start(spec, &self.config.storage, self.global_budget.clone())?;
+        let (handle, task) = pipeline::start(spec, &self.config.storage, self.global_budget.clone())?;
         self.pipelines
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name, handle.clone());
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(task);
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
         Ok(handle)
     }
 
@@ -105,18 +98,11 @@ impl Daemon {
         if let Some(p) = pipelines.get(name) {
             return Ok(p.clone());
         }
-        let (handle, task) = pipeline::start(
-            auto.instantiate(name),
-            &self.config.storage,
-            self.global_budget.clone(),
-        )
-        .map_err(|e| LookupError::Failed(e.to_string()))?;
+        let (handle, task) = pipeline::start(auto.instantiate(name), &self.config.storage, self.global_budget.clone())
+            .map_err(|e| LookupError::Failed(e.to_string()))?;
         tracing::info!(stream = %name, "created delivery stream from the auto_create template");
         pipelines.insert(name.to_string(), handle.clone());
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(task);
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
         Ok(handle)
     }
 
@@ -144,8 +130,7 @@ impl Daemon {
         for p in self.all() {
             p.ingest.close().await;
         }
-        let tasks: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         let all = futures::future::join_all(tasks);
         tokio::time::timeout(timeout, all).await.is_ok()
     }

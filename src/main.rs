@@ -48,9 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
@@ -123,12 +121,8 @@ async fn run(
 ) -> anyhow::Result<()> {
     let mut cfg = match &path {
         Some(p) => config::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => config::load_str(
-            config::EMBEDDED_DEFAULT,
-            "<embedded default>",
-            PathBuf::new(),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => config::load_str(config::EMBEDDED_DEFAULT, "<embedded default>", PathBuf::new())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
     if let Some(l) = listen {
         cfg.listen = l;
@@ -155,7 +149,10 @@ async fn run(
     if daemon.shutdown(shutdown_timeout).await {
         tracing::info!("all buffers flushed; exiting");
     } else {
-        tracing::warn!(timeout_seconds = shutdown_timeout.as_secs(), "buffers not fully delivered before the timeout; the rest stays in the WAL and is delivered on next start");
+        tracing::warn!(
+            timeout_seconds = shutdown_timeout.as_secs(),
+            "buffers not fully delivered before the timeout; the rest stays in the WAL and is delivered on next start"
+        );
     }
     Ok(())
 }

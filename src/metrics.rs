@@ -60,10 +60,7 @@ fn describe() {
         "sluice_delivery_to_s3_data_freshness_seconds",
         "DeliveryToS3.DataFreshness: age of the oldest undelivered record"
     );
-    describe_gauge!(
-        "sluice_wal_bytes",
-        "Bytes held in the pipeline's write-ahead log"
-    );
+    describe_gauge!("sluice_wal_bytes", "Bytes held in the pipeline's write-ahead log");
 }
 
 /// Handles for one pipeline, looked up once so the hot path does no registry lookups.

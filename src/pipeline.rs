@@ -22,9 +22,7 @@ use crate::config::{PipelineSpec, StorageSettings};
 use crate::format::{ObjectFormat, RawEncoder};
 use crate::metrics::PipelineMetrics;
 use crate::record::SeqRanges;
-use crate::sink::object_key::{
-    fnv1a, object_name, splitmix64, KeyTemplate, RenderContext, DEFAULT_TIME_PATH,
-};
+use crate::sink::object_key::{fnv1a, object_name, splitmix64, KeyTemplate, RenderContext, DEFAULT_TIME_PATH};
 use crate::sink::ObjectSink;
 use crate::source::direct_put::{DirectPutIngest, DirectPutSource};
 use crate::source::Source;
@@ -79,11 +77,9 @@ pub fn start(
     }
 
     let d = &spec.destination;
-    let sink = ObjectSink::new(&d.store, d.compression.content_encoding()).map_err(|source| {
-        PipelineError::Sink {
-            name: name.clone(),
-            source,
-        }
+    let sink = ObjectSink::new(&d.store, d.compression.content_encoding()).map_err(|source| PipelineError::Sink {
+        name: name.clone(),
+        source,
     })?;
     let format = ObjectFormat {
         encoder: RawEncoder {
@@ -272,11 +268,7 @@ impl Delivery {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self
-                .sink
-                .write_object(&key, records.clone(), self.format.clone())
-                .await
-            {
+            match self.sink.write_object(&key, records.clone(), self.format.clone()).await {
                 Ok(()) => {
                     self.metrics.delivered_records.increment(count);
                     self.metrics.delivered_bytes.increment(batch.bytes as u64);
@@ -286,8 +278,7 @@ impl Delivery {
                 }
                 Err(e) => {
                     self.metrics.delivery_failures.increment(1);
-                    let age =
-                        Duration::from_millis((now_ms() - batch.oldest_arrival_ms).max(0) as u64);
+                    let age = Duration::from_millis((now_ms() - batch.oldest_arrival_ms).max(0) as u64);
                     if age > self.spec.retention {
                         tracing::error!(pipeline = %self.spec.name, key, records = count, attempts, error = %e, "dropping records older than the retention period after failed deliveries");
                         self.metrics.expired_records.increment(count);

@@ -58,10 +58,7 @@ mod tests {
         for s in [1, 2, 3, 7, 8, 10] {
             r.push(s);
         }
-        assert_eq!(
-            r.iter().cloned().collect::<Vec<_>>(),
-            vec![1..4, 7..9, 10..11]
-        );
+        assert_eq!(r.iter().cloned().collect::<Vec<_>>(), vec![1..4, 7..9, 10..11]);
         assert_eq!(r.len(), 6);
         assert_eq!(r.first(), Some(1));
     }

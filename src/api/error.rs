@@ -56,14 +56,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            serde_json::json!({ "__type": self.name(), "message": self.message() }).to_string();
+        let body = serde_json::json!({ "__type": self.name(), "message": self.message() }).to_string();
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static(super::CONTENT_TYPE),
-        );
+        headers.insert("content-type", HeaderValue::from_static(super::CONTENT_TYPE));
         headers.insert("x-amzn-errortype", HeaderValue::from_static(self.name()));
         headers.insert("x-amzn-requestid", super::request_id());
         response

@@ -53,8 +53,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 pub(crate) fn request_id() -> HeaderValue {
-    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 fn ok_json<T: Serialize>(value: &T) -> Response {
@@ -71,10 +70,7 @@ fn ok_json<T: Serialize>(value: &T) -> Response {
 }
 
 async fn dispatch(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
         return ApiError::UnknownOperation(format!(
             "unknown X-Amz-Target `{target}`: expected {TARGET_PREFIX}<Operation>"
@@ -83,10 +79,12 @@ async fn dispatch(State(state): State<ApiState>, headers: HeaderMap, body: Body)
     };
     let body = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => return ApiError::InvalidArgument(format!(
-            "request body exceeds {MAX_BODY_BYTES} bytes; a batch may hold at most 4 MiB of data"
-        ))
-        .into_response(),
+        Err(_) => {
+            return ApiError::InvalidArgument(format!(
+                "request body exceeds {MAX_BODY_BYTES} bytes; a batch may hold at most 4 MiB of data"
+            ))
+            .into_response()
+        }
     };
     let result = match operation {
         "PutRecord" => put_record(&state, &body).await,
@@ -103,9 +101,7 @@ async fn dispatch(State(state): State<ApiState>, headers: HeaderMap, body: Body)
         | "StopDeliveryStreamEncryption" => Err(ApiError::InvalidArgument(format!(
             "{operation} is not supported: sluice delivery streams are declared in its config file"
         ))),
-        other => Err(ApiError::UnknownOperation(format!(
-            "unknown operation {other}"
-        ))),
+        other => Err(ApiError::UnknownOperation(format!("unknown operation {other}"))),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -155,13 +151,15 @@ fn stream(state: &ApiState, name: &str) -> Result<Arc<PipelineHandle>, ApiError>
 }
 
 /// Decodes records straight into a WAL frame, enforcing Firehose's per-record and per-batch limits.
+/// Returns the frame and each record's decoded size.
 fn build_frame(
     records: &[RecordIn<'_>],
     member: impl Fn(usize) -> String,
-) -> Result<(FrameBuilder, usize), ApiError> {
+) -> Result<(FrameBuilder, Vec<usize>), ApiError> {
     let estimate: usize = records.iter().map(|r| r.data.len() / 4 * 3).sum();
     let mut frame = FrameBuilder::new(now_ms(), estimate.min(MAX_BATCH_BYTES + 4096));
     let mut total = 0usize;
+    let mut sizes = Vec::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
         if record.data.len() / 4 * 3 > MAX_RECORD_BYTES + 3 {
             return Err(ApiError::constraint(
@@ -170,12 +168,8 @@ fn build_frame(
             ));
         }
         let len = frame
-            .push_with(|buf| {
-                base64::engine::general_purpose::STANDARD.decode_vec(record.data.as_bytes(), buf)
-            })
-            .map_err(|e| {
-                ApiError::InvalidArgument(format!("{} is not valid base64: {e}", member(i)))
-            })?;
+            .push_with(|buf| base64::engine::general_purpose::STANDARD.decode_vec(record.data.as_bytes(), buf))
+            .map_err(|e| ApiError::InvalidArgument(format!("{} is not valid base64: {e}", member(i))))?;
         if len > MAX_RECORD_BYTES {
             return Err(ApiError::constraint(
                 &member(i),
@@ -183,20 +177,19 @@ fn build_frame(
             ));
         }
         total += len;
+        sizes.push(len);
     }
     if total > MAX_BATCH_BYTES {
         return Err(ApiError::InvalidArgument(format!(
             "Records size exceeds 4 MB limit: the batch holds {total} bytes of data"
         )));
     }
-    Ok((frame, total))
+    Ok((frame, sizes))
 }
 
 fn ingest_error(e: IngestError) -> ApiError {
     match e {
-        IngestError::Full { .. } | IngestError::Closed => {
-            ApiError::ServiceUnavailable(e.to_string())
-        }
+        IngestError::Full { .. } | IngestError::Closed => ApiError::ServiceUnavailable(e.to_string()),
         IngestError::Failed(m) => ApiError::InternalFailure(m),
     }
 }
@@ -208,9 +201,8 @@ fn record_id(pipeline: &PipelineHandle, seq: u64) -> String {
 async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
     let input: PutRecordInput = parse(body)?;
     let pipeline = stream(state, &input.delivery_stream_name)?;
-    let (frame, bytes) = build_frame(std::slice::from_ref(&input.record), |_| {
-        "record.data".to_string()
-    })?;
+    let (frame, sizes) = build_frame(std::slice::from_ref(&input.record), |_| "record.data".to_string())?;
+    let bytes: usize = sizes.iter().sum();
     match pipeline.ingest.put(frame).await {
         Ok(accepted) => {
             let m = &pipeline.metrics;
@@ -245,8 +237,7 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
             "Member must have length less than or equal to 500",
         ));
     }
-    let (frame, _) = build_frame(&input.records, |i| format!("records.{}.member.data", i + 1))?;
-    let sizes: Vec<usize> = input.records.iter().map(|r| r.data.len()).collect();
+    let (frame, sizes) = build_frame(&input.records, |i| format!("records.{}.member.data", i + 1))?;
     drop(input);
     let m = &pipeline.metrics;
     let accepted = match pipeline.ingest.put(frame).await {
@@ -272,12 +263,7 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
             limit: 0,
         }
         .to_string();
-        let message = message
-            .split(" (")
-            .next()
-            .unwrap_or("storage is full")
-            .to_string()
-            + "; retry this record later";
+        let message = message.split(" (").next().unwrap_or("storage is full").to_string() + "; retry this record later";
         for _ in k..n {
             responses.push(RecordResult {
                 record_id: None,
@@ -289,7 +275,7 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
     }
     m.incoming_records.increment(k as u64);
     m.incoming_bytes
-        .increment(sizes.iter().take(k).map(|s| (s / 4 * 3) as u64).sum());
+        .increment(sizes.iter().take(k).map(|&s| s as u64).sum());
     m.incoming_put_requests.increment(1);
     Ok(ok_json(&PutRecordBatchOutput {
         failed_put_count: n - k,
@@ -300,24 +286,16 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
 
 fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
     let input: StreamNameInput = parse(body)?;
-    let p = state
-        .daemon
-        .get(&input.delivery_stream_name)
-        .ok_or_else(|| {
-            ApiError::ResourceNotFound(
-                LookupError::NotFound(input.delivery_stream_name.clone()).to_string(),
-            )
-        })?;
+    let p = state.daemon.get(&input.delivery_stream_name).ok_or_else(|| {
+        ApiError::ResourceNotFound(LookupError::NotFound(input.delivery_stream_name.clone()).to_string())
+    })?;
     Ok(ok_json(&describe_stream(&p)))
 }
 
 fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
     let spec = &p.spec;
     let d = &spec.destination;
-    let created = p
-        .created_at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |t| t.as_secs_f64());
+    let created = p.created_at.duration_since(UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
     let bucket_arn = match &d.store {
         StoreSpec::S3 { bucket, .. } => format!("arn:aws:s3:::{bucket}"),
         StoreSpec::Local { path } => format!("file://{}", path.display()),
@@ -377,10 +355,7 @@ fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
             "Member must have value between 1 and 10000",
         ));
     }
-    let only_direct_put = matches!(
-        input.delivery_stream_type.as_deref(),
-        None | Some("DirectPut")
-    );
+    let only_direct_put = matches!(input.delivery_stream_type.as_deref(), None | Some("DirectPut"));
     let names: Vec<String> = if only_direct_put {
         state
             .daemon
@@ -404,14 +379,8 @@ fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
-    let body =
-        serde_json::json!({ "status": "ok", "delivery_streams": state.daemon.names().len() });
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    let body = serde_json::json!({ "status": "ok", "delivery_streams": state.daemon.names().len() });
+    (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
 async fn render_metrics(State(state): State<ApiState>) -> Response {

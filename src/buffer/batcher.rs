@@ -67,13 +67,7 @@ impl Batcher {
     /// Adds a record weighing `weight` bytes. Returns a batch that is ready: the partition's
     /// buffer if this record would overflow it (so objects stay at or just under the size), or
     /// the buffer including this record if it is now exactly full.
-    pub fn push(
-        &mut self,
-        partition: &PartitionKey,
-        record: Record,
-        weight: usize,
-        now: Instant,
-    ) -> Option<Batch> {
+    pub fn push(&mut self, partition: &PartitionKey, record: Record, weight: usize, now: Instant) -> Option<Batch> {
         let limit = self.limits.size_bytes;
         let mut ready = None;
         if let Some(batch) = self.open.get(partition) {
@@ -119,10 +113,7 @@ impl Batcher {
 
     /// When the oldest open batch falls due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.open
-            .values()
-            .map(|b| b.opened + self.limits.interval)
-            .min()
+        self.open.values().map(|b| b.opened + self.limits.interval).min()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,9 +160,7 @@ mod tests {
             out.extend(b.push(&key, rec(seq, 90), 90, now));
         }
         assert_eq!(out.len(), 9);
-        assert!(out
-            .iter()
-            .all(|batch| batch.bytes == 990 && batch.records.len() == 11));
+        assert!(out.iter().all(|batch| batch.bytes == 990 && batch.records.len() == 11));
         assert_eq!(out[1].first_seq(), 11);
         assert_eq!(out[1].oldest_arrival_ms, 1011);
         assert_eq!(b.buffered_bytes(), 90);

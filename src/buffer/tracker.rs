@@ -83,10 +83,7 @@ impl DeliveryTracker {
 
     /// Arrival time of the oldest record read but not delivered (for DataFreshness).
     pub fn oldest_pending_arrival_ms(&self) -> Option<i64> {
-        self.spans
-            .iter()
-            .find(|s| s.remaining > 0)
-            .map(|s| s.arrival_ms)
+        self.spans.iter().find(|s| s.remaining > 0).map(|s| s.arrival_ms)
     }
 
     pub fn pending_records(&self) -> u64 {

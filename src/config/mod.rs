@@ -17,8 +17,8 @@ use crate::format::compression::Compression;
 
 pub use interpolate::{interpolate, InterpolateError};
 pub use validate::{
-    valid_stream_name, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings,
-    ObjectDestination, PipelineSpec, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
+    valid_stream_name, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings, ObjectDestination,
+    PipelineSpec, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
 
 /// The config `sluice run` uses when no `--config` is given.
@@ -166,9 +166,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 
 fn parse_byte_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     let number: f64 = number.parse().ok()?;
     let multiplier: u64 = match unit.trim() {
@@ -189,17 +187,9 @@ fn parse_byte_size(s: &str) -> Option<u64> {
 /// Reads, interpolates, parses and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors::single(ConfigError::plain(
-            &name,
-            format!("cannot read the file: {e}"),
-        ))
-    })?;
-    load_str(
-        &text,
-        &name,
-        path.parent().map(Path::to_path_buf).unwrap_or_default(),
-    )
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::single(ConfigError::plain(&name, format!("cannot read the file: {e}"))))?;
+    load_str(&text, &name, path.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
 /// Parses config text. `origin` names it in errors; relative paths stay relative to the working
@@ -208,10 +198,7 @@ pub fn load_str(text: &str, origin: &str, _base: PathBuf) -> Result<Config, Conf
     let text = interpolate(text, |name| std::env::var(name).ok())
         .map_err(|e| ConfigErrors::single(ConfigError::plain(origin, e.to_string())))?;
     let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
         ConfigErrors::single(ConfigError {
             origin: origin.to_string(),
             line,

@@ -216,10 +216,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
             c.at(
                 l,
                 "api.listen",
-                format!(
-                    "`{}` is not a socket address such as 127.0.0.1:4573 ({e})",
-                    l.value
-                ),
+                format!("`{}` is not a socket address such as 127.0.0.1:4573 ({e})", l.value),
             );
             fallback_listen()
         }),
@@ -233,24 +230,12 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
                 .as_ref()
                 .map_or(DEFAULT_STORAGE_DIR, |d| d.value.as_str()),
         ),
-        max_bytes: raw
-            .storage
-            .max_bytes
-            .as_ref()
-            .map_or(8 << 30, |b| b.value.0),
-        segment_bytes: raw
-            .storage
-            .segment_bytes
-            .as_ref()
-            .map_or(64 << 20, |b| b.value.0),
+        max_bytes: raw.storage.max_bytes.as_ref().map_or(8 << 30, |b| b.value.0),
+        segment_bytes: raw.storage.segment_bytes.as_ref().map_or(64 << 20, |b| b.value.0),
     };
     if let Some(seg) = &raw.storage.segment_bytes {
         if !(64 << 10..=1 << 30).contains(&seg.value.0) {
-            c.at(
-                seg,
-                "storage.segment_bytes",
-                "must be between 64KiB and 1GiB",
-            );
+            c.at(seg, "storage.segment_bytes", "must be between 64KiB and 1GiB");
         }
     }
     if let Some(max) = &raw.storage.max_bytes {
@@ -258,10 +243,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
             c.at(
                 max,
                 "storage.max_bytes",
-                format!(
-                    "must be at least one segment ({} bytes)",
-                    storage.segment_bytes
-                ),
+                format!("must be at least one segment ({} bytes)", storage.segment_bytes),
             );
         }
     }
@@ -275,11 +257,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
                 if !valid_stream_name(&n.value) {
                     c.at(n, &format!("{field}.name"), format!("`{}` is not a valid DeliveryStreamName: 1-64 characters of [a-zA-Z0-9_.-], not `.` or `..`", n.value));
                 } else if !names.insert(n.value.clone()) {
-                    c.at(
-                        n,
-                        &format!("{field}.name"),
-                        format!("`{}` is declared twice", n.value),
-                    );
+                    c.at(n, &format!("{field}.name"), format!("`{}` is declared twice", n.value));
                 }
                 n.value.clone()
             }
@@ -305,8 +283,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
                 "a template has no name: each stream created from it takes the name clients put to",
             );
         }
-        pipeline(&mut c, &t.value, "template".into(), "auto_create")
-            .map(|template| AutoCreate { template })
+        pipeline(&mut c, &t.value, "template".into(), "auto_create").map(|template| AutoCreate { template })
     });
 
     if c.errors.is_empty() {
@@ -341,11 +318,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
             );
         }
     }
-    let interval_seconds = p
-        .buffering
-        .interval_seconds
-        .as_ref()
-        .map_or(300, |s| s.value);
+    let interval_seconds = p.buffering.interval_seconds.as_ref().map_or(300, |s| s.value);
     if let Some(s) = &p.buffering.interval_seconds {
         if s.value > 900 {
             c.at(
@@ -374,11 +347,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
     let concurrency = p.delivery.concurrency.as_ref().map_or(4, |v| v.value);
     if let Some(v) = &p.delivery.concurrency {
         if !(1..=64).contains(&v.value) {
-            c.at(
-                v,
-                &format!("{field}.delivery.concurrency"),
-                "must be between 1 and 64",
-            );
+            c.at(v, &format!("{field}.delivery.concurrency"), "must be between 1 and 64");
         }
     }
     let delivery = DeliverySettings {
@@ -402,11 +371,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
     })
 }
 
-fn destination(
-    c: &mut Checker,
-    d: &Spanned<RawDestination>,
-    field: &str,
-) -> Option<ObjectDestination> {
+fn destination(c: &mut Checker, d: &Spanned<RawDestination>, field: &str) -> Option<ObjectDestination> {
     let (kind, o) = match &d.value {
         RawDestination::S3(o) => ("s3", o),
         RawDestination::Local(o) => ("local", o),
@@ -425,9 +390,9 @@ fn destination(
                 || (ext.value.len() <= 128
                     && ext.value.starts_with('.')
                     && ext.value[1..].len() > 0
-                    && ext.value[1..].chars().all(|ch| {
-                        ch.is_ascii_digit() || ch.is_ascii_lowercase() || "!-_.*'()".contains(ch)
-                    }));
+                    && ext.value[1..]
+                        .chars()
+                        .all(|ch| ch.is_ascii_digit() || ch.is_ascii_lowercase() || "!-_.*'()".contains(ch)));
             if !ok {
                 c.at(
                     ext,
@@ -452,12 +417,7 @@ fn destination(
     })
 }
 
-fn s3_store(
-    c: &mut Checker,
-    d: &Spanned<RawDestination>,
-    o: &RawObjectStore,
-    field: &str,
-) -> Option<StoreSpec> {
+fn s3_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {
     if let Some(p) = &o.path {
         c.at(
             p,
@@ -470,19 +430,11 @@ fn s3_store(
         return None;
     };
     if bucket.value.is_empty() || bucket.value.contains('/') {
-        c.at(
-            bucket,
-            &format!("{field}.bucket"),
-            "must be a bucket name (no `/`)",
-        );
+        c.at(bucket, &format!("{field}.bucket"), "must be a bucket name (no `/`)");
     }
     if let Some(e) = &o.endpoint {
         if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
-            c.at(
-                e,
-                &format!("{field}.endpoint"),
-                "must be an http:// or https:// URL",
-            );
+            c.at(e, &format!("{field}.endpoint"), "must be an http:// or https:// URL");
         }
     }
     Some(StoreSpec::S3 {
@@ -493,18 +445,11 @@ fn s3_store(
     })
 }
 
-fn local_store(
-    c: &mut Checker,
-    d: &Spanned<RawDestination>,
-    o: &RawObjectStore,
-    field: &str,
-) -> Option<StoreSpec> {
+fn local_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {
     let misplaced = [
         (
             "bucket",
-            o.bucket
-                .as_ref()
-                .map(|s| (s.referenced.line(), s.referenced.column())),
+            o.bucket.as_ref().map(|s| (s.referenced.line(), s.referenced.column())),
         ),
         (
             "endpoint",
@@ -514,9 +459,7 @@ fn local_store(
         ),
         (
             "region",
-            o.region
-                .as_ref()
-                .map(|s| (s.referenced.line(), s.referenced.column())),
+            o.region.as_ref().map(|s| (s.referenced.line(), s.referenced.column())),
         ),
         (
             "force_path_style",
@@ -532,9 +475,7 @@ fn local_store(
                 line,
                 column,
                 field: format!("{field}.{name}"),
-                message: format!(
-                    "`{name}` belongs to an `s3` destination; a local destination takes `path`"
-                ),
+                message: format!("`{name}` belongs to an `s3` destination; a local destination takes `path`"),
             });
         }
     }
@@ -555,19 +496,14 @@ fn local_store(
 }
 
 /// Applies Firehose's prefix rules (spec §4) and defaults.
-fn prefixes(
-    c: &mut Checker,
-    o: &RawObjectStore,
-    field: &str,
-) -> Option<(KeyTemplate, KeyTemplate)> {
-    let parse =
-        |c: &mut Checker, s: &Spanned<String>, name: &str| match KeyTemplate::parse(&s.value) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                c.at(s, &format!("{field}.{name}"), e.to_string());
-                None
-            }
-        };
+fn prefixes(c: &mut Checker, o: &RawObjectStore, field: &str) -> Option<(KeyTemplate, KeyTemplate)> {
+    let parse = |c: &mut Checker, s: &Spanned<String>, name: &str| match KeyTemplate::parse(&s.value) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            c.at(s, &format!("{field}.{name}"), e.to_string());
+            None
+        }
+    };
     let prefix = match &o.prefix {
         Some(p) => Some((p, parse(c, p, "prefix")?)),
         None => None,
@@ -605,7 +541,11 @@ fn prefixes(
             );
         }
         if t.has_expressions() && !t.has_error_output_type() {
-            c.at(span, &format!("{field}.error_output_prefix"), "must include `!{firehose:error-output-type}` when it uses expressions (Firehose rule)");
+            c.at(
+                span,
+                &format!("{field}.error_output_prefix"),
+                "must include `!{firehose:error-output-type}` when it uses expressions (Firehose rule)",
+            );
         }
     }
 
@@ -628,10 +568,7 @@ fn prefixes(
     };
     let (effective_prefix, effective_error) = (effective_prefix?, effective_error?);
     let no_keys = |_: &crate::sink::object_key::PartitionSource, _: &str| Some(String::new());
-    for (template, name) in [
-        (&effective_prefix, "prefix"),
-        (&effective_error, "error_output_prefix"),
-    ] {
+    for (template, name) in [(&effective_prefix, "prefix"), (&effective_error, "error_output_prefix")] {
         let ctx = crate::sink::object_key::RenderContext {
             oldest_arrival_ms: 0,
             error_output_type: Some("format-conversion-failed"),
@@ -693,25 +630,23 @@ pipelines:
         assert_eq!(p.name, "clicks");
         assert_eq!(p.buffering.size_bytes, 5 << 20);
         assert_eq!(p.destination.file_extension, ".json.gz");
-        assert_eq!(
-            p.destination.prefix.raw(),
-            "clicks/!{timestamp:yyyy/MM/dd}/"
-        );
+        assert_eq!(p.destination.prefix.raw(), "clicks/!{timestamp:yyyy/MM/dd}/");
     }
 
     #[test]
     fn unknown_fields_name_file_line_and_field() {
-        let err = load(
-            "pipelines:\n  - name: a\n    destination:\n      local: { path: ./d, colour: blue }\n",
-        )
-        .unwrap_err();
+        let err =
+            load("pipelines:\n  - name: a\n    destination:\n      local: { path: ./d, colour: blue }\n").unwrap_err();
         assert!(err.starts_with("test.yaml:4:"), "{err}");
         assert!(err.contains("colour"), "{err}");
     }
 
     #[test]
     fn semantic_errors_point_at_the_value() {
-        let err = load("pipelines:\n  - name: a\n    buffering: { size_mb: 500 }\n    destination: { local: { path: ./d } }\n").unwrap_err();
+        let err = load(
+            "pipelines:\n  - name: a\n    buffering: { size_mb: 500 }\n    destination: { local: { path: ./d } }\n",
+        )
+        .unwrap_err();
         assert!(err.starts_with("test.yaml:3:"), "{err}");
         assert!(err.contains("`pipelines[0].buffering.size_mb`"), "{err}");
     }
@@ -726,7 +661,9 @@ pipelines:
             ("file_extension: \"gz\"", "must be empty or match"),
         ];
         for (fields, expected) in cases {
-            let yaml = format!("pipelines:\n  - name: a\n    destination:\n      local:\n        path: ./d\n        {fields}\n");
+            let yaml = format!(
+                "pipelines:\n  - name: a\n    destination:\n      local:\n        path: ./d\n        {fields}\n"
+            );
             let err = load(&yaml).unwrap_err();
             assert!(err.contains(expected), "{fields}: {err}");
         }
@@ -734,35 +671,22 @@ pipelines:
 
     #[test]
     fn default_prefixes_follow_firehose() {
-        let cfg = load(
-            "pipelines:\n  - name: a\n    destination: { local: { path: ./d, prefix: logs } }\n",
-        )
-        .unwrap();
+        let cfg = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d, prefix: logs } }\n").unwrap();
         let d = &cfg.pipelines[0].destination;
         assert_eq!(d.prefix.raw(), "logs!{timestamp:yyyy/MM/dd/HH}/");
         assert_eq!(
             d.error_prefix.raw(),
             "logs!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
         );
-        let cfg =
-            load("pipelines:\n  - name: a\n    destination: { local: { path: ./d } }\n").unwrap();
-        assert_eq!(
-            cfg.pipelines[0].destination.prefix.raw(),
-            "!{timestamp:yyyy/MM/dd/HH}/"
-        );
+        let cfg = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d } }\n").unwrap();
+        assert_eq!(cfg.pipelines[0].destination.prefix.raw(), "!{timestamp:yyyy/MM/dd/HH}/");
     }
 
     #[test]
     fn wrong_kind_fields_are_rejected() {
-        let err =
-            load("pipelines:\n  - name: a\n    destination: { local: { path: ./d, bucket: b } }\n")
-                .unwrap_err();
-        assert!(
-            err.contains("`pipelines[0].destination.local.bucket`"),
-            "{err}"
-        );
-        let err =
-            load("pipelines:\n  - name: a\n    destination: { s3: { region: x } }\n").unwrap_err();
+        let err = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d, bucket: b } }\n").unwrap_err();
+        assert!(err.contains("`pipelines[0].destination.local.bucket`"), "{err}");
+        let err = load("pipelines:\n  - name: a\n    destination: { s3: { region: x } }\n").unwrap_err();
         assert!(
             err.contains("`pipelines[0].destination.s3.bucket`: is required"),
             "{err}"

@@ -62,17 +62,10 @@ impl Compression {
     }
 
     /// Wraps `inner` in this codec. `entry_name` names the single entry of a ZIP archive.
-    pub fn writer<'a, W: Write + Send + 'a>(
-        self,
-        inner: W,
-        entry_name: &str,
-    ) -> io::Result<Box<dyn FinishWrite + 'a>> {
+    pub fn writer<'a, W: Write + Send + 'a>(self, inner: W, entry_name: &str) -> io::Result<Box<dyn FinishWrite + 'a>> {
         Ok(match self {
             Compression::Uncompressed => Box::new(Plain(inner)),
-            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
-                inner,
-                flate2::Compression::new(6),
-            )),
+            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(inner, flate2::Compression::new(6))),
             Compression::Zip => Box::new(ZipOne::new(inner, entry_name)?),
             Compression::Snappy => Box::new(SnappyJava::new(inner)?),
             Compression::HadoopSnappy => Box::new(HadoopSnappy::new(inner)),
@@ -126,8 +119,7 @@ impl<W: Write> ZipOne<W> {
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .large_file(true);
-        zip.start_file(entry_name, options)
-            .map_err(io::Error::other)?;
+        zip.start_file(entry_name, options).map_err(io::Error::other)?;
         Ok(Self { zip })
     }
 }
@@ -178,8 +170,7 @@ impl<W: Write> SnappyJava<W> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.scratch
-            .resize(snap::raw::max_compress_len(self.pending.len()), 0);
+        self.scratch.resize(snap::raw::max_compress_len(self.pending.len()), 0);
         let n = self
             .encoder
             .compress(&self.pending, &mut self.scratch)
@@ -238,14 +229,12 @@ impl<W: Write> HadoopSnappy<W> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.scratch
-            .resize(snap::raw::max_compress_len(self.pending.len()), 0);
+        self.scratch.resize(snap::raw::max_compress_len(self.pending.len()), 0);
         let n = self
             .encoder
             .compress(&self.pending, &mut self.scratch)
             .map_err(io::Error::other)?;
-        self.inner
-            .write_all(&(self.pending.len() as u32).to_be_bytes())?;
+        self.inner.write_all(&(self.pending.len() as u32).to_be_bytes())?;
         self.inner.write_all(&(n as u32).to_be_bytes())?;
         self.inner.write_all(&self.scratch[..n])?;
         self.pending.clear();
@@ -301,10 +290,7 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
-        assert_eq!(
-            zstd::decode_all(&compress(Compression::Zstd, &data)[..]).unwrap(),
-            data
-        );
+        assert_eq!(zstd::decode_all(&compress(Compression::Zstd, &data)[..]).unwrap(), data);
     }
 
     #[test]

@@ -52,12 +52,7 @@ pub struct ObjectFormat {
 impl ObjectFormat {
     /// Encodes and compresses `records` into `sink`. Deterministic, so a retry reproduces the
     /// object byte for byte.
-    pub fn write_object(
-        &self,
-        records: &[Record],
-        entry_name: &str,
-        sink: impl Write + Send,
-    ) -> io::Result<()> {
+    pub fn write_object(&self, records: &[Record], entry_name: &str, sink: impl Write + Send) -> io::Result<()> {
         let mut writer = self
             .compression
             .writer(io::BufWriter::with_capacity(256 << 10, sink), entry_name)?;
@@ -83,9 +78,7 @@ mod tests {
             })
             .collect();
         let f = ObjectFormat {
-            encoder: RawEncoder {
-                append_delimiter: true,
-            },
+            encoder: RawEncoder { append_delimiter: true },
             compression: Compression::Uncompressed,
             extension: String::new(),
         };

@@ -17,9 +17,7 @@ pub struct ProfileSettings {
 
 pub fn load() -> ProfileSettings {
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     let credentials = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".aws/credentials"));
@@ -68,19 +66,15 @@ mod tests {
 
     #[test]
     fn reads_one_section() {
-        let text = "[default]\naws_access_key_id = A\n[profile dev]\nregion=eu-west-1\n# c\naws_secret_access_key = S \n";
+        let text =
+            "[default]\naws_access_key_id = A\n[profile dev]\nregion=eu-west-1\n# c\naws_secret_access_key = S \n";
         assert_eq!(
-            section(text, "default")
-                .get("aws_access_key_id")
-                .map(String::as_str),
+            section(text, "default").get("aws_access_key_id").map(String::as_str),
             Some("A")
         );
         let dev = section(text, "profile dev");
         assert_eq!(dev.get("region").map(String::as_str), Some("eu-west-1"));
-        assert_eq!(
-            dev.get("aws_secret_access_key").map(String::as_str),
-            Some("S")
-        );
+        assert_eq!(dev.get("aws_secret_access_key").map(String::as_str), Some("S"));
         assert!(!dev.contains_key("aws_access_key_id"));
     }
 }

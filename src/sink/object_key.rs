@@ -16,9 +16,7 @@ pub const DEFAULT_TIME_PATH: &str = "!{timestamp:yyyy/MM/dd/HH}/";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TemplateError {
-    #[error(
-        "`!{{` at character {0} does not start a valid expression: expected `!{{namespace:value}}`"
-    )]
+    #[error("`!{{` at character {0} does not start a valid expression: expected `!{{namespace:value}}`")]
     Unterminated(usize),
     #[error("unknown expression `!{{{0}}}`: expected timestamp, firehose:random-string, firehose:error-output-type, partitionKeyFromQuery or partitionKeyFromLambda")]
     UnknownExpression(String),
@@ -120,15 +118,11 @@ impl KeyTemplate {
     }
 
     pub fn has_expressions(&self) -> bool {
-        self.segments
-            .iter()
-            .any(|s| !matches!(s, Segment::Literal(_)))
+        self.segments.iter().any(|s| !matches!(s, Segment::Literal(_)))
     }
 
     pub fn has_error_output_type(&self) -> bool {
-        self.segments
-            .iter()
-            .any(|s| matches!(s, Segment::ErrorOutputType))
+        self.segments.iter().any(|s| matches!(s, Segment::ErrorOutputType))
     }
 
     /// Partition keys the template needs, in order of appearance.
@@ -176,14 +170,12 @@ fn parse_expression(body: &str) -> Result<Segment, TemplateError> {
             "error-output-type" => Ok(Segment::ErrorOutputType),
             _ => Err(unknown()),
         },
-        "partitionKeyFromQuery" if !value.is_empty() => Ok(Segment::PartitionKey(
-            PartitionSource::Query,
-            value.to_string(),
-        )),
-        "partitionKeyFromLambda" if !value.is_empty() => Ok(Segment::PartitionKey(
-            PartitionSource::Lambda,
-            value.to_string(),
-        )),
+        "partitionKeyFromQuery" if !value.is_empty() => {
+            Ok(Segment::PartitionKey(PartitionSource::Query, value.to_string()))
+        }
+        "partitionKeyFromLambda" if !value.is_empty() => {
+            Ok(Segment::PartitionKey(PartitionSource::Lambda, value.to_string()))
+        }
         _ => Err(unknown()),
     }
 }
@@ -339,10 +331,7 @@ pub fn object_name(
     bytes[..8].copy_from_slice(&partition_seed.to_be_bytes());
     bytes[8..].copy_from_slice(&first_seq.to_be_bytes());
     let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
-    format!(
-        "{stream}-{version}-{}-{id}{ext}",
-        t.format("%Y-%m-%d-%H-%M-%S")
-    )
+    format!("{stream}-{version}-{}-{id}{ext}", t.format("%Y-%m-%d-%H-%M-%S"))
 }
 
 #[cfg(test)]
@@ -369,18 +358,9 @@ mod tests {
     #[test]
     fn renders_timestamp_patterns_with_literals() {
         assert_eq!(render(DEFAULT_TIME_PATH, T), "2026/07/13/14/");
-        assert_eq!(
-            render("logs/!{timestamp:yyyy-MM-dd}/", T),
-            "logs/2026-07-13/"
-        );
-        assert_eq!(
-            render("!{timestamp:'year='yyyy'/month='MM}/", T),
-            "year=2026/month=07/"
-        );
-        assert_eq!(
-            render("!{timestamp:yy.M.d H:m:s.SSS}", T),
-            "26.7.13 14:5:9.123"
-        );
+        assert_eq!(render("logs/!{timestamp:yyyy-MM-dd}/", T), "logs/2026-07-13/");
+        assert_eq!(render("!{timestamp:'year='yyyy'/month='MM}/", T), "year=2026/month=07/");
+        assert_eq!(render("!{timestamp:yy.M.d H:m:s.SSS}", T), "26.7.13 14:5:9.123");
         assert_eq!(render("!{timestamp:''HH''}", T), "'14'");
     }
 
@@ -391,10 +371,7 @@ mod tests {
         assert_eq!(x.len(), 11);
         assert_eq!(y.len(), 11);
         assert_ne!(x, y);
-        assert_eq!(
-            a,
-            render("!{firehose:random-string}/!{firehose:random-string}", T)
-        );
+        assert_eq!(a, render("!{firehose:random-string}/!{firehose:random-string}", T));
     }
 
     #[test]
@@ -442,10 +419,7 @@ mod tests {
             partition_key: &no_keys,
             seed: 0,
         };
-        assert_eq!(
-            t.render(&ctx),
-            Err(RenderError::MissingPartitionKey("customer".into()))
-        );
+        assert_eq!(t.render(&ctx), Err(RenderError::MissingPartitionKey("customer".into())));
     }
 
     #[test]

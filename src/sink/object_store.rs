@@ -14,8 +14,8 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
-    PutOptions, RetryConfig, WriteMultipart,
+    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, RetryConfig,
+    WriteMultipart,
 };
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -44,15 +44,11 @@ pub struct ObjectSink {
 }
 
 impl ObjectSink {
-    pub fn new(
-        spec: &StoreSpec,
-        content_encoding: Option<&'static str>,
-    ) -> Result<Self, SinkError> {
+    pub fn new(spec: &StoreSpec, content_encoding: Option<&'static str>) -> Result<Self, SinkError> {
         match spec {
             StoreSpec::Local { path } => {
-                std::fs::create_dir_all(path).map_err(|e| {
-                    SinkError::Setup(format!("cannot create {}: {e}", path.display()))
-                })?;
+                std::fs::create_dir_all(path)
+                    .map_err(|e| SinkError::Setup(format!("cannot create {}: {e}", path.display())))?;
                 // fsync files and directories: the WAL is freed once a put returns, so the put
                 // has to mean "on disk", as it does on S3.
                 let store = LocalFileSystem::new_with_prefix(path)
@@ -74,9 +70,7 @@ impl ObjectSink {
                 let profile = super::aws_profile::load();
                 let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
                 if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                    if let (Some(id), Some(secret)) =
-                        (profile.access_key_id, profile.secret_access_key)
-                    {
+                    if let (Some(id), Some(secret)) = (profile.access_key_id, profile.secret_access_key) {
                         b = b.with_access_key_id(id).with_secret_access_key(secret);
                         if let Some(token) = profile.session_token {
                             b = b.with_token(token);
@@ -89,12 +83,18 @@ impl ObjectSink {
                     .or(profile.region)
                     .unwrap_or_else(|| "us-east-1".into());
                 b = b.with_region(region);
+                // One ClientOptions for everything: `with_client_options` replaces earlier
+                // settings such as allow_http.
+                let mut client = ClientOptions::new()
+                    .with_timeout(Duration::from_secs(120))
+                    .with_connect_timeout(Duration::from_secs(5));
                 if let Some(endpoint) = endpoint {
-                    b = b
-                        .with_endpoint(endpoint)
-                        .with_allow_http(endpoint.starts_with("http://"));
+                    b = b.with_endpoint(endpoint);
+                    client = client.with_allow_http(endpoint.starts_with("http://"));
                 }
-                b = b.with_virtual_hosted_style_request(!force_path_style);
+                b = b
+                    .with_client_options(client)
+                    .with_virtual_hosted_style_request(!force_path_style);
                 // object_store retries briefly; the pipeline's own retry loop (with metrics and
                 // retention) handles long outages.
                 b = b.with_retry(RetryConfig {
@@ -102,11 +102,6 @@ impl ObjectSink {
                     retry_timeout: Duration::from_secs(20),
                     ..Default::default()
                 });
-                b = b.with_client_options(
-                    ClientOptions::new()
-                        .with_timeout(Duration::from_secs(120))
-                        .with_connect_timeout(Duration::from_secs(5)),
-                );
                 let store = b.build().map_err(|e| SinkError::Setup(e.to_string()))?;
                 let mut attributes = Attributes::new();
                 attributes.insert(Attribute::ContentType, "application/octet-stream".into());
@@ -150,9 +145,7 @@ impl ObjectSink {
             chunks.end()
         });
         let uploaded = self.upload(key, rx).await;
-        let encoded = encoder
-            .await
-            .map_err(|e| SinkError::Encode(e.to_string()))?;
+        let encoded = encoder.await.map_err(|e| SinkError::Encode(e.to_string()))?;
         match (uploaded, encoded) {
             (Ok(()), Ok(())) => Ok(()),
             (Err(e), _) => Err(e),
@@ -163,9 +156,7 @@ impl ObjectSink {
     async fn upload(&self, key: &str, mut chunks: mpsc::Receiver<Chunk>) -> Result<(), SinkError> {
         let path = Path::from(key);
         let Some(Chunk::Data(first)) = chunks.recv().await else {
-            return Err(SinkError::Encode(
-                "the encoder stopped before producing data".into(),
-            ));
+            return Err(SinkError::Encode("the encoder stopped before producing data".into()));
         };
         match chunks.recv().await {
             Some(Chunk::End) => {
@@ -284,17 +275,13 @@ mod tests {
         )
         .unwrap();
         let format = Arc::new(ObjectFormat {
-            encoder: RawEncoder {
-                append_delimiter: true,
-            },
+            encoder: RawEncoder { append_delimiter: true },
             compression: Compression::Uncompressed,
             extension: String::new(),
         });
         for (key, n) in [("a/small", 3), ("b/large", 20_000)] {
             let recs = records(n, 1000);
-            sink.write_object(key, recs.clone(), format.clone())
-                .await
-                .unwrap();
+            sink.write_object(key, recs.clone(), format.clone()).await.unwrap();
             let back = sink.get(key).await.unwrap();
             assert_eq!(back.len(), n * 1001, "{key}");
             assert!(back.starts_with(format!("{:01000}\n", 0).as_bytes()));

@@ -106,8 +106,6 @@ impl Source for DirectPutSource {
     }
 
     async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError> {
-        // A checkpoint write is a small fsync, done at most once per freed segment or per 100k
-        // records, so it runs inline rather than paying for a blocking-pool hop each time.
-        Ok(self.reader.release_below(delivered_below, force)?)
+        Ok(self.reader.release_below(delivered_below, force).await?)
     }
 }

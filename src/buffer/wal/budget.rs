@@ -42,9 +42,7 @@ impl StorageBudget {
     /// Bytes that could be reserved right now (the tightest of this budget and its parents).
     pub fn available(&self) -> u64 {
         let here = self.limit.saturating_sub(self.used.load(Ordering::Acquire));
-        self.parent
-            .as_ref()
-            .map_or(here, |p| here.min(p.available()))
+        self.parent.as_ref().map_or(here, |p| here.min(p.available()))
     }
 
     /// Counts bytes found on disk at start-up; may exceed the limit (then puts fail until delivery catches up).
@@ -58,9 +56,7 @@ impl StorageBudget {
     pub fn release(&self, n: u64) {
         let _ = self
             .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                Some(u.saturating_sub(n))
-            });
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
         if let Some(parent) = &self.parent {
             parent.release(n);
         }

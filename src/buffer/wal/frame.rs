@@ -48,17 +48,11 @@ impl FrameBuilder {
         buf.resize(FRAME_HEADER + 8, 0); // header and first_seq, stamped at commit
         buf.extend_from_slice(&arrival_ms.to_le_bytes());
         buf.extend_from_slice(&0u32.to_le_bytes());
-        Self {
-            buf,
-            ends: Vec::new(),
-        }
+        Self { buf, ends: Vec::new() }
     }
 
     /// Appends one record whose bytes `fill` writes onto the end of the buffer.
-    pub fn push_with<E>(
-        &mut self,
-        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<usize, E> {
+    pub fn push_with<E>(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<usize, E> {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0; LEN_PREFIX]);
         if let Err(e) = fill(&mut self.buf) {
@@ -102,10 +96,7 @@ impl FrameBuilder {
     pub fn finish(mut self) -> PendingFrame {
         let count = self.ends.len() as u32;
         self.buf[FRAME_HEADER + 16..FRAME_HEADER + 20].copy_from_slice(&count.to_le_bytes());
-        PendingFrame {
-            bytes: self.buf,
-            count,
-        }
+        PendingFrame { bytes: self.buf, count }
     }
 }
 
@@ -170,9 +161,7 @@ impl Frame {
             walked += 1;
         }
         if walked != count {
-            return Err(FrameError::Malformed(
-                "record count does not match the body",
-            ));
+            return Err(FrameError::Malformed("record count does not match the body"));
         }
         Ok(frame)
     }
@@ -245,10 +234,7 @@ mod tests {
     #[test]
     fn round_trips_records_and_sequence_numbers() {
         let f = read(&built(&[b"a", b"", b"ccc"], 10)).unwrap();
-        assert_eq!(
-            (f.first_seq, f.arrival_ms, f.count, f.end_seq()),
-            (10, 1234, 3, 13)
-        );
+        assert_eq!((f.first_seq, f.arrival_ms, f.count, f.end_seq()), (10, 1234, 3, 13));
         let recs: Vec<_> = f.records_from(11).collect();
         assert_eq!(recs.len(), 2);
         assert_eq!((recs[0].seq, &recs[0].data[..]), (11, &b""[..]));
@@ -262,10 +248,7 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = good.clone();
                 bad[i] ^= 1 << bit;
-                assert!(
-                    read(&bad).is_err(),
-                    "flip at byte {i} bit {bit} went unnoticed"
-                );
+                assert!(read(&bad).is_err(), "flip at byte {i} bit {bit} went unnoticed");
             }
         }
     }
@@ -282,9 +265,7 @@ mod tests {
         f.seal(5);
         let f = read(&f.bytes).unwrap();
         assert_eq!(
-            f.records_from(0)
-                .map(|r| r.data.to_vec())
-                .collect::<Vec<_>>(),
+            f.records_from(0).map(|r| r.data.to_vec()).collect::<Vec<_>>(),
             vec![b"aa".to_vec(), b"bbb".to_vec()]
         );
     }

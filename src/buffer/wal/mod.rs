@@ -44,11 +44,7 @@ pub enum WalError {
     #[error("the WAL is closed")]
     Closed,
     #[error("WAL segment {path} is damaged at offset {offset}: {reason}")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -122,10 +118,7 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
         let scan = scan_segment(&path)?;
         if scan.torn_bytes > 0 {
             tracing::warn!(segment = %path.display(), bytes = scan.torn_bytes, offset = scan.valid_len, "cutting a torn or damaged WAL tail (never acknowledged if it was the tail)");
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(io_err(&path))?;
+            let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
             f.set_len(scan.valid_len).map_err(io_err(&path))?;
             f.sync_all().map_err(io_err(&path))?;
             report.torn_bytes_cut += scan.torn_bytes;
@@ -188,11 +181,10 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
         next_seq,
         segment_bytes: opts.segment_bytes,
         poisoned: None,
+        closed: false,
+        checkpointed: delivered_below,
     };
-    let name = format!(
-        "wal-{}",
-        dir.file_name().and_then(|n| n.to_str()).unwrap_or("writer")
-    );
+    let name = format!("wal-{}", dir.file_name().and_then(|n| n.to_str()).unwrap_or("writer"));
     std::thread::Builder::new()
         .name(name)
         .spawn(move || writer.run(rx))
@@ -205,7 +197,7 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
         next_seq: start,
         position: None,
         delivered_below,
-        last_checkpoint: delivered_below,
+        control: tx.clone(),
     };
     Ok((WalAppender { tx }, reader, report))
 }
@@ -246,9 +238,7 @@ fn create_segment(dir: &Path, first_seq: Seq) -> Result<(File, PathBuf), WalErro
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
 struct SegmentScan {
@@ -283,10 +273,7 @@ fn scan_segment(path: &Path) -> Result<SegmentScan, WalError> {
                 if !continues {
                     break;
                 }
-                scan.range = Some((
-                    scan.range.map_or(frame.first_seq, |(s, _)| s),
-                    frame.end_seq(),
-                ));
+                scan.range = Some((scan.range.map_or(frame.first_seq, |(s, _)| s), frame.end_seq()));
                 offset += size;
                 scan.frame_bytes += size;
             }
@@ -321,9 +308,7 @@ fn read_frame(r: &mut impl Read) -> Result<Option<Frame>, String> {
         Ok(_) => return Err("truncated frame body".into()),
         Err(e) => return Err(e.to_string()),
     }
-    Frame::decode(body.freeze(), crc)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    Frame::decode(body.freeze(), crc).map(Some).map_err(|e| e.to_string())
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -375,6 +360,12 @@ enum Command {
     Close {
         reply: oneshot::Sender<()>,
     },
+    /// Everything below `delivered_below` is delivered: checkpoint it and delete what it covers.
+    Release {
+        delivered_below: Seq,
+        force: bool,
+        reply: Option<oneshot::Sender<Result<(), WalError>>>,
+    },
 }
 
 /// The request handlers' side of the WAL. Cheap to clone.
@@ -410,17 +401,19 @@ struct Writer {
     next_seq: Seq,
     segment_bytes: u64,
     poisoned: Option<String>,
+    closed: bool,
+    checkpointed: Seq,
 }
 
 impl Writer {
+    /// Serves commands until every handle is dropped. After `Close` appends are refused, but
+    /// releases are still served so the final checkpoint can be written at shutdown.
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut group = Vec::new();
-        let mut close_reply = None;
-        while close_reply.is_none() {
-            let Some(first) = rx.blocking_recv() else {
-                break;
-            };
+        while let Some(first) = rx.blocking_recv() {
             let mut queued = 0;
+            let mut closes = Vec::new();
+            let mut releases = Vec::new();
             let mut next = Some(first);
             while let Some(cmd) = next.take() {
                 match cmd {
@@ -428,29 +421,83 @@ impl Writer {
                         queued += frame.bytes.len();
                         group.push((frame, reply));
                     }
-                    Command::Close { reply } => close_reply = Some(reply),
+                    Command::Close { reply } => closes.push(reply),
+                    Command::Release {
+                        delivered_below,
+                        force,
+                        reply,
+                    } => releases.push((delivered_below, force, reply)),
                 }
-                if queued < GROUP_COMMIT_BYTES && close_reply.is_none() {
+                if queued < GROUP_COMMIT_BYTES {
                     next = rx.try_recv().ok();
                 }
             }
             self.commit(&mut group);
-        }
-        self.shared.committed.send_modify(|c| c.closed = true);
-        if let Some(reply) = close_reply {
-            let _ = reply.send(());
-        }
-        // Anything still queued after Close is refused.
-        rx.close();
-        while let Ok(cmd) = rx.try_recv() {
-            if let Command::Append { reply, .. } = cmd {
-                let _ = reply.send(Err(WalError::Closed));
+            if !closes.is_empty() {
+                self.closed = true;
+                self.shared.committed.send_modify(|c| c.closed = true);
+                closes.into_iter().for_each(|reply| {
+                    let _ = reply.send(());
+                });
+            }
+            for (delivered_below, force, reply) in releases {
+                let result = self.release(delivered_below, force);
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(result);
+                    }
+                    None => {
+                        if let Err(e) = result {
+                            tracing::error!(error = %e, "cannot free delivered WAL segments; they are retried at the next release");
+                        }
+                    }
+                }
             }
         }
     }
 
+    /// Persists the watermark and deletes every segment wholly below it. A fully delivered
+    /// active segment is rolled first, so an idle pipeline frees its space too.
+    fn release(&mut self, delivered_below: Seq, force: bool) -> Result<(), WalError> {
+        let active_done =
+            self.frames > 0 && self.next_seq <= delivered_below && self.poisoned.is_none() && !self.closed;
+        if active_done {
+            self.roll()?;
+        }
+        let deletable: Vec<SegmentMeta> = {
+            let segments = self.shared.segments();
+            let inactive = segments.len().saturating_sub(1);
+            segments
+                .iter()
+                .take(inactive)
+                .take_while(|s| s.end_seq <= delivered_below)
+                .cloned()
+                .collect()
+        };
+        let stale = delivered_below.saturating_sub(self.checkpointed) > 100_000;
+        if deletable.is_empty() && !stale && !(force && delivered_below > self.checkpointed) {
+            return Ok(());
+        }
+        if delivered_below > self.checkpointed {
+            write_checkpoint(&self.shared.dir, delivered_below)?;
+            self.checkpointed = delivered_below;
+        }
+        for seg in &deletable {
+            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+            self.shared.budget.release(seg.bytes);
+            self.shared.segments().retain(|s| s.first_seq != seg.first_seq);
+        }
+        Ok(())
+    }
+
     fn commit(&mut self, group: &mut Vec<(PendingFrame, oneshot::Sender<Result<Seq, WalError>>)>) {
         if group.is_empty() {
+            return;
+        }
+        if self.closed {
+            for (_, reply) in group.drain(..) {
+                let _ = reply.send(Err(WalError::Closed));
+            }
             return;
         }
         if let Some(reason) = &self.poisoned {
@@ -540,7 +587,8 @@ pub struct WalReader {
     next_seq: Seq,
     position: Option<Position>,
     delivered_below: Seq,
-    last_checkpoint: Seq,
+    /// Sends releases to the writer thread.
+    control: mpsc::UnboundedSender<Command>,
 }
 
 impl WalReader {
@@ -576,39 +624,35 @@ impl WalReader {
         }
     }
 
-    /// Everything below `seq` is delivered: persist that, then delete the segments it covers.
-    /// Persisting is skipped when nothing can be deleted and the last persist is recent enough
-    /// (`force` persists anyway, e.g. at shutdown); a crash then only re-delivers a little, onto
-    /// the same object keys.
-    pub fn release_below(&mut self, seq: Seq, force: bool) -> Result<(), WalError> {
+    /// Everything below `seq` is delivered. The writer thread, which owns the segment files,
+    /// persists the watermark and deletes the segments it covers. Without `force` this returns at
+    /// once and persisting may be deferred (a crash then re-delivers a little, onto the same object
+    /// keys); with `force` (shutdown) it waits until the checkpoint is on disk.
+    pub async fn release_below(&mut self, seq: Seq, force: bool) -> Result<(), WalError> {
         if seq <= self.delivered_below && !force {
             return Ok(());
         }
         self.delivered_below = self.delivered_below.max(seq);
-        let deletable: Vec<SegmentMeta> = {
-            let segments = self.shared.segments();
-            let active = segments.len().saturating_sub(1);
-            segments
-                .iter()
-                .take(active)
-                .take_while(|s| s.end_seq <= self.delivered_below)
-                .cloned()
-                .collect()
-        };
-        let stale = self.delivered_below - self.last_checkpoint > 100_000;
-        if deletable.is_empty() && !force && !stale {
-            return Ok(());
+        let delivered_below = self.delivered_below;
+        if !force {
+            return self
+                .control
+                .send(Command::Release {
+                    delivered_below,
+                    force,
+                    reply: None,
+                })
+                .map_err(|_| WalError::Closed);
         }
-        write_checkpoint(&self.shared.dir, self.delivered_below)?;
-        self.last_checkpoint = self.delivered_below;
-        for seg in &deletable {
-            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
-            self.shared.budget.release(seg.bytes);
-        }
-        if !deletable.is_empty() {
-            self.shared.segments().drain(..deletable.len());
-        }
-        Ok(())
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Command::Release {
+                delivered_below,
+                force,
+                reply: Some(reply),
+            })
+            .map_err(|_| WalError::Closed)?;
+        rx.await.map_err(|_| WalError::Closed)?
     }
 
     pub fn delivered_below(&self) -> Seq {
@@ -695,22 +739,14 @@ impl ReadState {
             let offset = reader.stream_position().map_err(io_err(&meta.path))?;
             let mut header = [0u8; FRAME_HEADER + 8 + 8 + 4];
             if read_full(&mut reader, &mut header).map_err(io_err(&meta.path))? < header.len() {
-                reader
-                    .seek(SeekFrom::Start(offset))
-                    .map_err(io_err(&meta.path))?;
+                reader.seek(SeekFrom::Start(offset)).map_err(io_err(&meta.path))?;
                 break;
             }
-            let (len, _) = parse_header(
-                header[..FRAME_HEADER]
-                    .try_into()
-                    .unwrap_or(&[0; FRAME_HEADER]),
-            );
+            let (len, _) = parse_header(header[..FRAME_HEADER].try_into().unwrap_or(&[0; FRAME_HEADER]));
             let first = u64::from_le_bytes(header[8..16].try_into().unwrap_or([0; 8]));
             let count = u32::from_le_bytes(header[24..28].try_into().unwrap_or([0; 4]));
             if first + u64::from(count) > seq {
-                reader
-                    .seek(SeekFrom::Start(offset))
-                    .map_err(io_err(&meta.path))?;
+                reader.seek(SeekFrom::Start(offset)).map_err(io_err(&meta.path))?;
                 break;
             }
             reader

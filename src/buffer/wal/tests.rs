@@ -56,9 +56,7 @@ async fn concurrent_appends_share_group_commits_and_lose_nothing() {
     for i in 0..200 {
         let a = appender.clone();
         tasks.push(tokio::spawn(async move {
-            a.append(frame(&[&format!("r{i}"), &format!("s{i}")]))
-                .await
-                .unwrap()
+            a.append(frame(&[&format!("r{i}"), &format!("s{i}")])).await.unwrap()
         }));
     }
     let mut firsts = Vec::new();
@@ -80,7 +78,7 @@ async fn reopening_replays_undelivered_records_and_continues_numbering() {
         appender.append(frame(&["a", "b", "c"])).await.unwrap();
         appender.append(frame(&["d"])).await.unwrap();
         read_all(&mut reader, 4).await;
-        reader.release_below(2, true).unwrap();
+        reader.release_below(2, true).await.unwrap();
         appender.close().await;
     }
     let (appender, mut reader, report) = open(options(dir.path(), 1 << 20)).unwrap();
@@ -152,16 +150,28 @@ async fn segments_roll_and_are_deleted_once_delivered() {
     let records = read_all(&mut reader, 20).await;
     assert_eq!(records.len(), 20, "reads across segment boundaries");
     assert!(budget.used() > 200_000);
-    reader.release_below(20, false).unwrap();
+    reader.release_below(20, true).await.unwrap();
     assert_eq!(
         list_segments(dir.path()).unwrap().len(),
         1,
-        "only the active segment remains"
+        "only the (new, empty) active segment remains"
     );
-    assert!(
-        budget.used() < 70_000,
-        "deleted segments release their budget"
+    assert_eq!(
+        budget.used(),
+        0,
+        "a fully delivered WAL releases all its budget, active segment included"
     );
+}
+
+#[tokio::test]
+async fn releases_still_work_after_close_so_shutdown_can_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (appender, mut reader, _) = open(options(dir.path(), 1 << 20)).unwrap();
+    appender.append(frame(&["a", "b"])).await.unwrap();
+    appender.close().await;
+    read_all(&mut reader, 2).await;
+    reader.release_below(2, true).await.unwrap();
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), 2);
 }
 
 #[tokio::test]
@@ -171,9 +181,6 @@ async fn close_ends_the_reader_after_the_last_committed_record() {
     appender.append(frame(&["last"])).await.unwrap();
     appender.close().await;
     assert!(appender.append(frame(&["late"])).await.is_err());
-    assert_eq!(
-        texts(&reader.next_batch(1 << 20).await.unwrap().unwrap()),
-        ["last"]
-    );
+    assert_eq!(texts(&reader.next_batch(1 << 20).await.unwrap().unwrap()), ["last"]);
     assert!(reader.next_batch(1 << 20).await.unwrap().is_none());
 }

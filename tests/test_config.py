@@ -1,0 +1,67 @@
+"""`sluice validate`: errors name the file, line and field; ${ENV} interpolation."""
+
+import os
+import subprocess
+import textwrap
+
+from conftest import BINARY
+
+
+def validate(tmp_path, text, env=None):
+    path = tmp_path / "p.yaml"
+    path.write_text(textwrap.dedent(text))
+    r = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
+    return r.returncode, r.stdout + r.stderr, str(path)
+
+
+def test_a_valid_file_passes(tmp_path):
+    code, out, _ = validate(tmp_path, """
+        pipelines:
+          - name: clicks
+            destination: { local: { path: ./d } }
+        """)
+    assert code == 0, out
+    assert "OK" in out
+
+
+def test_unknown_field_names_file_line_and_field(tmp_path):
+    code, out, path = validate(tmp_path, """
+        pipelines:
+          - name: clicks
+            buffering: { size_mb: 5, interval_secs: 10 }
+            destination: { local: { path: ./d } }
+        """)
+    assert code != 0
+    assert f"{path}:4:" in out, out
+    assert "interval_secs" in out
+
+
+def test_range_and_prefix_errors_are_all_reported(tmp_path):
+    code, out, path = validate(tmp_path, """
+        pipelines:
+          - name: clicks
+            buffering: { size_mb: 0, interval_seconds: 901 }
+            destination:
+              s3:
+                bucket: b
+                prefix: "x/!{timestamp:yyyy}/"
+        """)
+    assert code != 0
+    assert f"{path}:4:" in out and "pipelines[0].buffering.size_mb" in out
+    assert "pipelines[0].buffering.interval_seconds" in out
+    assert f"{path}:8:" in out and "error_output_prefix" in out, out
+    assert "3 problems" in out
+
+
+def test_environment_variables_are_interpolated(tmp_path):
+    text = """
+        pipelines:
+          - name: ${STREAM}
+            destination: { s3: { bucket: "${BUCKET:-fallback}", region: "${REGION}" } }
+        """
+    code, out, _ = validate(tmp_path, text, env={"STREAM": "clicks", "REGION": "eu-west-1"})
+    assert code == 0, out
+    code, out, path = validate(tmp_path, text, env={"STREAM": "clicks"})
+    assert code != 0
+    assert "line 4" in out and "REGION" in out
