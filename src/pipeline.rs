@@ -236,7 +236,7 @@ impl Delivery {
         let prefix = self.spec.destination.prefix.render(&ctx).unwrap_or_else(|e| {
             // Validation renders every prefix once, so this only happens with dynamic values.
             tracing::warn!(pipeline = %self.spec.name, error = %e, "prefix could not be evaluated; using the default time path");
-            KeyTemplate::parse(DEFAULT_TIME_PATH).and_then(|t| Ok(t.render(&ctx).unwrap_or_default())).unwrap_or_default()
+            KeyTemplate::parse(DEFAULT_TIME_PATH).map(|t| t.render(&ctx).unwrap_or_default()).unwrap_or_default()
         });
         let ext = &self.format.extension;
         format!(

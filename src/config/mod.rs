@@ -181,7 +181,7 @@ fn parse_byte_size(s: &str) -> Option<u64> {
         "TiB" => 1 << 40,
         _ => return None,
     };
-    (number >= 0.0).then(|| (number * multiplier as f64) as u64)
+    (number >= 0.0).then_some((number * multiplier as f64) as u64)
 }
 
 /// Reads, interpolates, parses and validates a config file.

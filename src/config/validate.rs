@@ -389,7 +389,7 @@ fn destination(c: &mut Checker, d: &Spanned<RawDestination>, field: &str) -> Opt
             let ok = ext.value.is_empty()
                 || (ext.value.len() <= 128
                     && ext.value.starts_with('.')
-                    && ext.value[1..].len() > 0
+                    && !ext.value[1..].is_empty()
                     && ext.value[1..]
                         .chars()
                         .all(|ch| ch.is_ascii_digit() || ch.is_ascii_lowercase() || "!-_.*'()".contains(ch)));

@@ -265,28 +265,19 @@ fn scan_segment(path: &Path) -> Result<SegmentScan, WalError> {
         return Ok(scan);
     }
     let mut offset = SEGMENT_MAGIC.len() as u64;
-    loop {
-        match read_frame(&mut r) {
-            Ok(Some(frame)) => {
-                let size = (FRAME_HEADER + frame_len_on_disk(&frame)) as u64;
-                let continues = scan.range.is_none_or(|(_, end)| end == frame.first_seq);
-                if !continues {
-                    break;
-                }
-                scan.range = Some((scan.range.map_or(frame.first_seq, |(s, _)| s), frame.end_seq()));
-                offset += size;
-                scan.frame_bytes += size;
-            }
-            Ok(None) | Err(_) => break,
+    // Stop at the end, at the first damaged frame, or at a frame out of sequence.
+    while let Ok(Some(frame)) = read_frame(&mut r) {
+        if scan.range.is_some_and(|(_, end)| end != frame.first_seq) {
+            break;
         }
+        let size = (FRAME_HEADER + frame.body_len()) as u64;
+        scan.range = Some((scan.range.map_or(frame.first_seq, |(s, _)| s), frame.end_seq()));
+        offset += size;
+        scan.frame_bytes += size;
     }
     scan.valid_len = offset;
     scan.torn_bytes = total - offset;
     Ok(scan)
-}
-
-fn frame_len_on_disk(frame: &Frame) -> usize {
-    frame.body_len()
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of file.
