@@ -1,10 +1,194 @@
-//! `sluice bench`: load generators for the figures in BENCHMARKS.md.
+//! `sluice bench`: the load generator behind the figures in BENCHMARKS.md.
+//!
+//! `sluice bench ingest` drives a running daemon the way a Firehose producer does: PutRecordBatch
+//! requests of `--batch` JSON records of about `--record-bytes` each, over `--connections`
+//! keep-alive connections, for `--seconds`. It reports acknowledged records per second, request
+//! latency, and, read from the daemon's `/metrics`, how fast delivery kept up and how long it
+//! took to drain after the load stopped.
 
-use clap::Args;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    #[command(subcommand)]
+    kind: BenchKind,
+}
 
-pub async fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    Ok(())
+#[derive(Subcommand, Debug)]
+enum BenchKind {
+    /// Durable Direct PUT ingest (and delivery catch-up) against a running daemon.
+    Ingest(IngestArgs),
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    #[arg(long, default_value = "http://127.0.0.1:4573")]
+    endpoint: String,
+    #[arg(long, default_value = "bench")]
+    stream: String,
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    #[arg(long, default_value_t = 250)]
+    record_bytes: usize,
+    /// After the load, wait up to this long for delivery to catch up.
+    #[arg(long, default_value_t = 120)]
+    drain_timeout_seconds: u64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.kind {
+        BenchKind::Ingest(a) => ingest(a).await,
+    }
+}
+
+/// A realistic clickstream record of about `size` bytes; `n` makes each one distinct.
+fn record(n: u64, size: usize) -> String {
+    let mut r = format!(
+        r#"{{"event_id":"{:032x}","ts":"2026-11-23T04:{:02}:{:02}.{:03}Z","user_id":{},"event_type":"{}","page":"/products/{}","pad":""#,
+        n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        n / 60 % 60,
+        n % 60,
+        n % 1000,
+        n % 100_000,
+        ["click", "view", "purchase", "scroll"][(n % 4) as usize],
+        n % 5000
+    );
+    while r.len() + 2 < size {
+        r.push((b'a' + (n.wrapping_add(r.len() as u64) % 26) as u8) as char);
+    }
+    r.push_str("\"}");
+    r
+}
+
+fn bodies(stream: &str, batch: usize, size: usize) -> Vec<bytes::Bytes> {
+    (0..8u64)
+        .map(|b| {
+            let records: Vec<serde_json::Value> = (0..batch as u64)
+                .map(|i| {
+                    let data = base64::engine::general_purpose::STANDARD.encode(record(b * batch as u64 + i, size));
+                    serde_json::json!({ "Data": data })
+                })
+                .collect();
+            bytes::Bytes::from(serde_json::json!({ "DeliveryStreamName": stream, "Records": records }).to_string())
+        })
+        .collect()
+}
+
+async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> anyhow::Result<u64> {
+    let text = client.get(format!("{endpoint}/metrics")).send().await?.text().await?;
+    let key = format!("sluice_delivery_to_s3_records_total{{delivery_stream_name=\"{stream}\"}} ");
+    Ok(text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64)
+}
+
+async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(a.connections).build()?;
+    let bodies = Arc::new(bodies(&a.stream, a.batch, a.record_bytes));
+    let record_bytes = record(0, a.record_bytes).len();
+    // Warm up (and auto-create the stream) before measuring; the warm-up batch counts toward
+    // the records the drain below waits for.
+    let delivered_before = delivered(&client, &a.endpoint, &a.stream).await.unwrap_or(0);
+    let warm_up_failed = put(&client, &a.endpoint, bodies[0].clone()).await.context("the daemon did not accept a first batch")?;
+    let warm_up = a.batch as u64 - warm_up_failed;
+
+    let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..a.connections {
+        let (client, bodies, acked, failed, stop, endpoint) =
+            (client.clone(), bodies.clone(), acked.clone(), failed.clone(), stop.clone(), a.endpoint.clone());
+        let batch = a.batch as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match put(&client, &endpoint, bodies[i % bodies.len()].clone()).await {
+                    Ok(failed_count) => {
+                        acked.fetch_add(batch - failed_count, Ordering::Relaxed);
+                        failed.fetch_add(failed_count, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        failed.fetch_add(batch, Ordering::Relaxed);
+                    }
+                }
+                latencies.push(t.elapsed());
+                i += 1;
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered_at_end = delivered(&client, &a.endpoint, &a.stream).await? - delivered_before;
+    let acked = acked.load(Ordering::Relaxed);
+    latencies.sort();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    println!(
+        "ingest: {acked} records acknowledged in {elapsed:.1} s = {:.0} records/s ({:.1} MB/s of record data); {} requests, latency p50 {:.1} ms, p99 {:.1} ms; {} records refused",
+        acked as f64 / elapsed,
+        (acked as f64 * record_bytes as f64) / elapsed / 1e6,
+        latencies.len(),
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        failed.load(Ordering::Relaxed)
+    );
+    println!("delivery during load: {delivered_at_end} records = {:.0} records/s", delivered_at_end as f64 / elapsed);
+
+    let target = acked + warm_up;
+    let drain_start = Instant::now();
+    loop {
+        let done = delivered(&client, &a.endpoint, &a.stream).await? - delivered_before;
+        if done >= target {
+            println!(
+                "delivery: all {done} records delivered {:.1} s after the load stopped; end-to-end {:.0} records/s",
+                drain_start.elapsed().as_secs_f64(),
+                done as f64 / (elapsed + drain_start.elapsed().as_secs_f64())
+            );
+            return Ok(());
+        }
+        if drain_start.elapsed() > Duration::from_secs(a.drain_timeout_seconds) {
+            bail!("delivery did not catch up within {} s ({done} of {target} delivered)", a.drain_timeout_seconds);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends one PutRecordBatch and returns its FailedPutCount.
+async fn put(client: &reqwest::Client, endpoint: &str, body: bytes::Bytes) -> anyhow::Result<u64> {
+    let response = client
+        .post(endpoint)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "Firehose_20150804.PutRecordBatch")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{status}: {}", text.chars().take(200).collect::<String>());
+    }
+    let failed = text
+        .split("\"FailedPutCount\":")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok(failed)
 }

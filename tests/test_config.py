@@ -65,3 +65,11 @@ def test_environment_variables_are_interpolated(tmp_path):
     code, out, path = validate(tmp_path, text, env={"STREAM": "clicks"})
     assert code != 0
     assert "line 4" in out and "REGION" in out
+
+
+def test_every_example_config_validates():
+    examples = sorted((BINARY.parent.parent.parent / "config").glob("*.yaml"))
+    assert examples, "config/ holds example pipelines"
+    for path in examples:
+        r = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{path}: {r.stderr}"
