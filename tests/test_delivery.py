@@ -197,3 +197,22 @@ def _up(d):
         return http_get(d.endpoint + "/health")[0] == 200
     except OSError:
         return False
+
+
+def test_large_objects_stream_through_multipart_upload(sluice_factory, moto, bucket):
+    d = sluice_factory(f"""
+        pipelines:
+          - name: big
+            buffering: {{ size_mb: 20, interval_seconds: 900 }}
+            destination:
+              s3: {{ bucket: {bucket}, endpoint: "{moto.endpoint}", region: us-east-1, force_path_style: true, append_delimiter: true }}
+        """).start()
+    data = [json.dumps({"id": i, "pad": "z" * 1000}).encode() for i in range(17_000)]  # ~17.3 MB
+    put_all(d.client(), "big", data, batch=100)
+    assert d.stop() == 0
+    objects = moto.objects(bucket)
+    assert len(objects) == 1
+    (key, body), = objects.items()
+    assert body.splitlines() == data
+    etag = moto.s3().head_object(Bucket=bucket, Key=key)["ETag"]
+    assert re.search(r"-\d+\"$", etag), f"a multipart upload's ETag ends in -<parts>: {etag}"

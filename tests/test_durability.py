@@ -166,3 +166,13 @@ def test_sigterm_flushes_buffers_and_exits_zero(sluice_factory):
     time.sleep(1.5)
     assert len(local_objects(d.workdir / "data")) == 1
     assert d.stop() == 0
+
+
+def test_records_past_retention_are_dropped_loudly_not_silently(sluice_factory):
+    store = MotoServer()  # never started: every delivery fails
+    d = sluice_factory(s3_config("old", "lake", store.endpoint, extra="retention_hours: 0.0005")).start()  # 1.8 s
+    d.client().put_record_batch(DeliveryStreamName="old", Records=[{"Data": b"r%d" % i} for i in range(50)])
+    wait_for(lambda: d.metric("sluice_records_expired_total", "old") == 50, timeout=30, what="expiry to be counted")
+    assert "dropping records older than the retention period" in d.log()
+    assert d.metric("sluice_delivery_to_s3_records_total", "old") == 0
+    wait_for(lambda: d.metric("sluice_wal_bytes", "old") == 0, what="the WAL to be freed")

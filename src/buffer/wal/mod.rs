@@ -106,7 +106,16 @@ pub struct RecoveryReport {
 /// Opens (recovering if needed) the WAL in `opts.dir` and starts its writer thread.
 pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport), WalError> {
     let dir = opts.dir.clone();
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    if !dir.exists() {
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Make the new directories' own entries durable, or a crash could lose the whole WAL
+        // directory even though the segments inside it were fsynced.
+        for ancestor in dir.ancestors().skip(1).take(3) {
+            if !ancestor.as_os_str().is_empty() {
+                sync_dir(ancestor)?;
+            }
+        }
+    }
     let delivered_below = read_checkpoint(&dir)?;
     let mut report = RecoveryReport {
         delivered_below,
