@@ -87,25 +87,18 @@ fn bodies(stream: &str, batch: usize, size: usize) -> Vec<bytes::Bytes> {
 async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> anyhow::Result<u64> {
     let text = client.get(format!("{endpoint}/metrics")).send().await?.text().await?;
     let key = format!("sluice_delivery_to_s3_records_total{{delivery_stream_name=\"{stream}\"}} ");
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0) as u64)
+    Ok(text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64)
 }
 
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(a.connections)
-        .build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(a.connections).build()?;
     let bodies = Arc::new(bodies(&a.stream, a.batch, a.record_bytes));
     let record_bytes = record(0, a.record_bytes).len();
     // Warm up (and auto-create the stream) before measuring; the warm-up batch counts toward
     // the records the drain below waits for.
     let delivered_before = delivered(&client, &a.endpoint, &a.stream).await.unwrap_or(0);
-    let warm_up_failed = put(&client, &a.endpoint, bodies[0].clone())
-        .await
-        .context("the daemon did not accept a first batch")?;
+    let warm_up_failed =
+        put(&client, &a.endpoint, bodies[0].clone()).await.context("the daemon did not accept a first batch")?;
     let warm_up = a.batch as u64 - warm_up_failed;
 
     let acked = Arc::new(AtomicU64::new(0));
@@ -114,14 +107,8 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..a.connections {
-        let (client, bodies, acked, failed, stop, endpoint) = (
-            client.clone(),
-            bodies.clone(),
-            acked.clone(),
-            failed.clone(),
-            stop.clone(),
-            a.endpoint.clone(),
-        );
+        let (client, bodies, acked, failed, stop, endpoint) =
+            (client.clone(), bodies.clone(), acked.clone(), failed.clone(), stop.clone(), a.endpoint.clone());
         let batch = a.batch as u64;
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -168,10 +155,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         pct(0.99).as_secs_f64() * 1e3,
         failed.load(Ordering::Relaxed)
     );
-    println!(
-        "delivery during load: {delivered_at_end} records = {:.0} records/s",
-        delivered_at_end as f64 / elapsed
-    );
+    println!("delivery during load: {delivered_at_end} records = {:.0} records/s", delivered_at_end as f64 / elapsed);
 
     let target = acked + warm_up;
     let drain_start = Instant::now();
@@ -186,10 +170,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         if drain_start.elapsed() > Duration::from_secs(a.drain_timeout_seconds) {
-            bail!(
-                "delivery did not catch up within {} s ({done} of {target} delivered)",
-                a.drain_timeout_seconds
-            );
+            bail!("delivery did not catch up within {} s ({done} of {target} delivered)", a.drain_timeout_seconds);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

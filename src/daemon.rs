@@ -66,20 +66,13 @@ impl Daemon {
     fn launch(&self, spec: crate::config::PipelineSpec) -> Result<Arc<PipelineHandle>, PipelineError> {
         let name = spec.name.clone();
         let (handle, task) = pipeline::start(spec, &self.config.storage, self.global_budget.clone())?;
-        self.pipelines
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name, handle.clone());
+        self.pipelines.write().unwrap_or_else(|p| p.into_inner()).insert(name, handle.clone());
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
         Ok(handle)
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<PipelineHandle>> {
-        self.pipelines
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.pipelines.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
     /// The pipeline for a stream name, created from the auto-create template if needed.
@@ -107,21 +100,11 @@ impl Daemon {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.pipelines
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.pipelines.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
 
     pub fn all(&self) -> Vec<Arc<PipelineHandle>> {
-        self.pipelines
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.pipelines.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     /// Stops intake, then lets every pipeline flush its buffers and finish its uploads. Returns

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod format;
 pub mod metrics;
 pub mod pipeline;
+pub mod process;
 pub mod record;
 pub mod sink;
 pub mod source;

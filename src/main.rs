@@ -53,18 +53,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Validate { config } => validate(&config),
-        Command::Run {
-            config,
-            listen,
-            storage_dir,
-            shutdown_timeout_seconds,
-        } => runtime().and_then(|rt| {
-            rt.block_on(run(
-                config,
-                listen,
-                storage_dir,
-                Duration::from_secs(shutdown_timeout_seconds),
-            ))
+        Command::Run { config, listen, storage_dir, shutdown_timeout_seconds } => runtime().and_then(|rt| {
+            rt.block_on(run(config, listen, storage_dir, Duration::from_secs(shutdown_timeout_seconds)))
         }),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
     };
@@ -78,10 +68,7 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 fn validate(path: &std::path::Path) -> anyhow::Result<()> {
@@ -91,11 +78,7 @@ fn validate(path: &std::path::Path) -> anyhow::Result<()> {
                 "{}: OK ({} pipelines{})",
                 path.display(),
                 cfg.pipelines.len(),
-                if cfg.auto_create.is_some() {
-                    ", auto_create on"
-                } else {
-                    ""
-                }
+                if cfg.auto_create.is_some() { ", auto_create on" } else { "" }
             );
             Ok(())
         }
@@ -133,18 +116,10 @@ async fn run(
     let handle = metrics::install();
     let listen = cfg.listen;
     let daemon = Daemon::start(cfg).context("cannot start pipelines")?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listen, streams = ?daemon.names(), "sluice is accepting Firehose API requests");
-    let app = api::router(api::ApiState {
-        daemon: daemon.clone(),
-        metrics: handle,
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the API server failed")?;
+    let app = api::router(api::ApiState { daemon: daemon.clone(), metrics: handle });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the API server failed")?;
     tracing::info!("stopped accepting requests; flushing buffers");
     if daemon.shutdown(shutdown_timeout).await {
         tracing::info!("all buffers flushed; exiting");

@@ -24,10 +24,7 @@ fn describe() {
         "sluice_incoming_records_total",
         "IncomingRecords: records acknowledged to PutRecord/PutRecordBatch"
     );
-    describe_counter!(
-        "sluice_incoming_bytes_total",
-        "IncomingBytes: bytes of acknowledged records"
-    );
+    describe_counter!("sluice_incoming_bytes_total", "IncomingBytes: bytes of acknowledged records");
     describe_counter!(
         "sluice_incoming_put_requests_total",
         "IncomingPutRequests: PutRecord and PutRecordBatch requests accepted"
@@ -44,23 +41,20 @@ fn describe() {
         "sluice_delivery_to_s3_bytes_total",
         "DeliveryToS3.Bytes: record bytes (before compression) written to the object store"
     );
-    describe_counter!(
-        "sluice_delivery_to_s3_object_count_total",
-        "DeliveryToS3.ObjectCount: objects written"
-    );
-    describe_counter!(
-        "sluice_delivery_to_s3_failures_total",
-        "Failed object writes (each is retried)"
-    );
-    describe_counter!(
-        "sluice_records_expired_total",
-        "Undelivered records dropped after the retention period"
-    );
+    describe_counter!("sluice_delivery_to_s3_object_count_total", "DeliveryToS3.ObjectCount: objects written");
+    describe_counter!("sluice_delivery_to_s3_failures_total", "Failed object writes (each is retried)");
+    describe_counter!("sluice_records_expired_total", "Undelivered records dropped after the retention period");
     describe_gauge!(
         "sluice_delivery_to_s3_data_freshness_seconds",
         "DeliveryToS3.DataFreshness: age of the oldest undelivered record"
     );
     describe_gauge!("sluice_wal_bytes", "Bytes held in the pipeline's write-ahead log");
+    describe_gauge!("sluice_partition_count", "PartitionCount: active dynamic partitions (buffered or uploading)");
+    describe_gauge!(
+        "sluice_partition_count_exceeded",
+        "PartitionCountExceeded: 1 if records were refused for exceeding max_active_partitions"
+    );
+    describe_counter!("sluice_error_output_records_total", "Records written to the error output, by error-output-type");
 }
 
 /// Handles for one pipeline, looked up once so the hot path does no registry lookups.
@@ -77,6 +71,9 @@ pub struct PipelineMetrics {
     pub expired_records: Counter,
     pub data_freshness_seconds: Gauge,
     pub wal_bytes: Gauge,
+    pub partition_count: Gauge,
+    pub partition_count_exceeded: Gauge,
+    stream: String,
 }
 
 impl PipelineMetrics {
@@ -93,7 +90,15 @@ impl PipelineMetrics {
             delivery_failures: counter!("sluice_delivery_to_s3_failures_total", "delivery_stream_name" => s.clone()),
             expired_records: counter!("sluice_records_expired_total", "delivery_stream_name" => s.clone()),
             data_freshness_seconds: gauge!("sluice_delivery_to_s3_data_freshness_seconds", "delivery_stream_name" => s.clone()),
-            wal_bytes: gauge!("sluice_wal_bytes", "delivery_stream_name" => s),
+            wal_bytes: gauge!("sluice_wal_bytes", "delivery_stream_name" => s.clone()),
+            partition_count: gauge!("sluice_partition_count", "delivery_stream_name" => s.clone()),
+            partition_count_exceeded: gauge!("sluice_partition_count_exceeded", "delivery_stream_name" => s.clone()),
+            stream: s,
         }
+    }
+
+    /// Error-output records of one type (looked up per failure; failures are not the hot path).
+    pub fn error_records(&self, kind: crate::process::ErrorOutputType) -> Counter {
+        counter!("sluice_error_output_records_total", "delivery_stream_name" => self.stream.clone(), "error_output_type" => kind.as_str())
     }
 }

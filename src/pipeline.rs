@@ -8,6 +8,7 @@
 //! Processors (WASM, jq, de-aggregation) slot in between the source and the batcher, and failed
 //! records go to an error-output batcher beside the main one.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,13 +17,21 @@ use thiserror::Error;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::buffer::partition::{self, Partitioner};
 use crate::buffer::wal::{self, StorageBudget, WalOptions};
 use crate::buffer::{Batch, Batcher, DeliveryTracker, PartitionKey};
-use crate::config::{PipelineSpec, StorageSettings};
-use crate::format::{ObjectFormat, RawEncoder};
+use crate::config::{PipelineSpec, ProcessorSpec, StorageSettings};
+use crate::format::{error_record, ObjectFormat, RawEncoder};
 use crate::metrics::PipelineMetrics;
-use crate::record::SeqRanges;
-use crate::sink::object_key::{fnv1a, object_name, splitmix64, KeyTemplate, RenderContext, DEFAULT_TIME_PATH};
+use crate::process::cloudwatch::CloudWatchLogProcessing;
+use crate::process::deaggregate::Deaggregate;
+use crate::process::decompress::GzipDecompression;
+use crate::process::metadata::MetadataExtraction;
+use crate::process::{AppendDelimiter, Chain, ErrorOutputType, Failed, Item, Processor};
+use crate::record::{Record, Seq, SeqRanges};
+use crate::sink::object_key::{
+    fnv1a, object_name, splitmix64, KeyTemplate, PartitionSource, RenderContext, DEFAULT_TIME_PATH,
+};
 use crate::sink::ObjectSink;
 use crate::source::direct_put::{DirectPutIngest, DirectPutSource};
 use crate::source::Source;
@@ -32,13 +41,12 @@ const STREAM_VERSION: u32 = 1;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
+    #[error("pipeline `{name}`: {message}")]
+    Processor { name: String, message: String },
     #[error("pipeline `{name}`: {source}")]
     Wal { name: String, source: wal::WalError },
     #[error("pipeline `{name}`: {source}")]
-    Sink {
-        name: String,
-        source: crate::sink::SinkError,
-    },
+    Sink { name: String, source: crate::sink::SinkError },
 }
 
 /// What the API needs of a running pipeline.
@@ -58,44 +66,60 @@ pub fn start(
     global: Arc<StorageBudget>,
 ) -> Result<(Arc<PipelineHandle>, JoinHandle<()>), PipelineError> {
     let name = spec.name.clone();
-    let limit = spec
-        .max_wal_bytes
-        .map_or(storage.max_bytes, |m| m.min(storage.max_bytes));
+    let limit = spec.max_wal_bytes.map_or(storage.max_bytes, |m| m.min(storage.max_bytes));
     let budget = StorageBudget::new(limit, Some(global));
     let dir = storage.dir.join("pipelines").join(&name).join("wal");
-    let (appender, reader, report) = wal::open(WalOptions {
-        dir,
-        segment_bytes: storage.segment_bytes,
-        budget: budget.clone(),
-    })
-    .map_err(|source| PipelineError::Wal {
-        name: name.clone(),
-        source,
-    })?;
+    let (appender, reader, report) =
+        wal::open(WalOptions { dir, segment_bytes: storage.segment_bytes, budget: budget.clone() })
+            .map_err(|source| PipelineError::Wal { name: name.clone(), source })?;
     if report.undelivered_records > 0 || report.torn_bytes_cut > 0 {
         tracing::info!(pipeline = %name, records = report.undelivered_records, bytes = report.undelivered_bytes, torn_bytes_cut = report.torn_bytes_cut, "replaying undelivered records from the WAL");
     }
 
     let d = &spec.destination;
-    let sink = ObjectSink::new(&d.store, d.compression.content_encoding()).map_err(|source| PipelineError::Sink {
-        name: name.clone(),
-        source,
-    })?;
+    let sink = ObjectSink::new(&d.store, d.compression.content_encoding())
+        .map_err(|source| PipelineError::Sink { name: name.clone(), source })?;
     let format = ObjectFormat {
-        encoder: RawEncoder {
-            append_delimiter: d.append_delimiter,
-        },
+        encoder: RawEncoder { append_delimiter: d.append_delimiter },
         compression: d.compression,
         extension: d.file_extension.clone(),
     };
+    // Error output is newline-delimited JSON, compressed like the data.
+    let error_format = ObjectFormat {
+        encoder: RawEncoder { append_delimiter: true },
+        compression: d.compression,
+        extension: d.file_extension.clone(),
+    };
+    let chain =
+        build_chain(&spec.processors).map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
+    let partitioner = Partitioner::new(&d.prefix);
     let metrics = PipelineMetrics::new(&name);
     let seed = fnv1a(&[name.as_bytes()]);
     let delivery = Arc::new(Delivery {
         spec: spec.clone(),
         sink,
         format: Arc::new(format),
+        error_format: Arc::new(error_format),
         metrics: metrics.clone(),
     });
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);
+    let runner = Runner {
+        delivery,
+        chain: Arc::new(chain),
+        partitioner,
+        max_partitions: spec.dynamic_partitioning.map(|d| d.max_active_partitions),
+        data: Batcher::new(spec.buffering),
+        errors: Batcher::new(spec.buffering),
+        tracker: DeliveryTracker::new(0),
+        uploads: Arc::new(Semaphore::new(spec.delivery.concurrency)),
+        done_tx,
+        in_flight: HashMap::new(),
+        uploads_in_flight: 0,
+        in_memory: 0,
+        buffer_budget: max_in_memory / 2,
+        partition_limit_hit: false,
+    };
     let handle = Arc::new(PipelineHandle {
         spec,
         ingest: DirectPutIngest::new(appender, budget, limit),
@@ -103,100 +127,303 @@ pub fn start(
         created_at: SystemTime::now(),
         seed,
     });
-    let task = tokio::spawn(run(Box::new(DirectPutSource::new(reader)), delivery));
+    let task = tokio::spawn(run(Box::new(DirectPutSource::new(reader)), runner, done_rx));
     Ok((handle, task))
+}
+
+/// The configured processors, built once per pipeline.
+fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
+    let mut processors: Vec<Arc<dyn Processor>> = Vec::new();
+    for spec in specs {
+        processors.push(match spec {
+            ProcessorSpec::GzipDecompression => Arc::new(GzipDecompression),
+            ProcessorSpec::CloudWatchLogProcessing => Arc::new(CloudWatchLogProcessing),
+            ProcessorSpec::Deaggregation(kind) => Arc::new(Deaggregate { kind: kind.clone() }),
+            ProcessorSpec::MetadataExtraction(query) => Arc::new(MetadataExtraction::compile(query)?),
+            ProcessorSpec::AppendDelimiter => Arc::new(AppendDelimiter),
+        });
+    }
+    Ok(Chain::new(processors))
 }
 
 /// A finished object: these records no longer need the WAL.
 struct Done {
     seqs: SeqRanges,
     bytes: usize,
+    /// The data partition the object belonged to (`None` for error output).
+    partition: Option<PartitionKey>,
 }
 
-async fn run(mut source: Box<dyn Source>, delivery: Arc<Delivery>) {
-    let spec = &delivery.spec;
-    let name = spec.name.clone();
-    let mut batcher = Batcher::new(spec.buffering);
-    let mut tracker = DeliveryTracker::new(source.delivered_below());
-    let uploads = Arc::new(Semaphore::new(spec.delivery.concurrency));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let partition: PartitionKey = "".into();
+async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::UnboundedReceiver<Done>) {
+    let name = r.delivery.spec.name.clone();
+    let buffering = r.delivery.spec.buffering;
     // Records read but not yet delivered stay under this bound; beyond it they wait in the WAL.
-    let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);
-    let read_chunk = spec.buffering.size_bytes.clamp(64 << 10, 4 << 20);
-    let mut in_memory = 0usize;
-    let mut in_flight = 0usize;
+    let max_in_memory = buffering.size_bytes * (r.delivery.spec.delivery.concurrency + 2);
+    let read_chunk = buffering.size_bytes.clamp(64 << 10, 4 << 20);
     let mut source_open = true;
-    let mut freshness_tick = tokio::time::interval(Duration::from_secs(1));
-
-    let dispatch = |batch: Batch, in_flight: &mut usize| {
-        *in_flight += 1;
-        let (delivery, uploads, done_tx) = (delivery.clone(), uploads.clone(), done_tx.clone());
-        tokio::spawn(async move {
-            let Ok(_permit) = uploads.acquire_owned().await else {
-                return;
-            };
-            let done = delivery.deliver(batch).await;
-            let _ = done_tx.send(done);
-        });
-    };
+    let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+    r.tracker = DeliveryTracker::new(source.delivered_below());
 
     loop {
-        let deadline = batcher.next_deadline().map(tokio::time::Instant::from_std);
+        let deadline = r.next_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
-            read = source.next_batch(read_chunk), if source_open && in_memory < max_in_memory => match read {
+            read = source.next_batch(read_chunk), if source_open && r.in_memory < max_in_memory => match read {
                 Ok(Some(records)) => {
-                    tracker.on_read(&records);
-                    let now = Instant::now();
-                    for record in records {
-                        let weight = delivery.format.encoder.weight(&record);
-                        in_memory += weight;
-                        if let Some(full) = batcher.push(&partition, record, weight, now) {
-                            dispatch(full, &mut in_flight);
-                        }
-                    }
-                    if spec.buffering.interval.is_zero() {
-                        batcher.drain().into_iter().for_each(|b| dispatch(b, &mut in_flight));
-                    }
+                    let watermark = r.on_records(records).await;
+                    commit(&mut source, watermark, &name).await;
                 }
                 Ok(None) => {
                     source_open = false;
-                    batcher.drain().into_iter().for_each(|b| dispatch(b, &mut in_flight));
+                    r.flush_all();
                 }
                 Err(e) => {
                     // Only damage under a running reader gets here; stop reading rather than skip
                     // records, and keep delivering what is already buffered.
                     tracing::error!(pipeline = %name, error = %e, "cannot read the WAL; delivery of new records is stopped until restart");
                     source_open = false;
-                    batcher.drain().into_iter().for_each(|b| dispatch(b, &mut in_flight));
+                    r.flush_all();
                 }
             },
             Some(done) = done_rx.recv() => {
-                in_flight -= 1;
-                in_memory -= done.bytes;
-                if let Some(watermark) = tracker.on_done(&done.seqs) {
-                    if let Err(e) = source.commit(watermark, false).await {
-                        tracing::error!(pipeline = %name, error = %e, "cannot record delivery progress; records may be delivered again after a restart");
-                    }
-                }
+                let watermark = r.on_done(done);
+                commit(&mut source, watermark, &name).await;
             },
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                batcher.due(Instant::now()).into_iter().for_each(|b| dispatch(b, &mut in_flight));
-            },
-            _ = freshness_tick.tick() => {
-                let age = tracker.oldest_pending_arrival_ms().map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);
-                delivery.metrics.data_freshness_seconds.set(age);
-            },
+            _ = sleep_until(deadline), if deadline.is_some() => r.flush_due(),
+            _ = metrics_tick.tick() => r.report(),
         }
-        if !source_open && in_flight == 0 && batcher.is_empty() {
+        if !source_open && r.idle() {
             break;
         }
     }
-    if let Err(e) = source.commit(tracker.delivered_below(), true).await {
+    if let Err(e) = source.commit(r.tracker.delivered_below(), true).await {
         tracing::error!(pipeline = %name, error = %e, "cannot persist the final checkpoint; some records will be delivered again on restart");
     }
-    delivery.metrics.data_freshness_seconds.set(0.0);
+    r.delivery.metrics.data_freshness_seconds.set(0.0);
     tracing::info!(pipeline = %name, "pipeline drained");
+}
+
+async fn commit(source: &mut Box<dyn Source>, watermark: Option<Seq>, name: &str) {
+    if let Some(w) = watermark {
+        if let Err(e) = source.commit(w, false).await {
+            tracing::error!(pipeline = %name, error = %e, "cannot record delivery progress; records may be delivered again after a restart");
+        }
+    }
+}
+
+/// The pipeline task's state between the source and the uploads.
+struct Runner {
+    delivery: Arc<Delivery>,
+    chain: Arc<Chain>,
+    partitioner: Partitioner,
+    max_partitions: Option<usize>,
+    /// One buffer per data partition, and one per error-output type.
+    data: Batcher,
+    errors: Batcher,
+    tracker: DeliveryTracker,
+    uploads: Arc<Semaphore>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    /// Data partitions with objects being uploaded (they count as active partitions).
+    in_flight: HashMap<PartitionKey, usize>,
+    uploads_in_flight: usize,
+    /// Bytes read and not yet delivered: buffered or uploading.
+    in_memory: usize,
+    /// Buffers together may hold this much before the largest is flushed early.
+    buffer_budget: usize,
+    partition_limit_hit: bool,
+}
+
+impl Runner {
+    /// Processes freshly read records and places every output in a buffer. Returns the watermark
+    /// if records that produced no output moved it.
+    async fn on_records(&mut self, records: Vec<Record>) -> Option<Seq> {
+        let now = Instant::now();
+        if self.chain.is_empty() && !self.partitioner.is_partitioned() {
+            // Fast path: each record is exactly one output, all in one buffer.
+            self.tracker.on_read(&records);
+            let root = PartitionKey::from("");
+            for record in records {
+                let weight = self.delivery.format.encoder.weight(&record);
+                self.in_memory += weight;
+                if let Some(full) = self.data.push(&root, record, weight, now) {
+                    self.dispatch(full, None);
+                }
+            }
+        } else {
+            let sources: Vec<(Seq, i64)> = records.iter().map(|r| (r.seq, r.arrival_ms)).collect();
+            let (items, mut failed) = self.process(records).await;
+            let mut outputs: HashMap<Seq, u64> = HashMap::with_capacity(sources.len());
+            self.partition_limit_hit = false;
+            for item in items {
+                *outputs.entry(item.record.seq).or_default() += 1;
+                match self.partition_for(&item) {
+                    Ok(key) => {
+                        let weight = self.delivery.format.encoder.weight(&item.record);
+                        self.in_memory += weight;
+                        if let Some(full) = self.data.push_keyed(&key, item.keys.as_ref(), item.record, weight, now) {
+                            self.dispatch(full, None);
+                        }
+                    }
+                    Err((code, message)) => {
+                        failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, code, message))
+                    }
+                }
+            }
+            let ending = now_ms();
+            for f in failed {
+                *outputs.entry(f.record.seq).or_default() += 1;
+                self.delivery.metrics.error_records(f.kind).increment(1);
+                let data = error_record::render(&f, ending, None);
+                let weight = data.len() + 1;
+                self.in_memory += weight;
+                let record = Record { data, ..f.record };
+                if let Some(full) = self.errors.push(&PartitionKey::from(f.kind.as_str()), record, weight, now) {
+                    self.dispatch(full, Some(f.kind));
+                }
+            }
+            for (seq, arrival_ms) in sources {
+                self.tracker.add(seq, arrival_ms, outputs.remove(&seq).unwrap_or(0));
+            }
+        }
+        // Many partitions must not mean unbounded memory: flush the biggest buffers early.
+        while self.data.buffered_bytes() + self.errors.buffered_bytes() > self.buffer_budget {
+            match self.data.take_largest() {
+                Some(b) => self.dispatch(b, None),
+                None => match self.errors.take_largest() {
+                    Some(b) => {
+                        let kind = error_kind(&b.partition);
+                        self.dispatch(b, kind);
+                    }
+                    None => break,
+                },
+            }
+        }
+        if self.delivery.spec.buffering.interval.is_zero() {
+            self.flush_all();
+        }
+        self.tracker.advance()
+    }
+
+    /// Runs the processors off the async runtime (they are CPU work: jq, decompression).
+    async fn process(&self, records: Vec<Record>) -> (Vec<Item>, Vec<Failed>) {
+        if self.chain.is_empty() {
+            return (records.into_iter().map(Item::new).collect(), Vec::new());
+        }
+        let chain = self.chain.clone();
+        let backup = records.clone(); // cheap: the data is reference-counted
+        match tokio::task::spawn_blocking(move || chain.run(records)).await {
+            Ok(result) => result,
+            Err(e) => {
+                // A processor panicked: keep every record, in the error output.
+                tracing::error!(pipeline = %self.delivery.spec.name, error = %e, "a processor panicked; its batch goes to the error output");
+                let failed = backup
+                    .into_iter()
+                    .map(|r| {
+                        Failed::new(
+                            r,
+                            ErrorOutputType::ProcessingFailed,
+                            "Processing.Panicked",
+                            "a processor panicked on this batch",
+                        )
+                    })
+                    .collect();
+                (Vec::new(), failed)
+            }
+        }
+    }
+
+    /// The buffer for a record, enforcing the active-partition limit.
+    fn partition_for(&mut self, item: &Item) -> Result<PartitionKey, (&'static str, String)> {
+        let key = self.partitioner.key(item)?;
+        if let Some(max) = self.max_partitions {
+            if !self.data.contains(&key) && !self.in_flight.contains_key(&key) && self.active_partitions() >= max {
+                self.partition_limit_hit = true;
+                return Err((
+                    partition::CODE_EXCEEDED,
+                    format!("the delivery stream already has {max} active partitions (max_active_partitions)"),
+                ));
+            }
+        }
+        Ok(key)
+    }
+
+    fn active_partitions(&self) -> usize {
+        self.data.partitions() + self.in_flight.keys().filter(|k| !self.data.contains(k)).count()
+    }
+
+    fn dispatch(&mut self, batch: Batch, error_type: Option<ErrorOutputType>) {
+        self.uploads_in_flight += 1;
+        if error_type.is_none() {
+            *self.in_flight.entry(batch.partition.clone()).or_default() += 1;
+        }
+        let (delivery, uploads, done_tx) = (self.delivery.clone(), self.uploads.clone(), self.done_tx.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = uploads.acquire_owned().await else { return };
+            let done = delivery.deliver(batch, error_type).await;
+            let _ = done_tx.send(done);
+        });
+    }
+
+    fn on_done(&mut self, done: Done) -> Option<Seq> {
+        self.uploads_in_flight -= 1;
+        self.in_memory -= done.bytes;
+        if let Some(p) = done.partition {
+            if let Some(n) = self.in_flight.get_mut(&p) {
+                *n -= 1;
+                if *n == 0 {
+                    self.in_flight.remove(&p);
+                }
+            }
+        }
+        self.tracker.on_done(&done.seqs)
+    }
+
+    fn flush_due(&mut self) {
+        let now = Instant::now();
+        for b in self.data.due(now) {
+            self.dispatch(b, None);
+        }
+        for b in self.errors.due(now) {
+            let kind = error_kind(&b.partition);
+            self.dispatch(b, kind);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for b in self.data.drain() {
+            self.dispatch(b, None);
+        }
+        for b in self.errors.drain() {
+            let kind = error_kind(&b.partition);
+            self.dispatch(b, kind);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.data.next_deadline(), self.errors.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.uploads_in_flight == 0 && self.data.is_empty() && self.errors.is_empty()
+    }
+
+    fn report(&self) {
+        let m = &self.delivery.metrics;
+        let age = self.tracker.oldest_pending_arrival_ms().map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);
+        m.data_freshness_seconds.set(age);
+        if self.partitioner.is_partitioned() {
+            m.partition_count.set(self.active_partitions() as f64);
+            m.partition_count_exceeded.set(if self.partition_limit_hit { 1.0 } else { 0.0 });
+        }
+    }
+}
+
+fn error_kind(partition: &PartitionKey) -> Option<ErrorOutputType> {
+    [ErrorOutputType::ProcessingFailed, ErrorOutputType::DecompressionFailed, ErrorOutputType::FormatConversionFailed]
+        .into_iter()
+        .find(|k| k.as_str() == &**partition)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -207,9 +434,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Everything needed to turn a batch into an object, shared by the pipeline's upload tasks.
@@ -217,47 +442,54 @@ struct Delivery {
     spec: PipelineSpec,
     sink: ObjectSink,
     format: Arc<ObjectFormat>,
+    error_format: Arc<ObjectFormat>,
     metrics: PipelineMetrics,
 }
 
 impl Delivery {
-    /// `<prefix><stream>-<version>-<time>-<uuid><ext>`, all derived from the batch's first
-    /// sequence number and oldest arrival, so a re-delivery overwrites the same key.
-    fn object_key(&self, batch: &Batch) -> String {
-        let partition_seed = fnv1a(&[self.spec.name.as_bytes(), batch.partition.as_bytes()]);
+    /// `<prefix><stream>-<version>-<time>-<uuid><ext>`, all derived from the batch's partition,
+    /// first sequence number and oldest arrival, so a re-delivery overwrites the same key.
+    /// Error batches use the error prefix with their `!{firehose:error-output-type}`.
+    fn object_key(&self, batch: &Batch, error_type: Option<ErrorOutputType>) -> String {
+        let kind = if error_type.is_some() { "errors" } else { "data" };
+        let partition_seed = fnv1a(&[self.spec.name.as_bytes(), kind.as_bytes(), batch.partition.as_bytes()]);
         let first_seq = batch.first_seq();
-        let no_keys = |_: &_, _: &str| None;
+        let keys = batch.keys.clone();
+        let lookup = move |source: &PartitionSource, key: &str| {
+            let keys = keys.as_deref()?;
+            let map = match source {
+                PartitionSource::Query => &keys.query,
+                PartitionSource::Lambda => &keys.lambda,
+            };
+            map.get(key).cloned()
+        };
         let ctx = RenderContext {
             oldest_arrival_ms: batch.oldest_arrival_ms,
-            error_output_type: None,
-            partition_key: &no_keys,
+            error_output_type: error_type.map(ErrorOutputType::as_str),
+            partition_key: &lookup,
             seed: partition_seed ^ splitmix64(first_seq),
         };
-        let prefix = self.spec.destination.prefix.render(&ctx).unwrap_or_else(|e| {
-            // Validation renders every prefix once, so this only happens with dynamic values.
+        let d = &self.spec.destination;
+        let template = if error_type.is_some() { &d.error_prefix } else { &d.prefix };
+        let prefix = template.render(&ctx).unwrap_or_else(|e| {
+            // Partition values were checked before batching and validation renders every prefix
+            // once, so this is a safety net: deliver under the default time path, never drop.
             tracing::warn!(pipeline = %self.spec.name, error = %e, "prefix could not be evaluated; using the default time path");
             KeyTemplate::parse(DEFAULT_TIME_PATH).map(|t| t.render(&ctx).unwrap_or_default()).unwrap_or_default()
         });
         let ext = &self.format.extension;
-        format!(
-            "{prefix}{}",
-            object_name(
-                &self.spec.name,
-                STREAM_VERSION,
-                batch.oldest_arrival_ms,
-                partition_seed,
-                first_seq,
-                ext
-            )
-        )
+        let name =
+            object_name(&self.spec.name, STREAM_VERSION, batch.oldest_arrival_ms, partition_seed, first_seq, ext);
+        format!("{prefix}{name}")
     }
 
     /// Writes the batch, retrying with exponential backoff and jitter until it succeeds or its
     /// oldest record passes the retention period (then it is dropped, logged and counted).
-    async fn deliver(&self, batch: Batch) -> Done {
-        let key = self.object_key(&batch);
+    async fn deliver(&self, batch: Batch, error_type: Option<ErrorOutputType>) -> Done {
+        let key = self.object_key(&batch, error_type);
         let count = batch.records.len() as u64;
         let records = Arc::new(batch.records);
+        let format = if error_type.is_some() { &self.error_format } else { &self.format };
         let d = &self.spec.delivery;
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -268,10 +500,12 @@ impl Delivery {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.sink.write_object(&key, records.clone(), self.format.clone()).await {
+            match self.sink.write_object(&key, records.clone(), format.clone()).await {
                 Ok(()) => {
-                    self.metrics.delivered_records.increment(count);
-                    self.metrics.delivered_bytes.increment(batch.bytes as u64);
+                    if error_type.is_none() {
+                        self.metrics.delivered_records.increment(count);
+                        self.metrics.delivered_bytes.increment(batch.bytes as u64);
+                    }
                     self.metrics.delivered_objects.increment(1);
                     tracing::debug!(pipeline = %self.spec.name, key, records = count, bytes = batch.bytes, "delivered");
                     break;
@@ -290,9 +524,6 @@ impl Delivery {
                 }
             }
         }
-        Done {
-            seqs: batch.seqs,
-            bytes: batch.bytes,
-        }
+        Done { seqs: batch.seqs, bytes: batch.bytes, partition: error_type.is_none().then_some(batch.partition) }
     }
 }

@@ -123,22 +123,14 @@ fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
 
 fn lower_first(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_lowercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
 }
 
 fn stream(state: &ApiState, name: &str) -> Result<Arc<PipelineHandle>, ApiError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(ApiError::constraint(
-            "deliveryStreamName",
-            "Member must have length between 1 and 64",
-        ));
+        return Err(ApiError::constraint("deliveryStreamName", "Member must have length between 1 and 64"));
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
         return Err(ApiError::constraint(
             "deliveryStreamName",
             "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
@@ -162,19 +154,13 @@ fn build_frame(
     let mut sizes = Vec::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
         if record.data.len() / 4 * 3 > MAX_RECORD_BYTES + 3 {
-            return Err(ApiError::constraint(
-                &member(i),
-                "Member must have length less than or equal to 1024000",
-            ));
+            return Err(ApiError::constraint(&member(i), "Member must have length less than or equal to 1024000"));
         }
         let len = frame
             .push_with(|buf| base64::engine::general_purpose::STANDARD.decode_vec(record.data.as_bytes(), buf))
             .map_err(|e| ApiError::InvalidArgument(format!("{} is not valid base64: {e}", member(i))))?;
         if len > MAX_RECORD_BYTES {
-            return Err(ApiError::constraint(
-                &member(i),
-                "Member must have length less than or equal to 1024000",
-            ));
+            return Err(ApiError::constraint(&member(i), "Member must have length less than or equal to 1024000"));
         }
         total += len;
         sizes.push(len);
@@ -209,10 +195,7 @@ async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError
             m.incoming_records.increment(1);
             m.incoming_bytes.increment(bytes as u64);
             m.incoming_put_requests.increment(1);
-            Ok(ok_json(&PutRecordOutput {
-                record_id: record_id(&pipeline, accepted.first_seq),
-                encrypted: false,
-            }))
+            Ok(ok_json(&PutRecordOutput { record_id: record_id(&pipeline, accepted.first_seq), encrypted: false }))
         }
         Err(e) => {
             pipeline.metrics.throttled_records.increment(1);
@@ -226,16 +209,10 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
     let pipeline = stream(state, &input.delivery_stream_name)?;
     let n = input.records.len();
     if n == 0 {
-        return Err(ApiError::constraint(
-            "records",
-            "Member must have length greater than or equal to 1",
-        ));
+        return Err(ApiError::constraint("records", "Member must have length greater than or equal to 1"));
     }
     if n > MAX_BATCH_RECORDS {
-        return Err(ApiError::constraint(
-            "records",
-            "Member must have length less than or equal to 500",
-        ));
+        return Err(ApiError::constraint("records", "Member must have length less than or equal to 500"));
     }
     let (frame, sizes) = build_frame(&input.records, |i| format!("records.{}.member.data", i + 1))?;
     drop(input);
@@ -258,11 +235,7 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
         });
     }
     if k < n {
-        let message = IngestError::Full {
-            used: pipeline.ingest.used_bytes(),
-            limit: 0,
-        }
-        .to_string();
+        let message = IngestError::Full { used: pipeline.ingest.used_bytes(), limit: 0 }.to_string();
         let message = message.split(" (").next().unwrap_or("storage is full").to_string() + "; retry this record later";
         for _ in k..n {
             responses.push(RecordResult {
@@ -274,14 +247,9 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
         m.throttled_records.increment((n - k) as u64);
     }
     m.incoming_records.increment(k as u64);
-    m.incoming_bytes
-        .increment(sizes.iter().take(k).map(|&s| s as u64).sum());
+    m.incoming_bytes.increment(sizes.iter().take(k).map(|&s| s as u64).sum());
     m.incoming_put_requests.increment(1);
-    Ok(ok_json(&PutRecordBatchOutput {
-        failed_put_count: n - k,
-        encrypted: false,
-        request_responses: responses,
-    }))
+    Ok(ok_json(&PutRecordBatchOutput { failed_put_count: n - k, encrypted: false, request_responses: responses }))
 }
 
 fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
@@ -317,10 +285,7 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
     if let Some(obj) = extended.as_object_mut() {
         obj.insert("S3BackupMode".into(), "Disabled".into());
         obj.insert("FileExtension".into(), d.file_extension.clone().into());
-        obj.insert(
-            "ProcessingConfiguration".into(),
-            serde_json::json!({ "Enabled": false, "Processors": [] }),
-        );
+        obj.insert("ProcessingConfiguration".into(), serde_json::json!({ "Enabled": false, "Processors": [] }));
     }
     serde_json::json!({
         "DeliveryStreamDescription": {
@@ -343,17 +308,10 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
 }
 
 fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
-    let input: ListInput = if body.iter().all(u8::is_ascii_whitespace) {
-        ListInput::default()
-    } else {
-        parse(body)?
-    };
+    let input: ListInput = if body.iter().all(u8::is_ascii_whitespace) { ListInput::default() } else { parse(body)? };
     let limit = input.limit.unwrap_or(10);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::constraint(
-            "limit",
-            "Member must have value between 1 and 10000",
-        ));
+        return Err(ApiError::constraint("limit", "Member must have value between 1 and 10000"));
     }
     let only_direct_put = matches!(input.delivery_stream_type.as_deref(), None | Some("DirectPut"));
     let names: Vec<String> = if only_direct_put {
@@ -361,12 +319,7 @@ fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
             .daemon
             .names()
             .into_iter()
-            .filter(|n| {
-                input
-                    .exclusive_start_delivery_stream_name
-                    .as_ref()
-                    .is_none_or(|s| n > s)
-            })
+            .filter(|n| input.exclusive_start_delivery_stream_name.as_ref().is_none_or(|s| n > s))
             .collect()
     } else {
         Vec::new()
@@ -387,10 +340,5 @@ async fn render_metrics(State(state): State<ApiState>) -> Response {
     for p in state.daemon.all() {
         p.metrics.wal_bytes.set(p.ingest.used_bytes() as f64);
     }
-    (
-        StatusCode::OK,
-        [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

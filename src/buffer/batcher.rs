@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Buffering;
+use crate::process::PartitionKeys;
 use crate::record::{Record, SeqRanges};
 
 /// Identifies a partition. Without dynamic partitioning every record shares the empty key;
@@ -21,17 +22,20 @@ pub struct Batch {
     pub seqs: SeqRanges,
     /// Arrival of the oldest record: names the object and evaluates `!{timestamp:..}`.
     pub oldest_arrival_ms: i64,
+    /// The partition's key values, for `!{partitionKeyFrom...:k}` in the prefix.
+    pub keys: Option<Arc<PartitionKeys>>,
     opened: Instant,
 }
 
 impl Batch {
-    fn new(partition: PartitionKey, now: Instant) -> Self {
+    fn new(partition: PartitionKey, keys: Option<Arc<PartitionKeys>>, now: Instant) -> Self {
         Self {
             partition,
             records: Vec::new(),
             bytes: 0,
             seqs: SeqRanges::default(),
             oldest_arrival_ms: i64::MAX,
+            keys,
             opened: now,
         }
     }
@@ -57,17 +61,25 @@ pub struct Batcher {
 
 impl Batcher {
     pub fn new(limits: Buffering) -> Self {
-        Self {
-            limits,
-            open: HashMap::new(),
-            buffered_bytes: 0,
-        }
+        Self { limits, open: HashMap::new(), buffered_bytes: 0 }
     }
 
     /// Adds a record weighing `weight` bytes. Returns a batch that is ready: the partition's
     /// buffer if this record would overflow it (so objects stay at or just under the size), or
     /// the buffer including this record if it is now exactly full.
     pub fn push(&mut self, partition: &PartitionKey, record: Record, weight: usize, now: Instant) -> Option<Batch> {
+        self.push_keyed(partition, None, record, weight, now)
+    }
+
+    /// [`Batcher::push`] for a partition whose key values the batch must carry.
+    pub fn push_keyed(
+        &mut self,
+        partition: &PartitionKey,
+        keys: Option<&Arc<PartitionKeys>>,
+        record: Record,
+        weight: usize,
+        now: Instant,
+    ) -> Option<Batch> {
         let limit = self.limits.size_bytes;
         let mut ready = None;
         if let Some(batch) = self.open.get(partition) {
@@ -75,10 +87,8 @@ impl Batcher {
                 ready = self.take(partition);
             }
         }
-        let batch = self
-            .open
-            .entry(partition.clone())
-            .or_insert_with(|| Batch::new(partition.clone(), now));
+        let batch =
+            self.open.entry(partition.clone()).or_insert_with(|| Batch::new(partition.clone(), keys.cloned(), now));
         batch.push(record, weight);
         self.buffered_bytes += weight;
         if ready.is_none() && batch.bytes >= limit {
@@ -111,6 +121,20 @@ impl Batcher {
         self.open.drain().map(|(_, b)| b).collect()
     }
 
+    /// The biggest open batch, to flush early when buffers together exceed their memory budget.
+    pub fn take_largest(&mut self) -> Option<Batch> {
+        let key = self.open.iter().max_by_key(|(_, b)| b.bytes).map(|(k, _)| k.clone())?;
+        self.take(&key)
+    }
+
+    pub fn contains(&self, partition: &PartitionKey) -> bool {
+        self.open.contains_key(partition)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &PartitionKey> {
+        self.open.keys()
+    }
+
     /// When the oldest open batch falls due.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.open.values().map(|b| b.opened + self.limits.interval).min()
@@ -136,18 +160,11 @@ mod tests {
     use std::time::Duration;
 
     fn rec(seq: u64, len: usize) -> Record {
-        Record {
-            seq,
-            arrival_ms: 1000 + seq as i64,
-            data: Bytes::from(vec![b'x'; len]),
-        }
+        Record { seq, arrival_ms: 1000 + seq as i64, data: Bytes::from(vec![b'x'; len]) }
     }
 
     fn limits(size: usize, secs: u64) -> Buffering {
-        Buffering {
-            size_bytes: size,
-            interval: Duration::from_secs(secs),
-        }
+        Buffering { size_bytes: size, interval: Duration::from_secs(secs) }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! size/interval buffers, and the tracker that turns out-of-order deliveries into a watermark.
 
 pub mod batcher;
+pub mod partition;
 pub mod tracker;
 pub mod wal;
 

@@ -24,32 +24,37 @@ pub struct DeliveryTracker {
 
 impl DeliveryTracker {
     pub fn new(delivered_below: Seq) -> Self {
-        Self {
-            spans: VecDeque::new(),
-            delivered_below,
+        Self { spans: VecDeque::new(), delivered_below }
+    }
+
+    /// Registers records as read (in sequence order), each with one output.
+    pub fn on_read(&mut self, records: &[Record]) {
+        for r in records {
+            self.add(r.seq, r.arrival_ms, 1);
         }
     }
 
-    /// Registers records as read (in sequence order).
-    pub fn on_read(&mut self, records: &[Record]) {
-        for r in records {
-            match self.spans.back_mut() {
-                Some(s) if s.end == r.seq && s.arrival_ms == r.arrival_ms => {
-                    s.end += 1;
-                    s.remaining += 1;
-                }
-                _ => {
-                    // A gap (records skipped below a watermark, or a source that numbers sparsely)
-                    // counts as delivered: nothing there will ever be reported.
-                    self.spans.push_back(Span {
-                        start: r.seq,
-                        end: r.seq + 1,
-                        remaining: 1,
-                        arrival_ms: r.arrival_ms,
-                    });
-                }
+    /// Registers one source record (in sequence order) that produced `outputs` records to deliver:
+    /// 0 when it was dropped, several when it was de-aggregated. Its sequence counts as delivered
+    /// once that many outputs have been reported done.
+    pub fn add(&mut self, seq: Seq, arrival_ms: i64, outputs: u64) {
+        match self.spans.back_mut() {
+            Some(s) if s.end == seq && s.arrival_ms == arrival_ms => {
+                s.end += 1;
+                s.remaining += outputs;
+            }
+            _ => {
+                // A gap (records skipped below a watermark, or a source that numbers sparsely)
+                // counts as delivered: nothing there will ever be reported.
+                self.spans.push_back(Span { start: seq, end: seq + 1, remaining: outputs, arrival_ms });
             }
         }
+    }
+
+    /// Moves the watermark past leading spans with nothing left to deliver (records that were
+    /// all dropped). Returns the new watermark if it moved.
+    pub fn advance(&mut self) -> Option<Seq> {
+        self.on_done(&SeqRanges::default())
     }
 
     /// Marks records as finished (delivered, or written to the error output, or expired).
@@ -97,13 +102,7 @@ mod tests {
     use bytes::Bytes;
 
     fn recs(range: std::ops::Range<u64>, arrival: i64) -> Vec<Record> {
-        range
-            .map(|seq| Record {
-                seq,
-                arrival_ms: arrival,
-                data: Bytes::new(),
-            })
-            .collect()
+        range.map(|seq| Record { seq, arrival_ms: arrival, data: Bytes::new() }).collect()
     }
 
     fn ranges(seqs: &[u64]) -> SeqRanges {
@@ -122,6 +121,18 @@ mod tests {
         assert_eq!(t.on_done(&ranges(&(0..10).collect::<Vec<_>>())), Some(20));
         assert_eq!(t.pending_records(), 0);
         assert_eq!(t.oldest_pending_arrival_ms(), None);
+    }
+
+    #[test]
+    fn fan_out_and_drops_are_counted_per_source_record() {
+        let mut t = DeliveryTracker::new(0);
+        t.add(0, 1, 0); // dropped
+        assert_eq!(t.advance(), Some(1));
+        t.add(1, 1, 3); // de-aggregated into three
+        t.add(2, 1, 1);
+        assert_eq!(t.on_done(&ranges(&[1, 2])), None, "one of three outputs of 1 is not enough");
+        assert_eq!(t.on_done(&ranges(&[1])), None);
+        assert_eq!(t.on_done(&ranges(&[1])), Some(3));
     }
 
     #[test]

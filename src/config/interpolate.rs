@@ -32,9 +32,7 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
                 out.push('$');
                 rest = stripped;
             } else if let Some(body_and_rest) = after.strip_prefix('{') {
-                let end = body_and_rest
-                    .find('}')
-                    .ok_or(InterpolateError::Unterminated { line: line_no })?;
+                let end = body_and_rest.find('}').ok_or(InterpolateError::Unterminated { line: line_no })?;
                 let body = &body_and_rest[..end];
                 let (name, default) = match body.split_once(":-") {
                     Some((n, d)) => (n, Some(d)),
@@ -44,20 +42,12 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                     && !name.starts_with(|c: char| c.is_ascii_digit());
                 if !valid {
-                    return Err(InterpolateError::BadName {
-                        line: line_no,
-                        body: body.to_string(),
-                    });
+                    return Err(InterpolateError::BadName { line: line_no, body: body.to_string() });
                 }
                 match (lookup(name).filter(|v| !v.is_empty()), default) {
                     (Some(value), _) => out.push_str(&value),
                     (None, Some(d)) => out.push_str(d),
-                    (None, None) => {
-                        return Err(InterpolateError::Unset {
-                            line: line_no,
-                            name: name.to_string(),
-                        })
-                    }
+                    (None, None) => return Err(InterpolateError::Unset { line: line_no, name: name.to_string() }),
                 }
                 rest = &body_and_rest[end + 1..];
             } else {
@@ -84,24 +74,14 @@ mod tests {
 
     #[test]
     fn substitutes_values_defaults_and_escapes() {
-        let out = interpolate(
-            "b: ${BUCKET}\nr: ${REGION:-us-east-1}\ne: ${EMPTY:-x}\np: $$5 $x\n",
-            env,
-        )
-        .unwrap();
+        let out = interpolate("b: ${BUCKET}\nr: ${REGION:-us-east-1}\ne: ${EMPTY:-x}\np: $$5 $x\n", env).unwrap();
         assert_eq!(out, "b: lake\nr: us-east-1\ne: x\np: $5 $x\n");
     }
 
     #[test]
     fn unset_variable_names_the_line() {
         let err = interpolate("a: 1\nb: ${NOPE}\n", env).unwrap_err();
-        assert_eq!(
-            err,
-            InterpolateError::Unset {
-                line: 2,
-                name: "NOPE".into()
-            }
-        );
+        assert_eq!(err, InterpolateError::Unset { line: 2, name: "NOPE".into() });
         assert!(err.to_string().contains("line 2"));
     }
 
@@ -112,13 +92,7 @@ mod tests {
 
     #[test]
     fn malformed_references_are_errors() {
-        assert_eq!(
-            interpolate("a: ${OPEN", env),
-            Err(InterpolateError::Unterminated { line: 1 })
-        );
-        assert!(matches!(
-            interpolate("a: ${1X}", env),
-            Err(InterpolateError::BadName { .. })
-        ));
+        assert_eq!(interpolate("a: ${OPEN", env), Err(InterpolateError::Unterminated { line: 1 }));
+        assert!(matches!(interpolate("a: ${1X}", env), Err(InterpolateError::BadName { .. })));
     }
 }

@@ -17,8 +17,8 @@ use crate::format::compression::Compression;
 
 pub use interpolate::{interpolate, InterpolateError};
 pub use validate::{
-    valid_stream_name, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings, ObjectDestination,
-    PipelineSpec, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
+    valid_stream_name, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings, DynamicPartitioning,
+    ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
 
 /// The config `sluice run` uses when no `--config` is given.
@@ -70,6 +70,58 @@ pub struct RawPipeline {
     pub retention_hours: Option<Spanned<f64>>,
     #[serde(default)]
     pub delivery: RawDelivery,
+    /// Built-in processors, in Firehose's order.
+    #[serde(default)]
+    pub processors: Vec<Spanned<RawProcessor>>,
+    pub dynamic_partitioning: Option<Spanned<RawDynamicPartitioning>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawProcessor {
+    Decompression(RawDecompression),
+    CloudwatchLogProcessing(RawCloudWatchLogs),
+    RecordDeaggregation(RawDeaggregation),
+    MetadataExtraction(RawMetadataExtraction),
+    AppendDelimiter(RawAppendDelimiter),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDecompression {
+    pub format: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloudWatchLogs {
+    pub data_message_extraction: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeaggregation {
+    pub sub_record_type: Spanned<String>,
+    /// Base64, as Firehose takes it (`IyMjIw==` is `####`).
+    pub delimiter: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetadataExtraction {
+    pub query: Spanned<String>,
+    pub json_parsing_engine: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppendDelimiter {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDynamicPartitioning {
+    pub enabled: bool,
+    pub max_active_partitions: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,9 +202,7 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a byte count cannot be negative"))
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a byte count cannot be negative"))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 parse_byte_size(v)

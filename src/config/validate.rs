@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::{RawConfig, RawDestination, RawObjectStore, RawPipeline, RawSource};
+use super::{RawConfig, RawDestination, RawObjectStore, RawPipeline, RawProcessor, RawSource};
 use crate::format::compression::Compression;
+use crate::process::deaggregate::SubRecordType;
 use crate::sink::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
@@ -40,6 +41,31 @@ pub struct PipelineSpec {
     /// Undelivered records older than this are dropped (logged and counted), as Firehose does.
     pub retention: Duration,
     pub delivery: DeliverySettings,
+    pub processors: Vec<ProcessorSpec>,
+    pub dynamic_partitioning: Option<DynamicPartitioning>,
+}
+
+/// A validated built-in processor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessorSpec {
+    GzipDecompression,
+    CloudWatchLogProcessing,
+    Deaggregation(SubRecordType),
+    /// The jq query (it compiled during validation).
+    MetadataExtraction(String),
+    AppendDelimiter,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DynamicPartitioning {
+    /// Partitions holding buffered or undelivered data at once (Firehose default 500, up to 5,000).
+    pub max_active_partitions: usize,
+}
+
+/// What prefix validation needs to know about the pipeline's processors.
+struct PartitionContext {
+    enabled: bool,
+    has_query: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,15 +105,8 @@ pub struct ObjectDestination {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSpec {
-    S3 {
-        bucket: String,
-        endpoint: Option<String>,
-        region: Option<String>,
-        force_path_style: bool,
-    },
-    Local {
-        path: PathBuf,
-    },
+    S3 { bucket: String, endpoint: Option<String>, region: Option<String>, force_path_style: bool },
+    Local { path: PathBuf },
 }
 
 /// Streams created on first put (a sluice extension; Firehose needs CreateDeliveryStream first).
@@ -122,9 +141,7 @@ impl AutoCreate {
 /// valid Firehose names but would be path components here.
 pub fn valid_stream_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && name != "."
         && name != ".."
 }
@@ -140,13 +157,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn plain(origin: &str, message: String) -> Self {
-        Self {
-            origin: origin.to_string(),
-            line: 0,
-            column: 0,
-            field: String::new(),
-            message,
-        }
+        Self { origin: origin.to_string(), line: 0, column: 0, field: String::new(), message }
     }
 }
 
@@ -206,30 +217,18 @@ impl Checker<'_> {
 }
 
 pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErrors> {
-    let mut c = Checker {
-        origin,
-        errors: Vec::new(),
-    };
+    let mut c = Checker { origin, errors: Vec::new() };
 
     let listen = match &raw.api.listen {
         Some(l) => l.value.parse().unwrap_or_else(|e| {
-            c.at(
-                l,
-                "api.listen",
-                format!("`{}` is not a socket address such as 127.0.0.1:4573 ({e})", l.value),
-            );
+            c.at(l, "api.listen", format!("`{}` is not a socket address such as 127.0.0.1:4573 ({e})", l.value));
             fallback_listen()
         }),
         None => fallback_listen(),
     };
 
     let storage = StorageSettings {
-        dir: PathBuf::from(
-            raw.storage
-                .dir
-                .as_ref()
-                .map_or(DEFAULT_STORAGE_DIR, |d| d.value.as_str()),
-        ),
+        dir: PathBuf::from(raw.storage.dir.as_ref().map_or(DEFAULT_STORAGE_DIR, |d| d.value.as_str())),
         max_bytes: raw.storage.max_bytes.as_ref().map_or(8 << 30, |b| b.value.0),
         segment_bytes: raw.storage.segment_bytes.as_ref().map_or(64 << 20, |b| b.value.0),
     };
@@ -240,11 +239,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
     }
     if let Some(max) = &raw.storage.max_bytes {
         if max.value.0 < storage.segment_bytes {
-            c.at(
-                max,
-                "storage.max_bytes",
-                format!("must be at least one segment ({} bytes)", storage.segment_bytes),
-            );
+            c.at(max, "storage.max_bytes", format!("must be at least one segment ({} bytes)", storage.segment_bytes));
         }
     }
 
@@ -262,11 +257,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
                 n.value.clone()
             }
             None => {
-                c.at(
-                    p,
-                    &format!("{field}.name"),
-                    "is required: it is the DeliveryStreamName clients put to",
-                );
+                c.at(p, &format!("{field}.name"), "is required: it is the DeliveryStreamName clients put to");
                 String::new()
             }
         };
@@ -287,12 +278,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
     });
 
     if c.errors.is_empty() {
-        Ok(Config {
-            listen,
-            storage,
-            pipelines,
-            auto_create,
-        })
+        Ok(Config { listen, storage, pipelines, auto_create })
     } else {
         Err(ConfigErrors(c.errors))
     }
@@ -311,36 +297,21 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
     let size_mb = p.buffering.size_mb.as_ref().map_or(5.0, |s| s.value);
     if let Some(s) = &p.buffering.size_mb {
         if !(1.0..=128.0).contains(&s.value) {
-            c.at(
-                s,
-                &format!("{field}.buffering.size_mb"),
-                "must be between 1 and 128 (Firehose's S3 range)",
-            );
+            c.at(s, &format!("{field}.buffering.size_mb"), "must be between 1 and 128 (Firehose's S3 range)");
         }
     }
     let interval_seconds = p.buffering.interval_seconds.as_ref().map_or(300, |s| s.value);
     if let Some(s) = &p.buffering.interval_seconds {
         if s.value > 900 {
-            c.at(
-                s,
-                &format!("{field}.buffering.interval_seconds"),
-                "must be between 0 and 900 (0 delivers at once)",
-            );
+            c.at(s, &format!("{field}.buffering.interval_seconds"), "must be between 0 and 900 (0 delivers at once)");
         }
     }
-    let buffering = Buffering {
-        size_bytes: (size_mb * MIB) as usize,
-        interval: Duration::from_secs(interval_seconds),
-    };
+    let buffering = Buffering { size_bytes: (size_mb * MIB) as usize, interval: Duration::from_secs(interval_seconds) };
 
     let retention_hours = p.retention_hours.as_ref().map_or(24.0, |r| r.value);
     if let Some(r) = &p.retention_hours {
         if !(r.value > 0.0 && r.value <= 24.0 * 366.0) {
-            c.at(
-                r,
-                &format!("{field}.retention_hours"),
-                "must be more than 0 and at most a year",
-            );
+            c.at(r, &format!("{field}.retention_hours"), "must be more than 0 and at most a year");
         }
     }
 
@@ -356,7 +327,39 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         retry_max: Duration::from_millis(p.delivery.retry_max_ms.unwrap_or(60_000).max(1)),
     };
 
-    let destination = destination(c, &p.destination, &format!("{field}.destination"));
+    let dynamic_partitioning = p.dynamic_partitioning.as_ref().filter(|d| d.value.enabled).map(|d| {
+        let max = d.value.max_active_partitions.as_ref().map_or(500, |m| m.value);
+        if let Some(m) = &d.value.max_active_partitions {
+            if !(1..=5000).contains(&m.value) {
+                c.at(m, &format!("{field}.dynamic_partitioning.max_active_partitions"), "must be between 1 and 5000");
+            }
+        }
+        DynamicPartitioning { max_active_partitions: max }
+    });
+    let processors = processors(c, p, field, dynamic_partitioning.is_some());
+    let partitions = PartitionContext {
+        enabled: dynamic_partitioning.is_some(),
+        has_query: processors.iter().any(|p| matches!(p, ProcessorSpec::MetadataExtraction(_))),
+    };
+    let destination = destination(c, &p.destination, &format!("{field}.destination"), &partitions);
+    if let (Some(d), Some(dp)) = (&destination, &p.dynamic_partitioning) {
+        if dp.value.enabled && d.configured_error_prefix.is_none() {
+            c.at(
+                dp,
+                &format!("{field}.destination.error_output_prefix"),
+                "is required when dynamic partitioning is enabled (Firehose rule)",
+            );
+        }
+    }
+    if let Some(d) = &destination {
+        if d.append_delimiter && processors.contains(&ProcessorSpec::AppendDelimiter) {
+            c.at(
+                &p.destination,
+                &format!("{field}.processors"),
+                "append_delimiter is set both as a processor and on the destination; keep one",
+            );
+        }
+    }
     if c.errors.len() > errors_before {
         return None;
     }
@@ -368,21 +371,135 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         max_wal_bytes: p.max_wal_bytes.as_ref().map(|b| b.value.0),
         retention: Duration::from_secs_f64(retention_hours * 3600.0),
         delivery,
+        processors,
+        dynamic_partitioning,
     })
 }
 
-fn destination(c: &mut Checker, d: &Spanned<RawDestination>, field: &str) -> Option<ObjectDestination> {
+fn processors(c: &mut Checker, p: &RawPipeline, field: &str, dynamic_partitioning: bool) -> Vec<ProcessorSpec> {
+    // Firehose runs built-ins in this order; a list in another order would not do what it says.
+    const ORDER: [&str; 5] = [
+        "decompression",
+        "cloudwatch_log_processing",
+        "record_deaggregation",
+        "metadata_extraction",
+        "append_delimiter",
+    ];
+    let mut out = Vec::new();
+    let mut last_rank = None;
+    for (i, raw) in p.processors.iter().enumerate() {
+        let at = format!("{field}.processors[{i}]");
+        let (name, spec) = match &raw.value {
+            RawProcessor::Decompression(d) => {
+                if d.format.value != "GZIP" {
+                    c.at(&d.format, &format!("{at}.decompression.format"), "only GZIP is supported (as in Firehose)");
+                }
+                ("decompression", Some(ProcessorSpec::GzipDecompression))
+            }
+            RawProcessor::CloudwatchLogProcessing(cw) => {
+                if !out.contains(&ProcessorSpec::GzipDecompression) {
+                    c.at(raw, &at, "cloudwatch_log_processing must follow a decompression processor (CloudWatch Logs data is gzipped)");
+                }
+                (
+                    "cloudwatch_log_processing",
+                    cw.data_message_extraction.then_some(ProcessorSpec::CloudWatchLogProcessing),
+                )
+            }
+            RawProcessor::RecordDeaggregation(d) => {
+                let kind = match (d.sub_record_type.value.as_str(), &d.delimiter) {
+                    ("JSON", None) => Some(SubRecordType::Json),
+                    ("KPL", None) => Some(SubRecordType::Kpl),
+                    ("DELIMITED", Some(delim)) => {
+                        use base64::Engine;
+                        match base64::engine::general_purpose::STANDARD.decode(&delim.value) {
+                            Ok(bytes) if !bytes.is_empty() => Some(SubRecordType::Delimited(bytes)),
+                            _ => {
+                                c.at(delim, &format!("{at}.record_deaggregation.delimiter"), "must be a non-empty base64 string (Firehose takes the delimiter in base64: `IyMjIw==` is `####`)");
+                                None
+                            }
+                        }
+                    }
+                    ("DELIMITED", None) => {
+                        c.at(
+                            &d.sub_record_type,
+                            &format!("{at}.record_deaggregation.delimiter"),
+                            "is required for DELIMITED",
+                        );
+                        None
+                    }
+                    ("JSON" | "KPL", Some(delim)) => {
+                        c.at(delim, &format!("{at}.record_deaggregation.delimiter"), "applies only to DELIMITED");
+                        None
+                    }
+                    (other, _) => {
+                        c.at(
+                            &d.sub_record_type,
+                            &format!("{at}.record_deaggregation.sub_record_type"),
+                            format!("`{other}` is not one of JSON, DELIMITED, KPL"),
+                        );
+                        None
+                    }
+                };
+                ("record_deaggregation", kind.map(ProcessorSpec::Deaggregation))
+            }
+            RawProcessor::MetadataExtraction(m) => {
+                if let Some(engine) = &m.json_parsing_engine {
+                    if engine.value != "JQ-1.6" {
+                        c.at(
+                            engine,
+                            &format!("{at}.metadata_extraction.json_parsing_engine"),
+                            "only JQ-1.6 is supported (as in Firehose)",
+                        );
+                    }
+                }
+                if !dynamic_partitioning {
+                    c.at(
+                        raw,
+                        &at,
+                        "metadata_extraction needs `dynamic_partitioning: { enabled: true }` (Firehose rule)",
+                    );
+                }
+                let spec = match crate::process::metadata::MetadataExtraction::compile(&m.query.value) {
+                    Ok(_) => Some(ProcessorSpec::MetadataExtraction(m.query.value.clone())),
+                    Err(e) => {
+                        c.at(&m.query, &format!("{at}.metadata_extraction.query"), e);
+                        None
+                    }
+                };
+                ("metadata_extraction", spec)
+            }
+            RawProcessor::AppendDelimiter(_) => ("append_delimiter", Some(ProcessorSpec::AppendDelimiter)),
+        };
+        let rank = ORDER.iter().position(|n| *n == name);
+        if rank <= last_rank {
+            c.at(
+                raw,
+                &at,
+                format!(
+                    "`{name}` is out of order or repeated: built-in processors run in Firehose's order ({})",
+                    ORDER.join(" → ")
+                ),
+            );
+        }
+        last_rank = rank;
+        out.extend(spec);
+    }
+    out
+}
+
+fn destination(
+    c: &mut Checker,
+    d: &Spanned<RawDestination>,
+    field: &str,
+    partitions: &PartitionContext,
+) -> Option<ObjectDestination> {
     let (kind, o) = match &d.value {
         RawDestination::S3(o) => ("s3", o),
         RawDestination::Local(o) => ("local", o),
     };
     let field = format!("{field}.{kind}");
-    let store = if kind == "s3" {
-        s3_store(c, d, o, &field)
-    } else {
-        local_store(c, d, o, &field)
-    };
-    let (prefix, error_prefix) = prefixes(c, o, &field)?;
+    let store = if kind == "s3" { s3_store(c, d, o, &field) } else { local_store(c, d, o, &field) };
+    let (prefix, error_prefix) = prefixes(c, o, &field, partitions)?;
 
     let file_extension = match &o.file_extension {
         Some(ext) => {
@@ -419,11 +536,7 @@ fn destination(c: &mut Checker, d: &Spanned<RawDestination>, field: &str) -> Opt
 
 fn s3_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {
     if let Some(p) = &o.path {
-        c.at(
-            p,
-            &format!("{field}.path"),
-            "`path` belongs to a `local` destination; an s3 destination takes `bucket`",
-        );
+        c.at(p, &format!("{field}.path"), "`path` belongs to a `local` destination; an s3 destination takes `bucket`");
     }
     let Some(bucket) = &o.bucket else {
         c.at(d, &format!("{field}.bucket"), "is required");
@@ -447,26 +560,10 @@ fn s3_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, fi
 
 fn local_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {
     let misplaced = [
-        (
-            "bucket",
-            o.bucket.as_ref().map(|s| (s.referenced.line(), s.referenced.column())),
-        ),
-        (
-            "endpoint",
-            o.endpoint
-                .as_ref()
-                .map(|s| (s.referenced.line(), s.referenced.column())),
-        ),
-        (
-            "region",
-            o.region.as_ref().map(|s| (s.referenced.line(), s.referenced.column())),
-        ),
-        (
-            "force_path_style",
-            o.force_path_style
-                .as_ref()
-                .map(|s| (s.referenced.line(), s.referenced.column())),
-        ),
+        ("bucket", o.bucket.as_ref().map(|s| (s.referenced.line(), s.referenced.column()))),
+        ("endpoint", o.endpoint.as_ref().map(|s| (s.referenced.line(), s.referenced.column()))),
+        ("region", o.region.as_ref().map(|s| (s.referenced.line(), s.referenced.column()))),
+        ("force_path_style", o.force_path_style.as_ref().map(|s| (s.referenced.line(), s.referenced.column()))),
     ];
     for (name, at) in misplaced {
         if let Some((line, column)) = at {
@@ -480,23 +577,22 @@ fn local_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore,
         }
     }
     let Some(path) = &o.path else {
-        c.at(
-            d,
-            &format!("{field}.path"),
-            "is required: the directory objects are written under",
-        );
+        c.at(d, &format!("{field}.path"), "is required: the directory objects are written under");
         return None;
     };
     if path.value.is_empty() {
         c.at(path, &format!("{field}.path"), "must not be empty");
     }
-    Some(StoreSpec::Local {
-        path: PathBuf::from(&path.value),
-    })
+    Some(StoreSpec::Local { path: PathBuf::from(&path.value) })
 }
 
 /// Applies Firehose's prefix rules (spec §4) and defaults.
-fn prefixes(c: &mut Checker, o: &RawObjectStore, field: &str) -> Option<(KeyTemplate, KeyTemplate)> {
+fn prefixes(
+    c: &mut Checker,
+    o: &RawObjectStore,
+    field: &str,
+    partitions: &PartitionContext,
+) -> Option<(KeyTemplate, KeyTemplate)> {
     let parse = |c: &mut Checker, s: &Spanned<String>, name: &str| match KeyTemplate::parse(&s.value) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -521,8 +617,21 @@ fn prefixes(c: &mut Checker, o: &RawObjectStore, field: &str) -> Option<(KeyTemp
                 "`!{firehose:error-output-type}` may only appear in error_output_prefix",
             );
         }
-        if t.partition_keys().next().is_some() {
-            c.at(span, &format!("{field}.prefix"), "`!{partitionKeyFromQuery:..}` / `!{partitionKeyFromLambda:..}` need dynamic partitioning, which this version does not support yet");
+        use crate::sink::object_key::PartitionSource;
+        for (source, key) in t.partition_keys() {
+            let problem = match source {
+                _ if !partitions.enabled => Some("needs `dynamic_partitioning: { enabled: true }`"),
+                PartitionSource::Query if !partitions.has_query => {
+                    Some("needs a metadata_extraction processor that produces the key")
+                }
+                PartitionSource::Lambda => {
+                    Some("needs a transform plugin that sets partition keys, which this version does not have yet")
+                }
+                PartitionSource::Query => None,
+            };
+            if let Some(problem) = problem {
+                c.at(span, &format!("{field}.prefix"), format!("partition key `{key}` {problem}"));
+            }
         }
         if t.has_expressions() && error_prefix.is_none() {
             c.at(
@@ -534,11 +643,7 @@ fn prefixes(c: &mut Checker, o: &RawObjectStore, field: &str) -> Option<(KeyTemp
     }
     if let Some((span, t)) = &error_prefix {
         if t.partition_keys().next().is_some() {
-            c.at(
-                span,
-                &format!("{field}.error_output_prefix"),
-                "partition keys may not appear in error_output_prefix",
-            );
+            c.at(span, &format!("{field}.error_output_prefix"), "partition keys may not appear in error_output_prefix");
         }
         if t.has_expressions() && !t.has_error_output_type() {
             c.at(
@@ -550,10 +655,7 @@ fn prefixes(c: &mut Checker, o: &RawObjectStore, field: &str) -> Option<(KeyTemp
     }
 
     let with_time_path = |raw: &str| KeyTemplate::parse(&format!("{raw}{DEFAULT_TIME_PATH}")).ok();
-    let static_prefix = prefix
-        .as_ref()
-        .filter(|(_, t)| !t.has_expressions())
-        .map(|(s, _)| s.value.as_str());
+    let static_prefix = prefix.as_ref().filter(|(_, t)| !t.has_expressions()).map(|(s, _)| s.value.as_str());
     let effective_prefix = match &prefix {
         Some((_, t)) if t.has_expressions() => Some(t.clone()),
         _ => with_time_path(static_prefix.unwrap_or("")),
@@ -561,10 +663,7 @@ fn prefixes(c: &mut Checker, o: &RawObjectStore, field: &str) -> Option<(KeyTemp
     let effective_error = match &error_prefix {
         Some((_, t)) if t.has_expressions() => Some(t.clone()),
         Some((s, _)) => with_time_path(&s.value),
-        None => with_time_path(&format!(
-            "{}!{{firehose:error-output-type}}/",
-            static_prefix.unwrap_or("")
-        )),
+        None => with_time_path(&format!("{}!{{firehose:error-output-type}}/", static_prefix.unwrap_or(""))),
     };
     let (effective_prefix, effective_error) = (effective_prefix?, effective_error?);
     let no_keys = |_: &crate::sink::object_key::PartitionSource, _: &str| Some(String::new());
@@ -576,16 +675,10 @@ fn prefixes(c: &mut Checker, o: &RawObjectStore, field: &str) -> Option<(KeyTemp
             seed: 0,
         };
         if let Err(e) = template.render(&ctx) {
-            let span = if name == "prefix" {
-                o.prefix.as_ref()
-            } else {
-                o.error_output_prefix.as_ref()
-            };
+            let span = if name == "prefix" { o.prefix.as_ref() } else { o.error_output_prefix.as_ref() };
             match span {
                 Some(s) => c.at(s, &format!("{field}.{name}"), e.to_string()),
-                None => c
-                    .errors
-                    .push(ConfigError::plain(c.origin, format!("{field}.{name}: {e}"))),
+                None => c.errors.push(ConfigError::plain(c.origin, format!("{field}.{name}: {e}"))),
             }
         }
     }
@@ -674,10 +767,7 @@ pipelines:
         let cfg = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d, prefix: logs } }\n").unwrap();
         let d = &cfg.pipelines[0].destination;
         assert_eq!(d.prefix.raw(), "logs!{timestamp:yyyy/MM/dd/HH}/");
-        assert_eq!(
-            d.error_prefix.raw(),
-            "logs!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
-        );
+        assert_eq!(d.error_prefix.raw(), "logs!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/");
         let cfg = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d } }\n").unwrap();
         assert_eq!(cfg.pipelines[0].destination.prefix.raw(), "!{timestamp:yyyy/MM/dd/HH}/");
     }
@@ -687,10 +777,7 @@ pipelines:
         let err = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d, bucket: b } }\n").unwrap_err();
         assert!(err.contains("`pipelines[0].destination.local.bucket`"), "{err}");
         let err = load("pipelines:\n  - name: a\n    destination: { s3: { region: x } }\n").unwrap_err();
-        assert!(
-            err.contains("`pipelines[0].destination.s3.bucket`: is required"),
-            "{err}"
-        );
+        assert!(err.contains("`pipelines[0].destination.s3.bucket`: is required"), "{err}");
     }
 
     #[test]
@@ -708,11 +795,6 @@ pipelines:
         let cfg = load(crate::config::EMBEDDED_DEFAULT).unwrap();
         let spec = cfg.auto_create.unwrap().instantiate("orders");
         assert_eq!(spec.name, "orders");
-        assert_eq!(
-            spec.destination.store,
-            super::StoreSpec::Local {
-                path: "./data/orders".into()
-            }
-        );
+        assert_eq!(spec.destination.store, super::StoreSpec::Local { path: "./data/orders".into() });
     }
 }

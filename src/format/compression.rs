@@ -171,10 +171,7 @@ impl<W: Write> SnappyJava<W> {
             return Ok(());
         }
         self.scratch.resize(snap::raw::max_compress_len(self.pending.len()), 0);
-        let n = self
-            .encoder
-            .compress(&self.pending, &mut self.scratch)
-            .map_err(io::Error::other)?;
+        let n = self.encoder.compress(&self.pending, &mut self.scratch).map_err(io::Error::other)?;
         self.inner.write_all(&(n as u32).to_be_bytes())?;
         self.inner.write_all(&self.scratch[..n])?;
         self.pending.clear();
@@ -230,10 +227,7 @@ impl<W: Write> HadoopSnappy<W> {
             return Ok(());
         }
         self.scratch.resize(snap::raw::max_compress_len(self.pending.len()), 0);
-        let n = self
-            .encoder
-            .compress(&self.pending, &mut self.scratch)
-            .map_err(io::Error::other)?;
+        let n = self.encoder.compress(&self.pending, &mut self.scratch).map_err(io::Error::other)?;
         self.inner.write_all(&(self.pending.len() as u32).to_be_bytes())?;
         self.inner.write_all(&(n as u32).to_be_bytes())?;
         self.inner.write_all(&self.scratch[..n])?;
@@ -277,18 +271,14 @@ mod tests {
     }
 
     fn sample() -> Vec<u8> {
-        (0..100_000)
-            .flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes())
-            .collect()
+        (0..100_000).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect()
     }
 
     #[test]
     fn gzip_and_zstd_round_trip() {
         let data = sample();
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&compress(Compression::Gzip, &data)[..])
-            .read_to_end(&mut back)
-            .unwrap();
+        flate2::read::GzDecoder::new(&compress(Compression::Gzip, &data)[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
         assert_eq!(zstd::decode_all(&compress(Compression::Zstd, &data)[..]).unwrap(), data);
     }
@@ -302,11 +292,7 @@ mod tests {
         let mut back = Vec::new();
         while pos < out.len() {
             let n = u32::from_be_bytes(out[pos..pos + 4].try_into().unwrap()) as usize;
-            back.extend(
-                snap::raw::Decoder::new()
-                    .decompress_vec(&out[pos + 4..pos + 4 + n])
-                    .unwrap(),
-            );
+            back.extend(snap::raw::Decoder::new().decompress_vec(&out[pos + 4..pos + 4 + n]).unwrap());
             pos += 4 + n;
         }
         assert_eq!(back, data);
@@ -320,9 +306,7 @@ mod tests {
         while pos < out.len() {
             let raw = u32::from_be_bytes(out[pos..pos + 4].try_into().unwrap()) as usize;
             let n = u32::from_be_bytes(out[pos + 4..pos + 8].try_into().unwrap()) as usize;
-            let block = snap::raw::Decoder::new()
-                .decompress_vec(&out[pos + 8..pos + 8 + n])
-                .unwrap();
+            let block = snap::raw::Decoder::new().decompress_vec(&out[pos + 8..pos + 8 + n]).unwrap();
             assert_eq!(block.len(), raw);
             back.extend(block);
             pos += 8 + n;

@@ -5,6 +5,7 @@
 //! [`Compression::Uncompressed`] at this level.
 
 pub mod compression;
+pub mod error_record;
 
 use std::io::{self, Write};
 
@@ -53,9 +54,7 @@ impl ObjectFormat {
     /// Encodes and compresses `records` into `sink`. Deterministic, so a retry reproduces the
     /// object byte for byte.
     pub fn write_object(&self, records: &[Record], entry_name: &str, sink: impl Write + Send) -> io::Result<()> {
-        let mut writer = self
-            .compression
-            .writer(io::BufWriter::with_capacity(256 << 10, sink), entry_name)?;
+        let mut writer = self.compression.writer(io::BufWriter::with_capacity(256 << 10, sink), entry_name)?;
         self.encoder.encode(records, &mut writer)?;
         writer.finish_stream()
     }
@@ -71,11 +70,7 @@ mod tests {
         let records: Vec<Record> = ["a", "b"]
             .iter()
             .enumerate()
-            .map(|(i, d)| Record {
-                seq: i as u64,
-                arrival_ms: 0,
-                data: Bytes::from(*d),
-            })
+            .map(|(i, d)| Record { seq: i as u64, arrival_ms: 0, data: Bytes::from(*d) })
             .collect();
         let f = ObjectFormat {
             encoder: RawEncoder { append_delimiter: true },

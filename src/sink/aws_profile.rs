@@ -21,20 +21,10 @@ pub fn load() -> ProfileSettings {
     let credentials = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".aws/credentials"));
-    let config = std::env::var_os("AWS_CONFIG_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".aws/config"));
-    let creds = std::fs::read_to_string(credentials)
-        .map(|t| section(&t, &profile))
-        .unwrap_or_default();
-    let config_section = if profile == "default" {
-        profile.clone()
-    } else {
-        format!("profile {profile}")
-    };
-    let conf = std::fs::read_to_string(config)
-        .map(|t| section(&t, &config_section))
-        .unwrap_or_default();
+    let config = std::env::var_os("AWS_CONFIG_FILE").map(PathBuf::from).unwrap_or_else(|| home.join(".aws/config"));
+    let creds = std::fs::read_to_string(credentials).map(|t| section(&t, &profile)).unwrap_or_default();
+    let config_section = if profile == "default" { profile.clone() } else { format!("profile {profile}") };
+    let conf = std::fs::read_to_string(config).map(|t| section(&t, &config_section)).unwrap_or_default();
     let get = |key: &str| creds.get(key).or_else(|| conf.get(key)).cloned();
     ProfileSettings {
         access_key_id: get("aws_access_key_id"),
@@ -68,10 +58,7 @@ mod tests {
     fn reads_one_section() {
         let text =
             "[default]\naws_access_key_id = A\n[profile dev]\nregion=eu-west-1\n# c\naws_secret_access_key = S \n";
-        assert_eq!(
-            section(text, "default").get("aws_access_key_id").map(String::as_str),
-            Some("A")
-        );
+        assert_eq!(section(text, "default").get("aws_access_key_id").map(String::as_str), Some("A"));
         let dev = section(text, "profile dev");
         assert_eq!(dev.get("region").map(String::as_str), Some("eu-west-1"));
         assert_eq!(dev.get("aws_secret_access_key").map(String::as_str), Some("S"));

@@ -96,9 +96,7 @@ impl KeyTemplate {
                 segments.push(Segment::Literal(rest[..start].to_string()));
             }
             let body_start = start + 2;
-            let end = rest[body_start..]
-                .find('}')
-                .ok_or(TemplateError::Unterminated(offset + start))?;
+            let end = rest[body_start..].find('}').ok_or(TemplateError::Unterminated(offset + start))?;
             let body = &rest[body_start..body_start + end];
             segments.push(parse_expression(body)?);
             offset += body_start + end + 1;
@@ -107,10 +105,7 @@ impl KeyTemplate {
         if !rest.is_empty() {
             segments.push(Segment::Literal(rest.to_string()));
         }
-        Ok(Self {
-            raw: raw.to_string(),
-            segments,
-        })
+        Ok(Self { raw: raw.to_string(), segments })
     }
 
     pub fn raw(&self) -> &str {
@@ -183,10 +178,7 @@ fn parse_expression(body: &str) -> Result<Segment, TemplateError> {
 /// Parses the subset of `java.time.format.DateTimeFormatter` patterns used in Firehose prefixes.
 /// Letters are pattern letters, text in single quotes is literal, `''` is a quote.
 fn parse_time_pattern(pattern: &str) -> Result<Vec<TimeToken>, TemplateError> {
-    let bad = |reason: String| TemplateError::BadTimestamp {
-        pattern: pattern.to_string(),
-        reason,
-    };
+    let bad = |reason: String| TemplateError::BadTimestamp { pattern: pattern.to_string(), reason };
     if pattern.is_empty() {
         return Err(bad("the pattern is empty".into()));
     }
@@ -229,12 +221,7 @@ fn parse_time_pattern(pattern: &str) -> Result<Vec<TimeToken>, TemplateError> {
             ('s', 1..=2) => TimeToken::Second(run),
             ('S', 1..=9) => TimeToken::Fraction(run),
             ('E', 1..=4) => TimeToken::WeekdayName(run),
-            _ => {
-                return Err(bad(format!(
-                    "pattern letters `{}` are not supported",
-                    c.to_string().repeat(run)
-                )))
-            }
+            _ => return Err(bad(format!("pattern letters `{}` are not supported", c.to_string().repeat(run)))),
         };
         tokens.push(token);
         i += run;
@@ -376,49 +363,21 @@ mod tests {
 
     #[test]
     fn rejects_malformed_expressions() {
-        assert!(matches!(
-            KeyTemplate::parse("a/!{timestamp:yyyy"),
-            Err(TemplateError::Unterminated(2))
-        ));
-        assert!(matches!(
-            KeyTemplate::parse("!{nope:x}"),
-            Err(TemplateError::UnknownExpression(_))
-        ));
-        assert!(matches!(
-            KeyTemplate::parse("!{firehose:bogus}"),
-            Err(TemplateError::UnknownExpression(_))
-        ));
-        assert!(matches!(
-            KeyTemplate::parse("!{timestamp:yyyy-QQ}"),
-            Err(TemplateError::BadTimestamp { .. })
-        ));
-        assert!(matches!(
-            KeyTemplate::parse("!{timestamp:'open}"),
-            Err(TemplateError::BadTimestamp { .. })
-        ));
-        assert!(matches!(
-            KeyTemplate::parse(&"a".repeat(1025)),
-            Err(TemplateError::TooLong(1025))
-        ));
+        assert!(matches!(KeyTemplate::parse("a/!{timestamp:yyyy"), Err(TemplateError::Unterminated(2))));
+        assert!(matches!(KeyTemplate::parse("!{nope:x}"), Err(TemplateError::UnknownExpression(_))));
+        assert!(matches!(KeyTemplate::parse("!{firehose:bogus}"), Err(TemplateError::UnknownExpression(_))));
+        assert!(matches!(KeyTemplate::parse("!{timestamp:yyyy-QQ}"), Err(TemplateError::BadTimestamp { .. })));
+        assert!(matches!(KeyTemplate::parse("!{timestamp:'open}"), Err(TemplateError::BadTimestamp { .. })));
+        assert!(matches!(KeyTemplate::parse(&"a".repeat(1025)), Err(TemplateError::TooLong(1025))));
     }
 
     #[test]
     fn partition_keys_must_have_values() {
         let t = KeyTemplate::parse("c=!{partitionKeyFromQuery:customer}/").unwrap();
         let keys = |_: &PartitionSource, k: &str| (k == "customer").then(|| "42".to_string());
-        let ctx = RenderContext {
-            oldest_arrival_ms: T,
-            error_output_type: None,
-            partition_key: &keys,
-            seed: 0,
-        };
+        let ctx = RenderContext { oldest_arrival_ms: T, error_output_type: None, partition_key: &keys, seed: 0 };
         assert_eq!(t.render(&ctx).unwrap(), "c=42/");
-        let ctx = RenderContext {
-            oldest_arrival_ms: T,
-            error_output_type: None,
-            partition_key: &no_keys,
-            seed: 0,
-        };
+        let ctx = RenderContext { oldest_arrival_ms: T, error_output_type: None, partition_key: &no_keys, seed: 0 };
         assert_eq!(t.render(&ctx), Err(RenderError::MissingPartitionKey("customer".into())));
     }
 

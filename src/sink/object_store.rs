@@ -61,12 +61,7 @@ impl ObjectSink {
                     description: format!("local directory {}", path.display()),
                 })
             }
-            StoreSpec::S3 {
-                bucket,
-                endpoint,
-                region,
-                force_path_style,
-            } => {
+            StoreSpec::S3 { bucket, endpoint, region, force_path_style } => {
                 let profile = super::aws_profile::load();
                 let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
                 if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
@@ -92,9 +87,7 @@ impl ObjectSink {
                     b = b.with_endpoint(endpoint);
                     client = client.with_allow_http(endpoint.starts_with("http://"));
                 }
-                b = b
-                    .with_client_options(client)
-                    .with_virtual_hosted_style_request(!force_path_style);
+                b = b.with_client_options(client).with_virtual_hosted_style_request(!force_path_style);
                 // object_store retries briefly; the pipeline's own retry loop (with metrics and
                 // retention) handles long outages.
                 b = b.with_retry(RetryConfig {
@@ -108,11 +101,7 @@ impl ObjectSink {
                 if let Some(enc) = content_encoding {
                     attributes.insert(Attribute::ContentEncoding, enc.into());
                 }
-                Ok(Self {
-                    store: Arc::new(store),
-                    attributes,
-                    description: format!("s3://{bucket}"),
-                })
+                Ok(Self { store: Arc::new(store), attributes, description: format!("s3://{bucket}") })
             }
         }
     }
@@ -130,17 +119,9 @@ impl ObjectSink {
         format: Arc<ObjectFormat>,
     ) -> Result<(), SinkError> {
         let (tx, rx) = mpsc::channel(2);
-        let entry = key
-            .rsplit('/')
-            .next()
-            .unwrap_or(key)
-            .trim_end_matches(&format.extension)
-            .to_string();
+        let entry = key.rsplit('/').next().unwrap_or(key).trim_end_matches(&format.extension).to_string();
         let encoder = tokio::task::spawn_blocking(move || {
-            let mut chunks = ChunkWriter {
-                tx,
-                buf: Vec::with_capacity(PART_SIZE),
-            };
+            let mut chunks = ChunkWriter { tx, buf: Vec::with_capacity(PART_SIZE) };
             format.write_object(&records, &entry, &mut chunks)?;
             chunks.end()
         });
@@ -160,18 +141,12 @@ impl ObjectSink {
         };
         match chunks.recv().await {
             Some(Chunk::End) => {
-                let opts = PutOptions {
-                    attributes: self.attributes.clone(),
-                    ..Default::default()
-                };
+                let opts = PutOptions { attributes: self.attributes.clone(), ..Default::default() };
                 self.store.put_opts(&path, first.into(), opts).await?;
                 Ok(())
             }
             Some(Chunk::Data(second)) => {
-                let opts = PutMultipartOptions {
-                    attributes: self.attributes.clone(),
-                    ..Default::default()
-                };
+                let opts = PutMultipartOptions { attributes: self.attributes.clone(), ..Default::default() };
                 let upload = self.store.put_multipart_opts(&path, opts).await?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
                 writer.put(first);
@@ -219,9 +194,7 @@ struct ChunkWriter {
 
 impl ChunkWriter {
     fn send(&mut self, chunk: Chunk) -> io::Result<()> {
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload was abandoned"))
+        self.tx.blocking_send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload was abandoned"))
     }
 
     fn end(mut self) -> io::Result<()> {
@@ -254,26 +227,14 @@ mod tests {
 
     fn records(n: usize, size: usize) -> Arc<Vec<Record>> {
         Arc::new(
-            (0..n)
-                .map(|i| Record {
-                    seq: i as u64,
-                    arrival_ms: 0,
-                    data: Bytes::from(format!("{i:0size$}")),
-                })
-                .collect(),
+            (0..n).map(|i| Record { seq: i as u64, arrival_ms: 0, data: Bytes::from(format!("{i:0size$}")) }).collect(),
         )
     }
 
     #[tokio::test]
     async fn small_and_multipart_objects_land_whole_on_local_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = ObjectSink::new(
-            &StoreSpec::Local {
-                path: dir.path().to_path_buf(),
-            },
-            None,
-        )
-        .unwrap();
+        let sink = ObjectSink::new(&StoreSpec::Local { path: dir.path().to_path_buf() }, None).unwrap();
         let format = Arc::new(ObjectFormat {
             encoder: RawEncoder { append_delimiter: true },
             compression: Compression::Uncompressed,

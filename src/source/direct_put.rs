@@ -37,34 +37,21 @@ pub struct DirectPutIngest {
 
 impl DirectPutIngest {
     pub fn new(appender: WalAppender, budget: Arc<StorageBudget>, limit: u64) -> Self {
-        Self {
-            appender,
-            budget,
-            limit,
-        }
+        Self { appender, budget, limit }
     }
 
     /// Makes as many leading records durable as storage allows, and returns once they are fsynced.
     /// The rest (if any) are refused, so a client retries exactly those.
     pub async fn put(&self, mut frame: FrameBuilder) -> Result<Accepted, IngestError> {
         let available = self.budget.available() as usize;
-        let fits = (1..=frame.count())
-            .rev()
-            .find(|&n| frame.size_with(n) <= available)
-            .unwrap_or(0);
+        let fits = (1..=frame.count()).rev().find(|&n| frame.size_with(n) <= available).unwrap_or(0);
         let reserved = frame.size_with(fits) as u64;
         if fits == 0 || !self.budget.try_reserve(reserved) {
-            return Err(IngestError::Full {
-                used: self.budget.used(),
-                limit: self.limit,
-            });
+            return Err(IngestError::Full { used: self.budget.used(), limit: self.limit });
         }
         frame.truncate(fits);
         match self.appender.append(frame.finish()).await {
-            Ok(first_seq) => Ok(Accepted {
-                first_seq,
-                accepted: fits,
-            }),
+            Ok(first_seq) => Ok(Accepted { first_seq, accepted: fits }),
             Err(e) => {
                 self.budget.release(reserved);
                 Err(match e {

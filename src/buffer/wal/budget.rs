@@ -12,20 +12,14 @@ pub struct StorageBudget {
 
 impl StorageBudget {
     pub fn new(limit: u64, parent: Option<Arc<StorageBudget>>) -> Arc<Self> {
-        Arc::new(Self {
-            used: AtomicU64::new(0),
-            limit,
-            parent,
-        })
+        Arc::new(Self { used: AtomicU64::new(0), limit, parent })
     }
 
     /// Reserves `n` bytes here and in every parent, or nothing at all.
     pub fn try_reserve(&self, n: u64) -> bool {
         let reserved = self
             .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                u.checked_add(n).filter(|&t| t <= self.limit)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_add(n).filter(|&t| t <= self.limit))
             .is_ok();
         if !reserved {
             return false;
@@ -54,9 +48,7 @@ impl StorageBudget {
     }
 
     pub fn release(&self, n: u64) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
+        let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
         if let Some(parent) = &self.parent {
             parent.release(n);
         }

@@ -148,12 +148,7 @@ impl Frame {
         let first_seq = u64_at(0);
         let arrival_ms = u64_at(8) as i64;
         let count = u32::from_le_bytes(body[16..20].try_into().unwrap_or([0; 4]));
-        let frame = Self {
-            first_seq,
-            arrival_ms,
-            count,
-            body,
-        };
+        let frame = Self { first_seq, arrival_ms, count, body };
         // Walk the records once so later iteration can trust the lengths.
         let mut walked = 0u32;
         for r in frame.raw_records() {
@@ -202,11 +197,7 @@ impl Frame {
         self.raw_records()
             .filter_map(Result::ok)
             .enumerate()
-            .map(move |(i, data)| Record {
-                seq: first + i as u64,
-                arrival_ms,
-                data,
-            })
+            .map(move |(i, data)| Record { seq: first + i as u64, arrival_ms, data })
             .filter(move |r| r.seq >= from)
     }
 }

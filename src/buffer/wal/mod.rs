@@ -48,10 +48,7 @@ pub enum WalError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
-    move |source| WalError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| WalError::Io { path: path.to_path_buf(), source }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,10 +114,7 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
         }
     }
     let delivered_below = read_checkpoint(&dir)?;
-    let mut report = RecoveryReport {
-        delivered_below,
-        ..Default::default()
-    };
+    let mut report = RecoveryReport { delivered_below, ..Default::default() };
 
     let mut segments = Vec::new();
     for path in list_segments(&dir)? {
@@ -149,37 +143,17 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
         report.undelivered_records += end_seq - first_seq.max(delivered_below);
         report.undelivered_bytes += scan.frame_bytes;
         opts.budget.force_reserve(scan.frame_bytes);
-        segments.push(SegmentMeta {
-            first_seq,
-            end_seq,
-            bytes: scan.frame_bytes,
-            path,
-        });
+        segments.push(SegmentMeta { first_seq, end_seq, bytes: scan.frame_bytes, path });
     }
     sync_dir(&dir)?;
     report.segments = segments.len();
 
-    let next_seq = segments
-        .last()
-        .map_or(delivered_below, |s| s.end_seq.max(delivered_below));
-    let (committed, _) = watch::channel(Committed {
-        end: next_seq,
-        closed: false,
-    });
-    let shared = Arc::new(Shared {
-        dir: dir.clone(),
-        segments: Mutex::new(segments),
-        committed,
-        budget: opts.budget,
-    });
+    let next_seq = segments.last().map_or(delivered_below, |s| s.end_seq.max(delivered_below));
+    let (committed, _) = watch::channel(Committed { end: next_seq, closed: false });
+    let shared = Arc::new(Shared { dir: dir.clone(), segments: Mutex::new(segments), committed, budget: opts.budget });
 
     let active = create_segment(&dir, next_seq)?;
-    shared.segments().push(SegmentMeta {
-        first_seq: next_seq,
-        end_seq: next_seq,
-        bytes: 0,
-        path: active.1.clone(),
-    });
+    shared.segments().push(SegmentMeta { first_seq: next_seq, end_seq: next_seq, bytes: 0, path: active.1.clone() });
 
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = Writer {
@@ -194,10 +168,7 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
         checkpointed: delivered_below,
     };
     let name = format!("wal-{}", dir.file_name().and_then(|n| n.to_str()).unwrap_or("writer"));
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || writer.run(rx))
-        .map_err(io_err(&dir))?;
+    std::thread::Builder::new().name(name).spawn(move || writer.run(rx)).map_err(io_err(&dir))?;
 
     let start = delivered_below;
     let reader = WalReader {
@@ -234,12 +205,7 @@ fn list_segments(dir: &Path) -> Result<Vec<PathBuf>, WalError> {
 
 fn create_segment(dir: &Path, first_seq: Seq) -> Result<(File, PathBuf), WalError> {
     let path = segment_path(dir, first_seq);
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
+    let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(io_err(&path))?;
     f.write_all(SEGMENT_MAGIC).map_err(io_err(&path))?;
     f.sync_all().map_err(io_err(&path))?;
     sync_dir(dir)?;
@@ -263,12 +229,7 @@ fn scan_segment(path: &Path) -> Result<SegmentScan, WalError> {
     let total = file.metadata().map_err(io_err(path))?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; 8];
-    let mut scan = SegmentScan {
-        range: None,
-        valid_len: 0,
-        torn_bytes: total,
-        frame_bytes: 0,
-    };
+    let mut scan = SegmentScan { range: None, valid_len: 0, torn_bytes: total, frame_bytes: 0 };
     if r.read_exact(&mut magic).is_err() || &magic != SEGMENT_MAGIC {
         // A segment without its magic was created but never written: nothing in it was acknowledged.
         return Ok(scan);
@@ -327,15 +288,9 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 fn read_checkpoint(dir: &Path) -> Result<Seq, WalError> {
     let path = dir.join(CHECKPOINT_FILE);
     match fs::read_to_string(&path) {
-        Ok(text) => text
-            .trim()
-            .strip_prefix("delivered_below=")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| WalError::Corrupt {
-                path,
-                offset: 0,
-                reason: format!("unreadable checkpoint `{}`", text.trim()),
-            }),
+        Ok(text) => text.trim().strip_prefix("delivered_below=").and_then(|v| v.parse().ok()).ok_or_else(|| {
+            WalError::Corrupt { path, offset: 0, reason: format!("unreadable checkpoint `{}`", text.trim()) }
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(WalError::Io { path, source: e }),
     }
@@ -344,8 +299,7 @@ fn read_checkpoint(dir: &Path) -> Result<Seq, WalError> {
 fn write_checkpoint(dir: &Path, delivered_below: Seq) -> Result<(), WalError> {
     let tmp = dir.join("checkpoint.tmp");
     let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(format!("delivered_below={delivered_below}\n").as_bytes())
-        .map_err(io_err(&tmp))?;
+    f.write_all(format!("delivered_below={delivered_below}\n").as_bytes()).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     let path = dir.join(CHECKPOINT_FILE);
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -378,9 +332,7 @@ impl WalAppender {
     /// Writes the frame and returns its first sequence number once it is on disk.
     pub async fn append(&self, frame: PendingFrame) -> Result<Seq, WalError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Append { frame, reply })
-            .map_err(|_| WalError::Closed)?;
+        self.tx.send(Command::Append { frame, reply }).map_err(|_| WalError::Closed)?;
         rx.await.map_err(|_| WalError::Closed)?
     }
 
@@ -422,11 +374,9 @@ impl Writer {
                         group.push((frame, reply));
                     }
                     Command::Close { reply } => closes.push(reply),
-                    Command::Release {
-                        delivered_below,
-                        force,
-                        reply,
-                    } => releases.push((delivered_below, force, reply)),
+                    Command::Release { delivered_below, force, reply } => {
+                        releases.push((delivered_below, force, reply))
+                    }
                 }
                 if queued < GROUP_COMMIT_BYTES {
                     next = rx.try_recv().ok();
@@ -467,12 +417,7 @@ impl Writer {
         let deletable: Vec<SegmentMeta> = {
             let segments = self.shared.segments();
             let inactive = segments.len().saturating_sub(1);
-            segments
-                .iter()
-                .take(inactive)
-                .take_while(|s| s.end_seq <= delivered_below)
-                .cloned()
-                .collect()
+            segments.iter().take(inactive).take_while(|s| s.end_seq <= delivered_below).cloned().collect()
         };
         let stale = delivered_below.saturating_sub(self.checkpointed) > 100_000;
         if deletable.is_empty() && !stale && !(force && delivered_below > self.checkpointed) {
@@ -549,11 +494,7 @@ impl Writer {
     }
 
     fn active_path(&self) -> PathBuf {
-        self.shared
-            .segments()
-            .last()
-            .map(|s| s.path.clone())
-            .unwrap_or_default()
+        self.shared.segments().last().map(|s| s.path.clone()).unwrap_or_default()
     }
 
     fn roll(&mut self) -> Result<(), WalError> {
@@ -563,12 +504,7 @@ impl Writer {
         self.file = file;
         self.bytes = 0;
         self.frames = 0;
-        self.shared.segments().push(SegmentMeta {
-            first_seq: self.next_seq,
-            end_seq: self.next_seq,
-            bytes: 0,
-            path,
-        });
+        self.shared.segments().push(SegmentMeta { first_seq: self.next_seq, end_seq: self.next_seq, bytes: 0, path });
         Ok(())
     }
 }
@@ -601,11 +537,8 @@ impl WalReader {
         loop {
             let committed = *self.committed.borrow_and_update();
             if self.next_seq < committed.end {
-                let mut state = ReadState {
-                    shared: self.shared.clone(),
-                    next_seq: self.next_seq,
-                    position: self.position.take(),
-                };
+                let mut state =
+                    ReadState { shared: self.shared.clone(), next_seq: self.next_seq, position: self.position.take() };
                 let result = state.read(committed.end, max_bytes);
                 self.next_seq = state.next_seq;
                 self.position = state.position;
@@ -637,20 +570,12 @@ impl WalReader {
         if !force {
             return self
                 .control
-                .send(Command::Release {
-                    delivered_below,
-                    force,
-                    reply: None,
-                })
+                .send(Command::Release { delivered_below, force, reply: None })
                 .map_err(|_| WalError::Closed);
         }
         let (reply, rx) = oneshot::channel();
         self.control
-            .send(Command::Release {
-                delivered_below,
-                force,
-                reply: Some(reply),
-            })
+            .send(Command::Release { delivered_below, force, reply: Some(reply) })
             .map_err(|_| WalError::Closed)?;
         rx.await.map_err(|_| WalError::Closed)?
     }
@@ -700,11 +625,7 @@ impl ReadState {
                     }
                 }
                 Err(reason) => {
-                    return Err(WalError::Corrupt {
-                        path: pos.path.clone(),
-                        offset,
-                        reason,
-                    });
+                    return Err(WalError::Corrupt { path: pos.path.clone(), offset, reason });
                 }
             }
         }
@@ -715,12 +636,7 @@ impl ReadState {
     fn open_at(&self, seq: Seq) -> Result<Position, WalError> {
         let meta = {
             let segments = self.shared.segments();
-            segments
-                .iter()
-                .rev()
-                .find(|s| s.first_seq <= seq)
-                .or(segments.first())
-                .cloned()
+            segments.iter().rev().find(|s| s.first_seq <= seq).or(segments.first()).cloned()
         };
         let Some(meta) = meta else {
             return Err(WalError::Corrupt {
@@ -731,9 +647,7 @@ impl ReadState {
         };
         let file = File::open(&meta.path).map_err(io_err(&meta.path))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
-        reader
-            .seek(SeekFrom::Start(SEGMENT_MAGIC.len() as u64))
-            .map_err(io_err(&meta.path))?;
+        reader.seek(SeekFrom::Start(SEGMENT_MAGIC.len() as u64)).map_err(io_err(&meta.path))?;
         // Skip whole frames that end at or below `seq` by their headers' sequence ranges.
         loop {
             let offset = reader.stream_position().map_err(io_err(&meta.path))?;
@@ -749,15 +663,9 @@ impl ReadState {
                 reader.seek(SeekFrom::Start(offset)).map_err(io_err(&meta.path))?;
                 break;
             }
-            reader
-                .seek(SeekFrom::Start(offset + (FRAME_HEADER + len) as u64))
-                .map_err(io_err(&meta.path))?;
+            reader.seek(SeekFrom::Start(offset + (FRAME_HEADER + len) as u64)).map_err(io_err(&meta.path))?;
         }
-        Ok(Position {
-            reader,
-            segment_first: meta.first_seq,
-            path: meta.path,
-        })
+        Ok(Position { reader, segment_first: meta.first_seq, path: meta.path })
     }
 }
 

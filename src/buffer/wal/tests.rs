@@ -3,11 +3,7 @@ use std::io::Write;
 use super::*;
 
 fn options(dir: &Path, segment_bytes: u64) -> WalOptions {
-    WalOptions {
-        dir: dir.to_path_buf(),
-        segment_bytes,
-        budget: StorageBudget::new(1 << 30, None),
-    }
+    WalOptions { dir: dir.to_path_buf(), segment_bytes, budget: StorageBudget::new(1 << 30, None) }
 }
 
 fn frame(records: &[&str]) -> PendingFrame {
@@ -30,10 +26,7 @@ async fn read_all(reader: &mut WalReader, expect: usize) -> Vec<Record> {
 }
 
 fn texts(records: &[Record]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| String::from_utf8_lossy(&r.data).into_owned())
-        .collect()
+    records.iter().map(|r| String::from_utf8_lossy(&r.data).into_owned()).collect()
 }
 
 #[tokio::test]
@@ -55,9 +48,7 @@ async fn concurrent_appends_share_group_commits_and_lose_nothing() {
     let mut tasks = Vec::new();
     for i in 0..200 {
         let a = appender.clone();
-        tasks.push(tokio::spawn(async move {
-            a.append(frame(&[&format!("r{i}"), &format!("s{i}")])).await.unwrap()
-        }));
+        tasks.push(tokio::spawn(async move { a.append(frame(&[&format!("r{i}"), &format!("s{i}")])).await.unwrap() }));
     }
     let mut firsts = Vec::new();
     for t in tasks {
@@ -133,11 +124,7 @@ async fn a_corrupted_frame_is_cut_with_everything_after_it() {
 async fn segments_roll_and_are_deleted_once_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let budget = StorageBudget::new(1 << 30, None);
-    let opts = WalOptions {
-        dir: dir.path().to_path_buf(),
-        segment_bytes: 64 << 10,
-        budget: budget.clone(),
-    };
+    let opts = WalOptions { dir: dir.path().to_path_buf(), segment_bytes: 64 << 10, budget: budget.clone() };
     let (appender, mut reader, _) = open(opts).unwrap();
     let big = "x".repeat(10_000);
     for _ in 0..20 {
@@ -151,16 +138,8 @@ async fn segments_roll_and_are_deleted_once_delivered() {
     assert_eq!(records.len(), 20, "reads across segment boundaries");
     assert!(budget.used() > 200_000);
     reader.release_below(20, true).await.unwrap();
-    assert_eq!(
-        list_segments(dir.path()).unwrap().len(),
-        1,
-        "only the (new, empty) active segment remains"
-    );
-    assert_eq!(
-        budget.used(),
-        0,
-        "a fully delivered WAL releases all its budget, active segment included"
-    );
+    assert_eq!(list_segments(dir.path()).unwrap().len(), 1, "only the (new, empty) active segment remains");
+    assert_eq!(budget.used(), 0, "a fully delivered WAL releases all its budget, active segment included");
 }
 
 #[tokio::test]

@@ -1,0 +1,126 @@
+//! Dynamic partitioning: which buffer a record goes to.
+//!
+//! With dynamic partitioning each distinct set of partition-key values used in the prefix gets its
+//! own buffer (Firehose: one buffer per evaluated prefix). Without it every record shares one.
+//!
+//! **Partition values are validated, not escaped.** A value containing `/` or `\`, a control
+//! character, `.` or `..`, an empty string, or more than 256 characters is refused and the record
+//! goes to the error output with `DynamicPartitioning.InvalidPartitionKeyValue`. Rejecting keeps
+//! the property simple to state and to test: a key produced from record data can never add a path
+//! level, climb out of the prefix (`../../etc` on a local destination), or collide with another
+//! value the way an escaped `a%2Fb` would with a literal `a%2Fb`. The record keeps its raw bytes in
+//! the error output, so nothing is lost.
+
+use crate::buffer::PartitionKey;
+use crate::process::{Item, PartitionKeys};
+use crate::sink::object_key::{KeyTemplate, PartitionSource};
+
+pub const CODE_MISSING: &str = "DynamicPartitioning.MetadataExtractionFailed";
+pub const CODE_INVALID: &str = "DynamicPartitioning.InvalidPartitionKeyValue";
+pub const CODE_EXCEEDED: &str = "DynamicPartitioning.PartitionCountExceeded";
+pub const MAX_VALUE_CHARS: usize = 256;
+
+pub struct Partitioner {
+    used: Vec<(PartitionSource, String)>,
+}
+
+impl Partitioner {
+    /// `prefix` is the destination's effective prefix; only keys it uses partition the data.
+    pub fn new(prefix: &KeyTemplate) -> Self {
+        Self { used: prefix.partition_keys().map(|(s, k)| (s.clone(), k.to_string())).collect() }
+    }
+
+    pub fn is_partitioned(&self) -> bool {
+        !self.used.is_empty()
+    }
+
+    /// The partition a record belongs to, or `(errorCode, message)` saying why it has none.
+    pub fn key(&self, item: &Item) -> Result<PartitionKey, (&'static str, String)> {
+        if self.used.is_empty() {
+            return Ok(PartitionKey::from(""));
+        }
+        let empty = PartitionKeys::default();
+        let keys = item.keys.as_deref().unwrap_or(&empty);
+        let mut canonical = String::new();
+        for (source, name) in &self.used {
+            let (map, label) = match source {
+                PartitionSource::Query => (&keys.query, "partitionKeyFromQuery"),
+                PartitionSource::Lambda => (&keys.lambda, "partitionKeyFromLambda"),
+            };
+            let Some(value) = map.get(name) else {
+                return Err((
+                    CODE_MISSING,
+                    format!("the prefix uses !{{{label}:{name}}} but the record produced no `{name}` key"),
+                ));
+            };
+            check_value(value)
+                .map_err(|why| (CODE_INVALID, format!("partition key `{name}` value {value:?} {why}")))?;
+            canonical.push_str(label);
+            canonical.push(':');
+            canonical.push_str(name);
+            canonical.push('=');
+            canonical.push_str(value);
+            canonical.push('\u{1f}');
+        }
+        Ok(PartitionKey::from(canonical))
+    }
+}
+
+/// Why a partition value cannot be used in an object key, if it cannot.
+pub fn check_value(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("is empty");
+    }
+    if value == "." || value == ".." {
+        return Err("is a relative path component");
+    }
+    if value.contains(['/', '\\']) {
+        return Err("contains a path separator");
+    }
+    if value.chars().any(char::is_control) {
+        return Err("contains a control character");
+    }
+    if value.chars().count() > MAX_VALUE_CHARS {
+        return Err("is longer than 256 characters");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    fn item(pairs: &[(&str, &str)]) -> Item {
+        let mut keys = PartitionKeys::default();
+        for (k, v) in pairs {
+            keys.query.insert(k.to_string(), v.to_string());
+        }
+        Item { record: Record { seq: 0, arrival_ms: 0, data: Bytes::new() }, keys: Some(Arc::new(keys)) }
+    }
+
+    #[test]
+    fn keys_come_from_the_prefix_and_hostile_values_are_refused() {
+        let p = Partitioner::new(
+            &KeyTemplate::parse("c=!{partitionKeyFromQuery:c}/y=!{partitionKeyFromQuery:y}/").unwrap(),
+        );
+        let a = p.key(&item(&[("c", "42"), ("y", "2026"), ("unused", "x")])).unwrap();
+        let b = p.key(&item(&[("c", "42"), ("y", "2026")])).unwrap();
+        assert_eq!(a, b, "keys not in the prefix do not split partitions");
+        assert_ne!(a, p.key(&item(&[("c", "43"), ("y", "2026")])).unwrap());
+        assert_eq!(p.key(&item(&[("c", "42")])).unwrap_err().0, CODE_MISSING);
+        for hostile in ["../../etc", "..", ".", "a/b", "a\\b", "", "tab\there", "nl\n", &"x".repeat(257)] {
+            assert_eq!(p.key(&item(&[("c", hostile), ("y", "1")])).unwrap_err().0, CODE_INVALID, "{hostile:?}");
+        }
+        assert!(p.key(&item(&[("c", "über-ü 1"), ("y", "a.b")])).is_ok(), "ordinary text, dots and unicode pass");
+    }
+
+    #[test]
+    fn without_partition_keys_everything_shares_one_buffer() {
+        let p = Partitioner::new(&KeyTemplate::parse("logs/!{timestamp:yyyy}/").unwrap());
+        assert!(!p.is_partitioned());
+        assert_eq!(&*p.key(&item(&[])).unwrap(), "");
+    }
+}

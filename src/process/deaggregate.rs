@@ -1,0 +1,223 @@
+//! Firehose's RecordDeAggregation: one record in, up to 500 sub-records out.
+//!
+//! * `JSON`: concatenated JSON objects or JSON lines (`{"a":1}{"a":2}`, `{"a":1}\n{"a":2}`); each
+//!   object becomes a record, byte for byte. Anything that is not a JSON object fails the record.
+//! * `DELIMITED`: split on a delimiter (base64 in the config, as Firehose takes it); empty pieces
+//!   are skipped.
+//! * `KPL`: Kinesis Producer Library aggregates (magic `F3 89 9A C2`, protobuf `AggregatedRecord`,
+//!   MD5 trailer). A record without the magic is passed through unchanged, as the KCL does; a
+//!   truncated, corrupt or mis-hashed aggregate fails the record and never panics.
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use prost::Message;
+
+use super::{ErrorOutputType, Failed, Item, Processor};
+
+/// Firehose's limit on sub-records per record.
+pub const MAX_SUB_RECORDS: usize = 500;
+pub const CODE: &str = "RecordDeAggregation.Failed";
+const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
+const MD5_LEN: usize = 16;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubRecordType {
+    Json,
+    Delimited(Vec<u8>),
+    Kpl,
+}
+
+pub struct Deaggregate {
+    pub kind: SubRecordType,
+}
+
+impl Processor for Deaggregate {
+    fn name(&self) -> &'static str {
+        "record_deaggregation"
+    }
+
+    fn process(&self, items: Vec<Item>, failed: &mut Vec<Failed>) -> Vec<Item> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let data = &item.record.data;
+            let split = match &self.kind {
+                SubRecordType::Json => split_json(data),
+                SubRecordType::Delimited(d) => Ok(split_delimited(data, d)),
+                SubRecordType::Kpl => split_kpl(data),
+            };
+            match split {
+                Ok(parts) if parts.len() > MAX_SUB_RECORDS => failed.push(Failed::new(
+                    item.record,
+                    ErrorOutputType::ProcessingFailed,
+                    CODE,
+                    format!("the record holds {} sub-records; at most {MAX_SUB_RECORDS} are allowed", parts.len()),
+                )),
+                Ok(parts) => out.extend(parts.into_iter().map(|p| item.derive(p))),
+                Err(message) => failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, CODE, message)),
+            }
+        }
+        out
+    }
+}
+
+fn split_json(data: &Bytes) -> Result<Vec<Bytes>, String> {
+    let mut parts = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(data).into_iter::<serde::de::IgnoredAny>();
+    let mut start = 0;
+    while let Some(value) = stream.next() {
+        value.map_err(|e| format!("the record is not concatenated JSON objects: {e}"))?;
+        let end = stream.byte_offset();
+        let raw = data.slice(start..end);
+        let lead = raw.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(raw.len());
+        if raw.get(lead) != Some(&b'{') {
+            return Err("JSON de-aggregation accepts only JSON objects (not arrays or scalars)".into());
+        }
+        parts.push(raw.slice(lead..));
+        start = end;
+    }
+    Ok(parts)
+}
+
+fn split_delimited(data: &Bytes, delimiter: &[u8]) -> Vec<Bytes> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while !delimiter.is_empty() && i + delimiter.len() <= data.len() {
+        if &data[i..i + delimiter.len()] == delimiter {
+            if i > start {
+                parts.push(data.slice(start..i));
+            }
+            i += delimiter.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    if start < data.len() {
+        parts.push(data.slice(start..));
+    }
+    parts
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct AggregatedRecord {
+    #[prost(string, repeated, tag = "1")]
+    partition_key_table: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    explicit_hash_key_table: Vec<String>,
+    #[prost(message, repeated, tag = "3")]
+    records: Vec<KplRecord>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct KplRecord {
+    #[prost(uint64, required, tag = "1")]
+    partition_key_index: u64,
+    #[prost(uint64, optional, tag = "2")]
+    explicit_hash_key_index: Option<u64>,
+    #[prost(bytes = "bytes", required, tag = "3")]
+    data: Bytes,
+    #[prost(message, repeated, tag = "4")]
+    tags: Vec<KplTag>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct KplTag {
+    #[prost(string, required, tag = "1")]
+    key: String,
+    #[prost(string, optional, tag = "2")]
+    value: Option<String>,
+}
+
+fn split_kpl(data: &Bytes) -> Result<Vec<Bytes>, String> {
+    if !data.starts_with(&KPL_MAGIC) {
+        return Ok(vec![data.clone()]);
+    }
+    if data.len() < KPL_MAGIC.len() + MD5_LEN {
+        return Err("KPL aggregate is truncated: shorter than its magic and checksum".into());
+    }
+    let body = data.slice(KPL_MAGIC.len()..data.len() - MD5_LEN);
+    let digest = Md5::digest(&body);
+    if digest[..] != data[data.len() - MD5_LEN..] {
+        return Err("KPL aggregate checksum mismatch: the record is truncated or corrupt".into());
+    }
+    let aggregate =
+        AggregatedRecord::decode(body).map_err(|e| format!("KPL aggregate is not a valid AggregatedRecord: {e}"))?;
+    let keys = aggregate.partition_key_table.len() as u64;
+    let mut parts = Vec::with_capacity(aggregate.records.len());
+    for (i, r) in aggregate.records.into_iter().enumerate() {
+        if r.partition_key_index >= keys {
+            return Err(format!("KPL sub-record {i} names partition key {} of {keys}", r.partition_key_index));
+        }
+        parts.push(r.data);
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    fn run(kind: SubRecordType, data: &[u8]) -> (Vec<String>, Vec<Failed>) {
+        let mut failed = Vec::new();
+        let item = Item::new(Record { seq: 9, arrival_ms: 0, data: Bytes::copy_from_slice(data) });
+        let out = Deaggregate { kind }.process(vec![item], &mut failed);
+        (out.iter().map(|i| String::from_utf8_lossy(&i.record.data).into_owned()).collect(), failed)
+    }
+
+    fn kpl(records: &[&[u8]]) -> Vec<u8> {
+        let agg = AggregatedRecord {
+            partition_key_table: vec!["pk".into()],
+            explicit_hash_key_table: vec![],
+            records: records
+                .iter()
+                .map(|d| KplRecord {
+                    partition_key_index: 0,
+                    explicit_hash_key_index: None,
+                    data: Bytes::copy_from_slice(d),
+                    tags: vec![],
+                })
+                .collect(),
+        };
+        let body = agg.encode_to_vec();
+        let mut out = KPL_MAGIC.to_vec();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&Md5::digest(&body));
+        out
+    }
+
+    #[test]
+    fn json_accepts_concatenated_objects_and_lines_but_not_arrays() {
+        assert_eq!(run(SubRecordType::Json, br#"{"a":1}{"a":2}"#).0, [r#"{"a":1}"#, r#"{"a":2}"#]);
+        assert_eq!(run(SubRecordType::Json, b"{\"a\":1}\n {\"b\":[1,2]}\n").0, [r#"{"a":1}"#, r#"{"b":[1,2]}"#]);
+        assert_eq!(run(SubRecordType::Json, b"[1,2]").1.len(), 1);
+        assert_eq!(run(SubRecordType::Json, b"{\"a\":").1.len(), 1);
+    }
+
+    #[test]
+    fn delimited_splits_on_the_delimiter() {
+        assert_eq!(run(SubRecordType::Delimited(b"####".to_vec()), b"a####bb########c####").0, ["a", "bb", "c"]);
+    }
+
+    #[test]
+    fn kpl_round_trips_and_rejects_damage() {
+        let good = kpl(&[b"one", b"two"]);
+        assert_eq!(run(SubRecordType::Kpl, &good).0, ["one", "two"]);
+        assert_eq!(run(SubRecordType::Kpl, b"plain record").0, ["plain record"]);
+        let mut flipped = good.clone();
+        flipped[10] ^= 0x01;
+        assert_eq!(run(SubRecordType::Kpl, &flipped).1.len(), 1);
+        for cut in [5, 12, good.len() - 1] {
+            assert_eq!(run(SubRecordType::Kpl, &good[..cut]).1.len(), 1, "truncated at {cut}");
+        }
+    }
+
+    #[test]
+    fn more_than_500_sub_records_fail_the_record() {
+        let many = "{}".repeat(501);
+        let (ok, failed) = run(SubRecordType::Json, many.as_bytes());
+        assert!(ok.is_empty());
+        assert!(failed[0].message.contains("501"));
+    }
+}
