@@ -24,6 +24,16 @@ pub struct BenchArgs {
 enum BenchKind {
     /// Durable Direct PUT ingest (and delivery catch-up) against a running daemon.
     Ingest(IngestArgs),
+    /// Built-in processors on one core: jq metadata extraction and KPL de-aggregation.
+    Processors(ProcessorArgs),
+}
+
+#[derive(Args, Debug)]
+struct ProcessorArgs {
+    #[arg(long, default_value_t = 500_000)]
+    records: usize,
+    #[arg(long, default_value_t = 250)]
+    record_bytes: usize,
 }
 
 #[derive(Args, Debug)]
@@ -48,6 +58,7 @@ struct IngestArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.kind {
         BenchKind::Ingest(a) => ingest(a).await,
+        BenchKind::Processors(a) => processors(a),
     }
 }
 
@@ -197,4 +208,55 @@ async fn put(client: &reqwest::Client, endpoint: &str, body: bytes::Bytes) -> an
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     Ok(failed)
+}
+
+/// Runs each processor over `--records` records in batches of 500 on the current thread, so the
+/// figures are per core.
+fn processors(a: ProcessorArgs) -> anyhow::Result<()> {
+    use crate::process::deaggregate::{kpl_aggregate, Deaggregate, SubRecordType};
+    use crate::process::metadata::MetadataExtraction;
+    use crate::process::{Chain, Processor};
+    use crate::record::Record;
+
+    let data: Vec<bytes::Bytes> =
+        (0..a.records as u64).map(|n| bytes::Bytes::from(record(n, a.record_bytes))).collect();
+    let as_records = |data: &[bytes::Bytes]| -> Vec<Record> {
+        data.iter().enumerate().map(|(i, d)| Record { seq: i as u64, arrival_ms: 0, data: d.clone() }).collect()
+    };
+    let measure = |name: &str, chain: &Chain, input: Vec<Record>, outputs_per_input: usize| {
+        let batches: Vec<Vec<Record>> = input.chunks(500).map(<[Record]>::to_vec).collect();
+        let started = Instant::now();
+        let (mut ok, mut failed) = (0usize, 0usize);
+        for batch in batches {
+            let (items, f) = chain.run(batch);
+            ok += items.len();
+            failed += f.len();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{name}: {ok} records out ({failed} failed) in {secs:.2} s = {:.0} output records/s on one core ({:.0} input records/s)",
+            ok as f64 / secs,
+            ok as f64 / secs / outputs_per_input as f64
+        );
+    };
+
+    let query = r#"{event_type: .event_type, hour: (.ts[0:19] | strptime("%Y-%m-%dT%H:%M:%S") | strftime("%H")), user: .user_id}"#;
+    let simple =
+        MetadataExtraction::compile("{event_type: .event_type, user: .user_id}").map_err(anyhow::Error::msg)?;
+    measure("jq {event_type, user}", &Chain::new(vec![Arc::new(simple) as Arc<dyn Processor>]), as_records(&data), 1);
+    let with_time = MetadataExtraction::compile(query).map_err(anyhow::Error::msg)?;
+    let sample = with_time.extract(&data[0]).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(sample.len() == 3, "the benchmark query must produce three keys, got {sample:?}");
+    measure(
+        "jq with strptime/strftime",
+        &Chain::new(vec![Arc::new(with_time) as Arc<dyn Processor>]),
+        as_records(&data),
+        1,
+    );
+
+    let per_aggregate = 100;
+    let aggregates: Vec<bytes::Bytes> = data.chunks(per_aggregate).map(kpl_aggregate).collect();
+    let kpl = Chain::new(vec![Arc::new(Deaggregate { kind: SubRecordType::Kpl }) as Arc<dyn Processor>]);
+    measure("KPL de-aggregation (100 sub-records per aggregate)", &kpl, as_records(&aggregates), per_aggregate);
+    Ok(())
 }

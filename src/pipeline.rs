@@ -27,7 +27,7 @@ use crate::process::cloudwatch::CloudWatchLogProcessing;
 use crate::process::deaggregate::Deaggregate;
 use crate::process::decompress::GzipDecompression;
 use crate::process::metadata::MetadataExtraction;
-use crate::process::{AppendDelimiter, Chain, ErrorOutputType, Failed, Item, Processor};
+use crate::process::{Chain, ErrorOutputType, Failed, Item, Processor};
 use crate::record::{Record, Seq, SeqRanges};
 use crate::sink::object_key::{
     fnv1a, object_name, splitmix64, KeyTemplate, PartitionSource, RenderContext, DEFAULT_TIME_PATH,
@@ -79,8 +79,12 @@ pub fn start(
     let d = &spec.destination;
     let sink = ObjectSink::new(&d.store, d.compression.content_encoding())
         .map_err(|source| PipelineError::Sink { name: name.clone(), source })?;
+    // The append_delimiter processor runs last in Firehose, after partitioning, and only adds a
+    // newline to delivered records, so it is applied by the encoder: error records then carry the
+    // record as it was processed, without the delimiter.
+    let delimit = d.append_delimiter || spec.processors.contains(&ProcessorSpec::AppendDelimiter);
     let format = ObjectFormat {
-        encoder: RawEncoder { append_delimiter: d.append_delimiter },
+        encoder: RawEncoder { append_delimiter: delimit },
         compression: d.compression,
         extension: d.file_extension.clone(),
     };
@@ -140,7 +144,7 @@ fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
             ProcessorSpec::CloudWatchLogProcessing => Arc::new(CloudWatchLogProcessing),
             ProcessorSpec::Deaggregation(kind) => Arc::new(Deaggregate { kind: kind.clone() }),
             ProcessorSpec::MetadataExtraction(query) => Arc::new(MetadataExtraction::compile(query)?),
-            ProcessorSpec::AppendDelimiter => Arc::new(AppendDelimiter),
+            ProcessorSpec::AppendDelimiter => continue, // applied by the encoder, see start()
         });
     }
     Ok(Chain::new(processors))

@@ -129,6 +129,23 @@ struct KplTag {
     value: Option<String>,
 }
 
+/// Builds a KPL aggregate (for `sluice bench`; the tests use a real aggregator instead).
+pub fn kpl_aggregate(records: &[Bytes]) -> Bytes {
+    let aggregate = AggregatedRecord {
+        partition_key_table: vec!["pk".into()],
+        explicit_hash_key_table: vec![],
+        records: records
+            .iter()
+            .map(|d| KplRecord { partition_key_index: 0, explicit_hash_key_index: None, data: d.clone(), tags: vec![] })
+            .collect(),
+    };
+    let body = aggregate.encode_to_vec();
+    let mut out = KPL_MAGIC.to_vec();
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&Md5::digest(&body));
+    Bytes::from(out)
+}
+
 fn split_kpl(data: &Bytes) -> Result<Vec<Bytes>, String> {
     if !data.starts_with(&KPL_MAGIC) {
         return Ok(vec![data.clone()]);

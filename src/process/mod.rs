@@ -8,7 +8,8 @@
 //! delivered.
 //!
 //! Built-ins run in Firehose's order: decompression → CloudWatch Logs processing → de-aggregation →
-//! (Lambda / WASM) → metadata extraction → append delimiter.
+//! (Lambda / WASM) → metadata extraction → append delimiter. The last one only adds `\n` to
+//! delivered records, so the encoder applies it after partitioning (see `pipeline::start`).
 
 pub mod cloudwatch;
 pub mod deaggregate;
@@ -86,28 +87,6 @@ pub trait Processor: Send + Sync {
     fn process(&self, items: Vec<Item>, failed: &mut Vec<Failed>) -> Vec<Item>;
 }
 
-/// Adds `\n` after each record (Firehose's AppendDelimiterToRecord).
-pub struct AppendDelimiter;
-
-impl Processor for AppendDelimiter {
-    fn name(&self) -> &'static str {
-        "append_delimiter"
-    }
-
-    fn process(&self, items: Vec<Item>, _failed: &mut Vec<Failed>) -> Vec<Item> {
-        items
-            .into_iter()
-            .map(|mut item| {
-                let mut data = Vec::with_capacity(item.record.data.len() + 1);
-                data.extend_from_slice(&item.record.data);
-                data.push(b'\n');
-                item.record.data = Bytes::from(data);
-                item
-            })
-            .collect()
-    }
-}
-
 /// The configured processors, in order.
 #[derive(Clone, Default)]
 pub struct Chain {
@@ -140,12 +119,31 @@ impl Chain {
 mod tests {
     use super::*;
 
+    struct Split;
+
+    impl Processor for Split {
+        fn name(&self) -> &'static str {
+            "split"
+        }
+        fn process(&self, items: Vec<Item>, failed: &mut Vec<Failed>) -> Vec<Item> {
+            let mut out = Vec::new();
+            for item in items {
+                match item.record.data.as_ref() {
+                    b"bad" => failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, "X", "bad")),
+                    data => out.extend(data.split(|b| *b == b',').map(|p| item.derive(Bytes::copy_from_slice(p)))),
+                }
+            }
+            out
+        }
+    }
+
     #[test]
-    fn append_delimiter_adds_a_newline_and_keeps_the_sequence() {
-        let chain = Chain::new(vec![Arc::new(AppendDelimiter)]);
-        let (items, failed) = chain.run(vec![Record { seq: 7, arrival_ms: 1, data: Bytes::from_static(b"a") }]);
-        assert!(failed.is_empty());
-        assert_eq!(&items[0].record.data[..], b"a\n");
-        assert_eq!(items[0].record.seq, 7);
+    fn outputs_keep_their_source_sequence() {
+        let chain = Chain::new(vec![Arc::new(Split)]);
+        let rec = |seq, d: &'static [u8]| Record { seq, arrival_ms: 1, data: Bytes::from_static(d) };
+        let (items, failed) = chain.run(vec![rec(1, b"a,b"), rec(2, b"bad"), rec(3, b"c")]);
+        let seqs: Vec<_> = items.iter().map(|i| (i.record.seq, i.record.data.clone())).collect();
+        assert_eq!(seqs, vec![(1, Bytes::from("a")), (1, Bytes::from("b")), (3, Bytes::from("c"))]);
+        assert_eq!(failed[0].record.seq, 2);
     }
 }
