@@ -241,3 +241,27 @@ def test_processor_config_errors_name_line_and_field(tmp_path):
     assert "needs `dynamic_partitioning: { enabled: true }`" in out
     assert f"{path}:6:" in out and "`XML` is not one of JSON, DELIMITED, KPL" in out
     assert "out of order" in out
+
+
+def test_many_partitions_stay_within_the_buffer_budget(sluice_factory):
+    # 1 MiB buffers, 4 uploads: buffers together may hold about 3 MiB. 300 partitions of ~20 KB
+    # (6 MB) cannot all wait for the 900 s interval: the largest buffers are flushed early.
+    d = sluice_factory("""
+        pipelines:
+          - name: many
+            buffering: { size_mb: 1, interval_seconds: 900 }
+            processors:
+              - metadata_extraction: { query: '{c: .c}' }
+            dynamic_partitioning: { enabled: true, max_active_partitions: 1000 }
+            destination:
+              local: { path: ./data, prefix: "c=!{partitionKeyFromQuery:c}/", error_output_prefix: "errors/!{firehose:error-output-type}/", append_delimiter: true }
+        """).start()
+    c = d.client()
+    records = [json.dumps({"c": f"p{i % 300}", "i": i, "pad": "x" * 950}).encode() for i in range(6000)]
+    for i in range(0, len(records), 500):
+        assert c.put_record_batch(DeliveryStreamName="many", Records=[{"Data": x} for x in records[i:i + 500]])["FailedPutCount"] == 0
+    early = wait_for(lambda: local_objects(d.workdir / "data"), what="objects flushed before the interval")
+    assert len(early) > 0
+    assert d.stop() == 0
+    delivered = sorted(line for v in local_objects(d.workdir / "data").values() for line in v.splitlines())
+    assert delivered == sorted(records)
