@@ -27,6 +27,7 @@ use crate::process::cloudwatch::CloudWatchLogProcessing;
 use crate::process::deaggregate::Deaggregate;
 use crate::process::decompress::GzipDecompression;
 use crate::process::metadata::MetadataExtraction;
+use crate::process::wasm::WasmProcessor;
 use crate::process::{Chain, ErrorOutputType, Failed, Item, Processor};
 use crate::record::{Record, Seq, SeqRanges};
 use crate::sink::object_key::{
@@ -145,6 +146,7 @@ fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
             ProcessorSpec::Deaggregation(kind) => Arc::new(Deaggregate { kind: kind.clone() }),
             ProcessorSpec::MetadataExtraction(query) => Arc::new(MetadataExtraction::compile(query)?),
             ProcessorSpec::AppendDelimiter => continue, // applied by the encoder, see start()
+            ProcessorSpec::Wasm(settings) => Arc::new(WasmProcessor::load(settings.clone())?),
         });
     }
     Ok(Chain::new(processors))
@@ -276,7 +278,7 @@ impl Runner {
             for f in failed {
                 *outputs.entry(f.record.seq).or_default() += 1;
                 self.delivery.metrics.error_records(f.kind).increment(1);
-                let data = error_record::render(&f, ending, None);
+                let data = error_record::render(&f, ending);
                 let weight = data.len() + 1;
                 self.in_memory += weight;
                 let record = Record { data, ..f.record };

@@ -84,6 +84,24 @@ pub enum RawProcessor {
     RecordDeaggregation(RawDeaggregation),
     MetadataExtraction(RawMetadataExtraction),
     AppendDelimiter(RawAppendDelimiter),
+    /// A WASM transform plugin, where Firehose would call Lambda.
+    Wasm(Box<RawWasm>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWasm {
+    pub module: Spanned<String>,
+    /// Handed to the plugin's `sluice_init` as JSON.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// Firehose's processor buffering: records per invocation are cut at this size (0.2-3 MB).
+    pub buffer_size_mb: Option<Spanned<f64>>,
+    /// Accepted for Firehose parity (0-900); records are never held back waiting for it.
+    pub buffer_interval_seconds: Option<Spanned<u64>>,
+    pub number_of_retries: Option<Spanned<u32>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub memory_limit_mb: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,6 +54,7 @@ pub enum ProcessorSpec {
     /// The jq query (it compiled during validation).
     MetadataExtraction(String),
     AppendDelimiter,
+    Wasm(crate::process::wasm::WasmSettings),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +67,7 @@ pub struct DynamicPartitioning {
 struct PartitionContext {
     enabled: bool,
     has_query: bool,
+    has_plugin: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -340,6 +342,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
     let partitions = PartitionContext {
         enabled: dynamic_partitioning.is_some(),
         has_query: processors.iter().any(|p| matches!(p, ProcessorSpec::MetadataExtraction(_))),
+        has_plugin: processors.iter().any(|p| matches!(p, ProcessorSpec::Wasm(_))),
     };
     let destination = destination(c, &p.destination, &format!("{field}.destination"), &partitions);
     if let (Some(d), Some(dp)) = (&destination, &p.dynamic_partitioning) {
@@ -469,7 +472,13 @@ fn processors(c: &mut Checker, p: &RawPipeline, field: &str, dynamic_partitionin
                 ("metadata_extraction", spec)
             }
             RawProcessor::AppendDelimiter(_) => ("append_delimiter", Some(ProcessorSpec::AppendDelimiter)),
+            RawProcessor::Wasm(w) => ("wasm", wasm_processor(c, w, &format!("{at}.wasm"))),
         };
+        // A plugin may sit anywhere; the built-ins keep Firehose's order around it.
+        if name == "wasm" {
+            out.extend(spec);
+            continue;
+        }
         let rank = ORDER.iter().position(|n| *n == name);
         if rank <= last_rank {
             c.at(
@@ -485,6 +494,59 @@ fn processors(c: &mut Checker, p: &RawPipeline, field: &str, dynamic_partitionin
         out.extend(spec);
     }
     out
+}
+
+fn wasm_processor(c: &mut Checker, w: &super::RawWasm, at: &str) -> Option<ProcessorSpec> {
+    let before = c.errors.len();
+    let size_mb = w.buffer_size_mb.as_ref().map_or(1.0, |s| s.value);
+    if let Some(s) = &w.buffer_size_mb {
+        if !(0.2..=3.0).contains(&s.value) {
+            c.at(s, &format!("{at}.buffer_size_mb"), "must be between 0.2 and 3 (Firehose's processor range)");
+        }
+    }
+    if let Some(s) = &w.buffer_interval_seconds {
+        if s.value > 900 {
+            c.at(s, &format!("{at}.buffer_interval_seconds"), "must be between 0 and 900");
+        }
+    }
+    let retries = w.number_of_retries.as_ref().map_or(3, |r| r.value);
+    if let Some(r) = &w.number_of_retries {
+        if r.value > 300 {
+            c.at(r, &format!("{at}.number_of_retries"), "must be at most 300");
+        }
+    }
+    let timeout_ms = w.timeout_ms.as_ref().map_or(1_000, |t| t.value);
+    if let Some(t) = &w.timeout_ms {
+        if !(1..=300_000).contains(&t.value) {
+            c.at(t, &format!("{at}.timeout_ms"), "must be between 1 and 300000 (Lambda's 5 minutes)");
+        }
+    }
+    let memory_mb = w.memory_limit_mb.as_ref().map_or(256, |m| m.value);
+    if let Some(m) = &w.memory_limit_mb {
+        if !(1..=4096).contains(&m.value) {
+            c.at(m, &format!("{at}.memory_limit_mb"), "must be between 1 and 4096");
+        }
+    }
+    if c.errors.len() > before {
+        return None;
+    }
+    let settings = crate::process::wasm::WasmSettings {
+        module: PathBuf::from(&w.module.value),
+        config_json: w.config.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string()),
+        max_invocation_bytes: (size_mb * MIB) as usize,
+        retries,
+        timeout: Duration::from_millis(timeout_ms),
+        memory_limit_bytes: (memory_mb as usize) << 20,
+    };
+    // Loading compiles the module, checks its ABI version and runs its sluice_init with the config,
+    // so `sluice validate` catches a missing file, a bad module and a refused config.
+    match crate::process::wasm::WasmProcessor::load(settings.clone()) {
+        Ok(_) => Some(ProcessorSpec::Wasm(settings)),
+        Err(e) => {
+            c.at(&w.module, &format!("{at}.module"), e);
+            None
+        }
+    }
 }
 
 fn destination(
@@ -624,10 +686,10 @@ fn prefixes(
                 PartitionSource::Query if !partitions.has_query => {
                     Some("needs a metadata_extraction processor that produces the key")
                 }
-                PartitionSource::Lambda => {
-                    Some("needs a transform plugin that sets partition keys, which this version does not have yet")
+                PartitionSource::Lambda if !partitions.has_plugin => {
+                    Some("needs a wasm processor that sets partition keys")
                 }
-                PartitionSource::Query => None,
+                PartitionSource::Lambda | PartitionSource::Query => None,
             };
             if let Some(problem) = problem {
                 c.at(span, &format!("{field}.prefix"), format!("partition key `{key}` {problem}"));

@@ -27,15 +27,15 @@ struct ErrorRecord<'a> {
 }
 
 /// Renders one failed record as Firehose's error JSON (without a trailing newline).
-pub fn render(failed: &Failed, attempt_ending_ms: i64, lambda_arn: Option<&str>) -> Bytes {
+pub fn render(failed: &Failed, attempt_ending_ms: i64) -> Bytes {
     let record = ErrorRecord {
-        attempts_made: 1,
+        attempts_made: failed.attempts,
         arrival_timestamp: failed.record.arrival_ms,
         error_code: &failed.code,
         error_message: &failed.message,
         attempt_ending_timestamp: attempt_ending_ms,
         raw_data: base64::engine::general_purpose::STANDARD.encode(&failed.record.data),
-        lambda_arn,
+        lambda_arn: failed.lambda_arn.as_deref(),
     };
     Bytes::from(serde_json::to_vec(&record).unwrap_or_default())
 }
@@ -54,7 +54,7 @@ mod tests {
             "X.Code",
             "why",
         );
-        let v: serde_json::Value = serde_json::from_slice(&render(&f, 2000, None)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&render(&f, 2000)).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"attemptsMade": 1, "arrivalTimestamp": 1000, "errorCode": "X.Code", "errorMessage": "why",

@@ -15,6 +15,7 @@ pub mod cloudwatch;
 pub mod deaggregate;
 pub mod decompress;
 pub mod metadata;
+pub mod wasm;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -74,11 +75,15 @@ pub struct Failed {
     pub kind: ErrorOutputType,
     pub code: String,
     pub message: String,
+    /// Invocations tried before giving up (Firehose's `attemptsMade`).
+    pub attempts: u32,
+    /// The transform plugin that failed it, written where Firehose writes `lambdaArn`.
+    pub lambda_arn: Option<Arc<str>>,
 }
 
 impl Failed {
     pub fn new(record: Record, kind: ErrorOutputType, code: &str, message: impl Into<String>) -> Self {
-        Self { record, kind, code: code.to_string(), message: message.into() }
+        Self { record, kind, code: code.to_string(), message: message.into(), attempts: 1, lambda_arn: None }
     }
 }
 

@@ -1,0 +1,407 @@
+//! WASM transform plugins, where Firehose would call a Lambda function (ABI: `transforms/ABI.md`).
+//!
+//! One compiled module per pipeline and a pool of warm instances; a batch crosses the boundary once,
+//! in a compact binary encoding. Each call runs under an epoch deadline (timeout) and a memory cap,
+//! inside WASI with no files, environment or network. A trap, timeout, oversized memory or malformed
+//! response fails the invocation, which is retried on a fresh instance and then sends every record
+//! of it to the error output; the pipeline and the daemon keep running.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::{ErrorOutputType, Failed, Item, PartitionKeys, Processor};
+
+pub const ABI_VERSION: i32 = 1;
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Instances are replaced after this many calls, so linear memory that only grows is given back.
+const RECYCLE_AFTER_CALLS: u32 = 10_000;
+/// ...or once their memory has grown past this.
+const RECYCLE_ABOVE_BYTES: usize = 64 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WasmSettings {
+    pub module: std::path::PathBuf,
+    /// The plugin's `config:` as JSON, handed to `sluice_init`.
+    pub config_json: String,
+    /// Records per invocation are cut at this many bytes of data (Firehose's processor BufferSizeInMBs).
+    pub max_invocation_bytes: usize,
+    pub retries: u32,
+    pub timeout: Duration,
+    pub memory_limit_bytes: usize,
+}
+
+/// One engine for the process, with a thread advancing its epoch so deadlines fire.
+fn engine() -> Result<&'static Engine, String> {
+    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let mut config = Config::new();
+            config.epoch_interruption(true);
+            let engine = Engine::new(&config).map_err(|e| e.to_string())?;
+            let ticker = engine.clone();
+            std::thread::Builder::new()
+                .name("wasm-epoch".into())
+                .spawn(move || loop {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker.increment_epoch();
+                })
+                .map_err(|e| e.to_string())?;
+            Ok(engine)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+struct HostState {
+    wasi: WasiP1Ctx,
+    limits: StoreLimits,
+}
+
+/// A live instance with its exports looked up once.
+struct Warm {
+    store: Store<HostState>,
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    process: TypedFunc<(i32, i32), i64>,
+    calls: u32,
+}
+
+pub struct WasmProcessor {
+    settings: WasmSettings,
+    module: Module,
+    linker: Linker<HostState>,
+    pool: Mutex<Vec<Warm>>,
+    arn: Arc<str>,
+}
+
+/// Why an invocation failed: an error code and a message for the error record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl InvocationError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl WasmProcessor {
+    /// Compiles the module, checks its ABI and that it accepts its config.
+    pub fn load(settings: WasmSettings) -> Result<Self, String> {
+        let engine = engine()?;
+        let path = &settings.module;
+        let module = Module::from_file(engine, path).map_err(|e| format!("cannot load {}: {e:#}", path.display()))?;
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
+            .map_err(|e| e.to_string())?;
+        let arn: Arc<str> = Arc::from(path.display().to_string());
+        let processor = Self { arn: arn.clone(), settings, module, linker, pool: Mutex::new(Vec::new()) };
+        let warm = processor.instantiate().map_err(|e| format!("{arn}: {}", e.message))?;
+        processor.give_back(warm);
+        Ok(processor)
+    }
+
+    fn instantiate(&self) -> Result<Warm, InvocationError> {
+        let fail = |e: wasmtime::Error| InvocationError::new("Lambda.FunctionError", format!("{e:#}"));
+        let limits =
+            StoreLimitsBuilder::new().memory_size(self.settings.memory_limit_bytes).trap_on_grow_failure(true).build();
+        // WASI without preopened directories, environment, arguments or sockets.
+        let wasi = WasiCtxBuilder::new().build_p1();
+        let mut store = Store::new(self.module.engine(), HostState { wasi, limits });
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks());
+        let instance: Instance = self.linker.instantiate(&mut store, &self.module).map_err(fail)?;
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+            init.call(&mut store, ()).map_err(fail)?;
+        }
+        let version = instance
+            .get_typed_func::<(), i32>(&mut store, "sluice_abi_version")
+            .map_err(|_| InvocationError::new("Lambda.FunctionError", "the module does not export sluice_abi_version"))?
+            .call(&mut store, ())
+            .map_err(fail)?;
+        if version != ABI_VERSION {
+            return Err(InvocationError::new(
+                "Lambda.FunctionError",
+                format!("the module speaks ABI version {version}; this sluice speaks {ABI_VERSION}"),
+            ));
+        }
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| InvocationError::new("Lambda.FunctionError", "the module does not export its memory"))?;
+        let alloc = instance.get_typed_func::<i32, i32>(&mut store, "sluice_alloc").map_err(fail)?;
+        let process = instance.get_typed_func::<(i32, i32), i64>(&mut store, "sluice_process").map_err(fail)?;
+        let mut warm = Warm { store, memory, alloc, process, calls: 0 };
+        if let Ok(init) = instance.get_typed_func::<(i32, i32), i32>(&mut warm.store, "sluice_init") {
+            let (ptr, len) = self.write(&mut warm, self.settings.config_json.as_bytes())?;
+            let code = init.call(&mut warm.store, (ptr, len)).map_err(fail)?;
+            if code != 0 {
+                return Err(InvocationError::new(
+                    "Lambda.FunctionError",
+                    format!("the plugin refused its config (sluice_init returned {code})"),
+                ));
+            }
+        }
+        Ok(warm)
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.settings.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+    }
+
+    /// Copies bytes into a buffer the plugin allocated.
+    fn write(&self, warm: &mut Warm, bytes: &[u8]) -> Result<(i32, i32), InvocationError> {
+        let len = i32::try_from(bytes.len())
+            .map_err(|_| InvocationError::new("Lambda.FunctionError", "batch too large for a 32-bit plugin"))?;
+        let ptr = warm.alloc.call(&mut warm.store, len).map_err(|e| trap_error(&e, self.settings.timeout))?;
+        warm.memory.write(&mut warm.store, ptr as u32 as usize, bytes).map_err(|_| {
+            InvocationError::new("Lambda.FunctionError", "sluice_alloc returned memory outside the module")
+        })?;
+        Ok((ptr, len))
+    }
+
+    /// One call into the plugin: returns the raw output batch.
+    fn call(&self, warm: &mut Warm, input: &[u8]) -> Result<Vec<u8>, InvocationError> {
+        warm.store.set_epoch_deadline(self.deadline_ticks());
+        let (ptr, len) = self.write(warm, input)?;
+        let packed =
+            warm.process.call(&mut warm.store, (ptr, len)).map_err(|e| trap_error(&e, self.settings.timeout))?;
+        warm.calls += 1;
+        let (out_ptr, out_len) = ((packed as u64 >> 32) as usize, (packed as u64 & 0xFFFF_FFFF) as usize);
+        let data = warm.memory.data(&warm.store);
+        data.get(out_ptr..out_ptr.saturating_add(out_len)).map(<[u8]>::to_vec).ok_or_else(|| {
+            InvocationError::new(
+                "Lambda.JsonProcessingException",
+                "the plugin returned an output batch outside its memory",
+            )
+        })
+    }
+
+    fn take(&self) -> Result<Warm, InvocationError> {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(w) => Ok(w),
+            None => self.instantiate(),
+        }
+    }
+
+    fn give_back(&self, warm: Warm) {
+        if warm.calls < RECYCLE_AFTER_CALLS && warm.memory.data_size(&warm.store) <= RECYCLE_ABOVE_BYTES {
+            self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(warm);
+        }
+    }
+
+    /// Runs one invocation with retries; on success returns the decoded outputs.
+    fn invoke(&self, items: &[Item]) -> Result<Vec<Output>, InvocationError> {
+        let input = encode_input(items);
+        let mut last = InvocationError::new("Lambda.FunctionError", "not invoked");
+        for _attempt in 0..=self.settings.retries {
+            let mut warm = match self.take() {
+                Ok(w) => w,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            match self.call(&mut warm, &input).and_then(|out| decode_output(&out, items.len())) {
+                Ok(outputs) => {
+                    self.give_back(warm);
+                    return Ok(outputs);
+                }
+                // An instance that failed is never reused.
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+fn trap_error(e: &wasmtime::Error, timeout: Duration) -> InvocationError {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => InvocationError::new(
+            "Lambda.FunctionTimedOut",
+            format!("the plugin ran longer than {} ms", timeout.as_millis()),
+        ),
+        _ => InvocationError::new("Lambda.FunctionError", format!("the plugin trapped: {e:#}")),
+    }
+}
+
+/// One record of a plugin's response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub index: usize,
+    pub result: u8,
+    pub data: Bytes,
+    pub keys: Vec<(String, String)>,
+}
+
+pub const RESULT_OK: u8 = 0;
+pub const RESULT_DROPPED: u8 = 1;
+pub const RESULT_FAILED: u8 = 2;
+
+fn encode_input(items: &[Item]) -> Vec<u8> {
+    let size: usize = 4 + items.iter().map(|i| 20 + i.record.data.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for (id, item) in items.iter().enumerate() {
+        out.extend_from_slice(&(id as u64).to_le_bytes());
+        out.extend_from_slice(&item.record.arrival_ms.to_le_bytes());
+        out.extend_from_slice(&(item.record.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&item.record.data);
+    }
+    out
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], InvocationError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(malformed)?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, InvocationError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, InvocationError> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| malformed())?))
+    }
+    fn u32(&mut self) -> Result<u32, InvocationError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| malformed())?))
+    }
+    fn u64(&mut self) -> Result<u64, InvocationError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| malformed())?))
+    }
+    fn string(&mut self) -> Result<String, InvocationError> {
+        let n = self.u16()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| malformed())
+    }
+}
+
+fn malformed() -> InvocationError {
+    InvocationError::new(
+        "Lambda.JsonProcessingException",
+        "the plugin's response does not decode as an output batch (see transforms/ABI.md)",
+    )
+}
+
+/// Decodes and checks a response: every input id exactly once, nothing else, no trailing bytes.
+pub fn decode_output(buf: &[u8], inputs: usize) -> Result<Vec<Output>, InvocationError> {
+    let mut c = Cursor { buf, pos: 0 };
+    let count = c.u32()? as usize;
+    let mut seen = HashSet::with_capacity(inputs);
+    let mut outputs = Vec::with_capacity(count.min(inputs));
+    for _ in 0..count {
+        let id = c.u64()?;
+        let result = c.u8()?;
+        if result > RESULT_FAILED {
+            return Err(malformed());
+        }
+        let len = c.u32()? as usize;
+        let data = Bytes::copy_from_slice(c.take(len)?);
+        let key_count = c.u16()?;
+        let mut keys = Vec::with_capacity(key_count as usize);
+        for _ in 0..key_count {
+            keys.push((c.string()?, c.string()?));
+        }
+        let index = usize::try_from(id).ok().filter(|&i| i < inputs).ok_or_else(|| {
+            InvocationError::new(
+                "Lambda.MissingRecordId",
+                format!("the plugin returned record id {id}, which was not in the batch"),
+            )
+        })?;
+        if !seen.insert(index) {
+            return Err(InvocationError::new(
+                "Lambda.DuplicatedRecordId",
+                format!("the plugin returned record id {id} more than once"),
+            ));
+        }
+        outputs.push(Output { index, result, data, keys });
+    }
+    if c.pos != buf.len() {
+        return Err(malformed());
+    }
+    if seen.len() != inputs {
+        let missing = (0..inputs).find(|i| !seen.contains(i)).unwrap_or(0);
+        return Err(InvocationError::new(
+            "Lambda.MissingRecordId",
+            format!("record id {missing} is missing from the plugin's response"),
+        ));
+    }
+    Ok(outputs)
+}
+
+impl Processor for WasmProcessor {
+    fn name(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn process(&self, items: Vec<Item>, failed: &mut Vec<Failed>) -> Vec<Item> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut rest = &items[..];
+        while !rest.is_empty() {
+            // Cut invocations at the configured size (at least one record each).
+            let mut bytes = 0;
+            let n = rest.iter().take_while(|i| {
+                bytes += i.record.data.len();
+                bytes <= self.settings.max_invocation_bytes
+            });
+            let n = n.count().max(1);
+            let (batch, tail) = rest.split_at(n);
+            rest = tail;
+            match self.invoke(batch) {
+                Ok(mut outputs) => {
+                    outputs.sort_by_key(|o| o.index);
+                    for o in outputs {
+                        let item = &batch[o.index];
+                        match o.result {
+                            RESULT_OK => {
+                                let mut next = item.derive(o.data);
+                                if !o.keys.is_empty() {
+                                    let mut keys = item.keys.as_deref().cloned().unwrap_or_else(PartitionKeys::default);
+                                    keys.lambda.extend(o.keys);
+                                    next.keys = Some(Arc::new(keys));
+                                }
+                                out.push(next);
+                            }
+                            RESULT_DROPPED => {}
+                            _ => failed.push(self.failure(
+                                item,
+                                "Lambda.ProcessingFailedStatus",
+                                "ProcessingFailed status set for record",
+                            )),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %self.arn, code = e.code, error = %e.message, records = batch.len(), "transform plugin invocation failed; its records go to the error output");
+                    failed.extend(batch.iter().map(|item| self.failure(item, e.code, &e.message)));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl WasmProcessor {
+    fn failure(&self, item: &Item, code: &str, message: &str) -> Failed {
+        let mut f = Failed::new(item.record.clone(), ErrorOutputType::ProcessingFailed, code, message);
+        f.lambda_arn = Some(self.arn.clone());
+        f.attempts = self.settings.retries + 1;
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,8 @@
+//! Returns every record unchanged: the baseline for the plugin benchmark.
+
+use sluice_plugin::{transform, Output, Record};
+
+#[transform]
+fn passthrough(record: Record) -> Output {
+    Output::ok(record.data)
+}

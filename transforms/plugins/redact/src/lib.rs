@@ -1,0 +1,53 @@
+//! The classic Firehose Lambda transform, as a sluice plugin.
+//!
+//! Config: `{ fields: [password, ssn, credit_card] }`. For each JSON record: the configured fields'
+//! values (at any depth) become `"[REDACTED]"`, `event_type` is lower-cased, and
+//! `processed_timestamp` (now, RFC 3339), `hour_of_day` and `day_of_week` (of the record's arrival,
+//! UTC) are added. A record that is not a JSON object is `ProcessingFailed`.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde_json::{Map, Value};
+use sluice_plugin::{transform, Output, Record};
+
+fn sensitive_fields() -> Vec<String> {
+    let config: Value = serde_json::from_str(sluice_plugin::config()).unwrap_or(Value::Null);
+    config["fields"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+fn redact(value: &mut Value, fields: &[String]) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if fields.iter().any(|f| f == k) {
+                    *v = Value::String("[REDACTED]".into());
+                } else {
+                    redact(v, fields);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, fields)),
+        _ => {}
+    }
+}
+
+#[transform]
+fn transform(record: Record) -> Output {
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(record.data) else {
+        return Output::failed();
+    };
+    let fields = sensitive_fields();
+    let mut value = Value::Object(std::mem::take(&mut map));
+    redact(&mut value, &fields);
+    let Value::Object(mut map) = value else { return Output::failed() };
+    if let Some(Value::String(t)) = map.get_mut("event_type") {
+        *t = t.to_lowercase();
+    }
+    let arrival: DateTime<Utc> = DateTime::from_timestamp_millis(record.arrival_ms).unwrap_or_default();
+    map.insert("processed_timestamp".into(), Value::String(Utc::now().to_rfc3339()));
+    map.insert("hour_of_day".into(), Value::from(arrival.hour()));
+    map.insert("day_of_week".into(), Value::String(arrival.weekday().to_string()));
+    match serde_json::to_vec(&Value::Object(Map::from_iter(map))) {
+        Ok(data) => Output::ok(data),
+        Err(_) => Output::failed(),
+    }
+}

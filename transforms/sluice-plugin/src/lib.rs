@@ -1,0 +1,175 @@
+//! Write a sluice transform plugin as one Rust function.
+//!
+//! ```ignore
+//! use sluice_plugin::{transform, Output, Record};
+//!
+//! #[transform]
+//! fn shout(record: Record) -> Output {
+//!     Output::ok(record.data.to_ascii_uppercase())
+//! }
+//! ```
+//!
+//! Build with `cargo build --target wasm32-wasip1 --release` (crate-type `cdylib`) and point a
+//! pipeline's `wasm: { module: ... }` at the `.wasm` file. The contract is Firehose's Lambda
+//! contract: every record comes back `Ok` (with new data and optional partition keys), `Dropped`
+//! or `ProcessingFailed`. The SDK owns the memory handling and the batch encoding of ABI.md.
+
+pub use sluice_plugin_macros::{transform, transform_batch};
+
+pub const ABI_VERSION: i32 = 1;
+
+/// A record handed to the plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub data: &'a [u8],
+    /// Approximate arrival time at sluice, epoch milliseconds.
+    pub arrival_ms: i64,
+}
+
+/// What happens to a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok(Vec<u8>),
+    Dropped,
+    ProcessingFailed,
+}
+
+/// A record's outcome plus the partition keys it sets (`!{partitionKeyFromLambda:name}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub outcome: Outcome,
+    pub partition_keys: Vec<(String, String)>,
+}
+
+impl Output {
+    pub fn ok(data: impl Into<Vec<u8>>) -> Self {
+        Self { outcome: Outcome::Ok(data.into()), partition_keys: Vec::new() }
+    }
+
+    pub fn dropped() -> Self {
+        Self { outcome: Outcome::Dropped, partition_keys: Vec::new() }
+    }
+
+    pub fn failed() -> Self {
+        Self { outcome: Outcome::ProcessingFailed, partition_keys: Vec::new() }
+    }
+
+    pub fn with_key(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.partition_keys.push((name.into(), value.into()));
+        self
+    }
+}
+
+static mut CONFIG: Option<String> = None;
+
+/// The plugin's `config:` from the pipeline YAML, as JSON text (`{}` when none was given).
+#[allow(static_mut_refs)]
+pub fn config() -> &'static str {
+    // Plugins are single-threaded WebAssembly instances; CONFIG is written once, by sluice_init.
+    unsafe { CONFIG.as_deref().unwrap_or("{}") }
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    // The last output batch stays alive until the next call (the ABI's ownership rule).
+    static mut LAST_OUTPUT: Vec<u8> = Vec::new();
+
+    pub fn alloc(len: i32) -> i32 {
+        let mut buf = Vec::<u8>::with_capacity(len.max(0) as usize);
+        let ptr = buf.as_mut_ptr();
+        std::mem::forget(buf);
+        ptr as i32
+    }
+
+    /// Takes ownership of a buffer made by `alloc`.
+    unsafe fn take(ptr: i32, len: i32) -> Vec<u8> {
+        let len = len.max(0) as usize;
+        Vec::from_raw_parts(ptr as *mut u8, len, len)
+    }
+
+    #[allow(static_mut_refs)]
+    pub fn init(ptr: i32, len: i32) -> i32 {
+        let bytes = unsafe { take(ptr, len) };
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                unsafe { CONFIG = Some(text) };
+                0
+            }
+            Err(_) => 1,
+        }
+    }
+
+    fn decode(input: &[u8]) -> Vec<(u64, Record<'_>)> {
+        let u32_at = |p: usize| u32::from_le_bytes(input[p..p + 4].try_into().unwrap_or_default());
+        let u64_at = |p: usize| u64::from_le_bytes(input[p..p + 8].try_into().unwrap_or_default());
+        let count = if input.len() >= 4 { u32_at(0) as usize } else { 0 };
+        let mut records = Vec::with_capacity(count);
+        let mut pos = 4;
+        for _ in 0..count {
+            if pos + 20 > input.len() {
+                break;
+            }
+            let id = u64_at(pos);
+            let arrival_ms = u64_at(pos + 8) as i64;
+            let len = u32_at(pos + 16) as usize;
+            let start = pos + 20;
+            let Some(data) = input.get(start..start + len) else { break };
+            records.push((id, Record { data, arrival_ms }));
+            pos = start + len;
+        }
+        records
+    }
+
+    fn encode(out: &mut Vec<u8>, id: u64, output: &Output) {
+        let (result, data): (u8, &[u8]) = match &output.outcome {
+            Outcome::Ok(d) => (0, d),
+            Outcome::Dropped => (1, &[]),
+            Outcome::ProcessingFailed => (2, &[]),
+        };
+        out.extend_from_slice(&id.to_le_bytes());
+        out.push(result);
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(&(output.partition_keys.len() as u16).to_le_bytes());
+        for (k, v) in &output.partition_keys {
+            out.extend_from_slice(&(k.len() as u16).to_le_bytes());
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(&(v.len() as u16).to_le_bytes());
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+
+    #[allow(static_mut_refs)]
+    fn finish(out: Vec<u8>) -> i64 {
+        unsafe {
+            LAST_OUTPUT = out;
+            ((LAST_OUTPUT.as_ptr() as u32 as i64) << 32) | LAST_OUTPUT.len() as i64
+        }
+    }
+
+    pub fn process_each(ptr: i32, len: i32, f: fn(Record<'_>) -> Output) -> i64 {
+        let input = unsafe { take(ptr, len) };
+        let records = decode(&input);
+        let mut out = Vec::with_capacity(input.len() + records.len() * 16);
+        out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+        for (id, record) in records {
+            encode(&mut out, id, &f(record));
+        }
+        finish(out)
+    }
+
+    pub fn process_batch(ptr: i32, len: i32, f: fn(&[Record<'_>]) -> Vec<Output>) -> i64 {
+        let input = unsafe { take(ptr, len) };
+        let decoded = decode(&input);
+        let records: Vec<Record<'_>> = decoded.iter().map(|(_, r)| *r).collect();
+        let outputs = f(&records);
+        let mut out = Vec::with_capacity(input.len() + records.len() * 16);
+        out.extend_from_slice(&(outputs.len().min(decoded.len()) as u32).to_le_bytes());
+        for ((id, _), output) in decoded.iter().zip(&outputs) {
+            encode(&mut out, *id, output);
+        }
+        finish(out)
+    }
+}
