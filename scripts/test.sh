@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every sluice test, installing what the tests need first:
-#   - the wasm32-wasip1 Rust target (for the WASM plugin SDK and example plugins),
+#   - the wasm32-wasip1 Rust target, and the example transform plugins built with it,
 #   - the Python test peers in tests/requirements.txt (boto3, the AWS CLI, moto_server, and
 #     independent decoders) into ./.venv.
 # Then: formatting and lint checks, unit tests, and the integration tests in tests/, which drive
@@ -12,6 +12,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "Rust target wasm32-wasip1"
 rustup target add wasm32-wasip1
+
+step "Transform plugins for wasm32-wasip1 (transforms/)"
+(cd transforms && cargo build --locked --release)
 
 step "Python test peers (.venv)"
 if [ ! -x .venv/bin/python ]; then

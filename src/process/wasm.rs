@@ -6,7 +6,6 @@
 //! response fails the invocation, which is retried on a fresh instance and then sends every record
 //! of it to the error output; the pipeline and the daemon keep running.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -167,8 +166,8 @@ impl WasmProcessor {
         Ok((ptr, len))
     }
 
-    /// One call into the plugin: returns the raw output batch.
-    fn call(&self, warm: &mut Warm, input: &[u8]) -> Result<Vec<u8>, InvocationError> {
+    /// One call into the plugin: returns the raw output batch, copied out of the instance once.
+    fn call(&self, warm: &mut Warm, input: &[u8]) -> Result<Bytes, InvocationError> {
         warm.store.set_epoch_deadline(self.deadline_ticks());
         let (ptr, len) = self.write(warm, input)?;
         let packed =
@@ -176,7 +175,7 @@ impl WasmProcessor {
         warm.calls += 1;
         let (out_ptr, out_len) = ((packed as u64 >> 32) as usize, (packed as u64 & 0xFFFF_FFFF) as usize);
         let data = warm.memory.data(&warm.store);
-        data.get(out_ptr..out_ptr.saturating_add(out_len)).map(<[u8]>::to_vec).ok_or_else(|| {
+        data.get(out_ptr..out_ptr.saturating_add(out_len)).map(Bytes::copy_from_slice).ok_or_else(|| {
             InvocationError::new(
                 "Lambda.JsonProcessingException",
                 "the plugin returned an output batch outside its memory",
@@ -260,14 +259,15 @@ fn encode_input(items: &[Item]) -> Vec<u8> {
 }
 
 struct Cursor<'a> {
-    buf: &'a [u8],
+    buf: &'a Bytes,
     pos: usize,
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], InvocationError> {
+impl Cursor<'_> {
+    /// The next `n` bytes, as a zero-copy slice of the output batch.
+    fn take(&mut self, n: usize) -> Result<Bytes, InvocationError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(malformed)?;
-        let s = &self.buf[self.pos..end];
+        let s = self.buf.slice(self.pos..end);
         self.pos = end;
         Ok(s)
     }
@@ -275,13 +275,13 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, InvocationError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| malformed())?))
+        Ok(u16::from_le_bytes(self.take(2)?[..].try_into().map_err(|_| malformed())?))
     }
     fn u32(&mut self) -> Result<u32, InvocationError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| malformed())?))
+        Ok(u32::from_le_bytes(self.take(4)?[..].try_into().map_err(|_| malformed())?))
     }
     fn u64(&mut self) -> Result<u64, InvocationError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| malformed())?))
+        Ok(u64::from_le_bytes(self.take(8)?[..].try_into().map_err(|_| malformed())?))
     }
     fn string(&mut self) -> Result<String, InvocationError> {
         let n = self.u16()? as usize;
@@ -297,10 +297,12 @@ fn malformed() -> InvocationError {
 }
 
 /// Decodes and checks a response: every input id exactly once, nothing else, no trailing bytes.
-pub fn decode_output(buf: &[u8], inputs: usize) -> Result<Vec<Output>, InvocationError> {
+pub fn decode_output(buf: &Bytes, inputs: usize) -> Result<Vec<Output>, InvocationError> {
     let mut c = Cursor { buf, pos: 0 };
     let count = c.u32()? as usize;
-    let mut seen = HashSet::with_capacity(inputs);
+    // Ids are 0..inputs, so a bitmap is enough to see duplicates and gaps.
+    let mut seen = vec![false; inputs];
+    let mut seen_count = 0usize;
     let mut outputs = Vec::with_capacity(count.min(inputs));
     for _ in 0..count {
         let id = c.u64()?;
@@ -309,7 +311,7 @@ pub fn decode_output(buf: &[u8], inputs: usize) -> Result<Vec<Output>, Invocatio
             return Err(malformed());
         }
         let len = c.u32()? as usize;
-        let data = Bytes::copy_from_slice(c.take(len)?);
+        let data = c.take(len)?;
         let key_count = c.u16()?;
         let mut keys = Vec::with_capacity(key_count as usize);
         for _ in 0..key_count {
@@ -321,19 +323,20 @@ pub fn decode_output(buf: &[u8], inputs: usize) -> Result<Vec<Output>, Invocatio
                 format!("the plugin returned record id {id}, which was not in the batch"),
             )
         })?;
-        if !seen.insert(index) {
+        if std::mem::replace(&mut seen[index], true) {
             return Err(InvocationError::new(
                 "Lambda.DuplicatedRecordId",
                 format!("the plugin returned record id {id} more than once"),
             ));
         }
+        seen_count += 1;
         outputs.push(Output { index, result, data, keys });
     }
     if c.pos != buf.len() {
         return Err(malformed());
     }
-    if seen.len() != inputs {
-        let missing = (0..inputs).find(|i| !seen.contains(i)).unwrap_or(0);
+    if seen_count != inputs {
+        let missing = seen.iter().position(|s| !s).unwrap_or(0);
         return Err(InvocationError::new(
             "Lambda.MissingRecordId",
             format!("record id {missing} is missing from the plugin's response"),

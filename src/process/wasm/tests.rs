@@ -81,17 +81,31 @@ fn response_decoding_checks_every_id() {
         b
     };
     let ok = batch(&[entry(1, RESULT_DROPPED, b"", &[]), entry(0, RESULT_OK, b"x", &[("k", "v")])]);
-    let out = decode_output(&ok, 2).unwrap();
+    let out = decode_output(&Bytes::from(ok.clone()), 2).unwrap();
     assert_eq!(out[1].keys, vec![("k".to_string(), "v".to_string())]);
-    assert_eq!(decode_output(&batch(&[entry(0, RESULT_OK, b"", &[])]), 2).unwrap_err().code, "Lambda.MissingRecordId");
-    assert_eq!(decode_output(&batch(&[entry(7, RESULT_OK, b"", &[])]), 1).unwrap_err().code, "Lambda.MissingRecordId");
     assert_eq!(
-        decode_output(&batch(&[entry(0, RESULT_OK, b"", &[]), entry(0, RESULT_OK, b"", &[])]), 1).unwrap_err().code,
+        decode_output(&Bytes::from(batch(&[entry(0, RESULT_OK, b"", &[])])), 2).unwrap_err().code,
+        "Lambda.MissingRecordId"
+    );
+    assert_eq!(
+        decode_output(&Bytes::from(batch(&[entry(7, RESULT_OK, b"", &[])])), 1).unwrap_err().code,
+        "Lambda.MissingRecordId"
+    );
+    assert_eq!(
+        decode_output(&Bytes::from(batch(&[entry(0, RESULT_OK, b"", &[]), entry(0, RESULT_OK, b"", &[])])), 1)
+            .unwrap_err()
+            .code,
         "Lambda.DuplicatedRecordId"
     );
     let mut trailing = ok.clone();
     trailing.push(0);
-    assert_eq!(decode_output(&trailing, 2).unwrap_err().code, "Lambda.JsonProcessingException");
-    assert_eq!(decode_output(&ok[..ok.len() - 3], 2).unwrap_err().code, "Lambda.JsonProcessingException");
-    assert_eq!(decode_output(&batch(&[entry(0, 9, b"", &[])]), 1).unwrap_err().code, "Lambda.JsonProcessingException");
+    assert_eq!(decode_output(&Bytes::from(trailing), 2).unwrap_err().code, "Lambda.JsonProcessingException");
+    assert_eq!(
+        decode_output(&Bytes::copy_from_slice(&ok[..ok.len() - 3]), 2).unwrap_err().code,
+        "Lambda.JsonProcessingException"
+    );
+    assert_eq!(
+        decode_output(&Bytes::from(batch(&[entry(0, 9, b"", &[])])), 1).unwrap_err().code,
+        "Lambda.JsonProcessingException"
+    );
 }

@@ -26,23 +26,26 @@ pub struct Record<'a> {
     pub arrival_ms: i64,
 }
 
-/// What happens to a record.
+use std::borrow::Cow;
+
+/// What happens to a record. `Ok` data may borrow the input record (no copy when unchanged).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Ok(Vec<u8>),
+pub enum Outcome<'a> {
+    Ok(Cow<'a, [u8]>),
     Dropped,
     ProcessingFailed,
 }
 
 /// A record's outcome plus the partition keys it sets (`!{partitionKeyFromLambda:name}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    pub outcome: Outcome,
+pub struct Output<'a> {
+    pub outcome: Outcome<'a>,
     pub partition_keys: Vec<(String, String)>,
 }
 
-impl Output {
-    pub fn ok(data: impl Into<Vec<u8>>) -> Self {
+impl<'a> Output<'a> {
+    /// Keeps the record, with new data (a `Vec<u8>`) or the input's own bytes (a `&[u8]`).
+    pub fn ok(data: impl Into<Cow<'a, [u8]>>) -> Self {
         Self { outcome: Outcome::Ok(data.into()), partition_keys: Vec::new() }
     }
 
@@ -122,9 +125,9 @@ pub mod __private {
         records
     }
 
-    fn encode(out: &mut Vec<u8>, id: u64, output: &Output) {
+    fn encode(out: &mut Vec<u8>, id: u64, output: &Output<'_>) {
         let (result, data): (u8, &[u8]) = match &output.outcome {
-            Outcome::Ok(d) => (0, d),
+            Outcome::Ok(d) => (0, d.as_ref()),
             Outcome::Dropped => (1, &[]),
             Outcome::ProcessingFailed => (2, &[]),
         };
@@ -149,7 +152,7 @@ pub mod __private {
         }
     }
 
-    pub fn process_each(ptr: i32, len: i32, f: fn(Record<'_>) -> Output) -> i64 {
+    pub fn process_each(ptr: i32, len: i32, f: for<'a> fn(Record<'a>) -> Output<'a>) -> i64 {
         let input = unsafe { take(ptr, len) };
         let records = decode(&input);
         let mut out = Vec::with_capacity(input.len() + records.len() * 16);
@@ -160,7 +163,7 @@ pub mod __private {
         finish(out)
     }
 
-    pub fn process_batch(ptr: i32, len: i32, f: fn(&[Record<'_>]) -> Vec<Output>) -> i64 {
+    pub fn process_batch(ptr: i32, len: i32, f: for<'a> fn(&[Record<'a>]) -> Vec<Output<'a>>) -> i64 {
         let input = unsafe { take(ptr, len) };
         let decoded = decode(&input);
         let records: Vec<Record<'_>> = decoded.iter().map(|(_, r)| *r).collect();

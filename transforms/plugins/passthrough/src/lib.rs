@@ -3,6 +3,6 @@
 use sluice_plugin::{transform, Output, Record};
 
 #[transform]
-fn passthrough(record: Record) -> Output {
+fn passthrough(record: Record<'_>) -> Output<'_> {
     Output::ok(record.data)
 }

@@ -11,7 +11,10 @@ use sluice_plugin::{transform, Output, Record};
 
 fn sensitive_fields() -> Vec<String> {
     let config: Value = serde_json::from_str(sluice_plugin::config()).unwrap_or(Value::Null);
-    config["fields"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+    config["fields"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default()
 }
 
 fn redact(value: &mut Value, fields: &[String]) {
@@ -31,7 +34,7 @@ fn redact(value: &mut Value, fields: &[String]) {
 }
 
 #[transform]
-fn transform(record: Record) -> Output {
+fn transform(record: Record<'_>) -> Output<'_> {
     let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(record.data) else {
         return Output::failed();
     };

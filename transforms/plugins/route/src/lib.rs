@@ -8,7 +8,7 @@ use serde_json::Value;
 use sluice_plugin::{transform, Output, Record};
 
 #[transform]
-fn route(record: Record) -> Output {
+fn route(record: Record<'_>) -> Output<'_> {
     let config: Value = serde_json::from_str(sluice_plugin::config()).unwrap_or(Value::Null);
     let Ok(doc) = serde_json::from_slice::<Value>(record.data) else {
         return Output::failed();
