@@ -26,7 +26,7 @@ enum BenchKind {
     Ingest(IngestArgs),
     /// Built-in processors on one core: jq metadata extraction and KPL de-aggregation.
     Processors(ProcessorArgs),
-    /// A WASM transform plugin on one core: records/s and overhead per record.
+    /// A WASM transform plugin, on one thread (per core) and on all cores.
     Wasm(WasmArgs),
 }
 
@@ -284,36 +284,39 @@ fn wasm(a: WasmArgs) -> anyhow::Result<()> {
     use crate::process::{Chain, Processor};
     use crate::record::Record;
 
-    let plugin = WasmProcessor::load(WasmSettings {
+    let settings = WasmSettings {
         module: a.module.clone(),
         config_json: a.config.clone(),
         max_invocation_bytes: 1 << 20,
         retries: 0,
         timeout: Duration::from_secs(60),
         memory_limit_bytes: 256 << 20,
-    })
-    .map_err(anyhow::Error::msg)?;
-    let chain = Chain::new(vec![Arc::new(plugin) as Arc<dyn Processor>]);
+    };
     let records: Vec<Record> = (0..a.records as u64)
         .map(|n| Record { seq: n, arrival_ms: 1_783_951_509_000, data: bytes::Bytes::from(record(n, a.record_bytes)) })
         .collect();
     // The pipeline hands processors up to 4 MiB at a time; the plugin cuts invocations at 1 MiB.
     let per_read = (4 << 20) / a.record_bytes.max(1);
-    let batches: Vec<Vec<Record>> = records.chunks(per_read).map(<[Record]>::to_vec).collect();
-    let started = Instant::now();
-    let (mut ok, mut failed) = (0usize, 0usize);
-    for batch in batches {
-        let (items, f) = chain.run(batch);
-        ok += items.len();
-        failed += f.len();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for threads in [1, cores] {
+        let plugin = WasmProcessor::load(settings.clone()).map_err(anyhow::Error::msg)?.with_parallelism(threads);
+        let chain = Chain::new(vec![Arc::new(plugin) as Arc<dyn Processor>]);
+        let batches: Vec<Vec<Record>> = records.chunks(per_read).map(<[Record]>::to_vec).collect();
+        let started = Instant::now();
+        let (mut ok, mut failed) = (0usize, 0usize);
+        for batch in batches {
+            let (items, f) = chain.run(batch);
+            ok += items.len();
+            failed += f.len();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{} on {threads} thread(s): {ok} records out ({failed} failed) of {} in {secs:.2} s = {:.0} records/s, {:.0} ns per record",
+            a.module.display(),
+            a.records,
+            a.records as f64 / secs,
+            secs * 1e9 / a.records as f64
+        );
     }
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{}: {ok} records out ({failed} failed) of {} in {secs:.2} s = {:.0} records/s on one core, {:.0} ns per record",
-        a.module.display(),
-        a.records,
-        a.records as f64 / secs,
-        secs * 1e9 / a.records as f64
-    );
     Ok(())
 }

@@ -14,7 +14,7 @@ use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, Store, StoreLim
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::{ErrorOutputType, Failed, Item, PartitionKeys, Processor};
+use super::{ErrorOutputType, Failed, Item, Processor};
 
 pub const ABI_VERSION: i32 = 1;
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -77,6 +77,8 @@ pub struct WasmProcessor {
     linker: Linker<HostState>,
     pool: Mutex<Vec<Warm>>,
     arn: Arc<str>,
+    /// Invocations of one batch that may run at once.
+    parallelism: usize,
 }
 
 /// Why an invocation failed: an error code and a message for the error record.
@@ -102,7 +104,8 @@ impl WasmProcessor {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(|e| e.to_string())?;
         let arn: Arc<str> = Arc::from(path.display().to_string());
-        let processor = Self { arn: arn.clone(), settings, module, linker, pool: Mutex::new(Vec::new()) };
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let processor = Self { arn: arn.clone(), settings, module, linker, pool: Mutex::new(Vec::new()), parallelism };
         let warm = processor.instantiate().map_err(|e| format!("{arn}: {}", e.message))?;
         processor.give_back(warm);
         Ok(processor)
@@ -151,6 +154,12 @@ impl WasmProcessor {
         Ok(warm)
     }
 
+    /// Caps how many invocations of one batch run at once (default: the number of cores).
+    pub fn with_parallelism(mut self, threads: usize) -> Self {
+        self.parallelism = threads.max(1);
+        self
+    }
+
     fn deadline_ticks(&self) -> u64 {
         (self.settings.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
     }
@@ -166,10 +175,24 @@ impl WasmProcessor {
         Ok((ptr, len))
     }
 
+    /// Encodes the input batch straight into a buffer the plugin allocated (no intermediate copy).
+    fn write_batch(&self, warm: &mut Warm, items: &[Item]) -> Result<(i32, i32), InvocationError> {
+        let size = 4 + items.iter().map(|i| 20 + i.record.data.len()).sum::<usize>();
+        let len = i32::try_from(size)
+            .map_err(|_| InvocationError::new("Lambda.FunctionError", "batch too large for a 32-bit plugin"))?;
+        let ptr = warm.alloc.call(&mut warm.store, len).map_err(|e| trap_error(&e, self.settings.timeout))?;
+        let start = ptr as u32 as usize;
+        let buf = warm.memory.data_mut(&mut warm.store).get_mut(start..start + size).ok_or_else(|| {
+            InvocationError::new("Lambda.FunctionError", "sluice_alloc returned memory outside the module")
+        })?;
+        encode_input(items, buf);
+        Ok((ptr, len))
+    }
+
     /// One call into the plugin: returns the raw output batch, copied out of the instance once.
-    fn call(&self, warm: &mut Warm, input: &[u8]) -> Result<Bytes, InvocationError> {
+    fn call(&self, warm: &mut Warm, items: &[Item]) -> Result<Bytes, InvocationError> {
         warm.store.set_epoch_deadline(self.deadline_ticks());
-        let (ptr, len) = self.write(warm, input)?;
+        let (ptr, len) = self.write_batch(warm, items)?;
         let packed =
             warm.process.call(&mut warm.store, (ptr, len)).map_err(|e| trap_error(&e, self.settings.timeout))?;
         warm.calls += 1;
@@ -199,7 +222,6 @@ impl WasmProcessor {
 
     /// Runs one invocation with retries; on success returns the decoded outputs.
     fn invoke(&self, items: &[Item]) -> Result<Vec<Output>, InvocationError> {
-        let input = encode_input(items);
         let mut last = InvocationError::new("Lambda.FunctionError", "not invoked");
         for _attempt in 0..=self.settings.retries {
             let mut warm = match self.take() {
@@ -209,7 +231,7 @@ impl WasmProcessor {
                     continue;
                 }
             };
-            match self.call(&mut warm, &input).and_then(|out| decode_output(&out, items.len())) {
+            match self.call(&mut warm, items).and_then(|out| decode_output(&out, items.len())) {
                 Ok(outputs) => {
                     self.give_back(warm);
                     return Ok(outputs);
@@ -245,17 +267,20 @@ pub const RESULT_OK: u8 = 0;
 pub const RESULT_DROPPED: u8 = 1;
 pub const RESULT_FAILED: u8 = 2;
 
-fn encode_input(items: &[Item]) -> Vec<u8> {
-    let size: usize = 4 + items.iter().map(|i| 20 + i.record.data.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+/// Writes the ABI's input batch into `buf`, which is exactly as long as the encoding.
+fn encode_input(items: &[Item], buf: &mut [u8]) {
+    let mut pos = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[pos..pos + bytes.len()].copy_from_slice(bytes);
+        pos += bytes.len();
+    };
+    put(&(items.len() as u32).to_le_bytes());
     for (id, item) in items.iter().enumerate() {
-        out.extend_from_slice(&(id as u64).to_le_bytes());
-        out.extend_from_slice(&item.record.arrival_ms.to_le_bytes());
-        out.extend_from_slice(&(item.record.data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&item.record.data);
+        put(&(id as u64).to_le_bytes());
+        put(&item.record.arrival_ms.to_le_bytes());
+        put(&(item.record.data.len() as u32).to_le_bytes());
+        put(&item.record.data);
     }
-    out
 }
 
 struct Cursor<'a> {
@@ -351,49 +376,90 @@ impl Processor for WasmProcessor {
     }
 
     fn process(&self, items: Vec<Item>, failed: &mut Vec<Failed>) -> Vec<Item> {
-        let mut out = Vec::with_capacity(items.len());
+        // Cut invocations at the configured size (at least one record each).
+        let mut invocations = Vec::new();
         let mut rest = &items[..];
         while !rest.is_empty() {
-            // Cut invocations at the configured size (at least one record each).
             let mut bytes = 0;
-            let n = rest.iter().take_while(|i| {
-                bytes += i.record.data.len();
-                bytes <= self.settings.max_invocation_bytes
-            });
-            let n = n.count().max(1);
+            let n = rest
+                .iter()
+                .take_while(|i| {
+                    bytes += i.record.data.len();
+                    bytes <= self.settings.max_invocation_bytes
+                })
+                .count()
+                .max(1);
             let (batch, tail) = rest.split_at(n);
+            invocations.push(batch);
             rest = tail;
-            match self.invoke(batch) {
-                Ok(mut outputs) => {
-                    outputs.sort_by_key(|o| o.index);
-                    for o in outputs {
-                        let item = &batch[o.index];
-                        match o.result {
-                            RESULT_OK => {
-                                let mut next = item.derive(o.data);
-                                if !o.keys.is_empty() {
-                                    let mut keys = item.keys.as_deref().cloned().unwrap_or_else(PartitionKeys::default);
-                                    keys.lambda.extend(o.keys);
-                                    next.keys = Some(Arc::new(keys));
-                                }
-                                out.push(next);
-                            }
-                            RESULT_DROPPED => {}
-                            _ => failed.push(self.failure(
-                                item,
-                                "Lambda.ProcessingFailedStatus",
-                                "ProcessingFailed status set for record",
-                            )),
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(plugin = %self.arn, code = e.code, error = %e.message, records = batch.len(), "transform plugin invocation failed; its records go to the error output");
-                    failed.extend(batch.iter().map(|item| self.failure(item, e.code, &e.message)));
-                }
-            }
+        }
+        // Invocations of one batch run side by side, each on its own warm instance, so one
+        // pipeline's plugin work spreads over the cores. Results are merged in order.
+        let results: Vec<Result<Vec<Output>, InvocationError>> = if invocations.len() > 1 && self.parallelism > 1 {
+            let per_thread = invocations.len().div_ceil(self.parallelism);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = invocations
+                    .chunks(per_thread)
+                    .map(|group| scope.spawn(move || group.iter().map(|batch| self.invoke(batch)).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            vec![Err(InvocationError::new("Lambda.FunctionError", "the plugin host thread panicked"))]
+                        })
+                    })
+                    .collect()
+            })
+        } else {
+            invocations.iter().map(|batch| self.invoke(batch)).collect()
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (batch, result) in invocations.iter().zip(results) {
+            self.collect(batch, result, &mut out, failed);
         }
         out
+    }
+}
+
+impl WasmProcessor {
+    /// Applies one invocation's outcome to its records.
+    fn collect(
+        &self,
+        batch: &[Item],
+        result: Result<Vec<Output>, InvocationError>,
+        out: &mut Vec<Item>,
+        failed: &mut Vec<Failed>,
+    ) {
+        match result {
+            Ok(mut outputs) => {
+                outputs.sort_by_key(|o| o.index);
+                for o in outputs {
+                    let item = &batch[o.index];
+                    match o.result {
+                        RESULT_OK => {
+                            let mut next = item.derive(o.data);
+                            if !o.keys.is_empty() {
+                                let mut keys = item.keys.as_deref().cloned().unwrap_or_default();
+                                keys.lambda.extend(o.keys);
+                                next.keys = Some(Arc::new(keys));
+                            }
+                            out.push(next);
+                        }
+                        RESULT_DROPPED => {}
+                        _ => failed.push(self.failure(
+                            item,
+                            "Lambda.ProcessingFailedStatus",
+                            "ProcessingFailed status set for record",
+                        )),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(plugin = %self.arn, code = e.code, error = %e.message, records = batch.len(), "transform plugin invocation failed; its records go to the error output");
+                failed.extend(batch.iter().map(|item| self.failure(item, e.code, &e.message)));
+            }
+        }
     }
 }
 
