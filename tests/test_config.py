@@ -71,5 +71,7 @@ def test_every_example_config_validates():
     examples = sorted((BINARY.parent.parent.parent / "config").glob("*.yaml"))
     assert examples, "config/ holds example pipelines"
     for path in examples:
-        r = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True)
+        # Paths in the examples (plugin modules) are relative to the repository root.
+        r = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True,
+                           cwd=BINARY.parent.parent.parent)
         assert r.returncode == 0, f"{path}: {r.stderr}"
