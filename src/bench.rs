@@ -241,15 +241,7 @@ fn processors(a: ProcessorArgs) -> anyhow::Result<()> {
         data.iter().enumerate().map(|(i, d)| Record { seq: i as u64, arrival_ms: 0, data: d.clone() }).collect()
     };
     let measure = |name: &str, chain: &Chain, input: Vec<Record>, outputs_per_input: usize| {
-        let batches: Vec<Vec<Record>> = input.chunks(500).map(<[Record]>::to_vec).collect();
-        let started = Instant::now();
-        let (mut ok, mut failed) = (0usize, 0usize);
-        for batch in batches {
-            let (items, f) = chain.run(batch);
-            ok += items.len();
-            failed += f.len();
-        }
-        let secs = started.elapsed().as_secs_f64();
+        let (ok, failed, secs) = time_chain(chain, &input, 500);
         println!(
             "{name}: {ok} records out ({failed} failed) in {secs:.2} s = {:.0} output records/s on one core ({:.0} input records/s)",
             ok as f64 / secs,
@@ -301,15 +293,7 @@ fn wasm(a: WasmArgs) -> anyhow::Result<()> {
     for threads in [1, cores] {
         let plugin = WasmProcessor::load(settings.clone()).map_err(anyhow::Error::msg)?.with_parallelism(threads);
         let chain = Chain::new(vec![Arc::new(plugin) as Arc<dyn Processor>]);
-        let batches: Vec<Vec<Record>> = records.chunks(per_read).map(<[Record]>::to_vec).collect();
-        let started = Instant::now();
-        let (mut ok, mut failed) = (0usize, 0usize);
-        for batch in batches {
-            let (items, f) = chain.run(batch);
-            ok += items.len();
-            failed += f.len();
-        }
-        let secs = started.elapsed().as_secs_f64();
+        let (ok, failed, secs) = time_chain(&chain, &records, per_read);
         println!(
             "{} on {threads} thread(s): {ok} records out ({failed} failed) of {} in {secs:.2} s = {:.0} records/s, {:.0} ns per record",
             a.module.display(),
@@ -319,4 +303,18 @@ fn wasm(a: WasmArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs `records` through `chain` in batches of `batch` and returns (outputs, failures, seconds).
+fn time_chain(chain: &crate::process::Chain, records: &[crate::record::Record], batch: usize) -> (usize, usize, f64) {
+    let batches: Vec<Vec<crate::record::Record>> =
+        records.chunks(batch).map(<[crate::record::Record]>::to_vec).collect();
+    let started = Instant::now();
+    let (mut ok, mut failed) = (0, 0);
+    for b in batches {
+        let (items, f) = chain.run(b);
+        ok += items.len();
+        failed += f.len();
+    }
+    (ok, failed, started.elapsed().as_secs_f64())
 }

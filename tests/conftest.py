@@ -214,6 +214,15 @@ def bucket(moto, request):
     return name
 
 
+def line_count(objects):
+    return sum(len(body.splitlines()) for body in objects.values())
+
+
+def wait_for_lines(get_objects, n, what, timeout=20.0):
+    """Waits until the objects returned by get_objects() hold n lines in all, and returns them."""
+    return wait_for(lambda: (lambda o: o if line_count(o) == n else None)(get_objects()), timeout=timeout, what=what)
+
+
 def local_objects(root: Path):
     """{relative key: bytes} for every file under a local destination."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import ROOT, local_objects, wait_for
+from conftest import wait_for_lines, ROOT, local_objects, wait_for
 
 PLUGINS = ROOT / "transforms" / "target" / "wasm32-wasip1" / "release"
 FIXTURES = ROOT / "transforms" / "fixtures"
@@ -39,8 +39,7 @@ def test_redact_plugin_transforms_records_delivered_to_s3(sluice_factory, moto, 
         """).start()
     inputs = [{"user": f"u{i}", "password": "p", "event_type": "LOGIN" if i % 2 else "Logout", "card": {"credit_card": "4111"}} for i in range(200)]
     d.client().put_record_batch(DeliveryStreamName="users", Records=[{"Data": json.dumps(x).encode()} for x in inputs] + [{"Data": b"not json"}])
-    objects = wait_for(lambda: (lambda o: o if sum(len(v.splitlines()) for v in o.values()) == 201 else None)(moto.objects(bucket)),
-                       what="transformed records")
+    objects = wait_for_lines(lambda: moto.objects(bucket), 201, what="transformed records")
     out = [json.loads(line) for k, v in objects.items() if not k.startswith("errors/") for line in v.splitlines()]
     assert len(out) == 200
     for got, sent in zip(sorted(out, key=lambda r: int(r["user"][1:])), inputs):
@@ -83,8 +82,7 @@ def test_hostile_plugins_are_contained_and_a_healthy_pipeline_keeps_delivering(s
     c.put_record_batch(DeliveryStreamName="healthy", Records=[{"Data": b"ok%d" % i} for i in range(5)])
     healthy = wait_for(lambda: local_objects(d.workdir / "data/healthy"), what="the healthy pipeline")
     assert b"".join(healthy.values()).splitlines() == [b"ok%d" % i for i in range(5)]
-    errors = wait_for(lambda: (lambda o: o if sum(len(v.splitlines()) for v in o.values()) == 5 else None)(local_objects(d.workdir / "data/hostile")),
-                      what="error records")
+    errors = wait_for_lines(lambda: local_objects(d.workdir / "data/hostile"), 5, what="error records")
     records = [json.loads(line) for k, v in errors.items() for line in v.splitlines()]
     assert all(k.startswith("errors/processing-failed/") for k in errors)
     assert sorted(base64.b64decode(r["rawData"]) for r in records) == [b"h%d" % i for i in range(5)]
@@ -112,8 +110,7 @@ def test_partition_keys_from_a_plugin_fill_the_prefix(sluice_factory):
         """).start()
     records = [json.dumps({"customer_id": f"c{i % 3}", "i": i}).encode() for i in range(30)]
     d.client().put_record_batch(DeliveryStreamName="routed", Records=[{"Data": x} for x in records])
-    objects = wait_for(lambda: (lambda o: o if sum(len(v.splitlines()) for v in o.values()) == 30 else None)(local_objects(d.workdir / "data")),
-                       what="routed objects")
+    objects = wait_for_lines(lambda: local_objects(d.workdir / "data"), 30, what="routed objects")
     by_customer = {}
     for k, v in objects.items():
         by_customer.setdefault(k.split("/")[0], []).extend(v.splitlines())

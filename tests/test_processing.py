@@ -12,7 +12,7 @@ import re
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 
-from conftest import local_objects, wait_for
+from conftest import wait_for_lines, local_objects, wait_for
 
 NAME_RE = re.compile(r"(?P<stream>[A-Za-z0-9_.-]+)-1-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d-[0-9a-f-]{36}$")
 
@@ -57,11 +57,7 @@ def test_metadata_extraction_partitions_objects_by_jq_keys(sluice_factory, moto,
     r = d.client().put_record_batch(DeliveryStreamName="orders", Records=[{"Data": x} for x in good + bad])
     assert r["FailedPutCount"] == 0
 
-    def all_there():
-        objects = moto.objects(bucket)
-        return objects if sum(len(v.splitlines()) for v in objects.values()) == len(good) + len(bad) else None
-
-    objects = wait_for(all_there, what="partitioned objects and error records")
+    objects = wait_for_lines(lambda: moto.objects(bucket), len(good) + len(bad), what="partitioned objects and error records")
     data = {k: v for k, v in lines_by_prefix(objects).items() if not k.startswith("errors/")}
     expected = {}
     for line in good:
@@ -98,8 +94,7 @@ def test_hostile_partition_values_cannot_escape_the_prefix(sluice_factory):
     records = [json.dumps({"c": v}).encode() for v in hostile] + [json.dumps({"c": "fine"}).encode()]
     d.client().put_record_batch(DeliveryStreamName="h", Records=[{"Data": x} for x in records])
     root = d.workdir / "data" / "lake"
-    objects = wait_for(lambda: (lambda o: o if sum(len(v.splitlines()) for v in o.values()) == len(records) else None)(local_objects(root)),
-                       what="delivery")
+    objects = wait_for_lines(lambda: local_objects(root), len(records), what="delivery")
     assert [k for k in objects if not k.startswith("errors/")] and all(k.startswith("c=fine/") for k in objects if not k.startswith("errors/"))
     errors = error_records(objects, "processing-failed")
     assert sorted(base64.b64decode(e["rawData"]) for e in errors) == sorted(records[:-1])
@@ -124,8 +119,7 @@ def test_partitions_over_the_limit_go_to_the_error_output(sluice_factory):
     d.client().put_record_batch(DeliveryStreamName="p", Records=[{"Data": x} for x in records])
     wait_for(lambda: d.metric("sluice_partition_count_exceeded", "p") == 1, what="PartitionCountExceeded")
     assert d.metric("sluice_partition_count", "p") == 3
-    objects = wait_for(lambda: (lambda o: o if sum(len(v.splitlines()) for v in o.values()) == 50 else None)(local_objects(d.workdir / "data")),
-                       what="delivery")
+    objects = wait_for_lines(lambda: local_objects(d.workdir / "data"), 50, what="delivery")
     partitions = {k.split("/")[0] for k in objects if not k.startswith("errors/")}
     assert partitions == {"c=k0", "c=k1", "c=k2"}, "the first three partitions seen are admitted"
     errors = error_records(objects, "processing-failed")
@@ -159,8 +153,7 @@ def test_kpl_aggregates_from_a_real_aggregator_are_deaggregated(sluice_factory, 
     flipped[len(flipped) // 2] ^= 0x40
     plain = b"not aggregated at all"
     d.client().put_record_batch(DeliveryStreamName="kpl", Records=[{"Data": x} for x in good + [truncated, bytes(flipped), plain]])
-    objects = wait_for(lambda: (lambda o: o if sum(len(v.splitlines()) for v in o.values()) == 303 else None)(moto.objects(bucket)),
-                       what="de-aggregated records")
+    objects = wait_for_lines(lambda: moto.objects(bucket), 303, what="de-aggregated records")
     data = sorted(line for k, v in objects.items() if not k.startswith("errors/") for line in v.splitlines())
     assert data == sorted(sub + [plain])
     errors = error_records(objects, "processing-failed")
@@ -190,8 +183,7 @@ def test_cloudwatch_logs_subscription_payloads(sluice_factory):
     control = cwl_payload("CONTROL_MESSAGE", ["CWL CONTROL MESSAGE: Checking health of destination Firehose."])
     garbage = b"\x1f\x8b but not really gzip"
     d.client().put_record_batch(DeliveryStreamName="cwl", Records=[{"Data": x} for x in [data, control, garbage]])
-    objects = wait_for(lambda: (lambda o: o if sum(len(v.splitlines()) for v in o.values()) == 4 else None)(local_objects(d.workdir / "data")),
-                       what="log messages and the error record")
+    objects = wait_for_lines(lambda: local_objects(d.workdir / "data"), 4, what="log messages and the error record")
     delivered = [line for k, v in objects.items() if not k.startswith("errors/") for line in v.splitlines()]
     assert delivered == [b"GET /a 200", b"GET /b 404", b"POST /c 500"], "CONTROL_MESSAGE is dropped"
     (err,) = error_records(objects, "decompression-failed")
@@ -214,7 +206,7 @@ def test_json_and_delimited_deaggregation(sluice_factory):
     c = d.client()
     c.put_record_batch(DeliveryStreamName="j", Records=[{"Data": b'{"a":1}{"a":2}\n{"a":3}'}, {"Data": b"[1,2]"}])
     c.put_record(DeliveryStreamName="d", Record={"Data": b"one####two####three"})
-    j = wait_for(lambda: (lambda o: o if sum(len(v.splitlines()) for v in o.values()) == 4 else None)(local_objects(d.workdir / "data/j")), what="JSON")
+    j = wait_for_lines(lambda: local_objects(d.workdir / "data/j"), 4, what="JSON")
     assert sorted(line for k, v in j.items() if not k.startswith("errors/") for line in v.splitlines()) == [b'{"a":1}', b'{"a":2}', b'{"a":3}']
     assert [base64.b64decode(e["rawData"]) for e in error_records(j, "processing-failed")] == [b"[1,2]"]
     dl = wait_for(lambda: local_objects(d.workdir / "data/d"), what="DELIMITED")
