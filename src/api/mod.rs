@@ -34,6 +34,8 @@ const TARGET_PREFIX: &str = "Firehose_20150804.";
 pub const MAX_RECORD_BYTES: usize = 1_024_000;
 pub const MAX_BATCH_RECORDS: usize = 500;
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Per-record ErrorMessage for records refused because the WAL is full.
+const STORAGE_FULL_RECORD_MESSAGE: &str = "storage for this delivery stream is full; retry this record later";
 /// Enough for a 4 MiB batch in base64 plus JSON; larger bodies cannot be valid.
 const MAX_BODY_BYTES: usize = 8 << 20;
 
@@ -235,8 +237,7 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
         });
     }
     if k < n {
-        let message = IngestError::Full { used: pipeline.ingest.used_bytes(), limit: 0 }.to_string();
-        let message = message.split(" (").next().unwrap_or("storage is full").to_string() + "; retry this record later";
+        let message = STORAGE_FULL_RECORD_MESSAGE.to_string();
         for _ in k..n {
             responses.push(RecordResult {
                 record_id: None,

@@ -10,7 +10,7 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{unwrap_valr, Compiler, Ctx, Native, Vars};
 use jaq_json::Val;
 
-use super::{ErrorOutputType, Failed, Item, PartitionKeys, Processor};
+use super::{ErrorOutputType, Failed, Item, Processor};
 
 /// Firehose's limit on keys a query may produce.
 pub const MAX_KEYS: usize = 50;
@@ -111,11 +111,6 @@ impl std::fmt::Debug for MetadataExtraction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MetadataExtraction")
     }
-}
-
-/// Keys produced for records, so callers can tell which ones exist.
-pub fn keys_of(item: &Item) -> Option<&PartitionKeys> {
-    item.keys.as_deref()
 }
 
 #[cfg(test)]

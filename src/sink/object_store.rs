@@ -175,7 +175,7 @@ impl ObjectSink {
         }
     }
 
-    /// Reads an object back (used by tests and `sluice bench`).
+    /// Reads an object back (the tests use it to check what was written).
     pub async fn get(&self, key: &str) -> Result<Bytes, SinkError> {
         Ok(self.store.get(&Path::from(key)).await?.bytes().await?)
     }
