@@ -41,7 +41,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Measure ingest and delivery throughput (see BENCHMARKS.md).
+    /// Measure throughput: ingest and delivery, built-in processors, WASM plugins (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
 }
 
