@@ -291,8 +291,8 @@ fn wasm(a: WasmArgs) -> anyhow::Result<()> {
     let per_read = (4 << 20) / a.record_bytes.max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for threads in [1, cores] {
-        let plugin = WasmProcessor::load(settings.clone()).map_err(anyhow::Error::msg)?.with_parallelism(threads);
-        let chain = Chain::new(vec![Arc::new(plugin) as Arc<dyn Processor>]);
+        let plugin = WasmProcessor::load(settings.clone()).map_err(anyhow::Error::msg)?;
+        let chain = Chain::new(vec![Arc::new(plugin) as Arc<dyn Processor>]).with_parallelism(threads);
         let (ok, failed, secs) = time_chain(&chain, &records, per_read);
         println!(
             "{} on {threads} thread(s): {ok} records out ({failed} failed) of {} in {secs:.2} s = {:.0} records/s, {:.0} ns per record",

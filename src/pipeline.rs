@@ -149,7 +149,8 @@ fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
             ProcessorSpec::Wasm(settings) => Arc::new(WasmProcessor::load(settings.clone())?),
         });
     }
-    Ok(Chain::new(processors))
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(Chain::new(processors).with_parallelism(cores))
 }
 
 /// A finished object: these records no longer need the WAL.

@@ -77,8 +77,6 @@ pub struct WasmProcessor {
     linker: Linker<HostState>,
     pool: Mutex<Vec<Warm>>,
     arn: Arc<str>,
-    /// Invocations of one batch that may run at once.
-    parallelism: usize,
 }
 
 /// Why an invocation failed: an error code and a message for the error record.
@@ -104,8 +102,7 @@ impl WasmProcessor {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(|e| e.to_string())?;
         let arn: Arc<str> = Arc::from(path.display().to_string());
-        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let processor = Self { arn: arn.clone(), settings, module, linker, pool: Mutex::new(Vec::new()), parallelism };
+        let processor = Self { arn: arn.clone(), settings, module, linker, pool: Mutex::new(Vec::new()) };
         let warm = processor.instantiate().map_err(|e| format!("{arn}: {}", e.message))?;
         processor.give_back(warm);
         Ok(processor)
@@ -152,12 +149,6 @@ impl WasmProcessor {
             }
         }
         Ok(warm)
-    }
-
-    /// Caps how many invocations of one batch run at once (default: the number of cores).
-    pub fn with_parallelism(mut self, threads: usize) -> Self {
-        self.parallelism = threads.max(1);
-        self
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -393,27 +384,10 @@ impl Processor for WasmProcessor {
             invocations.push(batch);
             rest = tail;
         }
-        // Invocations of one batch run side by side, each on its own warm instance, so one
-        // pipeline's plugin work spreads over the cores. Results are merged in order.
-        let results: Vec<Result<Vec<Output>, InvocationError>> = if invocations.len() > 1 && self.parallelism > 1 {
-            let per_thread = invocations.len().div_ceil(self.parallelism);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = invocations
-                    .chunks(per_thread)
-                    .map(|group| scope.spawn(move || group.iter().map(|batch| self.invoke(batch)).collect::<Vec<_>>()))
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            vec![Err(InvocationError::new("Lambda.FunctionError", "the plugin host thread panicked"))]
-                        })
-                    })
-                    .collect()
-            })
-        } else {
-            invocations.iter().map(|batch| self.invoke(batch)).collect()
-        };
+        // Parallelism comes from the chain, which splits large batches over threads; each thread
+        // takes its own warm instance from the pool.
+        let results: Vec<Result<Vec<Output>, InvocationError>> =
+            invocations.iter().map(|batch| self.invoke(batch)).collect();
         let mut out = Vec::with_capacity(items.len());
         for (batch, result) in invocations.iter().zip(results) {
             self.collect(batch, result, &mut out, failed);
