@@ -1,12 +1,16 @@
 //! One pipeline, top to bottom: what happens to a record after it is acknowledged.
 //!
 //! ```text
-//! source (WAL reader) ─▶ batcher (size | interval, per partition) ─▶ deliver: key → encode → upload
-//!        ▲                                                                     │ (retried with backoff)
-//!        └──── commit(watermark) ◀── tracker (out-of-order completions) ◀──────┘
+//! source (WAL reader)
+//!   ─▶ processors (decompress → CloudWatch → de-aggregate → wasm → jq; a read is split over the cores)
+//!   ─▶ partitioner (one buffer per partition-key set; unsafe keys and the partition limit → failures)
+//!   ─▶ batcher (size | interval) ─┐        failures ─▶ error batcher (per error-output-type) ─┐
+//!                                 ▼                                                           ▼
+//!                      deliver: object key → encode + compress → upload, retried with backoff
+//!                                 │
+//!   tracker (every output of every source record) ◀───┘ ─▶ commit(watermark) ─▶ source frees the WAL
 //! ```
-//! Processors (WASM, jq, de-aggregation) slot in between the source and the batcher, and failed
-//! records go to an error-output batcher beside the main one.
+//! `run` is the loop; `Runner` holds its state; `Delivery` turns one batch into one object.
 
 use std::collections::HashMap;
 use std::sync::Arc;
