@@ -28,6 +28,35 @@ def delivered_lines(objects):
     return [line for body in objects.values() for line in body.splitlines()]
 
 
+def kill_9_under_load(d, stream, make_batch, workers, acked_target):
+    """Puts batches from several threads until `acked_target` records are acknowledged, then kills
+    the daemon with SIGKILL mid-load. make_batch(worker, n) returns [(key, data)]; returns the keys
+    of every acknowledged record."""
+    acked, stop = [], threading.Event()
+
+    def producer(worker):
+        c = d.client()
+        n = 0
+        while not stop.is_set():
+            batch = make_batch(worker, n)
+            n += len(batch)
+            try:
+                r = c.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for _, data in batch])
+            except Exception:
+                return  # the daemon died mid-request: nothing in this batch was acknowledged
+            acked.extend(key for (key, _), resp in zip(batch, r["RequestResponses"]) if "RecordId" in resp)
+
+    threads = [threading.Thread(target=producer, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(acked) >= acked_target, timeout=60, what="load")
+    d.kill9()
+    stop.set()
+    for t in threads:
+        t.join()
+    return set(acked)
+
+
 def test_undelivered_records_are_replayed_after_a_restart(sluice_factory):
     store = MotoServer()  # not started yet: the store is down while records arrive
     d = sluice_factory(s3_config("orders", "lake", store.endpoint)).start()
@@ -59,29 +88,12 @@ def test_kill_9_under_load_loses_no_acknowledged_record(sluice_factory):
             destination: { local: { path: ./data, append_delimiter: true } }
         """
     d = sluice_factory(config).start()
-    acked, stop = [], threading.Event()
 
-    def producer(worker):
-        c = d.client()
-        n = 0
-        while not stop.is_set():
-            batch = [json.dumps({"w": worker, "n": n + i, "pad": "p" * 150}).encode() for i in range(200)]
-            n += 200
-            try:
-                r = c.put_record_batch(DeliveryStreamName="load", Records=[{"Data": x} for x in batch])
-            except Exception:
-                return  # the daemon died mid-request: nothing in this batch was acknowledged
-            acked.extend(x for x, resp in zip(batch, r["RequestResponses"]) if "RecordId" in resp)
+    def batch(worker, n):
+        records = [json.dumps({"w": worker, "n": n + i, "pad": "p" * 150}).encode() for i in range(200)]
+        return [(r, r) for r in records]
 
-    threads = [threading.Thread(target=producer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    wait_for(lambda: len(acked) >= 20_000, timeout=60, what="load")
-    d.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
-    acked_set = set(acked)
+    acked_set = kill_9_under_load(d, "load", batch, workers=4, acked_target=20_000)
 
     d.start()
     root = d.workdir / "data"
@@ -196,29 +208,12 @@ def test_kill_9_under_load_with_fan_out_and_partitions_loses_nothing(sluice_fact
               local: { path: ./data, prefix: "half=!{partitionKeyFromQuery:half}/", error_output_prefix: "errors/!{firehose:error-output-type}/" }
         """
     d = sluice_factory(config).start()
-    acked, stop = [], threading.Event()
 
-    def producer(worker):
-        c = d.client()
-        n = 0
-        while not stop.is_set():
-            batch = [(f"{worker}-{n + i}", json.dumps({"half": "a", "id": f"{worker}-{n + i}"}) + json.dumps({"half": "b", "id": f"{worker}-{n + i}"}))
-                     for i in range(200)]
-            n += 200
-            try:
-                r = c.put_record_batch(DeliveryStreamName="fan", Records=[{"Data": x.encode()} for _, x in batch])
-            except Exception:
-                return
-            acked.extend(rid for (rid, _), resp in zip(batch, r["RequestResponses"]) if "RecordId" in resp)
+    def batch(worker, n):
+        ids = [f"{worker}-{n + i}" for i in range(200)]
+        return [(i, (json.dumps({"half": "a", "id": i}) + json.dumps({"half": "b", "id": i})).encode()) for i in ids]
 
-    threads = [threading.Thread(target=producer, args=(w,)) for w in range(3)]
-    for t in threads:
-        t.start()
-    wait_for(lambda: len(acked) >= 10_000, timeout=60, what="load")
-    d.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
+    acked = kill_9_under_load(d, "fan", batch, workers=3, acked_target=10_000)
 
     d.start()
     root = d.workdir / "data"
@@ -230,8 +225,8 @@ def test_kill_9_under_load_with_fan_out_and_partitions_loses_nothing(sluice_fact
             for line in body.splitlines():
                 rec = json.loads(line)
                 found[rec["half"]].add(rec["id"])
-        return found if set(acked) <= found["a"] and set(acked) <= found["b"] else None
+        return found if acked <= found["a"] and acked <= found["b"] else None
 
     found = wait_for(halves, timeout=60, what="both halves of every acknowledged record")
-    assert set(acked) <= found["a"] and set(acked) <= found["b"]
+    assert acked <= found["a"] and acked <= found["b"]
     assert d.stop() == 0
