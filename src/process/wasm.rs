@@ -6,8 +6,9 @@
 //! response fails the invocation, which is retried on a fresh instance and then sends every record
 //! of it to the error output; the pipeline and the daemon keep running.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc};
@@ -57,6 +58,23 @@ fn engine() -> Result<&'static Engine, String> {
         .map_err(Clone::clone)
 }
 
+/// Compiles a module once per file version: config validation and pipeline start (and every stream
+/// auto-created from a template) load the same module, and compiling is the expensive part.
+fn compiled(engine: &Engine, path: &std::path::Path) -> Result<Module, String> {
+    type Cache = Mutex<HashMap<std::path::PathBuf, (Option<SystemTime>, Module)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((when, module)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+        if *when == modified && modified.is_some() {
+            return Ok(module.clone());
+        }
+    }
+    let module = Module::from_file(engine, path).map_err(|e| format!("cannot load {}: {e:#}", path.display()))?;
+    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_path_buf(), (modified, module.clone()));
+    Ok(module)
+}
+
 struct HostState {
     wasi: WasiP1Ctx,
     limits: StoreLimits,
@@ -97,7 +115,7 @@ impl WasmProcessor {
     pub fn load(settings: WasmSettings) -> Result<Self, String> {
         let engine = engine()?;
         let path = &settings.module;
-        let module = Module::from_file(engine, path).map_err(|e| format!("cannot load {}: {e:#}", path.display()))?;
+        let module = compiled(engine, path)?;
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(|e| e.to_string())?;
