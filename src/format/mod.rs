@@ -5,6 +5,7 @@
 //! [`Compression::Uncompressed`] at this level.
 
 pub mod compression;
+pub mod convert;
 pub mod error_record;
 
 use std::io::{self, Write};
