@@ -25,6 +25,7 @@ use crate::buffer::partition::{self, Partitioner};
 use crate::buffer::wal::{self, StorageBudget, WalOptions};
 use crate::buffer::{Batch, Batcher, DeliveryTracker, PartitionKey};
 use crate::config::{PipelineSpec, ProcessorSpec, StorageSettings};
+use crate::format::convert::{ConversionFailure, ConversionSpec, FailKind};
 use crate::format::{error_record, ObjectFormat, RawEncoder};
 use crate::metrics::PipelineMetrics;
 use crate::process::cloudwatch::CloudWatchLogProcessing;
@@ -93,11 +94,16 @@ pub fn start(
         compression: d.compression,
         extension: d.file_extension.clone(),
     };
-    // Error output is newline-delimited JSON, compressed like the data.
+    // Error output is newline-delimited JSON, compressed like the data. Converted data's
+    // extension (.parquet/.orc) does not describe it, so error objects then keep the codec's.
     let error_format = ObjectFormat {
         encoder: RawEncoder { append_delimiter: true },
         compression: d.compression,
-        extension: d.file_extension.clone(),
+        extension: if d.format_conversion.is_some() {
+            d.compression.default_extension().to_string()
+        } else {
+            d.file_extension.clone()
+        },
     };
     let chain =
         build_chain(&spec.processors).map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
@@ -460,9 +466,9 @@ struct Delivery {
 impl Delivery {
     /// `<prefix><stream>-<version>-<time>-<uuid><ext>`, all derived from the batch's partition,
     /// first sequence number and oldest arrival, so a re-delivery overwrites the same key.
-    /// Error batches use the error prefix with their `!{firehose:error-output-type}`.
-    fn object_key(&self, batch: &Batch, error_type: Option<ErrorOutputType>) -> String {
-        let kind = if error_type.is_some() { "errors" } else { "data" };
+    /// Error batches use the error prefix with their `!{firehose:error-output-type}`; `kind`
+    /// separates the key spaces of data, error batches and a converted batch's failed records.
+    fn object_key(&self, batch: &Batch, error_type: Option<ErrorOutputType>, kind: &str, ext: &str) -> String {
         let partition_seed = fnv1a(&[self.spec.name.as_bytes(), kind.as_bytes(), batch.partition.as_bytes()]);
         let first_seq = batch.first_seq();
         let keys = batch.keys.clone();
@@ -488,19 +494,90 @@ impl Delivery {
             tracing::warn!(pipeline = %self.spec.name, error = %e, "prefix could not be evaluated; using the default time path");
             KeyTemplate::parse(DEFAULT_TIME_PATH).map(|t| t.render(&ctx).unwrap_or_default()).unwrap_or_default()
         });
-        let ext = &self.format.extension;
         let name =
             object_name(&self.spec.name, STREAM_VERSION, batch.oldest_arrival_ms, partition_seed, first_seq, ext);
         format!("{prefix}{name}")
     }
 
-    /// Writes the batch, retrying with exponential backoff and jitter until it succeeds or its
-    /// oldest record passes the retention period (then it is dropped, logged and counted).
+    /// Delivers a batch: converted to Parquet/ORC when the destination asks for it, otherwise
+    /// encoded as records. Returns once everything in it is written (or expired).
     async fn deliver(&self, batch: Batch, error_type: Option<ErrorOutputType>) -> Done {
-        let key = self.object_key(&batch, error_type);
-        let count = batch.records.len() as u64;
-        let records = Arc::new(batch.records);
-        let format = if error_type.is_some() { &self.error_format } else { &self.format };
+        match (&self.spec.destination.format_conversion, error_type) {
+            (Some(conversion), None) => self.deliver_converted(&batch, conversion.clone()).await,
+            _ => {
+                let kind = if error_type.is_some() { "errors" } else { "data" };
+                let key = self.object_key(&batch, error_type, kind, &self.format.extension);
+                let records = Arc::new(batch.records.clone());
+                let format = if error_type.is_some() { self.error_format.clone() } else { self.format.clone() };
+                let count = records.len() as u64;
+                self.write_retrying(&key, &batch, error_type.is_none(), count, || {
+                    let (records, format, entry) =
+                        (records.clone(), format.clone(), entry_name(&key, &format.extension));
+                    move |out: &mut (dyn std::io::Write + Send)| format.write_object(&records, &entry, out)
+                })
+                .await;
+            }
+        }
+        Done { seqs: batch.seqs, bytes: batch.bytes, partition: error_type.is_none().then_some(batch.partition) }
+    }
+
+    /// Format conversion (spec §5): the rows that convert become one Parquet/ORC object, and each
+    /// record that does not goes to the error prefix as `format-conversion-failed`, in an object
+    /// keyed from the same batch so a re-delivery after a crash overwrites both.
+    async fn deliver_converted(&self, batch: &Batch, conversion: Arc<ConversionSpec>) {
+        let records = Arc::new(batch.records.clone());
+        let converted = {
+            let (conversion, records) = (conversion.clone(), records.clone());
+            tokio::task::spawn_blocking(move || conversion.convert(&records)).await
+        };
+        let (table, failures) = match converted {
+            Ok(Ok(c)) => (Some(Arc::new(c.table)), c.failures),
+            // An internal error (never a record's fault): keep every record, in the error prefix.
+            Ok(Err(e)) => (None, (0..records.len()).map(|i| (i, internal_failure(&e.to_string()))).collect()),
+            Err(e) => (None, (0..records.len()).map(|i| (i, internal_failure(&e.to_string()))).collect()),
+        };
+        let converted_count = (records.len() - failures.len()) as u64;
+        if let Some(table) = table.filter(|t| t.num_rows() > 0) {
+            let key = self.object_key(batch, None, "data", &self.spec.destination.file_extension);
+            self.write_retrying(&key, batch, true, converted_count, || {
+                let (conversion, table) = (conversion.clone(), table.clone());
+                move |out: &mut (dyn std::io::Write + Send)| conversion.write(&table, out)
+            })
+            .await;
+        }
+        if failures.is_empty() {
+            return;
+        }
+        let kind = ErrorOutputType::FormatConversionFailed;
+        self.metrics.error_records(kind).increment(failures.len() as u64);
+        let now = now_ms();
+        let error_records: Vec<Record> = failures
+            .into_iter()
+            .map(|(i, f)| {
+                let record = records[i].clone();
+                let failed = Failed::new(record.clone(), kind, f.kind.code(), f.message);
+                Record { data: error_record::render(&failed, now), ..record }
+            })
+            .collect();
+        let error_records = Arc::new(error_records);
+        let key = self.object_key(batch, Some(kind), "conversion-errors", &self.error_format.extension);
+        let count = error_records.len() as u64;
+        self.write_retrying(&key, batch, false, count, || {
+            let (records, format, entry) =
+                (error_records.clone(), self.error_format.clone(), entry_name(&key, &self.error_format.extension));
+            move |out: &mut (dyn std::io::Write + Send)| format.write_object(&records, &entry, out)
+        })
+        .await;
+    }
+
+    /// Writes one object, retrying with exponential backoff and jitter until it succeeds or the
+    /// batch's oldest record passes the retention period (then it is dropped, logged and counted).
+    /// `encoder` makes a fresh encoding closure for each attempt.
+    async fn write_retrying<E, F>(&self, key: &str, batch: &Batch, is_data: bool, count: u64, encoder: E)
+    where
+        E: Fn() -> F,
+        F: FnOnce(&mut (dyn std::io::Write + Send)) -> std::io::Result<()> + Send + 'static,
+    {
         let d = &self.spec.delivery;
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -511,15 +588,15 @@ impl Delivery {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.sink.write_object(&key, records.clone(), format.clone()).await {
+            match self.sink.write_with(key, encoder()).await {
                 Ok(()) => {
-                    if error_type.is_none() {
+                    if is_data {
                         self.metrics.delivered_records.increment(count);
                         self.metrics.delivered_bytes.increment(batch.bytes as u64);
                     }
                     self.metrics.delivered_objects.increment(1);
                     tracing::debug!(pipeline = %self.spec.name, key, records = count, bytes = batch.bytes, "delivered");
-                    break;
+                    return;
                 }
                 Err(e) => {
                     self.metrics.delivery_failures.increment(1);
@@ -527,7 +604,7 @@ impl Delivery {
                     if age > self.spec.retention {
                         tracing::error!(pipeline = %self.spec.name, key, records = count, attempts, error = %e, "dropping records older than the retention period after failed deliveries");
                         self.metrics.expired_records.increment(count);
-                        break;
+                        return;
                     }
                     let wait = backoff.next().unwrap_or(d.retry_max);
                     tracing::warn!(pipeline = %self.spec.name, destination = self.sink.describe(), key, attempts, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying");
@@ -535,6 +612,17 @@ impl Delivery {
                 }
             }
         }
-        Done { seqs: batch.seqs, bytes: batch.bytes, partition: error_type.is_none().then_some(batch.partition) }
+    }
+}
+
+/// The entry name inside a ZIP object: the object's file name without its extension.
+fn entry_name(key: &str, extension: &str) -> String {
+    key.rsplit('/').next().unwrap_or(key).trim_end_matches(extension).to_string()
+}
+
+fn internal_failure(message: &str) -> ConversionFailure {
+    ConversionFailure {
+        kind: FailKind::Malformed,
+        message: format!("Internal error while converting the batch (the record is kept here): {message}"),
     }
 }

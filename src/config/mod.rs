@@ -197,11 +197,98 @@ pub struct RawObjectStore {
     // both
     pub prefix: Option<Spanned<String>>,
     pub error_output_prefix: Option<Spanned<String>>,
-    #[serde(default)]
-    pub compression: Compression,
+    pub compression: Option<Spanned<Compression>>,
     pub file_extension: Option<Spanned<String>>,
     #[serde(default)]
     pub append_delimiter: bool,
+    /// JSON → Parquet/ORC (Firehose's DataFormatConversionConfiguration).
+    pub format_conversion: Option<Spanned<RawFormatConversion>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFormatConversion {
+    /// Firehose's `Enabled` (default true): lets a config keep the block while switching it off.
+    pub enabled: Option<bool>,
+    pub schema: Spanned<RawSchema>,
+    pub input: Option<Spanned<RawInput>>,
+    pub output: Spanned<RawOutput>,
+}
+
+/// The table schema: inline `columns`, or a `file` holding `columns:` in the same shape.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchema {
+    pub columns: Option<Vec<Spanned<RawColumn>>>,
+    pub file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchemaFile {
+    pub columns: Vec<Spanned<RawColumn>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawColumn {
+    pub name: Spanned<String>,
+    #[serde(rename = "type")]
+    pub ty: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawInput {
+    OpenxJson(RawOpenX),
+    HiveJson(RawHiveJson),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpenX {
+    pub case_insensitive: Option<bool>,
+    pub convert_dots_in_json_keys_to_underscores: Option<bool>,
+    pub column_to_json_key_mappings: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHiveJson {
+    pub timestamp_formats: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawOutput {
+    Parquet(Box<RawParquet>),
+    Orc(Box<RawOrc>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParquet {
+    pub compression: Option<Spanned<String>>,
+    pub page_size_bytes: Option<Spanned<ByteSize>>,
+    pub block_size_bytes: Option<Spanned<ByteSize>>,
+    pub enable_dictionary_compression: Option<bool>,
+    pub max_padding_bytes: Option<Spanned<ByteSize>>,
+    pub writer_version: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrc {
+    pub compression: Option<Spanned<String>>,
+    pub stripe_size_bytes: Option<Spanned<ByteSize>>,
+    pub block_size_bytes: Option<Spanned<ByteSize>>,
+    pub row_index_stride: Option<Spanned<u64>>,
+    pub enable_padding: Option<Spanned<bool>>,
+    pub padding_tolerance: Option<Spanned<f64>>,
+    pub bloom_filter_columns: Option<Spanned<Vec<String>>>,
+    pub bloom_filter_false_positive_probability: Option<Spanned<f64>>,
+    pub dictionary_key_threshold: Option<Spanned<f64>>,
+    pub format_version: Option<Spanned<String>>,
 }
 
 /// A byte count written as an integer or with a unit: `1048576`, `512MiB`, `10GB`.

@@ -4,12 +4,20 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::{RawConfig, RawDestination, RawObjectStore, RawPipeline, RawProcessor, RawSource};
+use super::{
+    RawConfig, RawDestination, RawFormatConversion, RawInput, RawObjectStore, RawOrc, RawOutput, RawParquet,
+    RawPipeline, RawProcessor, RawSchemaFile, RawSource,
+};
 use crate::format::compression::Compression;
+use crate::format::convert::orc::{OrcCompression, OrcOptions};
+use crate::format::convert::parquet::{ParquetCompression, ParquetOptions};
+use crate::format::convert::timestamp::HiveTimestampFormat;
+use crate::format::convert::{hive_type, ConversionSpec, HiveType, InputRules, OutputFormat};
 use crate::process::deaggregate::SubRecordType;
 use crate::sink::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
 
@@ -103,6 +111,8 @@ pub struct ObjectDestination {
     pub compression: Compression,
     pub file_extension: String,
     pub append_delimiter: bool,
+    /// JSON → Parquet/ORC; when set, `compression` is `Uncompressed` (the file compresses itself).
+    pub format_conversion: Option<Arc<ConversionSpec>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -562,6 +572,27 @@ fn destination(
     let field = format!("{field}.{kind}");
     let store = if kind == "s3" { s3_store(c, d, o, &field) } else { local_store(c, d, o, &field) };
     let (prefix, error_prefix) = prefixes(c, o, &field, partitions)?;
+    let compression = o.compression.as_ref().map(|c| c.value).unwrap_or_default();
+    let conversion = match &o.format_conversion {
+        Some(fc) if fc.value.enabled != Some(false) => {
+            if let Some(comp) = o.compression.as_ref().filter(|c| c.value != Compression::Uncompressed) {
+                c.at(
+                    comp,
+                    &format!("{field}.compression"),
+                    "must be unset (or UNCOMPRESSED) with format_conversion: Parquet and ORC compress inside the file; set format_conversion.output.<format>.compression instead",
+                );
+            }
+            if o.append_delimiter {
+                c.at(
+                    fc,
+                    &format!("{field}.append_delimiter"),
+                    "has no meaning with format_conversion (records become rows)",
+                );
+            }
+            format_conversion(c, fc, &format!("{field}.format_conversion")).map(Arc::new)
+        }
+        _ => None,
+    };
 
     let file_extension = match &o.file_extension {
         Some(ext) => {
@@ -581,7 +612,10 @@ fn destination(
             }
             ext.value.clone()
         }
-        None => o.compression.default_extension().to_string(),
+        None => match &conversion {
+            Some(spec) => spec.extension().to_string(),
+            None => compression.default_extension().to_string(),
+        },
     };
 
     Some(ObjectDestination {
@@ -590,10 +624,261 @@ fn destination(
         configured_error_prefix: o.error_output_prefix.as_ref().map(|p| p.value.clone()),
         prefix,
         error_prefix,
-        compression: o.compression,
+        compression,
         file_extension,
         append_delimiter: o.append_delimiter,
+        format_conversion: conversion,
     })
+}
+
+fn format_conversion(c: &mut Checker, fc: &Spanned<RawFormatConversion>, field: &str) -> Option<ConversionSpec> {
+    let columns = schema_columns(c, fc, field);
+    let input = match fc.value.input.as_ref() {
+        None => Some(InputRules::OpenX {
+            case_insensitive: true,
+            dots_to_underscores: false,
+            column_to_json_key: Default::default(),
+        }),
+        Some(input) => match &input.value {
+            RawInput::OpenxJson(o) => {
+                let mut mappings = std::collections::HashMap::new();
+                if let (Some(m), Some(cols)) = (&o.column_to_json_key_mappings, &columns) {
+                    for (column, key) in &m.value {
+                        if !cols.iter().any(|(n, _)| n == column) {
+                            c.at(
+                                m,
+                                &format!("{field}.input.openx_json.column_to_json_key_mappings"),
+                                format!("`{column}` is not a column of the schema"),
+                            );
+                        }
+                        mappings.insert(column.clone(), key.clone());
+                    }
+                }
+                Some(InputRules::OpenX {
+                    case_insensitive: o.case_insensitive.unwrap_or(true),
+                    dots_to_underscores: o.convert_dots_in_json_keys_to_underscores.unwrap_or(false),
+                    column_to_json_key: mappings,
+                })
+            }
+            RawInput::HiveJson(h) => {
+                let mut formats = Vec::new();
+                for (i, f) in h.timestamp_formats.iter().flatten().enumerate() {
+                    match HiveTimestampFormat::parse(&f.value) {
+                        Ok(t) => formats.push(t),
+                        Err(e) => c.at(f, &format!("{field}.input.hive_json.timestamp_formats[{i}]"), e),
+                    }
+                }
+                if let Some(cols) = &columns {
+                    if let Some((name, _)) = cols.iter().find(|(n, _)| n.contains('.')) {
+                        c.at(
+                            input,
+                            &format!("{field}.input.hive_json"),
+                            format!("column `{name}`: the Hive JSON SerDe allows no dots in column names"),
+                        );
+                    }
+                }
+                Some(InputRules::Hive { timestamp_formats: formats })
+            }
+        },
+    };
+    let output_field = format!("{field}.output");
+    let output = match &fc.value.output.value {
+        RawOutput::Parquet(p) => parquet_options(c, p, &format!("{output_field}.parquet")).map(OutputFormat::Parquet),
+        RawOutput::Orc(o) => orc_options(c, o, &format!("{output_field}.orc")).map(OutputFormat::Orc),
+    };
+    Some(ConversionSpec { columns: columns?, input: input?, output: output? })
+}
+
+/// The schema's columns, inline or from `schema.file`, each type parsed and each name checked.
+fn schema_columns(c: &mut Checker, fc: &Spanned<RawFormatConversion>, field: &str) -> Option<Vec<(String, HiveType)>> {
+    let schema = &fc.value.schema;
+    let from_file;
+    let (raw, at) = match (&schema.value.columns, &schema.value.file) {
+        (Some(cols), None) => (cols, format!("{field}.schema.columns")),
+        (None, Some(file)) => {
+            let text = match std::fs::read_to_string(&file.value) {
+                Ok(t) => t,
+                Err(e) => {
+                    c.at(file, &format!("{field}.schema.file"), format!("cannot read `{}`: {e}", file.value));
+                    return None;
+                }
+            };
+            match serde_saphyr::from_str::<RawSchemaFile>(&text) {
+                Ok(f) => from_file = f.columns,
+                Err(e) => {
+                    c.at(file, &format!("{field}.schema.file"), format!("`{}`: {e}", file.value));
+                    return None;
+                }
+            }
+            (&from_file, format!("{}: columns", file.value))
+        }
+        _ => {
+            c.at(schema, &format!("{field}.schema"), "needs exactly one of `columns` (inline) or `file`");
+            return None;
+        }
+    };
+    if raw.is_empty() {
+        c.at(schema, &format!("{field}.schema"), "declares no columns");
+        return None;
+    }
+    let mut out: Vec<(String, HiveType)> = Vec::new();
+    let mut ok = true;
+    for (i, col) in raw.iter().enumerate() {
+        let name = &col.value.name;
+        if let Err(e) = hive_type::check_name(&name.value) {
+            c.at(name, &format!("{at}[{i}].name"), e);
+            ok = false;
+        } else if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name.value)) {
+            c.at(name, &format!("{at}[{i}].name"), format!("column `{}` is declared twice", name.value));
+            ok = false;
+        }
+        match HiveType::parse(&col.value.ty.value) {
+            Ok(t) => out.push((name.value.clone(), t)),
+            Err(e) => {
+                c.at(&col.value.ty, &format!("{at}[{i}].type"), format!("`{}`: {e}", col.value.ty.value));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn parquet_options(c: &mut Checker, p: &RawParquet, field: &str) -> Option<ParquetOptions> {
+    let mut o = ParquetOptions::default();
+    let mut ok = true;
+    if let Some(comp) = &p.compression {
+        o.compression = match comp.value.to_ascii_uppercase().as_str() {
+            "UNCOMPRESSED" => ParquetCompression::Uncompressed,
+            "SNAPPY" => ParquetCompression::Snappy,
+            "GZIP" => ParquetCompression::Gzip,
+            "ZSTD" => ParquetCompression::Zstd,
+            _ => {
+                c.at(
+                    comp,
+                    &format!("{field}.compression"),
+                    format!("`{}` is not one of UNCOMPRESSED, SNAPPY, GZIP, ZSTD", comp.value),
+                );
+                ok = false;
+                o.compression
+            }
+        };
+    }
+    if let Some(v) = &p.page_size_bytes {
+        if v.value.0 < 64 << 10 {
+            c.at(v, &format!("{field}.page_size_bytes"), "must be at least 64 KiB (as in Firehose)");
+            ok = false;
+        }
+        o.page_size_bytes = v.value.0 as usize;
+    }
+    if let Some(v) = &p.block_size_bytes {
+        // Firehose's minimum is 64 MiB; smaller row groups are legitimate for small, frequent files.
+        if v.value.0 < 1 << 20 {
+            c.at(v, &format!("{field}.block_size_bytes"), "must be at least 1 MiB");
+            ok = false;
+        }
+        o.block_size_bytes = v.value.0 as usize;
+    }
+    if let Some(v) = &p.max_padding_bytes {
+        if v.value.0 != 0 {
+            c.at(v, &format!("{field}.max_padding_bytes"), "is not supported (sluice writes to object stores, which have no HDFS blocks to align to); leave it unset or 0");
+            ok = false;
+        }
+    }
+    o.enable_dictionary_compression = p.enable_dictionary_compression.unwrap_or(false);
+    if let Some(v) = &p.writer_version {
+        match v.value.to_ascii_uppercase().as_str() {
+            "V1" => o.writer_version_2 = false,
+            "V2" => o.writer_version_2 = true,
+            _ => {
+                c.at(v, &format!("{field}.writer_version"), "must be V1 or V2");
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(o)
+}
+
+fn orc_options(c: &mut Checker, r: &RawOrc, field: &str) -> Option<OrcOptions> {
+    let mut o = OrcOptions::default();
+    let mut ok = true;
+    if let Some(comp) = &r.compression {
+        o.compression = match comp.value.to_ascii_uppercase().as_str() {
+            "NONE" | "UNCOMPRESSED" => OrcCompression::None,
+            "ZLIB" => OrcCompression::Zlib,
+            "SNAPPY" => OrcCompression::Snappy,
+            "ZSTD" => OrcCompression::Zstd,
+            _ => {
+                c.at(
+                    comp,
+                    &format!("{field}.compression"),
+                    format!("`{}` is not one of NONE, ZLIB, SNAPPY, ZSTD", comp.value),
+                );
+                ok = false;
+                o.compression
+            }
+        };
+    }
+    if let Some(v) = &r.stripe_size_bytes {
+        if v.value.0 < 1 << 20 {
+            c.at(v, &format!("{field}.stripe_size_bytes"), "must be at least 1 MiB");
+            ok = false;
+        }
+        o.stripe_size_bytes = v.value.0 as usize;
+    }
+    if let Some(v) = &r.block_size_bytes {
+        if v.value.0 < 1 << 20 {
+            c.at(v, &format!("{field}.block_size_bytes"), "must be at least 1 MiB");
+            ok = false;
+        }
+    }
+    if let Some(v) = &r.format_version {
+        if !matches!(v.value.to_ascii_uppercase().as_str(), "V0_12" | "V0_11") {
+            c.at(v, &format!("{field}.format_version"), "must be V0_12 or V0_11");
+            ok = false;
+        }
+    }
+    if let Some(v) = &r.padding_tolerance {
+        if !(0.0..=1.0).contains(&v.value) {
+            c.at(v, &format!("{field}.padding_tolerance"), "must be between 0 and 1");
+            ok = false;
+        }
+    }
+    if let Some(v) = &r.dictionary_key_threshold {
+        if !(0.0..=1.0).contains(&v.value) {
+            c.at(v, &format!("{field}.dictionary_key_threshold"), "must be between 0 and 1");
+            ok = false;
+        }
+    }
+    // Options sluice's ORC writer does not implement yet are refused rather than silently ignored.
+    if let Some(v) = &r.row_index_stride {
+        c.at(
+            v,
+            &format!("{field}.row_index_stride"),
+            "is not supported yet: sluice writes ORC without row indexes (readers prune by stripe and file statistics)",
+        );
+        ok = false;
+    }
+    if let Some(v) = &r.bloom_filter_columns {
+        c.at(
+            v,
+            &format!("{field}.bloom_filter_columns"),
+            "is not supported yet: sluice writes ORC without bloom filters",
+        );
+        ok = false;
+    }
+    if let Some(v) = &r.bloom_filter_false_positive_probability {
+        c.at(
+            v,
+            &format!("{field}.bloom_filter_false_positive_probability"),
+            "is not supported yet: sluice writes ORC without bloom filters",
+        );
+        ok = false;
+    }
+    if let Some(v) = r.enable_padding.as_ref().filter(|p| p.value) {
+        c.at(v, &format!("{field}.enable_padding"), "is not supported (object stores have no HDFS blocks to pad to)");
+        ok = false;
+    }
+    ok.then_some(o)
 }
 
 fn s3_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {

@@ -118,11 +118,20 @@ impl ObjectSink {
         records: Arc<Vec<Record>>,
         format: Arc<ObjectFormat>,
     ) -> Result<(), SinkError> {
-        let (tx, rx) = mpsc::channel(2);
         let entry = key.rsplit('/').next().unwrap_or(key).trim_end_matches(&format.extension).to_string();
+        self.write_with(key, move |out| format.write_object(&records, &entry, out)).await
+    }
+
+    /// Writes to `key` what `encode` produces; it runs on a blocking thread and its output is
+    /// streamed to the store. The object is only completed if `encode` succeeds.
+    pub async fn write_with<F>(&self, key: &str, encode: F) -> Result<(), SinkError>
+    where
+        F: FnOnce(&mut (dyn Write + Send)) -> io::Result<()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(2);
         let encoder = tokio::task::spawn_blocking(move || {
             let mut chunks = ChunkWriter { tx, buf: Vec::with_capacity(PART_SIZE) };
-            format.write_object(&records, &entry, &mut chunks)?;
+            encode(&mut chunks)?;
             chunks.end()
         });
         let uploaded = self.upload(key, rx).await;

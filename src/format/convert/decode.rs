@@ -120,9 +120,8 @@ impl Decoder {
             }
             lookup.insert(key, i);
         }
-        let schema = Arc::new(Schema::new(
-            columns.iter().map(|(n, t)| Field::new(n, t.to_arrow(), true)).collect::<Vec<_>>(),
-        ));
+        let schema =
+            Arc::new(Schema::new(columns.iter().map(|(n, t)| Field::new(n, t.to_arrow(), true)).collect::<Vec<_>>()));
         Self {
             columns: columns.iter().map(|(_, t)| Column::new(t, fold)).collect(),
             names: columns.iter().map(|(n, _)| n.clone()).collect(),
@@ -154,7 +153,11 @@ impl Decoder {
                     (FailKind::Malformed, true) => format!("Data does not match the schema. {}", f.message),
                     (FailKind::Malformed, false) => {
                         let path: Vec<&str> = f.path.iter().rev().map(String::as_str).collect();
-                        format!("Data does not match the schema. Column '{}': {}", path.join(".").replace(".[", "["), f.message)
+                        format!(
+                            "Data does not match the schema. Column '{}': {}",
+                            path.join(".").replace(".[", "["),
+                            f.message
+                        )
                     }
                 };
                 Err(ConversionFailure { kind: f.kind, message })
@@ -272,10 +275,24 @@ enum Data {
     F64(Vec<f64>),
     Dec(Vec<i128>),
     /// string, char, varchar and binary
-    Bytes { offsets: Vec<i32>, data: Vec<u8> },
-    List { offsets: Vec<i32>, element: Box<Column> },
-    Map { offsets: Vec<i32>, keys: Box<Column>, values: Box<Column> },
-    Struct { fields: Vec<Column>, names: Vec<String>, lookup: HashMap<String, usize> },
+    Bytes {
+        offsets: Vec<i32>,
+        data: Vec<u8>,
+    },
+    List {
+        offsets: Vec<i32>,
+        element: Box<Column>,
+    },
+    Map {
+        offsets: Vec<i32>,
+        keys: Box<Column>,
+        values: Box<Column>,
+    },
+    Struct {
+        fields: Vec<Column>,
+        names: Vec<String>,
+        lookup: HashMap<String, usize>,
+    },
 }
 
 impl Column {
@@ -552,9 +569,7 @@ impl Column {
                     InputRules::Hive { timestamp_formats } if timestamp_formats.is_empty() => {
                         timestamp::parse_datetime(s, false)
                     }
-                    InputRules::Hive { timestamp_formats } => {
-                        timestamp_formats.iter().find_map(|f| f.parse_value(s))
-                    }
+                    InputRules::Hive { timestamp_formats } => timestamp_formats.iter().find_map(|f| f.parse_value(s)),
                 };
                 let micros = micros.ok_or_else(|| Fail::malformed(format!("'{s}' is not a timestamp")))?;
                 if let Data::I64(v) = &mut self.data {
@@ -634,9 +649,9 @@ impl Column {
                 Arc::new(PrimitiveArray::<Date32Type>::new(ScalarBuffer::from(std::mem::take(v)), nulls))
             }
             Data::I32(v) => Arc::new(PrimitiveArray::<Int32Type>::new(ScalarBuffer::from(std::mem::take(v)), nulls)),
-            Data::I64(v) if matches!(self.ty, HiveType::Timestamp) => Arc::new(
-                PrimitiveArray::<TimestampMicrosecondType>::new(ScalarBuffer::from(std::mem::take(v)), nulls),
-            ),
+            Data::I64(v) if matches!(self.ty, HiveType::Timestamp) => {
+                Arc::new(PrimitiveArray::<TimestampMicrosecondType>::new(ScalarBuffer::from(std::mem::take(v)), nulls))
+            }
             Data::I64(v) => Arc::new(PrimitiveArray::<Int64Type>::new(ScalarBuffer::from(std::mem::take(v)), nulls)),
             Data::F32(v) => Arc::new(PrimitiveArray::<Float32Type>::new(ScalarBuffer::from(std::mem::take(v)), nulls)),
             Data::F64(v) => Arc::new(PrimitiveArray::<Float64Type>::new(ScalarBuffer::from(std::mem::take(v)), nulls)),

@@ -143,7 +143,9 @@ impl Parser<'_> {
     fn word(&mut self) -> &str {
         self.skip_space();
         let start = self.pos;
-        let len = self.text[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(self.text.len() - start);
+        let len = self.text[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(self.text.len() - start);
         self.pos += len;
         &self.text[start..self.pos]
     }

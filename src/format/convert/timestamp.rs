@@ -213,7 +213,9 @@ impl HiveTimestampFormat {
                 ('E', _) => "%A",
                 ('Z', 1) | ('X', 1 | 2) | ('x', 1 | 2) => "%z",
                 ('Z', 2) | ('X', 3) | ('x', 3) => "%:z",
-                _ => return Err(format!("timestamp format `{pattern}`: `{}` is not supported", c.to_string().repeat(n))),
+                _ => {
+                    return Err(format!("timestamp format `{pattern}`: `{}` is not supported", c.to_string().repeat(n)))
+                }
             };
             has_zone |= matches!(c, 'Z' | 'X' | 'x');
             has_time |= matches!(c, 'H' | 'h' | 'm' | 's');
@@ -262,13 +264,17 @@ mod tests {
     #[test]
     fn openx_forms() {
         assert_eq!(parse_datetime("2026-11-23T10:15:30Z", true), Some(us("2026-11-23T10:15:30Z")));
-        assert_eq!(parse_datetime("2026-11-23T10:15:30.123456789+02:00", true), Some(us("2026-11-23T08:15:30.123456Z")));
+        assert_eq!(
+            parse_datetime("2026-11-23T10:15:30.123456789+02:00", true),
+            Some(us("2026-11-23T08:15:30.123456Z"))
+        );
         assert_eq!(parse_datetime("2026-11-23T10:15:30-0130", true), Some(us("2026-11-23T11:45:30Z")));
         assert_eq!(parse_datetime("2026-1-2 3:04:05.5", true), Some(us("2026-01-02T03:04:05.5Z")));
         assert_eq!(parse_datetime("0001-01-01 00:00:00", true), Some(us("0001-01-01T00:00:00Z")));
         assert_eq!(parse_datetime("9999-12-31 23:59:59.999999", true), Some(us("9999-12-31T23:59:59.999999Z")));
         assert_eq!(parse_datetime("2026-11-23", true), Some(us("2026-11-23T00:00:00Z")));
-        for bad in ["2026-13-01 00:00:00", "2026-11-23T10:15:30Zjunk", "26-11-23 00:00:00", "2026-11-23 10", "yesterday", ""]
+        for bad in
+            ["2026-13-01 00:00:00", "2026-11-23T10:15:30Zjunk", "26-11-23 00:00:00", "2026-11-23 10", "yesterday", ""]
         {
             assert_eq!(parse_datetime(bad, true), None, "{bad}");
         }

@@ -100,7 +100,10 @@ fn decimals_are_exact() {
     assert_eq!(parse_decimal("1e3", 6, 2), Ok(100000));
     assert_eq!(parse_decimal("1.5E-1", 4, 2), Ok(15));
     assert_eq!(parse_decimal("0.000", 3, 3), Ok(0));
-    assert_eq!(parse_decimal("99999999999999999999999999999999999999", 38, 0), Ok(99999999999999999999999999999999999999));
+    assert_eq!(
+        parse_decimal("99999999999999999999999999999999999999", 38, 0),
+        Ok(99999999999999999999999999999999999999)
+    );
     assert!(parse_decimal("999999999999999999999999999999999999999", 38, 0).is_err());
     assert!(parse_decimal("1e400", 38, 0).is_err());
     assert_eq!(parse_decimal("1e-400", 38, 2), Ok(0));

@@ -1,0 +1,267 @@
+"""Record format conversion: boto3 → sluice → Parquet/ORC files, read back by pyarrow and duckdb
+(independent readers we did not write) and compared value by value."""
+
+import base64
+import datetime as dt
+import decimal
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow.orc as orc
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import local_objects, wait_for
+from test_config import validate
+
+SCHEMA = [
+    ("event_id", "string"), ("ts", "timestamp"), ("amount", "decimal(12,2)"), ("tags", "array<string>"),
+    ("user", "struct<id:bigint,country:string>"), ("attrs", "map<string,string>"), ("tiny", "tinyint"),
+    ("small", "smallint"), ("n", "int"), ("f", "float"), ("d", "double"), ("ok", "boolean"), ("day", "date"),
+    ("code", "char(3)"), ("label", "varchar(5)"), ("blob", "binary"),
+    ("nested", "array<struct<k:string,v:array<decimal(38,10)>>>"),
+]
+
+
+def schema_yaml(columns):
+    """The schema as the flow-style YAML the pipeline block embeds."""
+    return "{ columns: [" + ", ".join(f'{{ name: {n}, type: "{t}" }}' for n, t in columns) + "] }"
+
+UTC = dt.timezone.utc
+
+# Each record, and the row a reader must give back for it.
+CASES = [
+    (
+        {"event_id": "e1", "timestamp": "2026-11-23T10:15:30.123456Z", "amount": 1234567890.12, "tags": ["a", "b"],
+         "user": {"id": 9007199254740993, "country": "NZ"}, "attrs": {"k": "v", "empty": ""}, "tiny": -128,
+         "small": 32767, "n": -2147483648, "f": 1.5, "d": 1e308, "ok": True, "day": "2026-02-28", "code": "ab",
+         "label": "abcdefg", "blob": "bytes", "nested": [{"k": "x", "v": ["__RAW__0.0000000001", "__RAW__-12345678901234567890.5"]}]},
+        {"event_id": "e1", "ts": dt.datetime(2026, 11, 23, 10, 15, 30, 123456), "amount": decimal.Decimal("1234567890.12"),
+         "tags": ["a", "b"], "user": {"id": 9007199254740993, "country": "NZ"}, "attrs": {"k": "v", "empty": ""},
+         "tiny": -128, "small": 32767, "n": -2147483648, "f": 1.5, "d": 1e308, "ok": True, "day": dt.date(2026, 2, 28),
+         "code": "ab ", "label": "abcde", "blob": b"bytes",
+         "nested": [{"k": "x", "v": [decimal.Decimal("0.0000000001"), decimal.Decimal("-12345678901234567890.5000000000")]}]},
+    ),
+    (
+        # Missing keys are null, unknown keys ignored, keys matched case-insensitively, OpenX coercions.
+        {"EVENT_ID": "ünïcødé ✓", "timestamp": 1700000000123, "amount": "-0.5", "n": "42", "ok": "false",
+         "user": {"ID": 1}, "extra": {"ignored": True}, "tags": [], "attrs": {}, "d": -0.0, "label": ""},
+        {"event_id": "ünïcødé ✓", "ts": dt.datetime(2023, 11, 14, 22, 13, 20, 123000), "amount": decimal.Decimal("-0.50"),
+         "tags": [], "user": {"id": 1, "country": None}, "attrs": {}, "tiny": None, "small": None, "n": 42, "f": None,
+         "d": -0.0, "ok": False, "day": None, "code": None, "label": "", "blob": None, "nested": None},
+    ),
+    (
+        # Timestamp range edges and the other accepted forms.
+        {"event_id": "edge-low", "timestamp": "0001-01-01 00:00:00", "day": "0001-01-01", "tags": None, "user": None},
+        {"event_id": "edge-low", "ts": dt.datetime(1, 1, 1), "day": dt.date(1, 1, 1)},
+    ),
+    (
+        {"event_id": "edge-high", "timestamp": "9999-12-31T23:59:59.999999Z", "day": "9999-12-31", "amount": 9999999999.99},
+        {"event_id": "edge-high", "ts": dt.datetime(9999, 12, 31, 23, 59, 59, 999999), "day": dt.date(9999, 12, 31),
+         "amount": decimal.Decimal("9999999999.99")},
+    ),
+    (
+        {"event_id": "float-seconds", "timestamp": 1700000000.5, "amount": 1e-3},
+        {"event_id": "float-seconds", "ts": dt.datetime(2023, 11, 14, 22, 13, 20, 500000), "amount": decimal.Decimal("0.00")},
+    ),
+]
+
+BAD = [
+    (b'{"event_id": "broken"', "DataFormatConversion.ParseError", "not valid JSON"),
+    (b'[{"event_id": "array"}]', "DataFormatConversion.ParseError", "expected a JSON object"),
+    (json.dumps({"event_id": "too-big", "amount": 12345678901.5}).encode(), "DataFormatConversion.MalformedData",
+     "Data does not match the schema. Column 'amount': 12345678901.5 is out of range for decimal(12,2)"),
+    (json.dumps({"event_id": "not-array", "tags": "a"}).encode(), "DataFormatConversion.MalformedData",
+     "Data does not match the schema. Column 'tags': Start of Array expected, found a string"),
+    (json.dumps({"event_id": "bad-nested", "user": {"id": "x"}}).encode(), "DataFormatConversion.MalformedData",
+     "Column 'user.id'"),
+    (json.dumps({"event_id": "tiny", "tiny": 300}).encode(), "DataFormatConversion.MalformedData", "300 is out of range for tinyint"),
+]
+
+COLUMNS = ["event_id", "ts", "amount", "tags", "user", "attrs", "tiny", "small", "n", "f", "d", "ok", "day", "code",
+           "label", "blob", "nested"]
+
+
+def raw_json(rec):
+    """JSON text where "__RAW__<n>" strings become the number literal <n>, so exact decimals reach sluice
+    as written (Python's json would round them through float)."""
+    return re.sub(r'"__RAW__([^"]*)"', r"\1", json.dumps(rec)).encode()
+
+
+def expected_rows():
+    return {want["event_id"]: {c: want.get(c) for c in COLUMNS} for _, want in CASES}
+
+
+def pipeline(output, schema=SCHEMA, input_block="input: { openx_json: { column_to_json_key_mappings: { ts: timestamp } } }"):
+    return f"""
+        pipelines:
+          - name: lake
+            buffering: {{ size_mb: 8, interval_seconds: 1 }}
+            destination:
+              local:
+                path: ./data
+                prefix: "events/"
+                error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+                format_conversion:
+                  schema: {schema_yaml(schema)}
+                  {input_block}
+                  output: {output}
+        """
+
+
+def put(d, records):
+    r = d.client().put_record_batch(DeliveryStreamName="lake", Records=[{"Data": x} for x in records])
+    assert r["FailedPutCount"] == 0
+
+
+def deliver_cases(sluice_factory, output):
+    d = sluice_factory(pipeline(output)).start()
+    good = [raw_json(rec) for rec, _ in CASES]
+    put(d, good + [raw for raw, _, _ in BAD])
+    root = d.workdir / "data"
+    wait_for(lambda: [k for k in local_objects(root) if k.startswith("errors/")] and
+             [k for k in local_objects(root) if k.startswith("events/")], what="a data object and an error object")
+    return d, root
+
+
+def check_error_records(root, before_ms):
+    objects = local_objects(root)
+    keys = [k for k in objects if k.startswith("errors/")]
+    assert all(k.startswith("errors/format-conversion-failed/") for k in keys), keys
+    lines = [json.loads(line) for k in keys for line in objects[k].splitlines()]
+    assert len(lines) == len(BAD)
+    by_raw = {base64.b64decode(e["rawData"]): e for e in lines}
+    for raw, code, message in BAD:
+        e = by_raw[raw]
+        assert set(e) == {"attemptsMade", "arrivalTimestamp", "lastErrorCode", "lastErrorMessage",
+                          "attemptEndingTimestamp", "rawData"}, e
+        assert e["lastErrorCode"] == code
+        assert message in e["lastErrorMessage"], e["lastErrorMessage"]
+        assert e["attemptsMade"] == 1
+        assert before_ms - 60_000 <= e["arrivalTimestamp"] <= e["attemptEndingTimestamp"]
+
+
+def normalise(value):
+    """pyarrow gives maps as lists of (key, value) pairs; compare them as dicts."""
+    if isinstance(value, list) and value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        return dict(value)
+    return value
+
+
+def assert_rows(rows, what):
+    want = expected_rows()
+    assert len(rows) == len(want), what
+    for row in rows:
+        exp = want[row["event_id"]]
+        for c in COLUMNS:
+            got = row[c]
+            if c == "attrs" and got is not None:
+                got = normalise(got) if got else {}
+            assert got == exp[c], f"{what}: {row['event_id']}.{c}: {got!r} != {exp[c]!r}"
+
+
+@pytest.mark.parametrize("compression", ["ZSTD", "SNAPPY", "GZIP", "UNCOMPRESSED"])
+def test_parquet_files_read_back_value_by_value_in_pyarrow_and_duckdb(sluice_factory, compression):
+    before = int(dt.datetime.now(UTC).timestamp() * 1000)
+    d, root = deliver_cases(sluice_factory, f"{{ parquet: {{ compression: {compression}, enable_dictionary_compression: true }} }}")
+    data = [k for k in local_objects(root) if k.startswith("events/")]
+    assert len(data) == 1 and data[0].endswith(".parquet"), data
+    path = root / data[0]
+
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_rows == len(CASES)
+    col = meta.row_group(0).column(0)
+    assert col.compression == compression
+    assert col.statistics.has_min_max and col.statistics.null_count == 0
+    schema = pq.read_schema(path)
+    assert str(schema.field("ts").type) == "timestamp[us]"
+    assert str(schema.field("amount").type) == "decimal128(12, 2)"
+
+    assert_rows(pq.read_table(path).to_pylist(), "pyarrow")
+
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT * FROM read_parquet('{path}')").fetchall()
+    names = [c[0] for c in con.description]
+    duck = [dict(zip(names, r)) for r in rows]
+    assert_rows(duck, "duckdb")
+    # duckdb's own typing of the columns a lake query relies on.
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{path}'))").fetchall())
+    assert types["ts"] == "TIMESTAMP" and types["amount"] == "DECIMAL(12,2)" and types["day"] == "DATE"
+    assert types["user"] == "STRUCT(id BIGINT, country VARCHAR)" and types["attrs"] == "MAP(VARCHAR, VARCHAR)"
+    check_error_records(root, before)
+
+
+def test_hive_json_is_strict_and_reads_its_timestamp_formats(sluice_factory):
+    schema = [("id", "int"), ("ts", "timestamp"), ("tags", "array<string>")]
+    d = sluice_factory(pipeline("{ parquet: { compression: SNAPPY } }", schema=schema,
+                                input_block="input: { hive_json: { timestamp_formats: [\"dd/MM/yyyy HH:mm:ss\", millis] } }")).start()
+    put(d, [b'{"id": 1, "ts": "23/11/2026 10:00:00"}', b'{"id": 2, "ts": 1500}', b'{"id": "3"}', b'{"id": 4, "tags": {"a": 1}}'])
+    root = d.workdir / "data"
+    objects = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(local_objects(root)), what="data and error objects")
+    data = next(k for k in objects if k.startswith("events/"))
+    rows = pq.read_table(root / data).to_pylist()
+    assert rows == [{"id": 1, "ts": dt.datetime(2026, 11, 23, 10), "tags": None},
+                    {"id": 2, "ts": dt.datetime(1970, 1, 1, 0, 0, 1, 500000), "tags": None}]
+    errors = [json.loads(line) for k in objects if k.startswith("errors/") for line in objects[k].splitlines()]
+    messages = sorted(e["lastErrorMessage"] for e in errors)
+    assert "Current token (VALUE_STRING) not numeric" in messages[0] and "Start of Array expected" in messages[1], messages
+
+
+def test_validate_rejects_bad_types_options_and_compression_with_conversion(tmp_path):
+    code, out, _ = validate(tmp_path, """
+        pipelines:
+          - name: lake
+            destination:
+              local:
+                path: ./data
+                compression: GZIP
+                format_conversion:
+                  schema: { columns: [ { name: a, type: "decmal(3,1)" }, { name: b, type: "array<int" } ] }
+                  output: { parquet: { compression: LZO, writer_version: V3 } }
+          - name: orc
+            destination:
+              local:
+                path: ./data2
+                format_conversion:
+                  schema: { file: missing.yaml }
+                  output: { orc: { bloom_filter_columns: [a], row_index_stride: 5000 } }
+        """)
+    assert code != 0
+    assert "pipelines[0].destination.local.compression`: must be unset (or UNCOMPRESSED) with format_conversion" in out
+    assert "schema.columns[0].type`: `decmal(3,1)`: unknown type `decmal`" in out
+    assert "schema.columns[1].type`: `array<int`: expected `>`" in out
+    assert "output.parquet.compression`: `LZO` is not one of UNCOMPRESSED, SNAPPY, GZIP, ZSTD" in out
+    assert "output.parquet.writer_version`: must be V1 or V2" in out
+    assert "pipelines[1].destination.local.format_conversion.schema.file`: cannot read `missing.yaml`" in out
+    assert "output.orc.bloom_filter_columns`: is not supported yet" in out
+    assert "output.orc.row_index_stride`: is not supported yet" in out
+
+    # An unknown option is a parse error naming the field and what is allowed.
+    code, out, _ = validate(tmp_path, """
+        pipelines:
+          - name: lake
+            destination:
+              local:
+                path: ./data
+                format_conversion:
+                  schema: { columns: [ { name: a, type: int } ] }
+                  output: { orc: { compresion: ZLIB } }
+        """)
+    assert code != 0 and "unknown field `compresion`" in out and ":9:" in out, out
+
+
+def test_schema_file_and_validate_accepts_a_good_config(tmp_path):
+    (tmp_path / "events.yaml").write_text("columns:\n  - { name: a, type: 'map<string,array<struct<x:int>>>' }\n")
+    code, out, _ = validate(tmp_path, f"""
+        pipelines:
+          - name: lake
+            destination:
+              local:
+                path: ./data
+                format_conversion:
+                  schema: {{ file: {tmp_path / 'events.yaml'} }}
+                  output: {{ orc: {{ compression: ZLIB }} }}
+        """)
+    assert code == 0, out
