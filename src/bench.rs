@@ -28,6 +28,19 @@ enum BenchKind {
     Processors(ProcessorArgs),
     /// A WASM transform plugin, on one thread (per core) and on all cores.
     Wasm(WasmArgs),
+    /// Record format conversion on one core: NDJSON → Parquet (ZSTD) and ORC (ZLIB).
+    Convert(ConvertArgs),
+}
+
+#[derive(Args, Debug)]
+struct ConvertArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    #[arg(long, default_value_t = 250)]
+    record_bytes: usize,
+    /// Input bytes per converted file (a pipeline's buffer size).
+    #[arg(long, default_value_t = 64)]
+    file_mb: usize,
 }
 
 #[derive(Args, Debug)]
@@ -76,6 +89,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Ingest(a) => ingest(a).await,
         BenchKind::Processors(a) => processors(a),
         BenchKind::Wasm(a) => wasm(a),
+        BenchKind::Convert(a) => convert(a),
     }
 }
 
@@ -300,6 +314,91 @@ fn wasm(a: WasmArgs) -> anyhow::Result<()> {
             a.records,
             a.records as f64 / secs,
             secs * 1e9 / a.records as f64
+        );
+    }
+    Ok(())
+}
+
+/// Converts `--records` clickstream records in files of `--file-mb` on the current thread and
+/// reports input MB/s per core for decoding alone and for decoding plus writing each format.
+fn convert(a: ConvertArgs) -> anyhow::Result<()> {
+    use crate::format::convert::orc::{OrcCompression, OrcOptions};
+    use crate::format::convert::parquet::{ParquetCompression, ParquetOptions};
+    use crate::format::convert::{ConversionSpec, HiveType, InputRules, OutputFormat};
+    use crate::record::Record;
+
+    let columns: Vec<(String, HiveType)> = [
+        ("event_id", "string"),
+        ("ts", "timestamp"),
+        ("user_id", "bigint"),
+        ("event_type", "string"),
+        ("page", "string"),
+        ("pad", "string"),
+    ]
+    .iter()
+    .map(|(n, t)| Ok((n.to_string(), HiveType::parse(t).map_err(anyhow::Error::msg)?)))
+    .collect::<anyhow::Result<_>>()?;
+    let records: Vec<Record> = (0..a.records as u64)
+        .map(|n| Record { seq: n, arrival_ms: 0, data: bytes::Bytes::from(record(n, a.record_bytes)) })
+        .collect();
+    let input_bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    let per_file = ((a.file_mb << 20) / a.record_bytes.max(1)).max(1);
+    let input = InputRules::OpenX {
+        case_insensitive: true,
+        dots_to_underscores: false,
+        column_to_json_key: Default::default(),
+    };
+    let outputs = [
+        ("decode only", None),
+        (
+            "Parquet ZSTD",
+            Some(OutputFormat::Parquet(ParquetOptions { compression: ParquetCompression::Zstd, ..Default::default() })),
+        ),
+        (
+            "Parquet SNAPPY",
+            Some(OutputFormat::Parquet(ParquetOptions {
+                compression: ParquetCompression::Snappy,
+                ..Default::default()
+            })),
+        ),
+        ("ORC ZLIB", Some(OutputFormat::Orc(OrcOptions { compression: OrcCompression::Zlib, ..Default::default() }))),
+        ("ORC ZSTD", Some(OutputFormat::Orc(OrcOptions { compression: OrcCompression::Zstd, ..Default::default() }))),
+    ];
+    println!(
+        "{} records of {} bytes ({:.0} MB of NDJSON), files of {} MiB input, one core:",
+        a.records,
+        a.record_bytes,
+        input_bytes as f64 / 1e6,
+        a.file_mb
+    );
+    for (name, output) in outputs {
+        let spec = ConversionSpec {
+            columns: columns.clone(),
+            input: input.clone(),
+            output: output.clone().unwrap_or(OutputFormat::Parquet(ParquetOptions::default())),
+        };
+        let started = Instant::now();
+        let (mut written, mut failed) = (0usize, 0usize);
+        for chunk in records.chunks(per_file) {
+            let converted = spec.convert(chunk)?;
+            failed += converted.failures.len();
+            if output.is_some() {
+                let mut out = Vec::with_capacity(16 << 20);
+                spec.write(&converted.table, &mut out)?;
+                written += out.len();
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        anyhow::ensure!(failed == 0, "{failed} records failed to convert");
+        println!(
+            "  {name:<15} {:>7.1} MB/s of input ({:.0} records/s){}",
+            input_bytes as f64 / 1e6 / secs,
+            a.records as f64 / secs,
+            if written > 0 {
+                format!(", output {:.1} MB ({:.1}x smaller)", written as f64 / 1e6, input_bytes as f64 / written as f64)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())

@@ -194,9 +194,10 @@ impl Decoder {
         let row = self.rows;
         let fold = self.rules.fold_case();
         let dots = matches!(self.rules, InputRules::OpenX { dots_to_underscores: true, .. });
-        let mut key = j.known_object()?.map(str::to_owned);
-        while let Some(k) = key.take() {
-            let idx = column_index(&self.lookup, &k, fold, dots, &mut self.scratch);
+        // Keys are borrowed from the parser, so each is resolved to a column before the next call.
+        let (lookup, scratch) = (&self.lookup, &mut self.scratch);
+        let mut next = j.known_object()?.map(|k| column_index(lookup, k, fold, dots, scratch));
+        while let Some(idx) = next {
             let peek = j.peek()?;
             match idx {
                 Some(i) => {
@@ -208,7 +209,7 @@ impl Decoder {
                 }
                 None => j.known_skip(peek)?,
             }
-            key = j.next_key()?.map(str::to_owned);
+            next = j.next_key()?.map(|k| column_index(&self.lookup, k, fold, dots, &mut self.scratch));
         }
         for c in &mut self.columns {
             if c.len() == row {
@@ -430,9 +431,8 @@ impl Column {
         let dots = matches!(rules, InputRules::OpenX { dots_to_underscores: true, .. });
         match &mut self.data {
             Data::Struct { fields, names, lookup } => {
-                let mut key = j.known_object()?.map(str::to_owned);
-                while let Some(k) = key.take() {
-                    let idx = column_index(lookup, &k, fold, dots, scratch);
+                let mut next = j.known_object()?.map(|k| column_index(lookup, k, fold, dots, scratch));
+                while let Some(idx) = next {
                     let peek = j.peek()?;
                     match idx {
                         Some(i) => {
@@ -444,7 +444,7 @@ impl Column {
                         }
                         None => j.known_skip(peek)?,
                     }
-                    key = j.next_key()?.map(str::to_owned);
+                    next = j.next_key()?.map(|k| column_index(lookup, k, fold, dots, scratch));
                 }
                 for f in fields.iter_mut() {
                     if f.len() == row {
@@ -455,12 +455,16 @@ impl Column {
                 Ok(())
             }
             Data::Map { offsets, keys, values } => {
-                let mut key = j.known_object()?.map(str::to_owned);
-                while let Some(k) = key.take() {
-                    keys.push_text(&k, rules, false).map_err(|e| e.at(&format!("[{k}]")))?;
+                let push_key = |keys: &mut Column, k: &str| {
+                    keys.push_text(k, rules, false).map_err(|e| e.at(&format!("[{k}]")))?;
+                    Ok::<_, Fail>(keys.len() - 1)
+                };
+                let mut next = j.known_object()?.map(|k| push_key(keys, k));
+                while let Some(pushed) = next {
+                    let entry = pushed?;
                     let peek = j.peek()?;
-                    values.read(j, peek, rules, scratch, depth + 1).map_err(|e| e.at(&format!("[{k}]")))?;
-                    key = j.next_key()?.map(str::to_owned);
+                    values.read(j, peek, rules, scratch, depth + 1).map_err(|e| e.at(&format!("[{entry}]")))?;
+                    next = j.next_key()?.map(|k| push_key(keys, k));
                 }
                 offsets.push(offset(keys.len())?);
                 self.valid.push(true);
