@@ -324,7 +324,7 @@ fn wasm(a: WasmArgs) -> anyhow::Result<()> {
 fn convert(a: ConvertArgs) -> anyhow::Result<()> {
     use crate::format::convert::orc::{OrcCompression, OrcOptions};
     use crate::format::convert::parquet::{ParquetCompression, ParquetOptions};
-    use crate::format::convert::{ConversionSpec, HiveType, InputRules, OutputFormat};
+    use crate::format::convert::{ConversionSpec, HiveType, InputRules, OutputFormat, SchemaSpec};
     use crate::record::Record;
 
     let columns: Vec<(String, HiveType)> = [
@@ -373,18 +373,18 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
     );
     for (name, output) in outputs {
         let spec = ConversionSpec {
-            columns: columns.clone(),
+            schema: SchemaSpec::Declared(columns.clone()),
             input: input.clone(),
             output: output.clone().unwrap_or(OutputFormat::Parquet(ParquetOptions::default())),
         };
         let started = Instant::now();
         let (mut written, mut failed) = (0usize, 0usize);
         for chunk in records.chunks(per_file) {
-            let converted = spec.convert(chunk)?;
+            let converted = spec.convert(&columns, chunk)?;
             failed += converted.failures.len();
             if output.is_some() {
                 let mut out = Vec::with_capacity(16 << 20);
-                spec.write(&converted.table, &mut out)?;
+                spec.write(&columns, &converted.table, &mut out)?;
                 written += out.len();
             }
         }

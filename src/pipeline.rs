@@ -25,7 +25,8 @@ use crate::buffer::partition::{self, Partitioner};
 use crate::buffer::wal::{self, StorageBudget, WalOptions};
 use crate::buffer::{Batch, Batcher, DeliveryTracker, PartitionKey};
 use crate::config::{PipelineSpec, ProcessorSpec, StorageSettings};
-use crate::format::convert::{ConversionFailure, ConversionSpec, FailKind};
+use crate::format::convert::infer::SchemaInference;
+use crate::format::convert::{ConversionFailure, ConversionSpec, FailKind, SchemaSpec};
 use crate::format::{error_record, ObjectFormat, RawEncoder};
 use crate::metrics::PipelineMetrics;
 use crate::process::cloudwatch::CloudWatchLogProcessing;
@@ -110,8 +111,19 @@ pub fn start(
     let partitioner = Partitioner::new(&d.prefix);
     let metrics = PipelineMetrics::new(&name);
     let seed = fnv1a(&[name.as_bytes()]);
+    let inference = match &d.format_conversion {
+        Some(c) if c.schema == SchemaSpec::Infer => {
+            let (fold, dots) = c.key_rules();
+            let path = storage.dir.join("pipelines").join(&name).join("schema.json");
+            let inference = SchemaInference::load(Some(path), fold, dots)
+                .map_err(|e| PipelineError::Processor { name: name.clone(), message: e.to_string() })?;
+            Some(Arc::new(std::sync::Mutex::new(inference)))
+        }
+        _ => None,
+    };
     let delivery = Arc::new(Delivery {
         spec: spec.clone(),
+        inference,
         sink,
         format: Arc::new(format),
         error_format: Arc::new(error_format),
@@ -457,6 +469,8 @@ pub fn now_ms() -> i64 {
 /// Everything needed to turn a batch into an object, shared by the pipeline's upload tasks.
 struct Delivery {
     spec: PipelineSpec,
+    /// The learned schema of a `schema: infer` pipeline, shared by its upload tasks.
+    inference: Option<Arc<std::sync::Mutex<SchemaInference>>>,
     sink: ObjectSink,
     format: Arc<ObjectFormat>,
     error_format: Arc<ObjectFormat>,
@@ -527,21 +541,42 @@ impl Delivery {
     async fn deliver_converted(&self, batch: &Batch, conversion: Arc<ConversionSpec>) {
         let records = Arc::new(batch.records.clone());
         let converted = {
-            let (conversion, records) = (conversion.clone(), records.clone());
-            tokio::task::spawn_blocking(move || conversion.convert(&records)).await
+            let (conversion, records, inference) = (conversion.clone(), records.clone(), self.inference.clone());
+            tokio::task::spawn_blocking(move || {
+                let columns = match (&conversion.schema, inference) {
+                    (SchemaSpec::Declared(columns), _) => columns.clone(),
+                    (SchemaSpec::Infer, Some(inference)) => {
+                        let mut inference = inference.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        inference.evolve(&records).unwrap_or_else(|e| {
+                            // The schema could not be saved: it still applies, and is learned again
+                            // from the records after a restart.
+                            tracing::warn!(error = %e, "cannot save the inferred schema");
+                            inference.columns()
+                        })
+                    }
+                    (SchemaSpec::Infer, None) => Vec::new(),
+                };
+                let converted = conversion.convert(&columns, &records)?;
+                Ok::<_, std::io::Error>((Arc::new(columns), converted))
+            })
+            .await
         };
-        let (table, failures) = match converted {
-            Ok(Ok(c)) => (Some(Arc::new(c.table)), c.failures),
+        let (columns, table, failures) = match converted {
+            Ok(Ok((columns, c))) => (columns, Some(Arc::new(c.table)), c.failures),
             // An internal error (never a record's fault): keep every record, in the error prefix.
-            Ok(Err(e)) => (None, (0..records.len()).map(|i| (i, internal_failure(&e.to_string()))).collect()),
-            Err(e) => (None, (0..records.len()).map(|i| (i, internal_failure(&e.to_string()))).collect()),
+            Ok(Err(e)) => {
+                (Arc::default(), None, (0..records.len()).map(|i| (i, internal_failure(&e.to_string()))).collect())
+            }
+            Err(e) => {
+                (Arc::default(), None, (0..records.len()).map(|i| (i, internal_failure(&e.to_string()))).collect())
+            }
         };
         let converted_count = (records.len() - failures.len()) as u64;
         if let Some(table) = table.filter(|t| t.num_rows() > 0) {
             let key = self.object_key(batch, None, "data", &self.spec.destination.file_extension);
             self.write_retrying(&key, batch, true, converted_count, || {
-                let (conversion, table) = (conversion.clone(), table.clone());
-                move |out: &mut (dyn std::io::Write + Send)| conversion.write(&table, out)
+                let (conversion, table, columns) = (conversion.clone(), table.clone(), columns.clone());
+                move |out: &mut (dyn std::io::Write + Send)| conversion.write(&columns, &table, out)
             })
             .await;
         }

@@ -309,3 +309,53 @@ def test_orc_files_read_back_value_by_value_in_pyarrow_orc_and_duckdb(sluice_fac
     assert total == sum(w["amount"] for _, w in cases if w.get("amount") is not None)
     assert countries == 1 and first == dt.datetime(1677, 9, 22)
     check_error_records(root, before)
+
+
+def test_schema_infer_learns_evolves_and_survives_a_restart(sluice_factory):
+    config = """
+        pipelines:
+          - name: lake
+            buffering: { size_mb: 8, interval_seconds: 1 }
+            destination:
+              local:
+                path: ./data
+                prefix: "events/"
+                error_output_prefix: "errors/!{firehose:error-output-type}/"
+                format_conversion:
+                  schema: infer
+                  output: { parquet: { compression: ZSTD } }
+        """
+    d = sluice_factory(config).start()
+    root = d.workdir / "data"
+
+    def files(n):
+        return wait_for(lambda: (lambda ks: ks if len(ks) == n else None)(
+            sorted((k for k in local_objects(root) if k.startswith("events/")), key=lambda k: (root / k).stat().st_mtime_ns)),
+            what=f"{n} parquet files")
+
+    put(d, [b'{"id": 1, "Name": "a", "later": null}', b'{"id": 2, "name": "b", "tags": []}'])
+    first = files(1)
+    put(d, [b'{"id": 3.5, "name": "c", "user": {"country": "NZ", "langs": ["en", "mi"]}, "tags": ["x"]}'])
+    second = files(2)
+    t1 = pq.read_table(root / first[0])
+    assert t1.schema.names == ["id", "name"] and str(t1.schema.field("id").type) == "int64"
+    assert t1.to_pylist() == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    t2 = pq.read_table(root / second[1])
+    assert t2.schema.names == ["id", "name", "tags", "user"]
+    assert str(t2.schema.field("id").type) == "double"
+    assert t2.to_pylist() == [{"id": 3.5, "name": "c", "tags": ["x"], "user": {"country": "NZ", "langs": ["en", "mi"]}}]
+
+    # duckdb reads the evolving lake as one table, matching columns by name.
+    rows = duckdb.connect().execute(
+        f"SELECT id, name, \"user\".country FROM read_parquet('{root}/events/**/*.parquet', union_by_name=true) ORDER BY id").fetchall()
+    assert rows == [(1.0, "a", None), (2.0, "b", None), (3.5, "c", "NZ")]
+
+    d.stop()
+    d.start()
+    put(d, [b'{"id": 4}', b'"not an object"'])
+    third = files(3)
+    t3 = pq.read_table(root / third[2])
+    assert t3.schema.names == ["id", "name", "tags", "user"], "the schema was kept across the restart"
+    assert t3.to_pylist() == [{"id": 4.0, "name": None, "tags": None, "user": None}]
+    errors = [json.loads(line) for k, body in local_objects(root).items() if k.startswith("errors/") for line in body.splitlines()]
+    assert [e["lastErrorCode"] for e in errors] == ["DataFormatConversion.ParseError"]

@@ -210,9 +210,17 @@ pub struct RawObjectStore {
 pub struct RawFormatConversion {
     /// Firehose's `Enabled` (default true): lets a config keep the block while switching it off.
     pub enabled: Option<bool>,
-    pub schema: Spanned<RawSchema>,
+    pub schema: Spanned<RawSchemaChoice>,
     pub input: Option<Spanned<RawInput>>,
     pub output: Spanned<RawOutput>,
+}
+
+/// `schema: infer`, or a table schema.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSchemaChoice {
+    Keyword(String),
+    Table(RawSchema),
 }
 
 /// The table schema: inline `columns`, or a `file` holding `columns:` in the same shape.

@@ -11,13 +11,13 @@ use serde_saphyr::Spanned;
 
 use super::{
     RawConfig, RawDestination, RawFormatConversion, RawInput, RawObjectStore, RawOrc, RawOutput, RawParquet,
-    RawPipeline, RawProcessor, RawSchemaFile, RawSource,
+    RawPipeline, RawProcessor, RawSchema, RawSchemaChoice, RawSchemaFile, RawSource,
 };
 use crate::format::compression::Compression;
 use crate::format::convert::orc::{OrcCompression, OrcOptions};
 use crate::format::convert::parquet::{ParquetCompression, ParquetOptions};
 use crate::format::convert::timestamp::HiveTimestampFormat;
-use crate::format::convert::{hive_type, ConversionSpec, HiveType, InputRules, OutputFormat};
+use crate::format::convert::{hive_type, ConversionSpec, HiveType, InputRules, OutputFormat, SchemaSpec};
 use crate::process::deaggregate::SubRecordType;
 use crate::sink::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
 
@@ -632,7 +632,22 @@ fn destination(
 }
 
 fn format_conversion(c: &mut Checker, fc: &Spanned<RawFormatConversion>, field: &str) -> Option<ConversionSpec> {
-    let columns = schema_columns(c, fc, field);
+    let schema = match &fc.value.schema.value {
+        RawSchemaChoice::Keyword(k) if k == "infer" => Some(SchemaSpec::Infer),
+        RawSchemaChoice::Keyword(k) => {
+            c.at(
+                &fc.value.schema,
+                &format!("{field}.schema"),
+                format!("`{k}`: expected `infer`, `columns: [...]` or `file: <path>`"),
+            );
+            None
+        }
+        RawSchemaChoice::Table(t) => schema_columns(c, &fc.value.schema, t, field).map(SchemaSpec::Declared),
+    };
+    let columns = match &schema {
+        Some(SchemaSpec::Declared(cols)) => Some(cols.clone()),
+        _ => None,
+    };
     let input = match fc.value.input.as_ref() {
         None => Some(InputRules::OpenX {
             case_insensitive: true,
@@ -642,6 +657,13 @@ fn format_conversion(c: &mut Checker, fc: &Spanned<RawFormatConversion>, field: 
         Some(input) => match &input.value {
             RawInput::OpenxJson(o) => {
                 let mut mappings = std::collections::HashMap::new();
+                if let (Some(m), Some(SchemaSpec::Infer)) = (&o.column_to_json_key_mappings, &schema) {
+                    c.at(
+                        m,
+                        &format!("{field}.input.openx_json.column_to_json_key_mappings"),
+                        "needs declared columns; with `schema: infer` the columns are named after the keys",
+                    );
+                }
                 if let (Some(m), Some(cols)) = (&o.column_to_json_key_mappings, &columns) {
                     for (column, key) in &m.value {
                         if !cols.iter().any(|(n, _)| n == column) {
@@ -686,14 +708,18 @@ fn format_conversion(c: &mut Checker, fc: &Spanned<RawFormatConversion>, field: 
         RawOutput::Parquet(p) => parquet_options(c, p, &format!("{output_field}.parquet")).map(OutputFormat::Parquet),
         RawOutput::Orc(o) => orc_options(c, o, &format!("{output_field}.orc")).map(OutputFormat::Orc),
     };
-    Some(ConversionSpec { columns: columns?, input: input?, output: output? })
+    Some(ConversionSpec { schema: schema?, input: input?, output: output? })
 }
 
 /// The schema's columns, inline or from `schema.file`, each type parsed and each name checked.
-fn schema_columns(c: &mut Checker, fc: &Spanned<RawFormatConversion>, field: &str) -> Option<Vec<(String, HiveType)>> {
-    let schema = &fc.value.schema;
+fn schema_columns(
+    c: &mut Checker,
+    schema: &Spanned<RawSchemaChoice>,
+    table: &RawSchema,
+    field: &str,
+) -> Option<Vec<(String, HiveType)>> {
     let from_file;
-    let (raw, at) = match (&schema.value.columns, &schema.value.file) {
+    let (raw, at) = match (&table.columns, &table.file) {
         (Some(cols), None) => (cols, format!("{field}.schema.columns")),
         (None, Some(file)) => {
             let text = match std::fs::read_to_string(&file.value) {

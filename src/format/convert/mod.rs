@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod hive_type;
+pub mod infer;
 pub mod orc;
 pub mod parquet;
 pub mod timestamp;
@@ -22,9 +23,17 @@ use crate::record::Record;
 
 #[derive(Clone, Debug)]
 pub struct ConversionSpec {
-    pub columns: Vec<(String, HiveType)>,
+    pub schema: SchemaSpec,
     pub input: InputRules,
     pub output: OutputFormat,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchemaSpec {
+    /// Columns from the config (inline or a schema file).
+    Declared(Vec<(String, HiveType)>),
+    /// Learned from the records; see [`infer`].
+    Infer,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,8 +57,21 @@ impl ConversionSpec {
         }
     }
 
-    pub fn convert(&self, records: &[Record]) -> io::Result<Converted> {
-        let mut decoder = decode::Decoder::new(&self.columns, self.input.clone());
+    /// Decodes `records` into rows of `columns` (the declared ones, or the inferred ones in force).
+    pub fn convert(&self, columns: &[(String, HiveType)], records: &[Record]) -> io::Result<Converted> {
+        if columns.is_empty() {
+            // Only possible with `schema: infer` before any key had a non-null value: nothing to
+            // write, so the records go to the error prefix rather than vanish.
+            let failure = ConversionFailure {
+                kind: FailKind::Malformed,
+                message: "Data does not match the schema. No column has a known type yet (schema: infer learns \
+                          types from non-null values)"
+                    .into(),
+            };
+            let table = RecordBatch::new_empty(std::sync::Arc::new(arrow_schema::Schema::empty()));
+            return Ok(Converted { table, failures: (0..records.len()).map(|i| (i, failure.clone())).collect() });
+        }
+        let mut decoder = decode::Decoder::new(columns, self.input.clone());
         let mut failures = Vec::new();
         for (i, r) in records.iter().enumerate() {
             if let Err(f) = decoder.push(&r.data) {
@@ -61,10 +83,20 @@ impl ConversionSpec {
     }
 
     /// Writes `table` as one file. Deterministic, so a retried upload has the same bytes.
-    pub fn write(&self, table: &RecordBatch, out: impl Write + Send) -> io::Result<()> {
+    pub fn write(&self, columns: &[(String, HiveType)], table: &RecordBatch, out: impl Write + Send) -> io::Result<()> {
         match &self.output {
             OutputFormat::Parquet(p) => p.write(table, out).map_err(io::Error::other),
-            OutputFormat::Orc(o) => o.write(&self.columns, table, out),
+            OutputFormat::Orc(o) => o.write(columns, table, out),
+        }
+    }
+
+    /// The key rules the decoder applies, which inferred column names must follow.
+    pub fn key_rules(&self) -> (bool, bool) {
+        match &self.input {
+            InputRules::OpenX { case_insensitive, dots_to_underscores, .. } => {
+                (*case_insensitive, *dots_to_underscores)
+            }
+            InputRules::Hive { .. } => (true, false),
         }
     }
 }
