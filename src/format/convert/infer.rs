@@ -129,15 +129,12 @@ impl SchemaInference {
         for r in records {
             let mut j = Jiter::new(&r.data);
             let mut batch_root = Shape::Struct(Vec::new());
-            loop {
-                match j.peek() {
-                    Ok(Peek::Object) => match self.shape(&mut j, Peek::Object, 0) {
-                        Ok(s) => {
-                            batch_root.merge(s);
-                        }
-                        Err(_) => break,
-                    },
-                    _ => break,
+            while let Ok(Peek::Object) = j.peek() {
+                match self.shape(&mut j, Peek::Object, 0) {
+                    Ok(s) => {
+                        batch_root.merge(s);
+                    }
+                    Err(_) => break,
                 }
             }
             changed |= self.root.merge(batch_root);
