@@ -359,3 +359,28 @@ def test_schema_infer_learns_evolves_and_survives_a_restart(sluice_factory):
     assert t3.to_pylist() == [{"id": 4.0, "name": None, "tags": None, "user": None}]
     errors = [json.loads(line) for k, body in local_objects(root).items() if k.startswith("errors/") for line in body.splitlines()]
     assert [e["lastErrorCode"] for e in errors] == ["DataFormatConversion.ParseError"]
+
+
+def test_validate_names_the_schema_field(tmp_path):
+    code, out, _ = validate(tmp_path, """
+        pipelines:
+          - name: lake
+            destination:
+              local:
+                path: ./data
+                format_conversion:
+                  schema: infered
+                  output: { parquet: {} }
+        """)
+    assert code != 0 and "format_conversion.schema`: `infered`: expected `infer`, `columns: [...]` or `file: <path>`" in out, out
+    code, out, _ = validate(tmp_path, """
+        pipelines:
+          - name: lake
+            destination:
+              local:
+                path: ./data
+                format_conversion:
+                  schema: { colums: [] }
+                  output: { parquet: {} }
+        """)
+    assert code != 0 and "unknown field `colums`" in out and ":8:" in out, out

@@ -216,11 +216,31 @@ pub struct RawFormatConversion {
 }
 
 /// `schema: infer`, or a table schema.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawSchemaChoice {
     Keyword(String),
     Table(RawSchema),
+}
+
+// By hand rather than `#[serde(untagged)]`: untagged buffers the value and loses the line and
+// column information that `Spanned` fields inside the table need.
+impl<'de> Deserialize<'de> for RawSchemaChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawSchemaChoice;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`infer`, or a mapping with `columns` or `file`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawSchemaChoice, E> {
+                Ok(RawSchemaChoice::Keyword(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawSchemaChoice, A::Error> {
+                RawSchema::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawSchemaChoice::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The table schema: inline `columns`, or a `file` holding `columns:` in the same shape.

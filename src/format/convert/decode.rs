@@ -90,7 +90,7 @@ impl Fail {
 
 impl From<jiter::JiterError> for Fail {
     fn from(e: jiter::JiterError) -> Self {
-        Fail { kind: FailKind::Parse, message: e.to_string(), path: Vec::new() }
+        Fail { kind: FailKind::Parse, message: format!("{} at byte {}", e.error_type, e.index), path: Vec::new() }
     }
 }
 
