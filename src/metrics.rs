@@ -55,6 +55,19 @@ fn describe() {
         "PartitionCountExceeded: 1 if records were refused for exceeding max_active_partitions"
     );
     describe_counter!("sluice_error_output_records_total", "Records written to the error output, by error-output-type");
+    describe_counter!(
+        "sluice_succeed_conversion_records_total",
+        "SucceedConversion.Records: records converted to Parquet/ORC"
+    );
+    describe_counter!("sluice_succeed_conversion_bytes_total", "SucceedConversion.Bytes: bytes of records converted");
+    describe_counter!(
+        "sluice_failed_conversion_records_total",
+        "FailedConversion.Records: records that failed conversion"
+    );
+    describe_counter!(
+        "sluice_failed_conversion_bytes_total",
+        "FailedConversion.Bytes: bytes of records that failed conversion"
+    );
 }
 
 /// Handles for one pipeline, looked up once so the hot path does no registry lookups.
@@ -73,6 +86,10 @@ pub struct PipelineMetrics {
     pub wal_bytes: Gauge,
     pub partition_count: Gauge,
     pub partition_count_exceeded: Gauge,
+    pub succeed_conversion_records: Counter,
+    pub succeed_conversion_bytes: Counter,
+    pub failed_conversion_records: Counter,
+    pub failed_conversion_bytes: Counter,
     stream: String,
 }
 
@@ -93,6 +110,10 @@ impl PipelineMetrics {
             wal_bytes: gauge!("sluice_wal_bytes", "delivery_stream_name" => s.clone()),
             partition_count: gauge!("sluice_partition_count", "delivery_stream_name" => s.clone()),
             partition_count_exceeded: gauge!("sluice_partition_count_exceeded", "delivery_stream_name" => s.clone()),
+            succeed_conversion_records: counter!("sluice_succeed_conversion_records_total", "delivery_stream_name" => s.clone()),
+            succeed_conversion_bytes: counter!("sluice_succeed_conversion_bytes_total", "delivery_stream_name" => s.clone()),
+            failed_conversion_records: counter!("sluice_failed_conversion_records_total", "delivery_stream_name" => s.clone()),
+            failed_conversion_bytes: counter!("sluice_failed_conversion_bytes_total", "delivery_stream_name" => s.clone()),
             stream: s,
         }
     }

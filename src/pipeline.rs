@@ -572,6 +572,11 @@ impl Delivery {
             }
         };
         let converted_count = (records.len() - failures.len()) as u64;
+        let failed_bytes: usize = failures.iter().map(|(i, _)| records[*i].data.len()).sum();
+        self.metrics.succeed_conversion_records.increment(converted_count);
+        self.metrics.succeed_conversion_bytes.increment((batch.bytes.saturating_sub(failed_bytes)) as u64);
+        self.metrics.failed_conversion_records.increment(failures.len() as u64);
+        self.metrics.failed_conversion_bytes.increment(failed_bytes as u64);
         if let Some(table) = table.filter(|t| t.num_rows() > 0) {
             let key = self.object_key(batch, None, "data", &self.spec.destination.file_extension);
             self.write_retrying(&key, batch, true, converted_count, || {
