@@ -500,8 +500,7 @@ impl Column {
         j.known_skip(peek)?;
         let raw = j.slice_to_current(start);
         let text = std::str::from_utf8(raw).map_err(|_| Fail::malformed("nested value is not UTF-8"))?;
-        self.push_str_value(text);
-        Ok(())
+        self.push_str_value(text)
     }
 
     /// A JSON number. Integers parse exactly, decimals from their text (no float rounding).
@@ -538,8 +537,7 @@ impl Column {
                 v.push(parse_decimal(text, *precision, *scale).map_err(Fail::malformed)?)
             }
             (Data::Bytes { .. }, HiveType::String | HiveType::Char(_) | HiveType::Varchar(_)) => {
-                self.push_str_value(text);
-                return Ok(());
+                return self.push_str_value(text);
             }
             _ => return Err(mismatch(ty, "a number")),
         }
@@ -553,8 +551,7 @@ impl Column {
         let strict = quoted && !rules.lenient();
         match &self.ty {
             HiveType::String | HiveType::Char(_) | HiveType::Varchar(_) => {
-                self.push_str_value(s);
-                return Ok(());
+                return self.push_str_value(s);
             }
             HiveType::Binary => {
                 if let Data::Bytes { offsets, data } = &mut self.data {
@@ -624,8 +621,8 @@ impl Column {
     }
 
     /// Appends a string value, cut to a varchar's or char's length (and a char padded to it), as Hive does.
-    fn push_str_value(&mut self, s: &str) {
-        let Data::Bytes { offsets, data } = &mut self.data else { return };
+    fn push_str_value(&mut self, s: &str) -> Res {
+        let Data::Bytes { offsets, data } = &mut self.data else { return Err(mismatch(&self.ty, "a string")) };
         match self.ty {
             HiveType::Varchar(n) | HiveType::Char(n) => {
                 let n = n as usize;
@@ -638,9 +635,17 @@ impl Column {
             }
             _ => data.extend_from_slice(s.as_bytes()),
         }
-        // Offsets are i32 (Arrow Utf8); a buffer is far below 2 GiB, but saturate rather than wrap.
-        offsets.push(i32::try_from(data.len()).unwrap_or(i32::MAX));
+        // Offsets are i32 (Arrow Utf8). Buffers are at most 128 MiB, so this cannot fail in practice;
+        // if it did, the record fails rather than corrupting the column.
+        let end = data.len();
+        let Ok(end32) = i32::try_from(end) else {
+            let start = offsets.last().copied().unwrap_or(0) as usize;
+            data.truncate(start);
+            return Err(Fail::malformed("the batch holds more than 2 GiB of text in one column"));
+        };
+        offsets.push(end32);
         self.valid.push(true);
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {

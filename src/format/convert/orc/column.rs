@@ -16,7 +16,6 @@ use arrow_array::Array;
 use orc_rust::proto::stream::Kind as StreamKind;
 
 use super::encoding::{boolean_rle, byte_rle, write_uvarint, zigzag128, IntRle};
-use super::is_valid;
 use super::stats::Stats;
 use crate::format::convert::HiveType;
 
@@ -61,9 +60,9 @@ pub fn encode_column(
     let stats = id as usize;
 
     // PRESENT, only when something is null.
-    let present: Vec<usize> = rows.iter().copied().filter(|&r| is_valid(array, r)).collect();
+    let present: Vec<usize> = rows.iter().copied().filter(|&r| array.is_valid(r)).collect();
     if present.len() != rows.len() {
-        out.push(StreamKind::Present, id, boolean_rle(rows.iter().map(|&r| is_valid(array, r))));
+        out.push(StreamKind::Present, id, boolean_rle(rows.iter().map(|&r| array.is_valid(r))));
         out.stats[stats].add_null();
     }
 

@@ -15,7 +15,7 @@ mod stats;
 
 use std::io::{self, Write};
 
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 use orc_rust::proto;
 use prost::Message;
 
@@ -253,11 +253,6 @@ fn type_tree(ty: &HiveType, out: &mut Vec<proto::Type>) {
     };
     t.kind = Some(kind as i32);
     out[index] = t;
-}
-
-/// Whether `array` row `i` holds a value (Arrow's validity, treating absent buffers as all valid).
-fn is_valid(array: &dyn Array, i: usize) -> bool {
-    array.is_valid(i)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use arrow_array::Array;
 use bytes::Bytes;
 use orc_rust::ArrowReaderBuilder;
 
