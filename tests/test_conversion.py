@@ -227,7 +227,7 @@ def test_validate_rejects_bad_types_options_and_compression_with_conversion(tmp_
                 path: ./data2
                 format_conversion:
                   schema: { file: missing.yaml }
-                  output: { orc: { bloom_filter_columns: [a], row_index_stride: 5000 } }
+                  output: { orc: { bloom_filter_columns: [a], row_index_stride: 500, bloom_filter_false_positive_probability: 1.5 } }
         """)
     assert code != 0
     assert "pipelines[0].destination.local.compression`: must be unset (or UNCOMPRESSED) with format_conversion" in out
@@ -236,8 +236,8 @@ def test_validate_rejects_bad_types_options_and_compression_with_conversion(tmp_
     assert "output.parquet.compression`: `LZO` is not one of UNCOMPRESSED, SNAPPY, GZIP, ZSTD" in out
     assert "output.parquet.writer_version`: must be V1 or V2" in out
     assert "pipelines[1].destination.local.format_conversion.schema.file`: cannot read `missing.yaml`" in out
-    assert "output.orc.bloom_filter_columns`: is not supported yet" in out
-    assert "output.orc.row_index_stride`: is not supported yet" in out
+    assert "output.orc.row_index_stride`: must be at least 1000" in out
+    assert "output.orc.bloom_filter_false_positive_probability`: must be between 0 and 1" in out
 
     # An unknown option is a parse error naming the field and what is allowed.
     code, out, _ = validate(tmp_path, """
@@ -285,7 +285,8 @@ def orc_cases():
 def test_orc_files_read_back_value_by_value_in_pyarrow_orc_and_duckdb(sluice_factory, compression):
     before = int(dt.datetime.now(UTC).timestamp() * 1000)
     cases = orc_cases()
-    d, root = deliver_cases(sluice_factory, f"{{ orc: {{ compression: {compression} }} }}", cases)
+    d, root = deliver_cases(sluice_factory, f"{{ orc: {{ compression: {compression}, row_index_stride: 1000, "
+                                            f"bloom_filter_columns: [event_id, n], stripe_size_bytes: 8MiB }} }}", cases)
     data = [k for k in local_objects(root) if k.startswith("events/")]
     assert len(data) == 1 and data[0].endswith(".orc"), data
     path = root / data[0]

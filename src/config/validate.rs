@@ -706,7 +706,7 @@ fn format_conversion(c: &mut Checker, fc: &Spanned<RawFormatConversion>, field: 
     let output_field = format!("{field}.output");
     let output = match &fc.value.output.value {
         RawOutput::Parquet(p) => parquet_options(c, p, &format!("{output_field}.parquet")).map(OutputFormat::Parquet),
-        RawOutput::Orc(o) => orc_options(c, o, &format!("{output_field}.orc")).map(OutputFormat::Orc),
+        RawOutput::Orc(o) => orc_options(c, o, columns.as_ref(), &format!("{output_field}.orc")).map(OutputFormat::Orc),
     };
     Some(ConversionSpec { schema: schema?, input: input?, output: output? })
 }
@@ -824,7 +824,13 @@ fn parquet_options(c: &mut Checker, p: &RawParquet, field: &str) -> Option<Parqu
     ok.then_some(o)
 }
 
-fn orc_options(c: &mut Checker, r: &RawOrc, field: &str) -> Option<OrcOptions> {
+/// `columns` is the declared schema (None with `schema: infer`), to check bloom filter columns against.
+fn orc_options(
+    c: &mut Checker,
+    r: &RawOrc,
+    columns: Option<&Vec<(String, HiveType)>>,
+    field: &str,
+) -> Option<OrcOptions> {
     let mut o = OrcOptions::default();
     let mut ok = true;
     if let Some(comp) = &r.compression {
@@ -875,30 +881,43 @@ fn orc_options(c: &mut Checker, r: &RawOrc, field: &str) -> Option<OrcOptions> {
             ok = false;
         }
     }
-    // Options sluice's ORC writer does not implement yet are refused rather than silently ignored.
     if let Some(v) = &r.row_index_stride {
-        c.at(
-            v,
-            &format!("{field}.row_index_stride"),
-            "is not supported yet: sluice writes ORC without row indexes (readers prune by stripe and file statistics)",
-        );
-        ok = false;
+        if v.value < 1000 {
+            c.at(v, &format!("{field}.row_index_stride"), "must be at least 1000 (as in Firehose)");
+            ok = false;
+        }
+        o.row_index_stride = v.value as usize;
     }
     if let Some(v) = &r.bloom_filter_columns {
-        c.at(
-            v,
-            &format!("{field}.bloom_filter_columns"),
-            "is not supported yet: sluice writes ORC without bloom filters",
-        );
-        ok = false;
+        for name in &v.value {
+            match columns.and_then(|cols| cols.iter().find(|(n, _)| n == name)) {
+                Some((_, ty)) if !ty.is_primitive() => {
+                    c.at(
+                        v,
+                        &format!("{field}.bloom_filter_columns"),
+                        format!("`{name}` is {ty}; bloom filters apply to primitive columns"),
+                    );
+                    ok = false;
+                }
+                None if columns.is_some() => {
+                    c.at(
+                        v,
+                        &format!("{field}.bloom_filter_columns"),
+                        format!("`{name}` is not a column of the schema"),
+                    );
+                    ok = false;
+                }
+                _ => {}
+            }
+        }
+        o.bloom_filter_columns = v.value.clone();
     }
     if let Some(v) = &r.bloom_filter_false_positive_probability {
-        c.at(
-            v,
-            &format!("{field}.bloom_filter_false_positive_probability"),
-            "is not supported yet: sluice writes ORC without bloom filters",
-        );
-        ok = false;
+        if !(v.value > 0.0 && v.value < 1.0) {
+            c.at(v, &format!("{field}.bloom_filter_false_positive_probability"), "must be between 0 and 1 (exclusive)");
+            ok = false;
+        }
+        o.bloom_filter_fpp = v.value;
     }
     if let Some(v) = r.enable_padding.as_ref().filter(|p| p.value) {
         c.at(v, &format!("{field}.enable_padding"), "is not supported (object stores have no HDFS blocks to pad to)");

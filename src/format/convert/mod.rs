@@ -36,7 +36,7 @@ pub enum SchemaSpec {
     Infer,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum OutputFormat {
     Parquet(parquet::ParquetOptions),
     Orc(orc::OrcOptions),

@@ -1,9 +1,16 @@
 //! One stripe's streams for one column (and, recursively, its children), in ORC's `DIRECT`
-//! (version 1) encoding.
+//! (version 1) encoding, with what the row index needs: a position in every stream and statistics
+//! for each row group, and optionally a bloom filter per row group.
 //!
 //! `rows` are the indices of `array` that exist at this level: every row for a top-level column,
 //! only the non-null parents' rows for a struct's fields, and the flattened element ranges of the
 //! non-null rows for a list's or map's children. ORC stores nothing for children of a null parent.
+//! `starts[g]` is where row group `g` begins within `rows`.
+//!
+//! Positions are kept simple by construction: at each row group's start every run-length encoder
+//! ends its run (so "values into the run" is always 0) and the compressor starts a new chunk (so
+//! "bytes into the chunk" is always 0). Only booleans can start mid-byte, which ORC's bit position
+//! covers.
 
 use std::io;
 
@@ -15,31 +22,55 @@ use arrow_array::types::{
 use arrow_array::Array;
 use orc_rust::proto::stream::Kind as StreamKind;
 
-use super::encoding::{boolean_rle, byte_rle, write_uvarint, zigzag128, IntRle};
-use super::stats::Stats;
+use super::bloom::Bloom;
+use super::encoding::{byte_rle, write_uvarint, zigzag128, IntRle};
+use super::stats::{decimal_text, Stats};
 use crate::format::convert::HiveType;
 
 /// Seconds from the Unix epoch to ORC's timestamp base, 2015-01-01 00:00:00 (UTC writer zone).
 const ORC_TIMESTAMP_BASE: i64 = 1_420_070_400;
 
-pub struct RawStream {
+/// Where a row group starts in a stream: the uncompressed byte offset, then the encoder's own
+/// position values (run offset, bit offset).
+#[derive(Clone, Debug)]
+pub struct Mark {
+    pub offset: usize,
+    pub extra: Vec<u64>,
+}
+
+pub struct StreamBuf {
     pub kind: StreamKind,
-    pub column: u32,
     pub bytes: Vec<u8>,
+    /// One per row group.
+    pub marks: Vec<Mark>,
+}
+
+/// A column's output for one stripe. `streams` are in the order readers consume index positions.
+#[derive(Default)]
+pub struct ColumnOut {
+    pub streams: Vec<StreamBuf>,
+    pub group_stats: Vec<Stats>,
+    pub blooms: Option<Vec<Bloom>>,
 }
 
 pub struct StripeStreams {
-    pub streams: Vec<RawStream>,
+    pub columns: Vec<ColumnOut>,
     pub stats: Vec<Stats>,
+    /// Column ids that get bloom filters, and the filters' target false-positive rate and size.
+    bloom_columns: Vec<u32>,
+    bloom_fpp: f64,
+    bloom_expected: usize,
 }
 
 impl StripeStreams {
-    pub fn new(columns: usize) -> Self {
-        Self { streams: Vec::new(), stats: vec![Stats::default(); columns] }
-    }
-
-    fn push(&mut self, kind: StreamKind, column: u32, bytes: Vec<u8>) {
-        self.streams.push(RawStream { kind, column, bytes });
+    pub fn new(columns: usize, bloom_columns: Vec<u32>, bloom_fpp: f64, bloom_expected: usize) -> Self {
+        Self {
+            columns: (0..columns).map(|_| ColumnOut::default()).collect(),
+            stats: vec![Stats::default(); columns],
+            bloom_columns,
+            bloom_fpp,
+            bloom_expected,
+        }
     }
 }
 
@@ -47,195 +78,324 @@ fn mismatch(ty: &HiveType) -> io::Error {
     io::Error::other(format!("internal: the Arrow array does not match ORC column type {ty}"))
 }
 
+/// The rows of group `g`.
+fn group<'a>(rows: &'a [usize], starts: &[usize], g: usize) -> &'a [usize] {
+    let end = starts.get(g + 1).copied().unwrap_or(rows.len());
+    &rows[starts[g]..end]
+}
+
 /// Encodes `array[rows]` as column `*next_id` (and its children after it, in preorder).
-pub fn encode_column(
-    array: &dyn Array,
+pub fn encode_column<'a>(
+    array: &'a dyn Array,
     rows: &[usize],
+    starts: &[usize],
     ty: &HiveType,
     next_id: &mut u32,
     out: &mut StripeStreams,
 ) -> io::Result<()> {
     let id = *next_id;
     *next_id += 1;
-    let stats = id as usize;
+    let col = id as usize;
+    let groups = starts.len();
+    let mut group_stats = vec![Stats::default(); groups];
+    let mut blooms = out
+        .bloom_columns
+        .contains(&id)
+        .then(|| (0..groups).map(|_| Bloom::new(out.bloom_expected, out.bloom_fpp)).collect::<Vec<_>>());
 
-    // PRESENT, only when something is null.
-    let present: Vec<usize> = rows.iter().copied().filter(|&r| array.is_valid(r)).collect();
+    // PRESENT, only when something is null; and the non-null rows with their group starts.
+    let mut present = Vec::with_capacity(rows.len());
+    let mut present_starts = Vec::with_capacity(groups);
+    for (g, stats) in group_stats.iter_mut().enumerate() {
+        present_starts.push(present.len());
+        for &r in group(rows, starts, g) {
+            if array.is_valid(r) {
+                present.push(r);
+            } else {
+                stats.add_null();
+            }
+        }
+    }
+    let mut streams = Vec::new();
     if present.len() != rows.len() {
-        out.push(StreamKind::Present, id, boolean_rle(rows.iter().map(|&r| array.is_valid(r))));
-        out.stats[stats].add_null();
+        streams.push(booleans(StreamKind::Present, rows.iter().map(|&r| array.is_valid(r)), starts));
+    }
+
+    // Typed values: one closure call per present value, with its group, feeding stats and blooms.
+    macro_rules! each {
+        (|$g:ident, $r:ident| $body:block) => {
+            for $g in 0..groups {
+                for &$r in group(&present, &present_starts, $g) $body
+            }
+        };
     }
 
     match ty {
         HiveType::Boolean => {
             let a = array.as_boolean_opt().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
-            present.iter().for_each(|&r| st.boolean(a.value(r)));
-            out.push(StreamKind::Data, id, boolean_rle(present.iter().map(|&r| a.value(r))));
+            each!(|g, r| {
+                group_stats[g].boolean(a.value(r));
+                if let Some(b) = blooms.as_mut() {
+                    b[g].add_long(i64::from(a.value(r)));
+                }
+            });
+            streams.push(booleans(StreamKind::Data, present.iter().map(|&r| a.value(r)), &present_starts));
         }
         HiveType::TinyInt => {
             let a = array.as_primitive_opt::<Int8Type>().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
-            let bytes: Vec<u8> = present
-                .iter()
-                .map(|&r| {
-                    st.int(i64::from(a.value(r)));
-                    a.value(r) as u8
-                })
-                .collect();
-            out.push(StreamKind::Data, id, byte_rle(&bytes));
-        }
-        HiveType::SmallInt => {
-            let a = array.as_primitive_opt::<Int16Type>().ok_or_else(|| mismatch(ty))?;
-            ints(out, id, present.iter().map(|&r| i64::from(a.value(r))));
-        }
-        HiveType::Int => {
-            let a = array.as_primitive_opt::<Int32Type>().ok_or_else(|| mismatch(ty))?;
-            ints(out, id, present.iter().map(|&r| i64::from(a.value(r))));
-        }
-        HiveType::BigInt => {
-            let a = array.as_primitive_opt::<Int64Type>().ok_or_else(|| mismatch(ty))?;
-            ints(out, id, present.iter().map(|&r| a.value(r)));
-        }
-        HiveType::Float => {
-            let a = array.as_primitive_opt::<Float32Type>().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
-            let mut bytes = Vec::with_capacity(present.len() * 4);
-            for &r in &present {
-                st.double(f64::from(a.value(r)));
-                bytes.extend_from_slice(&a.value(r).to_le_bytes());
+            let mut data = StreamBuf { kind: StreamKind::Data, bytes: Vec::new(), marks: Vec::new() };
+            for g in 0..groups {
+                data.marks.push(Mark { offset: data.bytes.len(), extra: vec![0] });
+                let values: Vec<u8> = group(&present, &present_starts, g)
+                    .iter()
+                    .map(|&r| {
+                        let v = a.value(r);
+                        group_stats[g].int(i64::from(v));
+                        if let Some(b) = blooms.as_mut() {
+                            b[g].add_long(i64::from(v));
+                        }
+                        v as u8
+                    })
+                    .collect();
+                data.bytes.extend(byte_rle(&values));
             }
-            out.push(StreamKind::Data, id, bytes);
+            streams.push(data);
         }
-        HiveType::Double => {
-            let a = array.as_primitive_opt::<Float64Type>().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
-            let mut bytes = Vec::with_capacity(present.len() * 8);
-            for &r in &present {
-                st.double(a.value(r));
-                bytes.extend_from_slice(&a.value(r).to_le_bytes());
+        HiveType::SmallInt | HiveType::Int | HiveType::BigInt | HiveType::Date => {
+            let value: Box<dyn Fn(usize) -> i64> = match ty {
+                HiveType::SmallInt => {
+                    let a = array.as_primitive_opt::<Int16Type>().ok_or_else(|| mismatch(ty))?;
+                    Box::new(move |r| i64::from(a.value(r)))
+                }
+                HiveType::Int => {
+                    let a = array.as_primitive_opt::<Int32Type>().ok_or_else(|| mismatch(ty))?;
+                    Box::new(move |r| i64::from(a.value(r)))
+                }
+                HiveType::Date => {
+                    let a = array.as_primitive_opt::<Date32Type>().ok_or_else(|| mismatch(ty))?;
+                    Box::new(move |r| i64::from(a.value(r)))
+                }
+                _ => {
+                    let a = array.as_primitive_opt::<Int64Type>().ok_or_else(|| mismatch(ty))?;
+                    Box::new(move |r| a.value(r))
+                }
+            };
+            let mut rle = IntRle::new(true);
+            let mut marks = Vec::with_capacity(groups);
+            for g in 0..groups {
+                marks.push(Mark { offset: rle.mark(), extra: vec![0] });
+                for &r in group(&present, &present_starts, g) {
+                    let v = value(r);
+                    if matches!(ty, HiveType::Date) {
+                        group_stats[g].date(v as i32);
+                    } else {
+                        group_stats[g].int(v);
+                    }
+                    if let Some(b) = blooms.as_mut() {
+                        b[g].add_long(v);
+                    }
+                    rle.push(v);
+                }
             }
-            out.push(StreamKind::Data, id, bytes);
+            streams.push(StreamBuf { kind: StreamKind::Data, bytes: rle.finish(), marks });
         }
-        HiveType::String | HiveType::Char(_) | HiveType::Varchar(_) => {
-            let a = array.as_string_opt::<i32>().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
-            let mut data = Vec::new();
+        HiveType::Float | HiveType::Double => {
+            let value: Box<dyn Fn(usize) -> (f64, Vec<u8>)> = match ty {
+                HiveType::Float => {
+                    let a = array.as_primitive_opt::<Float32Type>().ok_or_else(|| mismatch(ty))?;
+                    Box::new(move |r| (f64::from(a.value(r)), a.value(r).to_le_bytes().to_vec()))
+                }
+                _ => {
+                    let a = array.as_primitive_opt::<Float64Type>().ok_or_else(|| mismatch(ty))?;
+                    Box::new(move |r| (a.value(r), a.value(r).to_le_bytes().to_vec()))
+                }
+            };
+            let mut data = StreamBuf { kind: StreamKind::Data, bytes: Vec::new(), marks: Vec::new() };
+            for g in 0..groups {
+                data.marks.push(Mark { offset: data.bytes.len(), extra: vec![] });
+                for &r in group(&present, &present_starts, g) {
+                    let (v, bytes) = value(r);
+                    group_stats[g].double(v);
+                    if let Some(b) = blooms.as_mut() {
+                        b[g].add_long(v.to_bits() as i64);
+                    }
+                    data.bytes.extend_from_slice(&bytes);
+                }
+            }
+            streams.push(data);
+        }
+        HiveType::String | HiveType::Char(_) | HiveType::Varchar(_) | HiveType::Binary => {
+            let value: Box<dyn Fn(usize) -> &'a [u8] + 'a> = if matches!(ty, HiveType::Binary) {
+                let a = array.as_binary_opt::<i32>().ok_or_else(|| mismatch(ty))?;
+                Box::new(move |r| a.value(r))
+            } else {
+                let a = array.as_string_opt::<i32>().ok_or_else(|| mismatch(ty))?;
+                Box::new(move |r| a.value(r).as_bytes())
+            };
+            let mut data = StreamBuf { kind: StreamKind::Data, bytes: Vec::new(), marks: Vec::new() };
             let mut lengths = IntRle::new(false);
-            for &r in &present {
-                let v = a.value(r).as_bytes();
-                st.string(v);
-                data.extend_from_slice(v);
-                lengths.push(v.len() as i64);
+            let mut length_marks = Vec::with_capacity(groups);
+            for g in 0..groups {
+                data.marks.push(Mark { offset: data.bytes.len(), extra: vec![] });
+                length_marks.push(Mark { offset: lengths.mark(), extra: vec![0] });
+                for &r in group(&present, &present_starts, g) {
+                    let v = value(r);
+                    if matches!(ty, HiveType::Binary) {
+                        group_stats[g].binary(v.len());
+                    } else {
+                        group_stats[g].string(v);
+                    }
+                    if let Some(b) = blooms.as_mut() {
+                        b[g].add_bytes(v);
+                    }
+                    data.bytes.extend_from_slice(v);
+                    lengths.push(v.len() as i64);
+                }
             }
-            out.push(StreamKind::Data, id, data);
-            out.push(StreamKind::Length, id, lengths.finish());
-        }
-        HiveType::Binary => {
-            let a = array.as_binary_opt::<i32>().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
-            let mut data = Vec::new();
-            let mut lengths = IntRle::new(false);
-            for &r in &present {
-                let v = a.value(r);
-                st.binary(v.len());
-                data.extend_from_slice(v);
-                lengths.push(v.len() as i64);
-            }
-            out.push(StreamKind::Data, id, data);
-            out.push(StreamKind::Length, id, lengths.finish());
-        }
-        HiveType::Date => {
-            let a = array.as_primitive_opt::<Date32Type>().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
-            let mut data = IntRle::new(true);
-            for &r in &present {
-                st.date(a.value(r));
-                data.push(i64::from(a.value(r)));
-            }
-            out.push(StreamKind::Data, id, data.finish());
+            streams.push(data);
+            streams.push(StreamBuf { kind: StreamKind::Length, bytes: lengths.finish(), marks: length_marks });
         }
         HiveType::Timestamp => {
             let a = array.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
             let (mut seconds, mut nanos) = (IntRle::new(true), IntRle::new(false));
-            for &r in &present {
-                let micros = a.value(r);
-                st.timestamp(micros);
-                let mut secs = micros.div_euclid(1_000_000);
-                let ns = micros.rem_euclid(1_000_000) * 1000;
-                // ORC-763: readers subtract a second from negative seconds whose nanoseconds exceed
-                // 999,999, so writers add it first. (The interval (-1 s, 0) cannot round-trip.)
-                if secs < 0 && ns > 999_999 {
-                    secs += 1;
+            let (mut second_marks, mut nano_marks) = (Vec::new(), Vec::new());
+            for g in 0..groups {
+                second_marks.push(Mark { offset: seconds.mark(), extra: vec![0] });
+                nano_marks.push(Mark { offset: nanos.mark(), extra: vec![0] });
+                for &r in group(&present, &present_starts, g) {
+                    let micros = a.value(r);
+                    group_stats[g].timestamp(micros);
+                    if let Some(b) = blooms.as_mut() {
+                        // ORC-135 bloom filters hash timestamps as UTC milliseconds.
+                        b[g].add_long(micros.div_euclid(1000));
+                    }
+                    let mut secs = micros.div_euclid(1_000_000);
+                    let ns = micros.rem_euclid(1_000_000) * 1000;
+                    // ORC-763: readers subtract a second from negative seconds whose nanoseconds
+                    // exceed 999,999, so writers add it first. (The interval (-1 s, 0) cannot round-trip.)
+                    if secs < 0 && ns > 999_999 {
+                        secs += 1;
+                    }
+                    seconds.push(secs - ORC_TIMESTAMP_BASE);
+                    nanos.push(encode_nanos(ns as u64) as i64);
                 }
-                seconds.push(secs - ORC_TIMESTAMP_BASE);
-                nanos.push(encode_nanos(ns as u64) as i64);
             }
-            out.push(StreamKind::Data, id, seconds.finish());
-            out.push(StreamKind::Secondary, id, nanos.finish());
+            streams.push(StreamBuf { kind: StreamKind::Data, bytes: seconds.finish(), marks: second_marks });
+            streams.push(StreamBuf { kind: StreamKind::Secondary, bytes: nanos.finish(), marks: nano_marks });
         }
         HiveType::Decimal { scale, .. } => {
             let a = array.as_primitive_opt::<Decimal128Type>().ok_or_else(|| mismatch(ty))?;
-            let st = &mut out.stats[stats];
-            let mut data = Vec::new();
+            let mut data = StreamBuf { kind: StreamKind::Data, bytes: Vec::new(), marks: Vec::new() };
             let mut scales = IntRle::new(true);
-            for &r in &present {
-                let v = a.value(r);
-                st.decimal(v, *scale);
-                write_uvarint(&mut data, zigzag128(v));
-                scales.push(i64::from(*scale));
+            let mut scale_marks = Vec::with_capacity(groups);
+            for g in 0..groups {
+                data.marks.push(Mark { offset: data.bytes.len(), extra: vec![] });
+                scale_marks.push(Mark { offset: scales.mark(), extra: vec![0] });
+                for &r in group(&present, &present_starts, g) {
+                    let v = a.value(r);
+                    group_stats[g].decimal(v, *scale);
+                    if let Some(b) = blooms.as_mut() {
+                        b[g].add_bytes(decimal_text(v, *scale).as_bytes());
+                    }
+                    write_uvarint(&mut data.bytes, zigzag128(v));
+                    scales.push(i64::from(*scale));
+                }
             }
-            out.push(StreamKind::Data, id, data);
-            out.push(StreamKind::Secondary, id, scales.finish());
+            streams.push(data);
+            streams.push(StreamBuf { kind: StreamKind::Secondary, bytes: scales.finish(), marks: scale_marks });
         }
-        HiveType::Array(element) => {
-            let a = array.as_list_opt::<i32>().ok_or_else(|| mismatch(ty))?;
-            let offsets = a.value_offsets();
-            let (lengths, children) = child_ranges(offsets, &present, &mut out.stats[stats]);
-            out.push(StreamKind::Length, id, lengths);
-            encode_column(a.values().as_ref(), &children, element, next_id, out)?;
-        }
-        HiveType::Map(key, value) => {
-            let a = array.as_map_opt().ok_or_else(|| mismatch(ty))?;
-            let offsets = a.value_offsets();
-            let (lengths, children) = child_ranges(offsets, &present, &mut out.stats[stats]);
-            out.push(StreamKind::Length, id, lengths);
-            encode_column(a.keys().as_ref(), &children, key, next_id, out)?;
-            encode_column(a.values().as_ref(), &children, value, next_id, out)?;
+        HiveType::Array(_) | HiveType::Map(..) => {
+            let (offsets, children): (&[i32], Vec<(&dyn Array, &HiveType)>) = match ty {
+                HiveType::Array(element) => {
+                    let a = array.as_list_opt::<i32>().ok_or_else(|| mismatch(ty))?;
+                    (a.value_offsets(), vec![(a.values().as_ref(), element.as_ref())])
+                }
+                HiveType::Map(key, value) => {
+                    let a = array.as_map_opt().ok_or_else(|| mismatch(ty))?;
+                    (a.value_offsets(), vec![(a.keys().as_ref(), key.as_ref()), (a.values().as_ref(), value.as_ref())])
+                }
+                _ => return Err(mismatch(ty)),
+            };
+            let mut lengths = IntRle::new(false);
+            let mut marks = Vec::with_capacity(groups);
+            let mut child_rows = Vec::new();
+            let mut child_starts = Vec::with_capacity(groups);
+            for (g, stats) in group_stats.iter_mut().enumerate() {
+                marks.push(Mark { offset: lengths.mark(), extra: vec![0] });
+                child_starts.push(child_rows.len());
+                for &r in group(&present, &present_starts, g) {
+                    let (start, end) = (offsets[r] as usize, offsets[r + 1] as usize);
+                    lengths.push((end - start) as i64);
+                    stats.collection((end - start) as u64);
+                    child_rows.extend(start..end);
+                }
+            }
+            streams.push(StreamBuf { kind: StreamKind::Length, bytes: lengths.finish(), marks });
+            finish_column(out, col, streams, group_stats, blooms);
+            for (child, child_ty) in children {
+                encode_column(child, &child_rows, &child_starts, child_ty, next_id, out)?;
+            }
+            return Ok(());
         }
         HiveType::Struct(fields) => {
             let a = array.as_struct_opt().ok_or_else(|| mismatch(ty))?;
-            out.stats[stats].add_values(present.len() as u64);
-            for ((_, field_ty), child) in fields.iter().zip(a.columns()) {
-                encode_column(child.as_ref(), &present, field_ty, next_id, out)?;
+            for (g, stats) in group_stats.iter_mut().enumerate() {
+                stats.add_values(group(&present, &present_starts, g).len() as u64);
             }
+            finish_column(out, col, streams, group_stats, blooms);
+            for ((_, field_ty), child) in fields.iter().zip(a.columns()) {
+                encode_column(child.as_ref(), &present, &present_starts, field_ty, next_id, out)?;
+            }
+            return Ok(());
         }
     }
+    finish_column(out, col, streams, group_stats, blooms);
     Ok(())
 }
 
-fn ints(out: &mut StripeStreams, id: u32, values: impl Iterator<Item = i64>) {
-    let st = &mut out.stats[id as usize];
-    let mut data = IntRle::new(true);
-    for v in values {
-        st.int(v);
-        data.push(v);
+fn finish_column(
+    out: &mut StripeStreams,
+    col: usize,
+    streams: Vec<StreamBuf>,
+    group_stats: Vec<Stats>,
+    blooms: Option<Vec<Bloom>>,
+) {
+    for g in &group_stats {
+        out.stats[col].merge(g);
     }
-    out.push(StreamKind::Data, id, data.finish());
+    out.columns[col] = ColumnOut { streams, group_stats, blooms };
 }
 
-/// The LENGTH stream of a list or map and the child rows it covers.
-fn child_ranges(offsets: &[i32], present: &[usize], stats: &mut Stats) -> (Vec<u8>, Vec<usize>) {
-    let mut lengths = IntRle::new(false);
-    let mut children = Vec::new();
-    for &r in present {
-        let (start, end) = (offsets[r] as usize, offsets[r + 1] as usize);
-        lengths.push((end - start) as i64);
-        stats.collection((end - start) as u64);
-        children.extend(start..end);
+/// A boolean stream (PRESENT or a boolean column's DATA): bits packed most-significant first, then
+/// byte RLE. Each row group starts a new RLE group at the byte holding its first bit, and its
+/// position records that bit.
+fn booleans(kind: StreamKind, bits: impl Iterator<Item = bool>, starts: &[usize]) -> StreamBuf {
+    let mut packed = Vec::new();
+    let (mut byte, mut n) = (0u8, 0usize);
+    for b in bits {
+        byte = (byte << 1) | u8::from(b);
+        n += 1;
+        if n % 8 == 0 {
+            packed.push(byte);
+            byte = 0;
+        }
     }
-    (lengths.finish(), children)
+    if n % 8 != 0 {
+        packed.push(byte << (8 - n % 8));
+    }
+    let mut bytes = Vec::new();
+    let mut marks = Vec::with_capacity(starts.len());
+    let mut segment_start = 0usize;
+    for &bit in starts {
+        let at = (bit / 8).min(packed.len());
+        if at > segment_start {
+            bytes.extend(byte_rle(&packed[segment_start..at]));
+            segment_start = at;
+        }
+        marks.push(Mark { offset: bytes.len(), extra: vec![0, (bit % 8) as u64] });
+    }
+    bytes.extend(byte_rle(&packed[segment_start..]));
+    StreamBuf { kind, bytes, marks }
 }
 
 /// ORC's nanosecond encoding: with two or more trailing decimal zeros, the value without them
@@ -267,5 +427,15 @@ mod tests {
         assert_eq!(encode_nanos(123_456_000), (123_456 << 3) | 2);
         assert_eq!(encode_nanos(100_000_000), (1 << 3) | 7);
         assert_eq!(encode_nanos(10), 10 << 3);
+    }
+
+    #[test]
+    fn boolean_groups_start_new_rle_groups_at_their_byte() {
+        // 20 bits, groups at 0, 10 and 16: the second starts inside byte 1, the third at byte 2.
+        let bits = (0..20).map(|i| i % 3 == 0);
+        let s = booleans(StreamKind::Present, bits, &[0, 10, 16]);
+        let offsets: Vec<(usize, Vec<u64>)> = s.marks.iter().map(|m| (m.offset, m.extra.clone())).collect();
+        // Segment [byte 0] = 1 literal: 2 bytes; segment [byte 1] = 2 bytes; the rest after that.
+        assert_eq!(offsets, vec![(0, vec![0, 0]), (2, vec![0, 2]), (4, vec![0, 0])]);
     }
 }

@@ -52,6 +52,13 @@ impl IntRle {
         self.out
     }
 
+    /// Ends every run here and returns the stream offset, where a row group's values will start
+    /// (so its index position needs no "values into the run" count).
+    pub fn mark(&mut self) -> usize {
+        self.drain(true);
+        self.out.len()
+    }
+
     fn value(&mut self, v: i64) {
         if self.signed {
             write_uvarint(&mut self.out, u128::from(zigzag(v)));
@@ -142,24 +149,6 @@ pub fn byte_rle(bytes: &[u8]) -> Vec<u8> {
     }
     flush_literals(&mut out, &bytes[literal_start..]);
     out
-}
-
-/// Booleans packed most-significant bit first into bytes, then byte RLE.
-pub fn boolean_rle(bits: impl Iterator<Item = bool>) -> Vec<u8> {
-    let mut packed = Vec::new();
-    let (mut byte, mut n) = (0u8, 0);
-    for b in bits {
-        byte = (byte << 1) | u8::from(b);
-        n += 1;
-        if n == 8 {
-            packed.push(byte);
-            (byte, n) = (0, 0);
-        }
-    }
-    if n > 0 {
-        packed.push(byte << (8 - n));
-    }
-    byte_rle(&packed)
 }
 
 #[cfg(test)]

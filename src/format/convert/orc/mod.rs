@@ -4,11 +4,13 @@
 //! encodes columns itself: every Hive type including decimal and nested array/map/struct, with
 //! the version-1 run-length encodings (`DIRECT`, which every ORC reader supports), per-stripe and
 //! per-file column statistics, and ZLIB/SNAPPY/ZSTD compression framed in ORC's 3-byte chunk
-//! headers. Not written yet: row indexes and bloom filters (validation refuses their options).
+//! headers, a row index (positions and statistics every `row_index_stride` rows) in every stripe,
+//! and bloom filters for the columns that ask for them.
 //!
 //! File layout: `ORC` | stripes (data streams, stripe footer) | metadata (stripe statistics) |
 //! footer | postscript | postscript length.
 
+mod bloom;
 mod column;
 mod encoding;
 mod stats;
@@ -20,7 +22,8 @@ use orc_rust::proto;
 use prost::Message;
 
 use super::HiveType;
-use column::{encode_column, StripeStreams};
+use bloom::Bloom;
+use column::{encode_column, ColumnOut, StripeStreams};
 use stats::Stats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,16 +34,27 @@ pub enum OrcCompression {
     Zstd,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OrcOptions {
     pub compression: OrcCompression,
     /// Target uncompressed stripe size (Firehose default 64 MiB).
     pub stripe_size_bytes: usize,
+    /// Rows per row-index entry (Firehose default 10,000).
+    pub row_index_stride: usize,
+    /// Top-level primitive columns that get a bloom filter per row group.
+    pub bloom_filter_columns: Vec<String>,
+    pub bloom_filter_fpp: f64,
 }
 
 impl Default for OrcOptions {
     fn default() -> Self {
-        Self { compression: OrcCompression::Snappy, stripe_size_bytes: 64 << 20 }
+        Self {
+            compression: OrcCompression::Snappy,
+            stripe_size_bytes: 64 << 20,
+            row_index_stride: 10_000,
+            bloom_filter_columns: Vec::new(),
+            bloom_filter_fpp: 0.05,
+        }
     }
 }
 
@@ -56,6 +70,13 @@ impl OrcOptions {
         let mut types = Vec::new();
         type_tree(&root, &mut types);
         let column_count = types.len();
+        let bloom_ids: Vec<u32> = columns
+            .iter()
+            .zip(types[0].subtypes.iter())
+            .filter(|((name, ty), _)| ty.is_primitive() && self.bloom_filter_columns.iter().any(|b| b == name))
+            .map(|(_, id)| *id)
+            .collect();
+        let stride = self.row_index_stride.max(1);
 
         let rows = table.num_rows();
         let memory = table.get_array_memory_size().max(1);
@@ -72,51 +93,38 @@ impl OrcOptions {
         while start < rows {
             let len = rows_per_stripe.min(rows - start);
             let slice = table.slice(start, len);
-            let mut streams = StripeStreams::new(column_count);
+            let mut s = StripeStreams::new(column_count, bloom_ids.clone(), self.bloom_filter_fpp, stride);
             let selected: Vec<usize> = (0..len).collect();
-            streams.stats[0].add_values(len as u64);
+            let starts: Vec<usize> = (0..len).step_by(stride).collect();
+            // The root struct: every row present, one value per row in each group.
+            s.stats[0].add_values(len as u64);
+            s.columns[0].group_stats = starts
+                .iter()
+                .enumerate()
+                .map(|(g, &st)| {
+                    let mut stats = Stats::default();
+                    stats.add_values((starts.get(g + 1).copied().unwrap_or(len) - st) as u64);
+                    stats
+                })
+                .collect();
             let mut next_id = 1u32;
             for ((_, ty), array) in columns.iter().zip(slice.columns()) {
-                encode_column(array.as_ref(), &selected, ty, &mut next_id, &mut streams)?;
+                encode_column(array.as_ref(), &selected, &starts, ty, &mut next_id, &mut s)?;
             }
-
-            let mut footer = proto::StripeFooter {
-                writer_timezone: Some("UTC".into()),
-                columns: (0..column_count)
-                    .map(|_| proto::ColumnEncoding {
-                        kind: Some(proto::column_encoding::Kind::Direct as i32),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            };
-            let mut data_length = 0u64;
-            for s in &streams.streams {
-                let bytes = self.compress(&s.bytes)?;
-                out.write_all(&bytes)?;
-                data_length += bytes.len() as u64;
-                footer.streams.push(proto::Stream {
-                    kind: Some(s.kind as i32),
-                    column: Some(s.column),
-                    length: Some(bytes.len() as u64),
-                });
-            }
-            let footer_bytes = self.compress(&footer.encode_to_vec())?;
-            out.write_all(&footer_bytes)?;
+            let stripe = self.write_stripe(&mut out, s.columns, column_count, starts.len())?;
             stripes.push(proto::StripeInformation {
                 offset: Some(offset),
-                index_length: Some(0),
-                data_length: Some(data_length),
-                footer_length: Some(footer_bytes.len() as u64),
+                index_length: Some(stripe.index_length),
+                data_length: Some(stripe.data_length),
+                footer_length: Some(stripe.footer_length),
                 number_of_rows: Some(len as u64),
                 ..Default::default()
             });
-            offset += data_length + footer_bytes.len() as u64;
-            for (file, stripe) in file_stats.iter_mut().zip(&streams.stats) {
+            offset += stripe.index_length + stripe.data_length + stripe.footer_length;
+            for (file, stripe) in file_stats.iter_mut().zip(&s.stats) {
                 file.merge(stripe);
             }
-            stripe_stats
-                .push(proto::StripeStatistics { col_stats: streams.stats.iter().map(Stats::to_proto).collect() });
+            stripe_stats.push(proto::StripeStatistics { col_stats: s.stats.iter().map(Stats::to_proto).collect() });
             start += len;
         }
 
@@ -129,8 +137,7 @@ impl OrcOptions {
             types,
             number_of_rows: Some(rows as u64),
             statistics: file_stats.iter().map(Stats::to_proto).collect(),
-            // No row index: readers prune with stripe and file statistics.
-            row_index_stride: Some(0),
+            row_index_stride: Some(stride as u32),
             software_version: Some(concat!("sluice ", env!("CARGO_PKG_VERSION")).into()),
             ..Default::default()
         };
@@ -142,7 +149,7 @@ impl OrcOptions {
             compression_block_size: (self.compression != OrcCompression::None).then_some(COMPRESSION_BLOCK as u64),
             version: vec![0, 12],
             metadata_length: Some(metadata.len() as u64),
-            // ORC-135: timestamp statistics are in UTC, which is what this writer produces.
+            // ORC-135: timestamp statistics and bloom filters are in UTC, as this writer makes them.
             writer_version: Some(6),
             magic: Some("ORC".into()),
             ..Default::default()
@@ -152,6 +159,104 @@ impl OrcOptions {
         let ps_len = u8::try_from(postscript.len()).map_err(|_| io::Error::other("ORC postscript too long"))?;
         out.write_all(&[ps_len])?;
         out.flush()
+    }
+
+    /// Writes a stripe: the index section (each column's ROW_INDEX, then its BLOOM_FILTER_UTF8),
+    /// the data section (each column's streams), and the stripe footer.
+    fn write_stripe(
+        &self,
+        out: &mut impl Write,
+        columns: Vec<ColumnOut>,
+        column_count: usize,
+        groups: usize,
+    ) -> io::Result<StripeSizes> {
+        let mut footer = proto::StripeFooter { writer_timezone: Some("UTC".into()), ..Default::default() };
+        let mut index_streams = Vec::new();
+        let mut data_streams = Vec::new();
+        for (id, column) in columns.into_iter().enumerate() {
+            let mut positions: Vec<Vec<u64>> = vec![Vec::new(); groups];
+            for stream in column.streams {
+                let marks: Vec<usize> = stream.marks.iter().map(|m| m.offset).collect();
+                let (bytes, chunk_starts) = self.compress_marked(&stream.bytes, &marks)?;
+                for (g, (mark, chunk_start)) in stream.marks.iter().zip(chunk_starts).enumerate() {
+                    if let Some(p) = positions.get_mut(g) {
+                        if self.compression == OrcCompression::None {
+                            p.push(mark.offset as u64);
+                        } else {
+                            // The chunk starts exactly at the mark, so 0 bytes into it.
+                            p.extend([chunk_start, 0]);
+                        }
+                        p.extend(&mark.extra);
+                    }
+                }
+                data_streams.push((stream.kind, id as u32, bytes));
+            }
+            let entries = positions
+                .into_iter()
+                .enumerate()
+                .map(|(g, positions)| proto::RowIndexEntry {
+                    positions,
+                    statistics: column.group_stats.get(g).map(Stats::to_proto),
+                })
+                .collect();
+            let index = proto::RowIndex { entry: entries }.encode_to_vec();
+            index_streams.push((proto::stream::Kind::RowIndex, id as u32, self.compress(&index)?));
+            let mut encoding =
+                proto::ColumnEncoding { kind: Some(proto::column_encoding::Kind::Direct as i32), ..Default::default() };
+            if let Some(blooms) = column.blooms {
+                let index = proto::BloomFilterIndex { bloom_filter: blooms.iter().map(Bloom::to_proto).collect() };
+                index_streams.push((
+                    proto::stream::Kind::BloomFilterUtf8,
+                    id as u32,
+                    self.compress(&index.encode_to_vec())?,
+                ));
+                encoding.bloom_encoding = Some(1);
+            }
+            footer.columns.push(encoding);
+        }
+        debug_assert_eq!(footer.columns.len(), column_count);
+        let mut sizes = StripeSizes::default();
+        for (kind, column, bytes) in index_streams {
+            out.write_all(&bytes)?;
+            sizes.index_length += bytes.len() as u64;
+            footer.streams.push(proto::Stream {
+                kind: Some(kind as i32),
+                column: Some(column),
+                length: Some(bytes.len() as u64),
+            });
+        }
+        for (kind, column, bytes) in data_streams {
+            out.write_all(&bytes)?;
+            sizes.data_length += bytes.len() as u64;
+            footer.streams.push(proto::Stream {
+                kind: Some(kind as i32),
+                column: Some(column),
+                length: Some(bytes.len() as u64),
+            });
+        }
+        let footer_bytes = self.compress(&footer.encode_to_vec())?;
+        out.write_all(&footer_bytes)?;
+        sizes.footer_length = footer_bytes.len() as u64;
+        Ok(sizes)
+    }
+
+    /// [`Self::compress`], with a new chunk started at every mark; returns where each mark's chunk
+    /// starts in the compressed stream.
+    fn compress_marked(&self, raw: &[u8], marks: &[usize]) -> io::Result<(Vec<u8>, Vec<u64>)> {
+        if self.compression == OrcCompression::None {
+            return Ok((raw.to_vec(), marks.iter().map(|m| *m as u64).collect()));
+        }
+        let mut out = Vec::with_capacity(raw.len() / 2 + 16);
+        let mut starts = Vec::with_capacity(marks.len());
+        let mut from = 0;
+        for &m in marks {
+            let m = m.min(raw.len()).max(from);
+            out.extend(self.compress(&raw[from..m])?);
+            starts.push(out.len() as u64);
+            from = m;
+        }
+        out.extend(self.compress(&raw[from..])?);
+        Ok((out, starts))
     }
 
     fn compression_kind(&self) -> proto::CompressionKind {
@@ -197,6 +302,13 @@ impl OrcOptions {
         }
         Ok(out)
     }
+}
+
+#[derive(Default)]
+struct StripeSizes {
+    index_length: u64,
+    data_length: u64,
+    footer_length: u64,
 }
 
 /// The ORC type list: the table's types flattened in preorder, column 0 being the root struct.
