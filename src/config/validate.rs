@@ -864,9 +864,13 @@ fn orc_options(
         }
     }
     if let Some(v) = &r.format_version {
-        if !matches!(v.value.to_ascii_uppercase().as_str(), "V0_12" | "V0_11") {
-            c.at(v, &format!("{field}.format_version"), "must be V0_12 or V0_11");
-            ok = false;
+        match v.value.to_ascii_uppercase().as_str() {
+            "V0_12" => o.format_0_11 = false,
+            "V0_11" => o.format_0_11 = true,
+            _ => {
+                c.at(v, &format!("{field}.format_version"), "must be V0_12 or V0_11");
+                ok = false;
+            }
         }
     }
     if let Some(v) = &r.padding_tolerance {
@@ -878,6 +882,9 @@ fn orc_options(
     if let Some(v) = &r.dictionary_key_threshold {
         if !(0.0..=1.0).contains(&v.value) {
             c.at(v, &format!("{field}.dictionary_key_threshold"), "must be between 0 and 1");
+            ok = false;
+        } else if v.value > 0.0 {
+            c.at(v, &format!("{field}.dictionary_key_threshold"), "only 0 is supported yet: sluice writes ORC strings without dictionaries, as a threshold of 0 does");
             ok = false;
         }
     }

@@ -44,6 +44,8 @@ pub struct OrcOptions {
     /// Top-level primitive columns that get a bloom filter per row group.
     pub bloom_filter_columns: Vec<String>,
     pub bloom_filter_fpp: f64,
+    /// Mark files as ORC 0.11 rather than 0.12 (Firehose's FormatVersion V0_11).
+    pub format_0_11: bool,
 }
 
 impl Default for OrcOptions {
@@ -54,6 +56,7 @@ impl Default for OrcOptions {
             row_index_stride: 10_000,
             bloom_filter_columns: Vec::new(),
             bloom_filter_fpp: 0.05,
+            format_0_11: false,
         }
     }
 }
@@ -147,7 +150,7 @@ impl OrcOptions {
             footer_length: Some(footer.len() as u64),
             compression: Some(self.compression_kind() as i32),
             compression_block_size: (self.compression != OrcCompression::None).then_some(COMPRESSION_BLOCK as u64),
-            version: vec![0, 12],
+            version: if self.format_0_11 { vec![0, 11] } else { vec![0, 12] },
             metadata_length: Some(metadata.len() as u64),
             // ORC-135: timestamp statistics and bloom filters are in UTC, as this writer makes them.
             writer_version: Some(6),
