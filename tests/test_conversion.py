@@ -435,3 +435,17 @@ def test_partitioned_parquet_lake_on_s3(sluice_factory, moto, bucket):
     assert base64.b64decode(error["rawData"]) == records[-1]
     assert wait_for(lambda: d.metric("sluice_succeed_conversion_records_total", "lake") == 1000, what="metric")
     assert d.metric("sluice_failed_conversion_records_total", "lake") == 1
+
+
+def test_describe_delivery_stream_shows_the_conversion_in_firehose_shape(sluice_factory):
+    d = sluice_factory(pipeline("{ orc: { compression: ZLIB, bloom_filter_columns: [event_id] } }",
+                                input_block='input: { hive_json: { timestamp_formats: ["yyyy-MM-dd HH:mm", millis] } }')).start()
+    desc = d.client().describe_delivery_stream(DeliveryStreamName="lake")["DeliveryStreamDescription"]
+    ext = desc["Destinations"][0]["ExtendedS3DestinationDescription"]
+    conv = ext["DataFormatConversionConfiguration"]
+    assert conv["Enabled"] is True
+    assert conv["InputFormatConfiguration"]["Deserializer"] == {"HiveJsonSerDe": {"TimestampFormats": ["yyyy-MM-dd HH:mm", "millis"]}}
+    orc_serde = conv["OutputFormatConfiguration"]["Serializer"]["OrcSerDe"]
+    assert orc_serde["Compression"] == "ZLIB" and orc_serde["BloomFilterColumns"] == ["event_id"]
+    assert orc_serde["RowIndexStride"] == 10000 and orc_serde["FormatVersion"] == "V0_12"
+    assert ext["CompressionFormat"] == "UNCOMPRESSED" and ext["FileExtension"] == ".orc"

@@ -25,6 +25,9 @@ use model::*;
 use crate::buffer::wal::FrameBuilder;
 use crate::config::StoreSpec;
 use crate::daemon::{Daemon, LookupError, ACCOUNT_ID};
+use crate::format::convert::orc::OrcCompression;
+use crate::format::convert::parquet::ParquetCompression;
+use crate::format::convert::{ConversionSpec, InputRules, OutputFormat};
 use crate::pipeline::{now_ms, PipelineHandle};
 use crate::source::direct_put::IngestError;
 
@@ -261,6 +264,65 @@ fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
     Ok(ok_json(&describe_stream(&p)))
 }
 
+/// Firehose's `DataFormatConversionConfiguration` for a converting destination. The schema comes
+/// from the config, not Glue, so `SchemaConfiguration` names no table.
+fn data_format_conversion(c: &ConversionSpec) -> serde_json::Value {
+    let deserializer = match &c.input {
+        InputRules::OpenX { case_insensitive, dots_to_underscores, column_to_json_key } => serde_json::json!({
+            "OpenXJsonSerDe": {
+                "CaseInsensitive": case_insensitive,
+                "ConvertDotsInJsonKeysToUnderscores": dots_to_underscores,
+                "ColumnToJsonKeyMappings": column_to_json_key,
+            }
+        }),
+        InputRules::Hive { timestamp_formats } => serde_json::json!({
+            "HiveJsonSerDe": {
+                "TimestampFormats": timestamp_formats.iter().map(|f| f.as_configured()).collect::<Vec<_>>(),
+            }
+        }),
+    };
+    let serializer = match &c.output {
+        OutputFormat::Parquet(p) => serde_json::json!({
+            "ParquetSerDe": {
+                "BlockSizeBytes": p.block_size_bytes,
+                "PageSizeBytes": p.page_size_bytes,
+                "Compression": match p.compression {
+                    ParquetCompression::Uncompressed => "UNCOMPRESSED",
+                    ParquetCompression::Snappy => "SNAPPY",
+                    ParquetCompression::Gzip => "GZIP",
+                    ParquetCompression::Zstd => "ZSTD",
+                },
+                "EnableDictionaryCompression": p.enable_dictionary_compression,
+                "MaxPaddingBytes": 0,
+                "WriterVersion": if p.writer_version_2 { "V2" } else { "V1" },
+            }
+        }),
+        OutputFormat::Orc(o) => serde_json::json!({
+            "OrcSerDe": {
+                "StripeSizeBytes": o.stripe_size_bytes,
+                "RowIndexStride": o.row_index_stride,
+                "EnablePadding": false,
+                "Compression": match o.compression {
+                    OrcCompression::None => "NONE",
+                    OrcCompression::Zlib => "ZLIB",
+                    OrcCompression::Snappy => "SNAPPY",
+                    OrcCompression::Zstd => "ZSTD",
+                },
+                "BloomFilterColumns": o.bloom_filter_columns,
+                "BloomFilterFalsePositiveProbability": o.bloom_filter_fpp,
+                "DictionaryKeyThreshold": 0.0,
+                "FormatVersion": if o.format_0_11 { "V0_11" } else { "V0_12" },
+            }
+        }),
+    };
+    serde_json::json!({
+        "Enabled": true,
+        "SchemaConfiguration": {},
+        "InputFormatConfiguration": { "Deserializer": deserializer },
+        "OutputFormatConfiguration": { "Serializer": serializer },
+    })
+}
+
 fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
     let spec = &p.spec;
     let d = &spec.destination;
@@ -287,6 +349,9 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
         obj.insert("S3BackupMode".into(), "Disabled".into());
         obj.insert("FileExtension".into(), d.file_extension.clone().into());
         obj.insert("ProcessingConfiguration".into(), serde_json::json!({ "Enabled": false, "Processors": [] }));
+        if let Some(c) = &d.format_conversion {
+            obj.insert("DataFormatConversionConfiguration".into(), data_format_conversion(c));
+        }
     }
     serde_json::json!({
         "DeliveryStreamDescription": {

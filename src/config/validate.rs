@@ -372,6 +372,13 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
                 "append_delimiter is set both as a processor and on the destination; keep one",
             );
         }
+        if d.format_conversion.is_some() && processors.contains(&ProcessorSpec::AppendDelimiter) {
+            c.at(
+                &p.destination,
+                &format!("{field}.processors"),
+                "append_delimiter has no meaning with format_conversion (records become rows); remove it",
+            );
+        }
     }
     if c.errors.len() > errors_before {
         return None;
@@ -884,7 +891,11 @@ fn orc_options(
             c.at(v, &format!("{field}.dictionary_key_threshold"), "must be between 0 and 1");
             ok = false;
         } else if v.value > 0.0 {
-            c.at(v, &format!("{field}.dictionary_key_threshold"), "only 0 is supported yet: sluice writes ORC strings without dictionaries, as a threshold of 0 does");
+            c.at(
+                v,
+                &format!("{field}.dictionary_key_threshold"),
+                "only 0 is supported yet: sluice writes ORC strings without dictionaries, as a threshold of 0 does",
+            );
             ok = false;
         }
     }

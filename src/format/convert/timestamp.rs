@@ -144,7 +144,13 @@ fn expect(b: &[u8], p: &mut usize, ch: u8) -> Option<()> {
 #[derive(Clone, Debug)]
 pub enum HiveTimestampFormat {
     Millis,
-    Pattern { chrono: String, has_zone: bool, has_time: bool },
+    /// `joda` is the pattern as configured (DescribeDeliveryStream echoes it).
+    Pattern {
+        joda: String,
+        chrono: String,
+        has_zone: bool,
+        has_time: bool,
+    },
 }
 
 impl HiveTimestampFormat {
@@ -222,13 +228,21 @@ impl HiveTimestampFormat {
             out.push_str(spec);
             i += n;
         }
-        Ok(Self::Pattern { chrono: out, has_zone, has_time })
+        Ok(Self::Pattern { joda: pattern.to_string(), chrono: out, has_zone, has_time })
+    }
+
+    /// The format as configured.
+    pub fn as_configured(&self) -> &str {
+        match self {
+            Self::Millis => "millis",
+            Self::Pattern { joda, .. } => joda,
+        }
     }
 
     pub fn parse_value(&self, text: &str) -> Option<i64> {
         match self {
             Self::Millis => text.trim().parse::<i64>().ok()?.checked_mul(1000),
-            Self::Pattern { chrono, has_zone, has_time } => {
+            Self::Pattern { chrono, has_zone, has_time, .. } => {
                 let text = text.trim();
                 if *has_zone {
                     let t = DateTime::parse_from_str(text, chrono).ok()?;
