@@ -333,10 +333,9 @@ impl Column {
         self.valid.len()
     }
 
+    /// Back to `n` rows. Children are cut by the parent's offsets even when the parent itself has
+    /// only `n` rows: a row that failed halfway has pushed children but not yet itself.
     fn truncate(&mut self, n: usize) {
-        if self.valid.len() <= n {
-            return;
-        }
         self.valid.truncate(n);
         match &mut self.data {
             Data::Bool(v) => v.truncate(n),
@@ -348,17 +347,23 @@ impl Column {
             Data::F64(v) => v.truncate(n),
             Data::Dec(v) => v.truncate(n),
             Data::Bytes { offsets, data } => {
-                data.truncate(offsets[n] as usize);
-                offsets.truncate(n + 1);
+                if let Some(&end) = offsets.get(n) {
+                    data.truncate(end as usize);
+                    offsets.truncate(n + 1);
+                }
             }
             Data::List { offsets, element } => {
-                element.truncate(offsets[n] as usize);
-                offsets.truncate(n + 1);
+                if let Some(&end) = offsets.get(n) {
+                    element.truncate(end as usize);
+                    offsets.truncate(n + 1);
+                }
             }
             Data::Map { offsets, keys, values } => {
-                keys.truncate(offsets[n] as usize);
-                values.truncate(offsets[n] as usize);
-                offsets.truncate(n + 1);
+                if let Some(&end) = offsets.get(n) {
+                    keys.truncate(end as usize);
+                    values.truncate(end as usize);
+                    offsets.truncate(n + 1);
+                }
             }
             Data::Struct { fields, .. } => fields.iter_mut().for_each(|f| f.truncate(n)),
         }
