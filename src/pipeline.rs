@@ -540,48 +540,22 @@ impl Delivery {
     /// keyed from the same batch so a re-delivery after a crash overwrites both.
     async fn deliver_converted(&self, batch: &Batch, conversion: Arc<ConversionSpec>) {
         let records = Arc::new(batch.records.clone());
-        let converted = {
-            let (conversion, records, inference) = (conversion.clone(), records.clone(), self.inference.clone());
-            tokio::task::spawn_blocking(move || {
-                let columns = match (&conversion.schema, inference) {
-                    (SchemaSpec::Declared(columns), _) => columns.clone(),
-                    (SchemaSpec::Infer, Some(inference)) => {
-                        let mut inference = inference.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        inference.evolve(&records).unwrap_or_else(|e| {
-                            // The schema could not be saved: it still applies, and is learned again
-                            // from the records after a restart.
-                            tracing::warn!(error = %e, "cannot save the inferred schema");
-                            inference.columns()
-                        })
-                    }
-                    (SchemaSpec::Infer, None) => Vec::new(),
-                };
-                let converted = conversion.convert(&columns, &records)?;
-                Ok::<_, std::io::Error>((Arc::new(columns), converted))
-            })
-            .await
-        };
-        let (columns, table, failures) = match converted {
-            Ok(Ok((columns, c))) => (columns, Some(Arc::new(c.table)), c.failures),
-            // An internal error (never a record's fault): keep every record, in the error prefix.
-            Ok(Err(e)) => {
-                (Arc::default(), None, (0..records.len()).map(|i| (i, internal_failure(&e.to_string()))).collect())
-            }
-            Err(e) => {
-                (Arc::default(), None, (0..records.len()).map(|i| (i, internal_failure(&e.to_string()))).collect())
-            }
-        };
+        let (file, failures) = {
+            let (records, inference) = (records.clone(), self.inference.clone());
+            tokio::task::spawn_blocking(move || convert_batch(&conversion, inference.as_deref(), &records)).await
+        }
+        .unwrap_or_else(|e| (None, all_failed(records.len(), &e.to_string())));
         let converted_count = (records.len() - failures.len()) as u64;
         let failed_bytes: usize = failures.iter().map(|(i, _)| records[*i].data.len()).sum();
         self.metrics.succeed_conversion_records.increment(converted_count);
         self.metrics.succeed_conversion_bytes.increment((batch.bytes.saturating_sub(failed_bytes)) as u64);
         self.metrics.failed_conversion_records.increment(failures.len() as u64);
         self.metrics.failed_conversion_bytes.increment(failed_bytes as u64);
-        if let Some(table) = table.filter(|t| t.num_rows() > 0) {
+        if let Some(file) = file {
             let key = self.object_key(batch, None, "data", &self.spec.destination.file_extension);
             self.write_retrying(&key, batch, true, converted_count, || {
-                let (conversion, table, columns) = (conversion.clone(), table.clone(), columns.clone());
-                move |out: &mut (dyn std::io::Write + Send)| conversion.write(&columns, &table, out)
+                let file = file.clone();
+                move |out: &mut (dyn std::io::Write + Send)| out.write_all(&file)
             })
             .await;
         }
@@ -660,9 +634,46 @@ fn entry_name(key: &str, extension: &str) -> String {
     key.rsplit('/').next().unwrap_or(key).trim_end_matches(extension).to_string()
 }
 
-fn internal_failure(message: &str) -> ConversionFailure {
-    ConversionFailure {
+/// Converts a batch and encodes its file, once (retried uploads send the same bytes). Returns the
+/// file, if any row converted, and the records that did not. Never fails as a whole: an internal
+/// error (never a record's fault) sends every record to the error prefix rather than losing it or
+/// retrying a batch that can never encode.
+fn convert_batch(
+    conversion: &ConversionSpec,
+    inference: Option<&std::sync::Mutex<SchemaInference>>,
+    records: &[Record],
+) -> (Option<bytes::Bytes>, Vec<(usize, ConversionFailure)>) {
+    let columns = match (&conversion.schema, inference) {
+        (SchemaSpec::Declared(columns), _) => columns.clone(),
+        (SchemaSpec::Infer, Some(inference)) => {
+            let mut inference = inference.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            inference.evolve(records).unwrap_or_else(|e| {
+                // The schema could not be saved: it still applies, and is learned again from the
+                // records after a restart.
+                tracing::warn!(error = %e, "cannot save the inferred schema");
+                inference.columns()
+            })
+        }
+        (SchemaSpec::Infer, None) => Vec::new(),
+    };
+    let converted = match conversion.convert(&columns, records) {
+        Ok(c) => c,
+        Err(e) => return (None, all_failed(records.len(), &e.to_string())),
+    };
+    if converted.table.num_rows() == 0 {
+        return (None, converted.failures);
+    }
+    let mut file = Vec::new();
+    match conversion.write(&columns, &converted.table, &mut file) {
+        Ok(()) => (Some(bytes::Bytes::from(file)), converted.failures),
+        Err(e) => (None, all_failed(records.len(), &format!("writing the file failed: {e}"))),
+    }
+}
+
+fn all_failed(records: usize, message: &str) -> Vec<(usize, ConversionFailure)> {
+    let failure = ConversionFailure {
         kind: FailKind::Malformed,
         message: format!("Internal error while converting the batch (the record is kept here): {message}"),
-    }
+    };
+    (0..records).map(|i| (i, failure.clone())).collect()
 }
