@@ -776,26 +776,34 @@ fn schema_columns(
     ok.then_some(out)
 }
 
+/// Sets `out` from a Firehose-style enum string (case-insensitive), or reports the allowed values.
+fn choose<T: Copy>(
+    c: &mut Checker,
+    value: &Option<Spanned<String>>,
+    field: &str,
+    options: &[(&str, T)],
+    out: &mut T,
+) -> bool {
+    let Some(v) = value else { return true };
+    match options.iter().find(|(name, _)| name.eq_ignore_ascii_case(&v.value)) {
+        Some((_, chosen)) => {
+            *out = *chosen;
+            true
+        }
+        None => {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            c.at(v, field, format!("`{}` is not one of {}", v.value, names.join(", ")));
+            false
+        }
+    }
+}
+
 fn parquet_options(c: &mut Checker, p: &RawParquet, field: &str) -> Option<ParquetOptions> {
     let mut o = ParquetOptions::default();
     let mut ok = true;
-    if let Some(comp) = &p.compression {
-        o.compression = match comp.value.to_ascii_uppercase().as_str() {
-            "UNCOMPRESSED" => ParquetCompression::Uncompressed,
-            "SNAPPY" => ParquetCompression::Snappy,
-            "GZIP" => ParquetCompression::Gzip,
-            "ZSTD" => ParquetCompression::Zstd,
-            _ => {
-                c.at(
-                    comp,
-                    &format!("{field}.compression"),
-                    format!("`{}` is not one of UNCOMPRESSED, SNAPPY, GZIP, ZSTD", comp.value),
-                );
-                ok = false;
-                o.compression
-            }
-        };
-    }
+    use ParquetCompression as P;
+    let codecs = [("UNCOMPRESSED", P::Uncompressed), ("SNAPPY", P::Snappy), ("GZIP", P::Gzip), ("ZSTD", P::Zstd)];
+    ok &= choose(c, &p.compression, &format!("{field}.compression"), &codecs, &mut o.compression);
     if let Some(v) = &p.page_size_bytes {
         if v.value.0 < 64 << 10 {
             c.at(v, &format!("{field}.page_size_bytes"), "must be at least 64 KiB (as in Firehose)");
@@ -818,16 +826,8 @@ fn parquet_options(c: &mut Checker, p: &RawParquet, field: &str) -> Option<Parqu
         }
     }
     o.enable_dictionary_compression = p.enable_dictionary_compression.unwrap_or(false);
-    if let Some(v) = &p.writer_version {
-        match v.value.to_ascii_uppercase().as_str() {
-            "V1" => o.writer_version_2 = false,
-            "V2" => o.writer_version_2 = true,
-            _ => {
-                c.at(v, &format!("{field}.writer_version"), "must be V1 or V2");
-                ok = false;
-            }
-        }
-    }
+    let versions = [("V1", false), ("V2", true)];
+    ok &= choose(c, &p.writer_version, &format!("{field}.writer_version"), &versions, &mut o.writer_version_2);
     ok.then_some(o)
 }
 
@@ -840,23 +840,9 @@ fn orc_options(
 ) -> Option<OrcOptions> {
     let mut o = OrcOptions::default();
     let mut ok = true;
-    if let Some(comp) = &r.compression {
-        o.compression = match comp.value.to_ascii_uppercase().as_str() {
-            "NONE" | "UNCOMPRESSED" => OrcCompression::None,
-            "ZLIB" => OrcCompression::Zlib,
-            "SNAPPY" => OrcCompression::Snappy,
-            "ZSTD" => OrcCompression::Zstd,
-            _ => {
-                c.at(
-                    comp,
-                    &format!("{field}.compression"),
-                    format!("`{}` is not one of NONE, ZLIB, SNAPPY, ZSTD", comp.value),
-                );
-                ok = false;
-                o.compression
-            }
-        };
-    }
+    use OrcCompression as O;
+    let codecs = [("NONE", O::None), ("ZLIB", O::Zlib), ("SNAPPY", O::Snappy), ("ZSTD", O::Zstd)];
+    ok &= choose(c, &r.compression, &format!("{field}.compression"), &codecs, &mut o.compression);
     if let Some(v) = &r.stripe_size_bytes {
         if v.value.0 < 1 << 20 {
             c.at(v, &format!("{field}.stripe_size_bytes"), "must be at least 1 MiB");
@@ -870,16 +856,8 @@ fn orc_options(
             ok = false;
         }
     }
-    if let Some(v) = &r.format_version {
-        match v.value.to_ascii_uppercase().as_str() {
-            "V0_12" => o.format_0_11 = false,
-            "V0_11" => o.format_0_11 = true,
-            _ => {
-                c.at(v, &format!("{field}.format_version"), "must be V0_12 or V0_11");
-                ok = false;
-            }
-        }
-    }
+    let versions = [("V0_12", false), ("V0_11", true)];
+    ok &= choose(c, &r.format_version, &format!("{field}.format_version"), &versions, &mut o.format_0_11);
     if let Some(v) = &r.padding_tolerance {
         if !(0.0..=1.0).contains(&v.value) {
             c.at(v, &format!("{field}.padding_tolerance"), "must be between 0 and 1");

@@ -219,23 +219,16 @@ impl OrcOptions {
         }
         debug_assert_eq!(footer.columns.len(), column_count);
         let mut sizes = StripeSizes::default();
-        for (kind, column, bytes) in index_streams {
+        let index_count = index_streams.len();
+        for (i, (kind, column, bytes)) in index_streams.into_iter().chain(data_streams).enumerate() {
             out.write_all(&bytes)?;
-            sizes.index_length += bytes.len() as u64;
-            footer.streams.push(proto::Stream {
-                kind: Some(kind as i32),
-                column: Some(column),
-                length: Some(bytes.len() as u64),
-            });
-        }
-        for (kind, column, bytes) in data_streams {
-            out.write_all(&bytes)?;
-            sizes.data_length += bytes.len() as u64;
-            footer.streams.push(proto::Stream {
-                kind: Some(kind as i32),
-                column: Some(column),
-                length: Some(bytes.len() as u64),
-            });
+            let length = bytes.len() as u64;
+            if i < index_count {
+                sizes.index_length += length;
+            } else {
+                sizes.data_length += length;
+            }
+            footer.streams.push(proto::Stream { kind: Some(kind as i32), column: Some(column), length: Some(length) });
         }
         let footer_bytes = self.compress(&footer.encode_to_vec())?;
         out.write_all(&footer_bytes)?;
