@@ -7,10 +7,13 @@
 //!   ─▶ batcher (size | interval) ─┐        failures ─▶ error batcher (per error-output-type) ─┐
 //!                                 ▼                                                           ▼
 //!                      deliver: object key → encode + compress → upload, retried with backoff
+//!                               (format conversion: rows → one Parquet/ORC file; records that do
+//!                                not convert → format-conversion-failed object, same batch)
 //!                                 │
 //!   tracker (every output of every source record) ◀───┘ ─▶ commit(watermark) ─▶ source frees the WAL
 //! ```
-//! `run` is the loop; `Runner` holds its state; `Delivery` turns one batch into one object.
+//! `run` is the loop; `Runner` holds its state; `Delivery` turns one batch into one object (two
+//! when some records of a converted batch fail).
 
 use std::collections::HashMap;
 use std::sync::Arc;
