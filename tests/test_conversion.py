@@ -151,6 +151,17 @@ def normalise(value):
     return value
 
 
+def read_parquet_both(path):
+    """The rows of a Parquet file as pyarrow reads them, after checking duckdb reads the same values."""
+    rows = pq.read_table(path).to_pylist()
+    con = duckdb.connect()
+    result = con.execute(f"SELECT * FROM read_parquet('{path}')")
+    names = [c[0] for c in result.description]
+    duck = [dict(zip(names, r)) for r in result.fetchall()]
+    assert [{k: normalise(v) for k, v in r.items()} for r in rows] == duck, f"pyarrow and duckdb disagree on {path}"
+    return rows
+
+
 def assert_rows(rows, what, cases=None):
     want = expected_rows(cases)
     assert len(rows) == len(want), what
@@ -202,7 +213,7 @@ def test_hive_json_is_strict_and_reads_its_timestamp_formats(sluice_factory):
     root = d.workdir / "data"
     objects = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(local_objects(root)), what="data and error objects")
     data = next(k for k in objects if k.startswith("events/"))
-    rows = pq.read_table(root / data).to_pylist()
+    rows = read_parquet_both(root / data)
     assert rows == [{"id": 1, "ts": dt.datetime(2026, 11, 23, 10), "tags": None},
                     {"id": 2, "ts": dt.datetime(1970, 1, 1, 0, 0, 1, 500000), "tags": None}]
     errors = [json.loads(line) for k in objects if k.startswith("errors/") for line in objects[k].splitlines()]
@@ -340,9 +351,11 @@ def test_schema_infer_learns_evolves_and_survives_a_restart(sluice_factory):
     put(d, [b'{"id": 3.5, "name": "c", "user": {"country": "NZ", "langs": ["en", "mi"]}, "tags": ["x"]}'])
     second = files(2)
     t1 = pq.read_table(root / first[0])
+    read_parquet_both(root / first[0])
     assert t1.schema.names == ["id", "name"] and str(t1.schema.field("id").type) == "int64"
     assert t1.to_pylist() == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
     t2 = pq.read_table(root / second[1])
+    read_parquet_both(root / second[1])
     assert t2.schema.names == ["id", "name", "tags", "user"]
     assert str(t2.schema.field("id").type) == "double"
     assert t2.to_pylist() == [{"id": 3.5, "name": "c", "tags": ["x"], "user": {"country": "NZ", "langs": ["en", "mi"]}}]
@@ -357,6 +370,7 @@ def test_schema_infer_learns_evolves_and_survives_a_restart(sluice_factory):
     put(d, [b'{"id": 4}', b'"not an object"'])
     third = files(3)
     t3 = pq.read_table(root / third[2])
+    read_parquet_both(root / third[2])
     assert t3.schema.names == ["id", "name", "tags", "user"], "the schema was kept across the restart"
     assert t3.to_pylist() == [{"id": 4.0, "name": None, "tags": None, "user": None}]
     errors = [json.loads(line) for k, body in local_objects(root).items() if k.startswith("errors/") for line in body.splitlines()]
@@ -388,7 +402,7 @@ def test_validate_names_the_schema_field(tmp_path):
     assert code != 0 and "unknown field `colums`" in out and ":8:" in out, out
 
 
-def test_partitioned_parquet_lake_on_s3(sluice_factory, moto, bucket):
+def test_partitioned_parquet_lake_on_s3(sluice_factory, moto, bucket, tmp_path):
     """The MinIO data-lake shape on a real S3 API (moto_server): jq partition keys → one Parquet file
     per partition, read back from the bucket by pyarrow; metrics count conversions."""
     d = sluice_factory(f"""
@@ -412,7 +426,6 @@ def test_partitioned_parquet_lake_on_s3(sluice_factory, moto, bucket):
     records = [json.dumps({"id": i, "user": {"country": ["NZ", "DE"][i % 2]}}).encode() for i in range(1000)]
     records.append(json.dumps({"id": "x", "user": {"country": "NZ"}}).encode())
     put(d, records)
-    import io
 
     def rows_by_prefix():
         out = {}
@@ -420,7 +433,9 @@ def test_partitioned_parquet_lake_on_s3(sluice_factory, moto, bucket):
             prefix = key.rsplit("/", 1)[0]
             if key.endswith(".parquet"):
                 assert re.match(r"events/country=(NZ|DE)/lake-1-.*[0-9a-f]\.parquet$", key), key
-                out.setdefault(prefix, []).extend(pq.read_table(io.BytesIO(body)).to_pylist())
+                local = tmp_path / key.replace("/", "_")
+                local.write_bytes(body)
+                out.setdefault(prefix, []).extend(read_parquet_both(local))
             else:
                 assert prefix.startswith("errors/format-conversion-failed"), key
                 out.setdefault("errors", []).extend(json.loads(line) for line in body.splitlines())

@@ -81,3 +81,37 @@ impl ParquetOptions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use bytes::Bytes;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+
+    #[test]
+    fn row_groups_close_at_the_block_size() {
+        let n = 200_000;
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true), Field::new("s", DataType::Utf8, true)]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..n)),
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("value {i:>20}")))),
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let opts = ParquetOptions { block_size_bytes: 1 << 20, ..Default::default() };
+        opts.write(&batch, &mut out).unwrap();
+        let meta = SerializedFileReader::new(Bytes::from(out)).unwrap().metadata().clone();
+        assert_eq!(meta.file_metadata().num_rows(), n);
+        assert!(meta.num_row_groups() > 3, "{} row groups", meta.num_row_groups());
+        assert!(meta.file_metadata().created_by().unwrap_or_default().starts_with("sluice"));
+    }
+}
