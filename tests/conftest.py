@@ -225,7 +225,8 @@ def wait_for_lines(get_objects, n, what, timeout=20.0):
 
 def local_objects(root: Path):
     """{relative key: bytes} for every file under a local destination."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    # object_store stages a local upload as `<key>#<n>` and renames it when complete: skip those.
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "#" not in p.name}
 
 
 def b64(data: bytes) -> str:

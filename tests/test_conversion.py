@@ -341,21 +341,24 @@ def test_schema_infer_learns_evolves_and_survives_a_restart(sluice_factory):
     d = sluice_factory(config).start()
     root = d.workdir / "data"
 
-    def files(n):
-        return wait_for(lambda: (lambda ks: ks if len(ks) == n else None)(
-            sorted((k for k in local_objects(root) if k.startswith("events/")), key=lambda k: (root / k).stat().st_mtime_ns)),
-            what=f"{n} parquet files")
+    def by_first_id(n):
+        """{first id in the file: path} once there are n Parquet files (files are told apart by content:
+        a replay after the restart may rewrite an earlier one)."""
+        def ready():
+            paths = [root / k for k in local_objects(root) if k.startswith("events/")]
+            return {pq.read_table(p).column("id")[0].as_py(): p for p in paths} if len(paths) == n else None
+        return wait_for(ready, what=f"{n} parquet files")
 
     put(d, [b'{"id": 1, "Name": "a", "later": null}', b'{"id": 2, "name": "b", "tags": []}'])
-    first = files(1)
+    by_first_id(1)
     put(d, [b'{"id": 3.5, "name": "c", "user": {"country": "NZ", "langs": ["en", "mi"]}, "tags": ["x"]}'])
-    second = files(2)
-    t1 = pq.read_table(root / first[0])
-    read_parquet_both(root / first[0])
+    files = by_first_id(2)
+    t1 = pq.read_table(files[1])
+    read_parquet_both(files[1])
     assert t1.schema.names == ["id", "name"] and str(t1.schema.field("id").type) == "int64"
     assert t1.to_pylist() == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
-    t2 = pq.read_table(root / second[1])
-    read_parquet_both(root / second[1])
+    t2 = pq.read_table(files[3.5])
+    read_parquet_both(files[3.5])
     assert t2.schema.names == ["id", "name", "tags", "user"]
     assert str(t2.schema.field("id").type) == "double"
     assert t2.to_pylist() == [{"id": 3.5, "name": "c", "tags": ["x"], "user": {"country": "NZ", "langs": ["en", "mi"]}}]
@@ -368,9 +371,9 @@ def test_schema_infer_learns_evolves_and_survives_a_restart(sluice_factory):
     d.stop()
     d.start()
     put(d, [b'{"id": 4}', b'"not an object"'])
-    third = files(3)
-    t3 = pq.read_table(root / third[2])
-    read_parquet_both(root / third[2])
+    files = by_first_id(3)
+    t3 = pq.read_table(files[4])
+    read_parquet_both(files[4])
     assert t3.schema.names == ["id", "name", "tags", "user"], "the schema was kept across the restart"
     assert t3.to_pylist() == [{"id": 4.0, "name": None, "tags": None, "user": None}]
     errors = [json.loads(line) for k, body in local_objects(root).items() if k.startswith("errors/") for line in body.splitlines()]

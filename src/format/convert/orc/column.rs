@@ -12,6 +12,7 @@
 //! "bytes into the chunk" is always 0). Only booleans can start mid-byte, which ORC's bit position
 //! covers.
 
+use std::collections::{HashMap, HashSet};
 use std::io;
 
 use arrow_array::cast::AsArray;
@@ -51,6 +52,8 @@ pub struct ColumnOut {
     pub streams: Vec<StreamBuf>,
     pub group_stats: Vec<Stats>,
     pub blooms: Option<Vec<Bloom>>,
+    /// Entries of a dictionary-encoded string column (`None`: direct encoding).
+    pub dictionary_size: Option<u32>,
 }
 
 pub struct StripeStreams {
@@ -60,16 +63,25 @@ pub struct StripeStreams {
     bloom_columns: Vec<u32>,
     bloom_fpp: f64,
     bloom_expected: usize,
+    /// Strings use a dictionary when distinct values / values is at most this (0: never).
+    dictionary_threshold: f64,
 }
 
 impl StripeStreams {
-    pub fn new(columns: usize, bloom_columns: Vec<u32>, bloom_fpp: f64, bloom_expected: usize) -> Self {
+    pub fn new(
+        columns: usize,
+        bloom_columns: Vec<u32>,
+        bloom_fpp: f64,
+        bloom_expected: usize,
+        dictionary_threshold: f64,
+    ) -> Self {
         Self {
             columns: (0..columns).map(|_| ColumnOut::default()).collect(),
             stats: vec![Stats::default(); columns],
             bloom_columns,
             bloom_fpp,
             bloom_expected,
+            dictionary_threshold,
         }
     }
 }
@@ -232,6 +244,46 @@ pub fn encode_column<'a>(
                 let a = array.as_string_opt::<i32>().ok_or_else(|| mismatch(ty))?;
                 Box::new(move |r| a.value(r).as_bytes())
             };
+            let binary = matches!(ty, HiveType::Binary);
+            for g in 0..groups {
+                for &r in group(&present, &present_starts, g) {
+                    let v = value(r);
+                    if binary {
+                        group_stats[g].binary(v.len());
+                    } else {
+                        group_stats[g].string(v);
+                    }
+                    if let Some(b) = blooms.as_mut() {
+                        b[g].add_bytes(v);
+                    }
+                }
+            }
+            let dictionary = if binary { None } else { dictionary(&present, &value, out.dictionary_threshold) };
+            if let Some(entries) = dictionary {
+                // DICTIONARY: DATA holds each value's index into the sorted entries, which go to
+                // DICTIONARY_DATA and LENGTH once per stripe (no index positions for those two).
+                let index: HashMap<&[u8], u64> = entries.iter().enumerate().map(|(i, e)| (*e, i as u64)).collect();
+                let mut rows_rle = IntRle::new(false);
+                let mut marks = Vec::with_capacity(groups);
+                for g in 0..groups {
+                    marks.push(Mark { offset: rows_rle.mark(), extra: vec![0] });
+                    for &r in group(&present, &present_starts, g) {
+                        rows_rle.push(index.get(value(r)).copied().unwrap_or(0) as i64);
+                    }
+                }
+                let mut lengths = IntRle::new(false);
+                entries.iter().for_each(|e| lengths.push(e.len() as i64));
+                streams.push(StreamBuf { kind: StreamKind::Data, bytes: rows_rle.finish(), marks });
+                streams.push(StreamBuf {
+                    kind: StreamKind::DictionaryData,
+                    bytes: entries.concat(),
+                    marks: Vec::new(),
+                });
+                streams.push(StreamBuf { kind: StreamKind::Length, bytes: lengths.finish(), marks: Vec::new() });
+                let column = ColumnOut { streams, group_stats, blooms, dictionary_size: Some(entries.len() as u32) };
+                finish_column(out, col, column);
+                return Ok(());
+            }
             let mut data = StreamBuf { kind: StreamKind::Data, bytes: Vec::new(), marks: Vec::new() };
             let mut lengths = IntRle::new(false);
             let mut length_marks = Vec::with_capacity(groups);
@@ -240,14 +292,6 @@ pub fn encode_column<'a>(
                 length_marks.push(Mark { offset: lengths.mark(), extra: vec![0] });
                 for &r in group(&present, &present_starts, g) {
                     let v = value(r);
-                    if matches!(ty, HiveType::Binary) {
-                        group_stats[g].binary(v.len());
-                    } else {
-                        group_stats[g].string(v);
-                    }
-                    if let Some(b) = blooms.as_mut() {
-                        b[g].add_bytes(v);
-                    }
                     data.bytes.extend_from_slice(v);
                     lengths.push(v.len() as i64);
                 }
@@ -331,7 +375,7 @@ pub fn encode_column<'a>(
                 }
             }
             streams.push(StreamBuf { kind: StreamKind::Length, bytes: lengths.finish(), marks });
-            finish_column(out, col, streams, group_stats, blooms);
+            finish_column(out, col, ColumnOut { streams, group_stats, blooms, dictionary_size: None });
             for (child, child_ty) in children {
                 encode_column(child, &child_rows, &child_starts, child_ty, next_id, out)?;
             }
@@ -342,28 +386,41 @@ pub fn encode_column<'a>(
             for (g, stats) in group_stats.iter_mut().enumerate() {
                 stats.add_values(group(&present, &present_starts, g).len() as u64);
             }
-            finish_column(out, col, streams, group_stats, blooms);
+            finish_column(out, col, ColumnOut { streams, group_stats, blooms, dictionary_size: None });
             for ((_, field_ty), child) in fields.iter().zip(a.columns()) {
                 encode_column(child.as_ref(), &present, &present_starts, field_ty, next_id, out)?;
             }
             return Ok(());
         }
     }
-    finish_column(out, col, streams, group_stats, blooms);
+    finish_column(out, col, ColumnOut { streams, group_stats, blooms, dictionary_size: None });
     Ok(())
 }
 
-fn finish_column(
-    out: &mut StripeStreams,
-    col: usize,
-    streams: Vec<StreamBuf>,
-    group_stats: Vec<Stats>,
-    blooms: Option<Vec<Bloom>>,
-) {
-    for g in &group_stats {
+fn finish_column(out: &mut StripeStreams, col: usize, column: ColumnOut) {
+    for g in &column.group_stats {
         out.stats[col].merge(g);
     }
-    out.columns[col] = ColumnOut { streams, group_stats, blooms };
+    out.columns[col] = column;
+}
+
+/// The sorted distinct values, when there are few enough of them for a dictionary to pay off
+/// (distinct / values ≤ `threshold`, Hive's `orc.dictionary.key.threshold` rule).
+fn dictionary<'v>(present: &[usize], value: &dyn Fn(usize) -> &'v [u8], threshold: f64) -> Option<Vec<&'v [u8]>> {
+    if threshold <= 0.0 || present.is_empty() {
+        return None;
+    }
+    let limit = (threshold * present.len() as f64) as usize;
+    let mut distinct: HashSet<&[u8]> = HashSet::new();
+    for &r in present {
+        distinct.insert(value(r));
+        if distinct.len() > limit {
+            return None;
+        }
+    }
+    let mut entries: Vec<&[u8]> = distinct.into_iter().collect();
+    entries.sort_unstable();
+    Some(entries)
 }
 
 /// A boolean stream (PRESENT or a boolean column's DATA): bits packed most-significant first, then

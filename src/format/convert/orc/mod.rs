@@ -46,6 +46,9 @@ pub struct OrcOptions {
     pub bloom_filter_fpp: f64,
     /// Mark files as ORC 0.11 rather than 0.12 (Firehose's FormatVersion V0_11).
     pub format_0_11: bool,
+    /// String columns whose distinct values are at most this fraction of their values in a stripe
+    /// are dictionary-encoded (Hive's default 0.8; 0 turns dictionaries off).
+    pub dictionary_key_threshold: f64,
 }
 
 impl Default for OrcOptions {
@@ -57,6 +60,7 @@ impl Default for OrcOptions {
             bloom_filter_columns: Vec::new(),
             bloom_filter_fpp: 0.05,
             format_0_11: false,
+            dictionary_key_threshold: 0.8,
         }
     }
 }
@@ -96,7 +100,13 @@ impl OrcOptions {
         while start < rows {
             let len = rows_per_stripe.min(rows - start);
             let slice = table.slice(start, len);
-            let mut s = StripeStreams::new(column_count, bloom_ids.clone(), self.bloom_filter_fpp, stride);
+            let mut s = StripeStreams::new(
+                column_count,
+                bloom_ids.clone(),
+                self.bloom_filter_fpp,
+                stride,
+                self.dictionary_key_threshold,
+            );
             let selected: Vec<usize> = (0..len).collect();
             let starts: Vec<usize> = (0..len).step_by(stride).collect();
             // The root struct: every row present, one value per row in each group.
@@ -204,8 +214,17 @@ impl OrcOptions {
                 .collect();
             let index = proto::RowIndex { entry: entries }.encode_to_vec();
             index_streams.push((proto::stream::Kind::RowIndex, id as u32, self.compress(&index)?));
-            let mut encoding =
-                proto::ColumnEncoding { kind: Some(proto::column_encoding::Kind::Direct as i32), ..Default::default() };
+            let mut encoding = match column.dictionary_size {
+                Some(size) => proto::ColumnEncoding {
+                    kind: Some(proto::column_encoding::Kind::Dictionary as i32),
+                    dictionary_size: Some(size),
+                    ..Default::default()
+                },
+                None => proto::ColumnEncoding {
+                    kind: Some(proto::column_encoding::Kind::Direct as i32),
+                    ..Default::default()
+                },
+            };
             if let Some(blooms) = column.blooms {
                 let index = proto::BloomFilterIndex { bloom_filter: blooms.iter().map(Bloom::to_proto).collect() };
                 index_streams.push((
