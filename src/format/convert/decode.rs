@@ -96,11 +96,16 @@ impl From<jiter::JiterError> for Fail {
 
 type Res = Result<(), Fail>;
 
+/// JSON key → column index, looked up for every key of every record: foldhash rather than the
+/// default SipHash, which is built to resist flooding and costs several times more per lookup
+/// (the keys are the schema's column names, not attacker-chosen table entries).
+type KeyLookup = HashMap<String, usize, foldhash::fast::RandomState>;
+
 /// Decodes records into rows of a fixed schema; [`Decoder::finish`] hands out the Arrow batch.
 pub struct Decoder {
     columns: Vec<Column>,
     names: Vec<String>,
-    lookup: HashMap<String, usize>,
+    lookup: KeyLookup,
     rules: InputRules,
     schema: SchemaRef,
     rows: usize,
@@ -110,7 +115,7 @@ pub struct Decoder {
 impl Decoder {
     pub fn new(columns: &[(String, HiveType)], rules: InputRules) -> Self {
         let fold = rules.fold_case();
-        let mut lookup = HashMap::new();
+        let mut lookup = KeyLookup::default();
         for (i, (name, _)) in columns.iter().enumerate() {
             let mut key = if fold { name.to_lowercase() } else { name.clone() };
             if let InputRules::OpenX { column_to_json_key, .. } = &rules {
@@ -234,14 +239,13 @@ impl Decoder {
 
 /// Finds the column for a JSON key after OpenX's key rules (case folding, dots to underscores).
 /// `scratch` avoids an allocation per key when the key has to be rewritten.
-fn column_index(
-    lookup: &HashMap<String, usize>,
-    key: &str,
-    fold: bool,
-    dots: bool,
-    scratch: &mut String,
-) -> Option<usize> {
-    let needs_fold = fold && key.chars().any(char::is_uppercase);
+fn column_index(lookup: &KeyLookup, key: &str, fold: bool, dots: bool, scratch: &mut String) -> Option<usize> {
+    let needs_fold = fold
+        && if key.is_ascii() {
+            key.bytes().any(|b| b.is_ascii_uppercase())
+        } else {
+            key.chars().any(char::is_uppercase)
+        };
     let needs_dots = dots && key.contains('.');
     if !needs_fold && !needs_dots {
         return lookup.get(key).copied();
@@ -292,7 +296,7 @@ enum Data {
     Struct {
         fields: Vec<Column>,
         names: Vec<String>,
-        lookup: HashMap<String, usize>,
+        lookup: KeyLookup,
     },
 }
 
@@ -771,34 +775,36 @@ pub fn parse_decimal(text: &str, precision: u8, scale: u8) -> Result<i128, Strin
     {
         return Err(bad());
     }
-    let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).map(|b| b - b'0').collect();
+    // The digits of int_part then frac_part, read in place (this runs once per decimal value).
+    let total = int_part.len() + frac_part.len();
+    let digit = |i: usize| {
+        let b = if i < int_part.len() { int_part.as_bytes()[i] } else { frac_part.as_bytes()[i - int_part.len()] };
+        i128::from(b - b'0')
+    };
     // value = digits × 10^(exponent − frac_len); unscaled = value × 10^scale.
     let shift = i64::from(exponent) - frac_part.len() as i64 + i64::from(scale);
     let out_of_range = || format!("{text} is out of range for decimal({precision},{scale})");
     let (kept, round_up) = if shift >= 0 {
-        (&digits[..], false)
+        (total, false)
     } else {
         let drop = (-shift) as usize;
-        if drop > digits.len() {
-            (&digits[..0], false)
+        if drop > total {
+            (0, false)
         } else {
-            let cut = digits.len() - drop;
-            (&digits[..cut], digits[cut] >= 5)
+            (total - drop, digit(total - drop) >= 5)
         }
     };
-    let significant: &[u8] = {
-        let first = kept.iter().position(|d| *d != 0).unwrap_or(kept.len());
-        &kept[first..]
-    };
+    let first = (0..kept).find(|&i| digit(i) != 0).unwrap_or(kept);
+    let significant = kept - first;
     let zeros = if shift > 0 { shift as usize } else { 0 };
-    if !significant.is_empty() && significant.len() + zeros > usize::from(precision) {
+    if significant > 0 && significant + zeros > usize::from(precision) {
         return Err(out_of_range());
     }
     let mut v: i128 = 0;
-    for d in significant {
-        v = v * 10 + i128::from(*d);
+    for i in first..kept {
+        v = v * 10 + digit(i);
     }
-    if !significant.is_empty() {
+    if significant > 0 {
         for _ in 0..zeros {
             v *= 10;
         }

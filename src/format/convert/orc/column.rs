@@ -12,7 +12,7 @@
 //! "bytes into the chunk" is always 0). Only booleans can start mid-byte, which ORC's bit position
 //! covers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 
 use arrow_array::cast::AsArray;
@@ -259,17 +259,15 @@ pub fn encode_column<'a>(
                 }
             }
             let dictionary = if binary { None } else { dictionary(&present, &value, out.dictionary_threshold) };
-            if let Some(entries) = dictionary {
+            if let Some((entries, indices)) = dictionary {
                 // DICTIONARY: DATA holds each value's index into the sorted entries, which go to
                 // DICTIONARY_DATA and LENGTH once per stripe (no index positions for those two).
-                let index: HashMap<&[u8], u64> = entries.iter().enumerate().map(|(i, e)| (*e, i as u64)).collect();
                 let mut rows_rle = IntRle::new(false);
                 let mut marks = Vec::with_capacity(groups);
                 for g in 0..groups {
                     marks.push(Mark { offset: rows_rle.mark(), extra: vec![0] });
-                    for &r in group(&present, &present_starts, g) {
-                        rows_rle.push(index.get(value(r)).copied().unwrap_or(0) as i64);
-                    }
+                    let end = present_starts.get(g + 1).copied().unwrap_or(present.len());
+                    indices[present_starts[g]..end].iter().for_each(|i| rows_rle.push(i64::from(*i)));
                 }
                 let mut lengths = IntRle::new(false);
                 entries.iter().for_each(|e| lengths.push(e.len() as i64));
@@ -404,23 +402,36 @@ fn finish_column(out: &mut StripeStreams, col: usize, column: ColumnOut) {
     out.columns[col] = column;
 }
 
-/// The sorted distinct values, when there are few enough of them for a dictionary to pay off
-/// (distinct / values ≤ `threshold`, Hive's `orc.dictionary.key.threshold` rule).
-fn dictionary<'v>(present: &[usize], value: &dyn Fn(usize) -> &'v [u8], threshold: f64) -> Option<Vec<&'v [u8]>> {
+/// A dictionary for a string column: the sorted distinct values, and each present value's index
+/// into them (in `present` order). `None` when there are too many distinct values for a dictionary
+/// to pay off (distinct / values > `threshold`, Hive's `orc.dictionary.key.threshold` rule).
+fn dictionary<'v>(
+    present: &[usize],
+    value: &dyn Fn(usize) -> &'v [u8],
+    threshold: f64,
+) -> Option<(Vec<&'v [u8]>, Vec<u32>)> {
     if threshold <= 0.0 || present.is_empty() {
         return None;
     }
     let limit = (threshold * present.len() as f64) as usize;
-    let mut distinct: HashSet<&[u8]> = HashSet::new();
+    // One hash lookup per value: ids in order of first appearance, remapped to sorted order below.
+    let mut ids: HashMap<&[u8], u32, foldhash::fast::RandomState> = HashMap::default();
+    let mut rows = Vec::with_capacity(present.len());
     for &r in present {
-        distinct.insert(value(r));
-        if distinct.len() > limit {
+        let next = ids.len() as u32;
+        rows.push(*ids.entry(value(r)).or_insert(next));
+        if ids.len() > limit {
             return None;
         }
     }
-    let mut entries: Vec<&[u8]> = distinct.into_iter().collect();
-    entries.sort_unstable();
-    Some(entries)
+    let mut entries: Vec<(&[u8], u32)> = ids.into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut sorted_position = vec![0u32; entries.len()];
+    for (position, (_, id)) in entries.iter().enumerate() {
+        sorted_position[*id as usize] = position as u32;
+    }
+    rows.iter_mut().for_each(|id| *id = sorted_position[*id as usize]);
+    Some((entries.into_iter().map(|(v, _)| v).collect(), rows))
 }
 
 /// A boolean stream (PRESENT or a boolean column's DATA): bits packed most-significant first, then
@@ -484,6 +495,17 @@ mod tests {
         assert_eq!(encode_nanos(123_456_000), (123_456 << 3) | 2);
         assert_eq!(encode_nanos(100_000_000), (1 << 3) | 7);
         assert_eq!(encode_nanos(10), 10 << 3);
+    }
+
+    #[test]
+    fn dictionaries_are_sorted_and_index_every_value() {
+        let values: [&[u8]; 5] = [b"b", b"a", b"b", b"c", b"a"];
+        let get = |r: usize| values[r];
+        let (entries, indices) = dictionary(&[0, 1, 2, 3, 4], &get, 0.8).unwrap();
+        assert_eq!(entries, [&b"a"[..], b"b", b"c"]);
+        assert_eq!(indices, [1, 0, 1, 2, 0]);
+        assert!(dictionary(&[0, 1, 2, 3, 4], &get, 0.5).is_none(), "3 distinct of 5 is above 0.5");
+        assert!(dictionary(&[0, 1, 2], &get, 0.0).is_none(), "0 turns dictionaries off");
     }
 
     #[test]
