@@ -310,7 +310,7 @@ fn data_format_conversion(c: &ConversionSpec) -> serde_json::Value {
                 },
                 "BloomFilterColumns": o.bloom_filter_columns,
                 "BloomFilterFalsePositiveProbability": o.bloom_filter_fpp,
-                "DictionaryKeyThreshold": 0.0,
+                "DictionaryKeyThreshold": o.dictionary_key_threshold,
                 "FormatVersion": if o.format_0_11 { "V0_11" } else { "V0_12" },
             }
         }),
