@@ -133,24 +133,17 @@ pub fn encode_column<'a>(
         streams.push(booleans(StreamKind::Present, rows.iter().map(|&r| array.is_valid(r)), starts));
     }
 
-    // Typed values: one closure call per present value, with its group, feeding stats and blooms.
-    macro_rules! each {
-        (|$g:ident, $r:ident| $body:block) => {
-            for $g in 0..groups {
-                for &$r in group(&present, &present_starts, $g) $body
-            }
-        };
-    }
-
     match ty {
         HiveType::Boolean => {
             let a = array.as_boolean_opt().ok_or_else(|| mismatch(ty))?;
-            each!(|g, r| {
-                group_stats[g].boolean(a.value(r));
-                if let Some(b) = blooms.as_mut() {
-                    b[g].add_long(i64::from(a.value(r)));
+            for (g, stats) in group_stats.iter_mut().enumerate() {
+                for &r in group(&present, &present_starts, g) {
+                    stats.boolean(a.value(r));
+                    if let Some(b) = blooms.as_mut() {
+                        b[g].add_long(i64::from(a.value(r)));
+                    }
                 }
-            });
+            }
             streams.push(booleans(StreamKind::Data, present.iter().map(|&r| a.value(r)), &present_starts));
         }
         HiveType::TinyInt => {
