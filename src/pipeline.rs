@@ -523,16 +523,10 @@ impl Delivery {
             (Some(conversion), None) => self.deliver_converted(&batch, conversion.clone()).await,
             _ => {
                 let kind = if error_type.is_some() { "errors" } else { "data" };
-                let key = self.object_key(&batch, error_type, kind, &self.format.extension);
+                let format = if error_type.is_some() { &self.error_format } else { &self.format };
+                let key = self.object_key(&batch, error_type, kind, &format.extension);
                 let records = Arc::new(batch.records.clone());
-                let format = if error_type.is_some() { self.error_format.clone() } else { self.format.clone() };
-                let count = records.len() as u64;
-                self.write_retrying(&key, &batch, error_type.is_none(), count, || {
-                    let (records, format, entry) =
-                        (records.clone(), format.clone(), entry_name(&key, &format.extension));
-                    move |out: &mut (dyn std::io::Write + Send)| format.write_object(&records, &entry, out)
-                })
-                .await;
+                self.write_records(&key, &batch, error_type.is_none(), records, format.clone()).await;
             }
         }
         Done { seqs: batch.seqs, bytes: batch.bytes, partition: error_type.is_none().then_some(batch.partition) }
@@ -576,12 +570,22 @@ impl Delivery {
                 Record { data: error_record::render(&failed, now), ..record }
             })
             .collect();
-        let error_records = Arc::new(error_records);
         let key = self.object_key(batch, Some(kind), "conversion-errors", &self.error_format.extension);
-        let count = error_records.len() as u64;
-        self.write_retrying(&key, batch, false, count, || {
-            let (records, format, entry) =
-                (error_records.clone(), self.error_format.clone(), entry_name(&key, &self.error_format.extension));
+        self.write_records(&key, batch, false, Arc::new(error_records), self.error_format.clone()).await;
+    }
+
+    /// Writes `records` encoded as `format` to `key`, with [`Self::write_retrying`].
+    async fn write_records(
+        &self,
+        key: &str,
+        batch: &Batch,
+        is_data: bool,
+        records: Arc<Vec<Record>>,
+        format: Arc<ObjectFormat>,
+    ) {
+        let entry = format.entry_name(key);
+        self.write_retrying(key, batch, is_data, records.len() as u64, || {
+            let (records, format, entry) = (records.clone(), format.clone(), entry.clone());
             move |out: &mut (dyn std::io::Write + Send)| format.write_object(&records, &entry, out)
         })
         .await;
@@ -630,11 +634,6 @@ impl Delivery {
             }
         }
     }
-}
-
-/// The entry name inside a ZIP object: the object's file name without its extension.
-fn entry_name(key: &str, extension: &str) -> String {
-    key.rsplit('/').next().unwrap_or(key).trim_end_matches(extension).to_string()
 }
 
 /// Converts a batch and encodes its file, once (retried uploads send the same bytes). Returns the

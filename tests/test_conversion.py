@@ -467,3 +467,18 @@ def test_describe_delivery_stream_shows_the_conversion_in_firehose_shape(sluice_
     assert orc_serde["Compression"] == "ZLIB" and orc_serde["BloomFilterColumns"] == ["event_id"]
     assert orc_serde["RowIndexStride"] == 10000 and orc_serde["FormatVersion"] == "V0_12"
     assert ext["CompressionFormat"] == "UNCOMPRESSED" and ext["FileExtension"] == ".orc"
+
+
+def test_processor_failures_in_a_converting_pipeline_are_json_error_objects(sluice_factory):
+    """Error objects are newline-delimited JSON whatever the data format: no `.parquet` on them."""
+    d = sluice_factory(pipeline("{ parquet: {} }").replace(
+        "            destination:", "            processors: [ { decompression: { format: GZIP } } ]\n            destination:", 1)).start()
+    import gzip
+    put(d, [gzip.compress(b'{"event_id": "ok"}'), b"not gzip"])
+    root = d.workdir / "data"
+    objects = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(local_objects(root)), what="a data and an error object")
+    [error_key] = [k for k in objects if k.startswith("errors/")]
+    assert error_key.startswith("errors/decompression-failed/") and not error_key.endswith(".parquet"), error_key
+    assert base64.b64decode(json.loads(objects[error_key])["rawData"]) == b"not gzip"
+    [data_key] = [k for k in objects if k.startswith("events/")]
+    assert data_key.endswith(".parquet") and read_parquet_both(root / data_key)[0]["event_id"] == "ok"

@@ -52,6 +52,11 @@ pub struct ObjectFormat {
 }
 
 impl ObjectFormat {
+    /// The entry name inside a ZIP object: the object's file name without its extension.
+    pub fn entry_name(&self, key: &str) -> String {
+        key.rsplit('/').next().unwrap_or(key).trim_end_matches(&self.extension).to_string()
+    }
+
     /// Encodes and compresses `records` into `sink`. Deterministic, so a retry reproduces the
     /// object byte for byte.
     pub fn write_object(&self, records: &[Record], entry_name: &str, sink: impl Write + Send) -> io::Result<()> {

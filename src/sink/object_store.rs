@@ -118,7 +118,7 @@ impl ObjectSink {
         records: Arc<Vec<Record>>,
         format: Arc<ObjectFormat>,
     ) -> Result<(), SinkError> {
-        let entry = key.rsplit('/').next().unwrap_or(key).trim_end_matches(&format.extension).to_string();
+        let entry = format.entry_name(key);
         self.write_with(key, move |out| format.write_object(&records, &entry, out)).await
     }
 
