@@ -116,7 +116,7 @@ pub fn start(
     let seed = fnv1a(&[name.as_bytes()]);
     let inference = match &d.format_conversion {
         Some(c) if c.schema == SchemaSpec::Infer => {
-            let (fold, dots) = c.key_rules();
+            let (fold, dots) = c.input.key_rules();
             let path = storage.dir.join("pipelines").join(&name).join("schema.json");
             let inference = SchemaInference::load(Some(path), fold, dots)
                 .map_err(|e| PipelineError::Processor { name: name.clone(), message: e.to_string() })?;

@@ -21,8 +21,6 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::config::StoreSpec;
-use crate::format::ObjectFormat;
-use crate::record::Record;
 
 /// Part size for multipart uploads; S3 needs at least 5 MiB per part but the last.
 const PART_SIZE: usize = 8 << 20;
@@ -108,18 +106,6 @@ impl ObjectSink {
 
     pub fn describe(&self) -> &str {
         &self.description
-    }
-
-    /// Encodes `records` with `format` and writes them to `key`. Writing the same records to the
-    /// same key again produces the same object, so retries and crash re-deliveries overwrite.
-    pub async fn write_object(
-        &self,
-        key: &str,
-        records: Arc<Vec<Record>>,
-        format: Arc<ObjectFormat>,
-    ) -> Result<(), SinkError> {
-        let entry = format.entry_name(key);
-        self.write_with(key, move |out| format.write_object(&records, &entry, out)).await
     }
 
     /// Writes to `key` what `encode` produces; it runs on a blocking thread and its output is
@@ -232,7 +218,8 @@ impl Write for ChunkWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Compression, RawEncoder};
+    use crate::format::{Compression, ObjectFormat, RawEncoder};
+    use crate::record::Record;
 
     fn records(n: usize, size: usize) -> Arc<Vec<Record>> {
         Arc::new(
@@ -251,7 +238,8 @@ mod tests {
         });
         for (key, n) in [("a/small", 3), ("b/large", 20_000)] {
             let recs = records(n, 1000);
-            sink.write_object(key, recs.clone(), format.clone()).await.unwrap();
+            let (records, format, entry) = (recs.clone(), format.clone(), format.entry_name(key));
+            sink.write_with(key, move |out| format.write_object(&records, &entry, out)).await.unwrap();
             let back = sink.get(key).await.unwrap();
             assert_eq!(back.len(), n * 1001, "{key}");
             assert!(back.starts_with(format!("{:01000}\n", 0).as_bytes()));

@@ -36,12 +36,14 @@ impl InputRules {
         matches!(self, InputRules::OpenX { .. })
     }
 
-    /// Whether keys are matched without regard to case. Hive column names are case-insensitive in
-    /// both SerDes; OpenX lets the user turn it off.
-    fn fold_case(&self) -> bool {
+    /// How JSON keys become column names: (fold case, dots to underscores). Hive column names are
+    /// case-insensitive in both SerDes; OpenX lets the user turn folding off and dots on.
+    pub fn key_rules(&self) -> (bool, bool) {
         match self {
-            InputRules::OpenX { case_insensitive, .. } => *case_insensitive,
-            InputRules::Hive { .. } => true,
+            InputRules::OpenX { case_insensitive, dots_to_underscores, .. } => {
+                (*case_insensitive, *dots_to_underscores)
+            }
+            InputRules::Hive { .. } => (true, false),
         }
     }
 }
@@ -102,57 +104,44 @@ type Res = Result<(), Fail>;
 type KeyLookup = HashMap<String, usize, foldhash::fast::RandomState>;
 
 /// Decodes records into rows of a fixed schema; [`Decoder::finish`] hands out the Arrow batch.
+/// A row is read like a struct value: `root` is a struct column whose fields are the table's columns.
 pub struct Decoder {
-    columns: Vec<Column>,
-    names: Vec<String>,
-    lookup: KeyLookup,
+    root: Column,
     rules: InputRules,
     schema: SchemaRef,
-    rows: usize,
     scratch: String,
 }
 
 impl Decoder {
     pub fn new(columns: &[(String, HiveType)], rules: InputRules) -> Self {
-        let fold = rules.fold_case();
-        let mut lookup = KeyLookup::default();
-        for (i, (name, _)) in columns.iter().enumerate() {
-            let mut key = if fold { name.to_lowercase() } else { name.clone() };
-            if let InputRules::OpenX { column_to_json_key, .. } = &rules {
+        let (fold, _) = rules.key_rules();
+        let mut root = Column::new(&HiveType::Struct(columns.to_vec()), fold);
+        if let (Data::Struct { lookup, .. }, InputRules::OpenX { column_to_json_key, .. }) = (&mut root.data, &rules) {
+            // A mapped column is found by its JSON key instead of its name.
+            for (i, (name, _)) in columns.iter().enumerate() {
                 if let Some(json_key) = column_to_json_key.get(name) {
-                    key = if fold { json_key.to_lowercase() } else { json_key.clone() };
+                    lookup.retain(|_, column| *column != i);
+                    lookup.insert(if fold { json_key.to_lowercase() } else { json_key.clone() }, i);
                 }
             }
-            lookup.insert(key, i);
         }
         let schema =
             Arc::new(Schema::new(columns.iter().map(|(n, t)| Field::new(n, t.to_arrow(), true)).collect::<Vec<_>>()));
-        Self {
-            columns: columns.iter().map(|(_, t)| Column::new(t, fold)).collect(),
-            names: columns.iter().map(|(n, _)| n.clone()).collect(),
-            lookup,
-            rules,
-            schema,
-            rows: 0,
-            scratch: String::new(),
-        }
+        Self { root, rules, schema, scratch: String::new() }
     }
 
     pub fn rows(&self) -> usize {
-        self.rows
+        self.root.len()
     }
 
     /// Decodes one record: one JSON object, or several concatenated (`{..}{..}`), each a row. On a
     /// failure nothing of the record stays behind.
     pub fn push(&mut self, data: &[u8]) -> Result<(), ConversionFailure> {
-        let before = self.rows;
+        let before = self.root.len();
         match self.push_objects(data) {
             Ok(()) => Ok(()),
             Err(f) => {
-                self.rows = before;
-                for c in &mut self.columns {
-                    c.truncate(before);
-                }
+                self.root.truncate(before);
                 let message = match (&f.kind, f.path.is_empty()) {
                     (FailKind::Parse, _) => format!("The record is not valid JSON: {}", f.message),
                     (FailKind::Malformed, true) => format!("Data does not match the schema. {}", f.message),
@@ -186,7 +175,7 @@ impl Decoder {
                     path: Vec::new(),
                 });
             }
-            self.push_row(&mut j)?;
+            self.root.read_object(&mut j, &self.rules, &mut self.scratch, 0)?;
             objects += 1;
         }
         if objects == 0 {
@@ -195,40 +184,13 @@ impl Decoder {
         Ok(())
     }
 
-    fn push_row(&mut self, j: &mut Jiter) -> Res {
-        let row = self.rows;
-        let fold = self.rules.fold_case();
-        let dots = matches!(self.rules, InputRules::OpenX { dots_to_underscores: true, .. });
-        // Keys are borrowed from the parser, so each is resolved to a column before the next call.
-        let (lookup, scratch) = (&self.lookup, &mut self.scratch);
-        let mut next = j.known_object()?.map(|k| column_index(lookup, k, fold, dots, scratch));
-        while let Some(idx) = next {
-            let peek = j.peek()?;
-            match idx {
-                Some(i) => {
-                    let col = &mut self.columns[i];
-                    if col.len() > row {
-                        col.truncate(row); // a repeated key: the last value wins, as in Jackson-based SerDes
-                    }
-                    col.read(j, peek, &self.rules, &mut self.scratch, 0).map_err(|f| f.at(&self.names[i]))?;
-                }
-                None => j.known_skip(peek)?,
-            }
-            next = j.next_key()?.map(|k| column_index(&self.lookup, k, fold, dots, &mut self.scratch));
-        }
-        for c in &mut self.columns {
-            if c.len() == row {
-                c.push_null();
-            }
-        }
-        self.rows += 1;
-        Ok(())
-    }
-
     /// Hands out the rows decoded so far and starts empty.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(Column::finish).collect::<Result<_, _>>()?;
-        self.rows = 0;
+        let Data::Struct { fields, .. } = &mut self.root.data else {
+            return Err(ArrowError::SchemaError("the decoder's root is not a struct".into()));
+        };
+        let arrays: Vec<ArrayRef> = fields.iter_mut().map(Column::finish).collect::<Result<_, _>>()?;
+        self.root.valid.clear();
         RecordBatch::try_new(self.schema.clone(), arrays)
     }
 
@@ -436,8 +398,7 @@ impl Column {
 
     fn read_object(&mut self, j: &mut Jiter, rules: &InputRules, scratch: &mut String, depth: usize) -> Res {
         let row = self.len();
-        let fold = rules.fold_case();
-        let dots = matches!(rules, InputRules::OpenX { dots_to_underscores: true, .. });
+        let (fold, dots) = rules.key_rules();
         match &mut self.data {
             Data::Struct { fields, names, lookup } => {
                 let mut next = j.known_object()?.map(|k| column_index(lookup, k, fold, dots, scratch));
@@ -447,7 +408,7 @@ impl Column {
                         Some(i) => {
                             let f = &mut fields[i];
                             if f.len() > row {
-                                f.truncate(row);
+                                f.truncate(row); // a repeated key: the last value wins, as in Jackson-based SerDes
                             }
                             f.read(j, peek, rules, scratch, depth + 1).map_err(|e| e.at(&names[i]))?;
                         }

@@ -160,7 +160,7 @@ impl Parser<'_> {
         }
     }
 
-    fn expect(&mut self, ch: char) -> Result<(), String> {
+    fn require(&mut self, ch: char) -> Result<(), String> {
         if self.eat(ch) {
             Ok(())
         } else {
@@ -192,9 +192,9 @@ impl Parser<'_> {
             "timestamp" => HiveType::Timestamp,
             "binary" => HiveType::Binary,
             "char" | "varchar" => {
-                self.expect('(')?;
+                self.require('(')?;
                 let n = self.number()?;
-                self.expect(')')?;
+                self.require(')')?;
                 let max = if word == "char" { 255 } else { 65535 };
                 if n == 0 || n > max {
                     return Err(format!("{word} length must be between 1 and {max}, not {n}"));
@@ -209,7 +209,7 @@ impl Parser<'_> {
                 let (precision, scale) = if self.eat('(') {
                     let p = self.number()?;
                     let s = if self.eat(',') { self.number()? } else { 0 };
-                    self.expect(')')?;
+                    self.require(')')?;
                     (p, s)
                 } else {
                     (10, 0)
@@ -223,24 +223,24 @@ impl Parser<'_> {
                 HiveType::Decimal { precision: precision as u8, scale: scale as u8 }
             }
             "array" => {
-                self.expect('<')?;
+                self.require('<')?;
                 let element = self.ty(depth + 1)?;
-                self.expect('>')?;
+                self.require('>')?;
                 HiveType::Array(Box::new(element))
             }
             "map" => {
-                self.expect('<')?;
+                self.require('<')?;
                 let key = self.ty(depth + 1)?;
                 if !key.is_primitive() {
                     return Err(format!("a map key must be a primitive type, not {key}"));
                 }
-                self.expect(',')?;
+                self.require(',')?;
                 let value = self.ty(depth + 1)?;
-                self.expect('>')?;
+                self.require('>')?;
                 HiveType::Map(Box::new(key), Box::new(value))
             }
             "struct" => {
-                self.expect('<')?;
+                self.require('<')?;
                 let mut fields: Vec<(String, HiveType)> = Vec::new();
                 loop {
                     let name = self.word().to_string();
@@ -248,14 +248,14 @@ impl Parser<'_> {
                     if fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
                         return Err(format!("struct field `{name}` appears twice"));
                     }
-                    self.expect(':')?;
+                    self.require(':')?;
                     let t = self.ty(depth + 1)?;
                     fields.push((name, t));
                     if !self.eat(',') {
                         break;
                     }
                 }
-                self.expect('>')?;
+                self.require('>')?;
                 HiveType::Struct(fields)
             }
             "uniontype" => return Err("uniontype is not supported (Firehose does not support it either)".into()),

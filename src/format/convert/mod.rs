@@ -89,14 +89,4 @@ impl ConversionSpec {
             OutputFormat::Orc(o) => o.write(columns, table, out),
         }
     }
-
-    /// The key rules the decoder applies, which inferred column names must follow.
-    pub fn key_rules(&self) -> (bool, bool) {
-        match &self.input {
-            InputRules::OpenX { case_insensitive, dots_to_underscores, .. } => {
-                (*case_insensitive, *dots_to_underscores)
-            }
-            InputRules::Hive { .. } => (true, false),
-        }
-    }
 }

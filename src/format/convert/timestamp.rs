@@ -30,7 +30,7 @@ pub fn parse_datetime(s: &str, iso: bool) -> Option<i64> {
         _ => return None,
     }
     let hour = digits(b, &mut p, 1, 2)?;
-    expect(b, &mut p, b':')?;
+    require(b, &mut p, b':')?;
     let minute = digits(b, &mut p, 1, 2)?;
     let second = if p < b.len() && b[p] == b':' {
         p += 1;
@@ -107,9 +107,9 @@ pub fn from_epoch_number(text: &str) -> Option<i64> {
 fn parse_ymd(b: &[u8]) -> Option<(NaiveDate, usize)> {
     let mut p = 0;
     let year = digits(b, &mut p, 4, 4)?;
-    expect(b, &mut p, b'-')?;
+    require(b, &mut p, b'-')?;
     let month = digits(b, &mut p, 1, 2)?;
-    expect(b, &mut p, b'-')?;
+    require(b, &mut p, b'-')?;
     let day = digits(b, &mut p, 1, 2)?;
     Some((NaiveDate::from_ymd_opt(year as i32, month, day)?, p))
 }
@@ -136,7 +136,7 @@ fn digits(b: &[u8], p: &mut usize, min: usize, max: usize) -> Option<u32> {
     (*p - start >= min).then_some(v)
 }
 
-fn expect(b: &[u8], p: &mut usize, ch: u8) -> Option<()> {
+fn require(b: &[u8], p: &mut usize, ch: u8) -> Option<()> {
     (*p < b.len() && b[*p] == ch).then(|| *p += 1)
 }
 
