@@ -24,7 +24,9 @@ use thiserror::Error;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::buffer::intent::{BatchIntent, Lane, NoLedger, SharedLedger};
 use crate::buffer::partition::{self, Partitioner};
+use crate::buffer::replay::{ReplayPlan, Route};
 use crate::buffer::wal::{self, StorageBudget, WalOptions};
 use crate::buffer::{Batch, Batcher, DeliveryTracker, PartitionKey};
 use crate::config::{PipelineSpec, ProcessorSpec, StorageSettings};
@@ -149,7 +151,10 @@ pub fn start(
         in_memory: 0,
         buffer_budget: max_in_memory / 2,
         partition_limit_hit: false,
+        ledger: Arc::new(NoLedger),
+        replay: ReplayPlan::default(),
     };
+    let source = DirectPutSource::new(reader, appender.clone(), report.controls);
     let handle = Arc::new(PipelineHandle {
         spec,
         ingest: DirectPutIngest::new(appender, budget, limit),
@@ -157,7 +162,7 @@ pub fn start(
         created_at: SystemTime::now(),
         seed,
     });
-    let task = tokio::spawn(run(Box::new(DirectPutSource::new(reader)), runner, done_rx));
+    let task = tokio::spawn(run(Box::new(source), runner, done_rx));
     Ok((handle, task))
 }
 
@@ -195,6 +200,11 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
     let mut source_open = true;
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
     r.tracker = DeliveryTracker::new(source.delivered_below());
+    r.ledger = source.ledger();
+    r.replay = ReplayPlan::new(source.take_recovered_intents(), source.delivered_below());
+    if !r.replay.is_empty() {
+        tracing::info!(pipeline = %name, batches = r.replay.pending(), "re-cutting the batches recorded before the restart, under their recorded identities");
+    }
 
     loop {
         let deadline = r.next_deadline().map(tokio::time::Instant::from_std);
@@ -262,14 +272,20 @@ struct Runner {
     /// Buffers together may hold this much before the largest is flushed early.
     buffer_budget: usize,
     partition_limit_hit: bool,
+    /// Where batch intents are recorded before their first send.
+    ledger: SharedLedger,
+    /// Batches recorded before a crash, re-cut while the backlog is replayed.
+    replay: ReplayPlan,
 }
 
 impl Runner {
-    /// Processes freshly read records and places every output in a buffer. Returns the watermark
-    /// if records that produced no output moved it.
+    /// Processes freshly read records and places every output in a buffer (or, replaying after a
+    /// crash, in the batch recorded for it). Returns the watermark if records that produced no
+    /// output moved it.
     async fn on_records(&mut self, records: Vec<Record>) -> Option<Seq> {
         let now = Instant::now();
-        if self.chain.is_empty() && !self.partitioner.is_partitioned() {
+        let read_through = records.last().map(|r| r.seq);
+        if self.replay.is_empty() && self.chain.is_empty() && !self.partitioner.is_partitioned() {
             // Fast path: each record is exactly one output, all in one buffer.
             self.tracker.on_read(&records);
             let root = PartitionKey::from("");
@@ -277,7 +293,7 @@ impl Runner {
                 let weight = self.delivery.format.encoder.weight(&record);
                 self.in_memory += weight;
                 if let Some(full) = self.data.push(&root, record, weight, now) {
-                    self.dispatch(full, None);
+                    self.dispatch(full, None, false);
                 }
             }
         } else {
@@ -286,44 +302,79 @@ impl Runner {
             let mut outputs: HashMap<Seq, u64> = HashMap::with_capacity(sources.len());
             self.partition_limit_hit = false;
             for item in items {
-                *outputs.entry(item.record.seq).or_default() += 1;
-                match self.partition_for(&item) {
-                    Ok(key) => {
-                        let weight = self.delivery.format.encoder.weight(&item.record);
-                        self.in_memory += weight;
+                let seq = item.record.seq;
+                let key = match self.partitioner.key(&item) {
+                    Ok(key) => key,
+                    Err((code, message)) => {
+                        failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, code, message));
+                        continue;
+                    }
+                };
+                let weight = self.delivery.format.encoder.weight(&item.record);
+                match self.replay.route(Lane::Data, &key, seq) {
+                    Route::Delivered => continue,
+                    Route::Recorded(batch) => self.replay.push(batch, item.keys.as_ref(), item.record, weight),
+                    Route::Fresh => {
+                        if let Err((code, message)) = self.admit_partition(&key) {
+                            failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, code, message));
+                            continue;
+                        }
                         if let Some(full) = self.data.push_keyed(&key, item.keys.as_ref(), item.record, weight, now) {
-                            self.dispatch(full, None);
+                            self.dispatch(full, None, false);
                         }
                     }
-                    Err((code, message)) => {
-                        failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, code, message))
-                    }
                 }
+                self.in_memory += weight;
+                *outputs.entry(seq).or_default() += 1;
             }
             let ending = now_ms();
             for f in failed {
-                *outputs.entry(f.record.seq).or_default() += 1;
+                let seq = f.record.seq;
+                let lane_key = PartitionKey::from(f.kind.as_str());
+                let route = self.replay.route(Lane::Errors, &lane_key, seq);
+                if route == Route::Delivered {
+                    continue;
+                }
                 self.delivery.metrics.error_records(f.kind).increment(1);
                 let data = error_record::render(&f, ending);
                 let weight = data.len() + 1;
-                self.in_memory += weight;
                 let record = Record { data, ..f.record };
-                if let Some(full) = self.errors.push(&PartitionKey::from(f.kind.as_str()), record, weight, now) {
-                    self.dispatch(full, Some(f.kind));
+                match route {
+                    Route::Recorded(batch) => self.replay.push(batch, None, record, weight),
+                    _ => {
+                        if let Some(full) = self.errors.push(&lane_key, record, weight, now) {
+                            self.dispatch(full, Some(f.kind), false);
+                        }
+                    }
                 }
+                self.in_memory += weight;
+                *outputs.entry(seq).or_default() += 1;
             }
             for (seq, arrival_ms) in sources {
                 self.tracker.add(seq, arrival_ms, outputs.remove(&seq).unwrap_or(0));
             }
         }
+        // Cut only now that every output of the read is placed (see Batcher::push_keyed).
+        for full in self.data.take_full() {
+            self.dispatch(full, None, false);
+        }
+        for full in self.errors.take_full() {
+            let kind = error_kind(&full.partition);
+            self.dispatch(full, kind, false);
+        }
+        if let Some(seq) = read_through {
+            for (lane, batch) in self.replay.complete(seq) {
+                self.dispatch_recorded(lane, batch);
+            }
+        }
         // Many partitions must not mean unbounded memory: flush the biggest buffers early.
         while self.data.buffered_bytes() + self.errors.buffered_bytes() > self.buffer_budget {
             match self.data.take_largest() {
-                Some(b) => self.dispatch(b, None),
+                Some(b) => self.dispatch(b, None, false),
                 None => match self.errors.take_largest() {
                     Some(b) => {
                         let kind = error_kind(&b.partition);
-                        self.dispatch(b, kind);
+                        self.dispatch(b, kind, false);
                     }
                     None => break,
                 },
@@ -363,11 +414,10 @@ impl Runner {
         }
     }
 
-    /// The buffer for a record, enforcing the active-partition limit.
-    fn partition_for(&mut self, item: &Item) -> Result<PartitionKey, (&'static str, String)> {
-        let key = self.partitioner.key(item)?;
+    /// Enforces the active-partition limit for a record about to open or join `key`'s buffer.
+    fn admit_partition(&mut self, key: &PartitionKey) -> Result<(), (&'static str, String)> {
         if let Some(max) = self.max_partitions {
-            if !self.data.contains(&key) && !self.in_flight.contains_key(&key) && self.active_partitions() >= max {
+            if !self.data.contains(key) && !self.in_flight.contains_key(key) && self.active_partitions() >= max {
                 self.partition_limit_hit = true;
                 return Err((
                     partition::CODE_EXCEEDED,
@@ -375,24 +425,48 @@ impl Runner {
                 ));
             }
         }
-        Ok(key)
+        Ok(())
     }
 
     fn active_partitions(&self) -> usize {
         self.data.partitions() + self.in_flight.keys().filter(|k| !self.data.contains(k)).count()
     }
 
-    fn dispatch(&mut self, batch: Batch, error_type: Option<ErrorOutputType>) {
+    /// Sends a batch. A freshly cut one (`recorded == false`) first has its intent recorded, so
+    /// that after a crash it is re-cut exactly ([`ReplayPlan`]); if the intent cannot be written
+    /// (the WAL is recovering from a full disk), the batch is sent anyway: delivering, which frees
+    /// the space, matters more than the small chance of a duplicate after a crash.
+    fn dispatch(&mut self, batch: Batch, error_type: Option<ErrorOutputType>, recorded: bool) {
         self.uploads_in_flight += 1;
         if error_type.is_none() {
             *self.in_flight.entry(batch.partition.clone()).or_default() += 1;
         }
+        let lane = if error_type.is_some() { Lane::Errors } else { Lane::Data };
+        let intent = (!recorded).then(|| BatchIntent {
+            lane,
+            partition: batch.partition.clone(),
+            seqs: batch.seqs.normalized(),
+        });
         let (delivery, uploads, done_tx) = (self.delivery.clone(), self.uploads.clone(), self.done_tx.clone());
+        let ledger = self.ledger.clone();
         tokio::spawn(async move {
+            if let Some(intent) = intent {
+                if let Err(e) = ledger.record(&intent).await {
+                    tracing::warn!(pipeline = %delivery.spec.name, error = %e, "sending a batch whose identity could not be recorded; a crash before it is delivered could repeat it");
+                }
+            }
             let Ok(_permit) = uploads.acquire_owned().await else { return };
             let done = delivery.deliver(batch, error_type).await;
             let _ = done_tx.send(done);
         });
+    }
+
+    fn dispatch_recorded(&mut self, lane: Lane, batch: Batch) {
+        let kind = match lane {
+            Lane::Data => None,
+            Lane::Errors => error_kind(&batch.partition),
+        };
+        self.dispatch(batch, kind, true);
     }
 
     fn on_done(&mut self, done: Done) -> Option<Seq> {
@@ -412,21 +486,24 @@ impl Runner {
     fn flush_due(&mut self) {
         let now = Instant::now();
         for b in self.data.due(now) {
-            self.dispatch(b, None);
+            self.dispatch(b, None, false);
         }
         for b in self.errors.due(now) {
             let kind = error_kind(&b.partition);
-            self.dispatch(b, kind);
+            self.dispatch(b, kind, false);
         }
     }
 
     fn flush_all(&mut self) {
         for b in self.data.drain() {
-            self.dispatch(b, None);
+            self.dispatch(b, None, false);
         }
         for b in self.errors.drain() {
             let kind = error_kind(&b.partition);
-            self.dispatch(b, kind);
+            self.dispatch(b, kind, false);
+        }
+        for (lane, b) in self.replay.drain() {
+            self.dispatch_recorded(lane, b);
         }
     }
 

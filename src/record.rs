@@ -20,6 +20,10 @@ pub struct Record {
 
 /// Sequence numbers held by a batch, kept as coalesced ranges so that a 5 MiB object of 20,000
 /// consecutive records costs one range, not 20,000 entries.
+///
+/// As pushed, this is a multiset in push order: a sequence appears once per output of that
+/// source record (the delivery tracker counts outputs this way). [`SeqRanges::normalized`] gives
+/// the distinct sequences, sorted, which is what identifies a batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeqRanges(Vec<Range<Seq>>);
 
@@ -37,6 +41,42 @@ impl SeqRanges {
 
     pub fn first(&self) -> Option<Seq> {
         self.0.first().map(|r| r.start)
+    }
+
+    /// The highest sequence held.
+    pub fn last(&self) -> Option<Seq> {
+        self.0.last().map(|r| r.end - 1)
+    }
+
+    /// Whether `seq` is held (binary search over the ranges).
+    pub fn contains(&self, seq: Seq) -> bool {
+        let i = self.0.partition_point(|r| r.end <= seq);
+        self.0.get(i).is_some_and(|r| r.start <= seq)
+    }
+
+    /// The distinct sequences held, as sorted, merged ranges.
+    pub fn normalized(&self) -> SeqRanges {
+        let mut ranges = self.0.clone();
+        ranges.sort_by_key(|r| r.start);
+        let mut out: Vec<Range<Seq>> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match out.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => out.push(r),
+            }
+        }
+        SeqRanges(out)
+    }
+
+    /// Appends a whole range; ranges must come in increasing order (a decoder's input).
+    pub fn push_range(&mut self, range: Range<Seq>) {
+        if range.is_empty() {
+            return;
+        }
+        match self.0.last_mut() {
+            Some(last) if last.end == range.start => last.end = range.end,
+            _ => self.0.push(range),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -61,5 +101,18 @@ mod tests {
         assert_eq!(r.iter().cloned().collect::<Vec<_>>(), vec![1..4, 7..9, 10..11]);
         assert_eq!(r.len(), 6);
         assert_eq!(r.first(), Some(1));
+        assert_eq!(r.last(), Some(10));
+        assert!(r.contains(1) && r.contains(3) && r.contains(8) && r.contains(10));
+        assert!(!r.contains(0) && !r.contains(4) && !r.contains(9) && !r.contains(11));
+    }
+
+    #[test]
+    fn normalized_drops_repeats_and_sorts() {
+        let mut r = SeqRanges::default();
+        for s in [5, 5, 6, 2, 9, 3, 6] {
+            r.push(s);
+        }
+        assert_eq!(r.len(), 7, "as pushed: one entry per output");
+        assert_eq!(r.normalized().iter().cloned().collect::<Vec<_>>(), vec![2..4, 5..7, 9..10]);
     }
 }

@@ -180,8 +180,9 @@ fn build_frame(
 
 fn ingest_error(e: IngestError) -> ApiError {
     match e {
-        IngestError::Full { .. } | IngestError::Closed => ApiError::ServiceUnavailable(e.to_string()),
-        IngestError::Failed(m) => ApiError::InternalFailure(m),
+        IngestError::Full { .. } | IngestError::Closed | IngestError::Unavailable(_) => {
+            ApiError::ServiceUnavailable(e.to_string())
+        }
     }
 }
 

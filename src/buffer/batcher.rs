@@ -28,7 +28,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn new(partition: PartitionKey, keys: Option<Arc<PartitionKeys>>, now: Instant) -> Self {
+    pub(crate) fn new(partition: PartitionKey, keys: Option<Arc<PartitionKeys>>, now: Instant) -> Self {
         Self {
             partition,
             records: Vec::new(),
@@ -40,7 +40,7 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, record: Record, weight: usize) {
+    pub(crate) fn push(&mut self, record: Record, weight: usize) {
         self.bytes += weight;
         self.seqs.push(record.seq);
         self.oldest_arrival_ms = self.oldest_arrival_ms.min(record.arrival_ms);
@@ -64,9 +64,14 @@ impl Batcher {
         Self { limits, open: HashMap::new(), buffered_bytes: 0 }
     }
 
-    /// Adds a record weighing `weight` bytes. Returns a batch that is ready: the partition's
-    /// buffer if this record would overflow it (so objects stay at or just under the size), or
-    /// the buffer including this record if it is now exactly full.
+    /// Adds a record weighing `weight` bytes. Returns the partition's buffer if this record would
+    /// overflow it (so objects stay at or just under the size).
+    ///
+    /// A buffer is never cut between two outputs of one source record (a de-aggregated record's
+    /// parts stay together, overflowing by at most that record): a batch then holds *all* outputs
+    /// of the source sequences it names, which is what its recorded intent says (`intent.rs`).
+    /// For the same reason a buffer that is exactly full is not cut here but by
+    /// [`Batcher::take_full`] once the read's outputs are all placed.
     pub fn push(&mut self, partition: &PartitionKey, record: Record, weight: usize, now: Instant) -> Option<Batch> {
         self.push_keyed(partition, None, record, weight, now)
     }
@@ -83,7 +88,8 @@ impl Batcher {
         let limit = self.limits.size_bytes;
         let mut ready = None;
         if let Some(batch) = self.open.get(partition) {
-            if batch.bytes > 0 && batch.bytes + weight > limit {
+            let same_source = batch.records.last().is_some_and(|r| r.seq == record.seq);
+            if batch.bytes > 0 && batch.bytes + weight > limit && !same_source {
                 ready = self.take(partition);
             }
         }
@@ -91,10 +97,15 @@ impl Batcher {
             self.open.entry(partition.clone()).or_insert_with(|| Batch::new(partition.clone(), keys.cloned(), now));
         batch.push(record, weight);
         self.buffered_bytes += weight;
-        if ready.is_none() && batch.bytes >= limit {
-            ready = self.take(partition);
-        }
         ready
+    }
+
+    /// Buffers at or over the size limit: call once every output of a read is placed.
+    pub fn take_full(&mut self) -> Vec<Batch> {
+        let limit = self.limits.size_bytes;
+        let keys: Vec<PartitionKey> =
+            self.open.iter().filter(|(_, b)| b.bytes >= limit).map(|(k, _)| k.clone()).collect();
+        keys.iter().filter_map(|k| self.take(k)).collect()
     }
 
     fn take(&mut self, partition: &PartitionKey) -> Option<Batch> {
@@ -184,13 +195,31 @@ mod tests {
     }
 
     #[test]
-    fn exactly_full_flushes_at_once() {
+    fn exactly_full_is_taken_after_the_read() {
         let key: PartitionKey = "".into();
         let mut b = Batcher::new(limits(100, 300));
         assert!(b.push(&key, rec(0, 50), 50, Instant::now()).is_none());
-        let full = b.push(&key, rec(1, 50), 50, Instant::now()).unwrap();
-        assert_eq!(full.records.len(), 2);
+        assert!(b.push(&key, rec(1, 50), 50, Instant::now()).is_none());
+        let full = b.take_full();
+        assert_eq!(full.len(), 1);
+        assert_eq!(full[0].records.len(), 2);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn outputs_of_one_source_record_are_never_split() {
+        let key: PartitionKey = "".into();
+        let mut b = Batcher::new(limits(100, 300));
+        let now = Instant::now();
+        assert!(b.push(&key, rec(0, 60), 60, now).is_none());
+        // Three parts of source record 1: the first overflows and cuts before it; the others
+        // stay with it even though they overflow too.
+        let cut = b.push(&key, rec(1, 60), 60, now).unwrap();
+        assert_eq!(cut.records.len(), 1);
+        assert!(b.push(&key, rec(1, 60), 60, now).is_none());
+        assert!(b.push(&key, rec(1, 60), 60, now).is_none());
+        let full = b.take_full();
+        assert_eq!(full[0].records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 1, 1]);
     }
 
     #[test]

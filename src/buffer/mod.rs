@@ -2,7 +2,9 @@
 //! size/interval buffers, and the tracker that turns out-of-order deliveries into a watermark.
 
 pub mod batcher;
+pub mod intent;
 pub mod partition;
+pub mod replay;
 pub mod tracker;
 pub mod wal;
 

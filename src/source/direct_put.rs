@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use thiserror::Error;
 
 use super::{Source, SourceError};
+use crate::buffer::intent::{BatchIntent, BatchLedger, LedgerError, SharedLedger};
 use crate::buffer::wal::{FrameBuilder, StorageBudget, WalAppender, WalError, WalReader};
 use crate::record::{Record, Seq};
 
@@ -16,8 +18,10 @@ pub enum IngestError {
     Full { used: u64, limit: u64 },
     #[error("the delivery stream is shutting down")]
     Closed,
-    #[error("{0}")]
-    Failed(String),
+    /// The WAL cannot write right now (full disk, no file descriptors) and is recovering by
+    /// itself: Firehose's ServiceUnavailableException. The cause names no server path.
+    #[error("the delivery stream cannot write to its storage right now ({0}); retry later")]
+    Unavailable(String),
 }
 
 /// What a put achieved: the first `accepted` records are durable from `first_seq` on.
@@ -56,7 +60,7 @@ impl DirectPutIngest {
                 self.budget.release(reserved);
                 Err(match e {
                     WalError::Closed => IngestError::Closed,
-                    other => IngestError::Failed(other.to_string()),
+                    other => IngestError::Unavailable(other.public()),
                 })
             }
         }
@@ -69,16 +73,46 @@ impl DirectPutIngest {
     pub fn used_bytes(&self) -> u64 {
         self.budget.used()
     }
+
+    /// Why puts are refused right now, if the WAL is recovering from an I/O error.
+    pub fn unavailable(&self) -> Option<String> {
+        self.appender.unavailable()
+    }
+}
+
+/// Batch intents as control frames in the WAL: they share the group commits of the records.
+struct WalLedger(WalAppender);
+
+#[async_trait]
+impl BatchLedger for WalLedger {
+    async fn record(&self, intent: &BatchIntent) -> Result<(), LedgerError> {
+        self.0.append_control(&intent.encode()).await.map_err(|e| LedgerError(e.to_string()))
+    }
 }
 
 /// The pipeline's side: reads the WAL, frees it as deliveries complete.
 pub struct DirectPutSource {
     reader: WalReader,
+    ledger: SharedLedger,
+    recovered: Vec<BatchIntent>,
 }
 
 impl DirectPutSource {
-    pub fn new(reader: WalReader) -> Self {
-        Self { reader }
+    /// `controls` are the control-frame payloads recovery found in the WAL.
+    pub fn new(reader: WalReader, appender: WalAppender, controls: Vec<Bytes>) -> Self {
+        let recovered = controls
+            .iter()
+            .filter_map(|payload| match BatchIntent::decode(payload) {
+                Ok(intent) => Some(intent),
+                Err(e) => {
+                    // Its frame passed the CRC, so this is a format bug, not damage: replay then
+                    // cuts those records afresh (possibly delivering them twice), never loses them.
+                    tracing::warn!(error = %e, "ignoring an unreadable batch intent in the WAL");
+                    None
+                }
+            })
+            .collect();
+        Self { reader, ledger: Arc::new(WalLedger(appender)), recovered }
     }
 }
 
@@ -94,5 +128,13 @@ impl Source for DirectPutSource {
 
     async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError> {
         Ok(self.reader.release_below(delivered_below, force).await?)
+    }
+
+    fn ledger(&self) -> SharedLedger {
+        self.ledger.clone()
+    }
+
+    fn take_recovered_intents(&mut self) -> Vec<BatchIntent> {
+        std::mem::take(&mut self.recovered)
     }
 }

@@ -11,6 +11,7 @@ pub mod direct_put;
 use async_trait::async_trait;
 use thiserror::Error;
 
+use crate::buffer::intent::{BatchIntent, SharedLedger};
 use crate::record::{Record, Seq};
 
 #[derive(Debug, Error)]
@@ -33,4 +34,10 @@ pub trait Source: Send {
     /// Everything below `delivered_below` is delivered or in the error output; the source may
     /// forget it. `force` asks for the checkpoint to be persisted now (shutdown).
     async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError>;
+
+    /// Where the pipeline records each batch's intent before sending it (`buffer::intent`).
+    fn ledger(&self) -> SharedLedger;
+
+    /// The intents recorded before a crash, for replay to re-cut the same batches. Taken once.
+    fn take_recovered_intents(&mut self) -> Vec<BatchIntent>;
 }

@@ -4,9 +4,15 @@
 //! segment file = "SLUICEW1" frame*
 //! frame        = body_len:u32le crc32c(body):u32le body
 //! body         = first_seq:u64le arrival_ms:i64le count:u32le (len:u32le data)*count
+//!              | first_seq:u64le 0:i64le CONTROL_BIT:u32le payload        (a control frame)
 //! ```
 //! A request is acknowledged as a whole, so it is written and checksummed as a whole: a torn frame
 //! was never acknowledged and is cut on recovery. The magic's last byte is the format version.
+//!
+//! Control frames (version 2) carry no records: they hold pipeline metadata that must be exactly
+//! as durable as the records around it, today a batch intent (see `buffer::intent`). They take no
+//! sequence numbers, so `first_seq` of the next frame equals theirs. Version 1 segments (no
+//! control frames) are still read; version 1 binaries cannot read version 2 segments.
 
 use bytes::Bytes;
 use crc_fast::{checksum, CrcAlgorithm};
@@ -14,12 +20,25 @@ use thiserror::Error;
 
 use crate::record::{Record, Seq};
 
-pub const SEGMENT_MAGIC: &[u8; 8] = b"SLUICEW1";
+pub const SEGMENT_MAGIC: &[u8; 8] = b"SLUICEW2";
+/// Segments written before control frames existed; read the same way.
+pub const SEGMENT_MAGIC_V1: &[u8; 8] = b"SLUICEW1";
 pub const FRAME_HEADER: usize = 8;
 const BODY_HEADER: usize = 20;
 const LEN_PREFIX: usize = 4;
 /// Larger than any valid frame (500 records of 1,000 KiB plus headers); a bigger length is damage.
 pub const MAX_BODY: usize = 600 << 20;
+/// Set in a body's `count` field for a control frame.
+const CONTROL_BIT: u32 = 1 << 31;
+
+/// The number of records a raw `count` field stands for (none for a control frame).
+pub fn record_count(raw: u32) -> u32 {
+    if raw & CONTROL_BIT != 0 {
+        0
+    } else {
+        raw
+    }
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FrameError {
@@ -96,7 +115,7 @@ impl FrameBuilder {
     pub fn finish(mut self) -> PendingFrame {
         let count = self.ends.len() as u32;
         self.buf[FRAME_HEADER + 16..FRAME_HEADER + 20].copy_from_slice(&count.to_le_bytes());
-        PendingFrame { bytes: self.buf, count }
+        PendingFrame { bytes: self.buf, count, control: false }
     }
 }
 
@@ -104,10 +123,22 @@ impl FrameBuilder {
 #[derive(Debug)]
 pub struct PendingFrame {
     pub bytes: Vec<u8>,
+    /// Records in the frame: the sequence numbers it takes.
     pub count: u32,
+    /// A control frame: its bytes are not reserved by ingest, so the writer accounts for them.
+    pub control: bool,
 }
 
 impl PendingFrame {
+    /// A control frame carrying `payload`.
+    pub fn control(payload: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(FRAME_HEADER + BODY_HEADER + payload.len());
+        bytes.resize(FRAME_HEADER + 16, 0);
+        bytes.extend_from_slice(&CONTROL_BIT.to_le_bytes());
+        bytes.extend_from_slice(payload);
+        Self { bytes, count: 0, control: true }
+    }
+
     /// Stamps the first sequence number, length and checksum; the frame is then ready to write.
     pub fn seal(&mut self, first_seq: Seq) {
         let b = &mut self.bytes;
@@ -132,6 +163,7 @@ pub struct Frame {
     pub first_seq: Seq,
     pub arrival_ms: i64,
     pub count: u32,
+    control: bool,
     body: Bytes,
 }
 
@@ -147,8 +179,13 @@ impl Frame {
         let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().unwrap_or([0; 8]));
         let first_seq = u64_at(0);
         let arrival_ms = u64_at(8) as i64;
-        let count = u32::from_le_bytes(body[16..20].try_into().unwrap_or([0; 4]));
-        let frame = Self { first_seq, arrival_ms, count, body };
+        let raw_count = u32::from_le_bytes(body[16..20].try_into().unwrap_or([0; 4]));
+        let control = raw_count & CONTROL_BIT != 0;
+        if control && raw_count != CONTROL_BIT {
+            return Err(FrameError::Malformed("a control frame with records"));
+        }
+        let count = record_count(raw_count);
+        let frame = Self { first_seq, arrival_ms, count, control, body };
         // Walk the records once so later iteration can trust the lengths.
         let mut walked = 0u32;
         for r in frame.raw_records() {
@@ -169,8 +206,13 @@ impl Frame {
         self.first_seq + u64::from(self.count)
     }
 
+    /// A control frame's payload; `None` for a frame of records.
+    pub fn control_payload(&self) -> Option<Bytes> {
+        self.control.then(|| self.body.slice(BODY_HEADER..))
+    }
+
     fn raw_records(&self) -> impl Iterator<Item = Result<Bytes, FrameError>> + '_ {
-        let mut pos = BODY_HEADER;
+        let mut pos = if self.control { self.body.len() } else { BODY_HEADER };
         std::iter::from_fn(move || {
             if pos == self.body.len() {
                 return None;
@@ -242,6 +284,18 @@ mod tests {
                 assert!(read(&bad).is_err(), "flip at byte {i} bit {bit} went unnoticed");
             }
         }
+    }
+
+    #[test]
+    fn control_frames_carry_a_payload_and_no_records() {
+        let mut f = PendingFrame::control(b"intent");
+        f.seal(9);
+        let f = read(&f.bytes).unwrap();
+        assert_eq!((f.first_seq, f.count, f.end_seq()), (9, 0, 9));
+        assert_eq!(f.control_payload().as_deref(), Some(&b"intent"[..]));
+        assert_eq!(f.records_from(0).count(), 0);
+        let records = read(&built(&[b"a"], 1)).unwrap();
+        assert!(records.control_payload().is_none());
     }
 
     #[test]

@@ -1,3 +1,4 @@
+use crate::record::Record;
 use std::io::Write;
 
 use super::*;
@@ -86,7 +87,7 @@ async fn a_torn_tail_is_cut_and_never_replayed() {
         let (appender, _reader, _) = open(options(dir.path(), 1 << 20)).unwrap();
         appender.append(frame(&["kept"])).await.unwrap();
         appender.close().await;
-        list_segments(dir.path()).unwrap().pop().unwrap()
+        list_segments(dir.path()).unwrap().pop().unwrap().1
     };
     // Half a frame, as a crash mid-write leaves it.
     let mut torn = frame(&["torn record that was never acknowledged"]);
@@ -109,7 +110,7 @@ async fn a_corrupted_frame_is_cut_with_everything_after_it() {
         appender.append(frame(&["one"])).await.unwrap();
         appender.append(frame(&["two"])).await.unwrap();
         appender.close().await;
-        list_segments(dir.path()).unwrap().pop().unwrap()
+        list_segments(dir.path()).unwrap().pop().unwrap().1
     };
     let mut bytes = fs::read(&segment).unwrap();
     let last = bytes.len() - 1;
@@ -150,7 +151,8 @@ async fn releases_still_work_after_close_so_shutdown_can_checkpoint() {
     appender.close().await;
     read_all(&mut reader, 2).await;
     reader.release_below(2, true).await.unwrap();
-    assert_eq!(read_checkpoint(dir.path()).unwrap(), 2);
+    drop(reader);
+    assert_eq!(Checkpoint::open(dir.path()).unwrap().1, 2);
 }
 
 #[tokio::test]
@@ -162,4 +164,54 @@ async fn close_ends_the_reader_after_the_last_committed_record() {
     assert!(appender.append(frame(&["late"])).await.is_err());
     assert_eq!(texts(&reader.next_batch(1 << 20).await.unwrap().unwrap()), ["last"]);
     assert!(reader.next_batch(1 << 20).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn control_frames_survive_a_restart_and_are_never_read_as_records() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (appender, mut reader, _) = open(options(dir.path(), 1 << 20)).unwrap();
+        appender.append(frame(&["a", "b"])).await.unwrap();
+        appender.append_control(b"first intent").await.unwrap();
+        appender.append(frame(&["c"])).await.unwrap();
+        appender.append_control(b"second intent").await.unwrap();
+        assert_eq!(texts(&read_all(&mut reader, 3).await), ["a", "b", "c"]);
+        reader.release_below(1, true).await.unwrap();
+    }
+    let (appender, mut reader, report) = open(options(dir.path(), 1 << 20)).unwrap();
+    assert_eq!(report.controls, [&b"first intent"[..], &b"second intent"[..]]);
+    assert_eq!(report.undelivered_records, 2);
+    assert_eq!(appender.append(frame(&["d"])).await.unwrap(), 3, "control frames take no sequence numbers");
+    assert_eq!(texts(&read_all(&mut reader, 3).await), ["b", "c", "d"]);
+}
+
+#[tokio::test]
+async fn a_segment_of_only_control_frames_never_collides_with_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (appender, _reader, _) = open(options(dir.path(), 1000)).unwrap();
+        appender.append(frame(&[&"x".repeat(990)])).await.unwrap();
+        // The segment is full: the intent rolls into a new segment that starts at 1, like the
+        // active segment the next start creates.
+        appender.append_control(b"intent").await.unwrap();
+    }
+    let (appender, mut reader, report) = open(options(dir.path(), 1000)).unwrap();
+    assert_eq!(report.controls.len(), 1);
+    assert_eq!(appender.append(frame(&["b"])).await.unwrap(), 1);
+    assert_eq!(texts(&read_all(&mut reader, 2).await), ["x".repeat(990), "b".to_string()]);
+    drop((appender, reader));
+    let (_a, mut reader, report) = open(options(dir.path(), 1000)).unwrap();
+    assert_eq!(report.controls.len(), 1, "the control-only segment was not overwritten");
+    assert_eq!(texts(&read_all(&mut reader, 2).await)[1], "b");
+}
+
+#[tokio::test]
+async fn the_watermark_is_persisted_within_a_second_without_further_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let (appender, mut reader, _) = open(options(dir.path(), 1 << 20)).unwrap();
+    appender.append(frame(&["a", "b", "c"])).await.unwrap();
+    read_all(&mut reader, 3).await;
+    reader.release_below(2, false).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(Checkpoint::open(dir.path()).unwrap().1, 2);
 }

@@ -1,0 +1,189 @@
+//! The delivery side of the WAL: reads committed records in order and reports what is delivered.
+
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+
+use tokio::sync::{oneshot, watch};
+
+use super::frame::{parse_header, record_count, SEGMENT_MAGIC};
+use super::{io_err, read_frame, read_full, Command, Committed, SegmentMeta, Shared, WalError, FRAME_HEADER};
+use crate::record::{Record, Seq};
+
+/// Where the reader is: an open segment and the writer epoch it was opened in.
+struct Position {
+    reader: BufReader<File>,
+    path: PathBuf,
+    epoch: u64,
+}
+
+/// Reads committed records in order, from the delivered watermark on, and frees what is delivered.
+pub struct WalReader {
+    shared: Arc<Shared>,
+    committed: watch::Receiver<Committed>,
+    next_seq: Seq,
+    position: Option<Position>,
+    delivered_below: Seq,
+    /// Sends releases to the writer thread.
+    control: mpsc::Sender<Command>,
+}
+
+impl WalReader {
+    pub(super) fn new(shared: Arc<Shared>, delivered_below: Seq, control: mpsc::Sender<Command>) -> Self {
+        let committed = shared.committed.subscribe();
+        Self { shared, committed, next_seq: delivered_below, position: None, delivered_below, control }
+    }
+
+    /// Waits for committed records and returns up to about `max_bytes` of them.
+    /// Returns `Ok(None)` once the WAL is closed and everything committed has been read.
+    ///
+    /// Cancel-safe: the only await is the wait for the writer's commit signal; reading is done
+    /// synchronously, which is cheap because freshly committed frames are in the page cache.
+    /// An error (no file descriptor to open the next segment, say) leaves the reader where it
+    /// was, so the caller can retry.
+    pub async fn next_batch(&mut self, max_bytes: usize) -> Result<Option<Vec<Record>>, WalError> {
+        loop {
+            let committed = *self.committed.borrow_and_update();
+            if self.next_seq < committed.end {
+                let mut state =
+                    ReadState { shared: self.shared.clone(), next_seq: self.next_seq, position: self.position.take() };
+                let result = state.read(committed.end, max_bytes);
+                self.next_seq = state.next_seq;
+                self.position = state.position;
+                let records = result?;
+                if !records.is_empty() {
+                    return Ok(Some(records));
+                }
+                if self.next_seq < committed.end {
+                    // Committed records exist but could not be reached (should not happen: the
+                    // writer lists a segment before writing to it). Retry shortly rather than
+                    // spin, and never wait for a signal that an idle writer would not send.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                continue;
+            }
+            if committed.closed {
+                return Ok(None);
+            }
+            if self.committed.changed().await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Everything below `seq` is delivered. The writer thread, which owns the segment files,
+    /// persists the watermark (within half a second) and deletes the segments it covers. Without
+    /// `force` this returns at once; with `force` (shutdown) it waits until the checkpoint is on disk.
+    pub async fn release_below(&mut self, seq: Seq, force: bool) -> Result<(), WalError> {
+        if seq <= self.delivered_below && !force {
+            return Ok(());
+        }
+        self.delivered_below = self.delivered_below.max(seq);
+        let delivered_below = self.delivered_below;
+        if !force {
+            return self
+                .control
+                .send(Command::Release { delivered_below, force, reply: None })
+                .map_err(|_| WalError::Closed);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Command::Release { delivered_below, force, reply: Some(reply) })
+            .map_err(|_| WalError::Closed)?;
+        rx.await.map_err(|_| WalError::Closed)?
+    }
+
+    pub fn delivered_below(&self) -> Seq {
+        self.delivered_below
+    }
+}
+
+/// The segment that holds `seq`: the last one (in log order) starting at or below it. A segment of
+/// control frames only shares its first sequence with the next, which is then the one chosen.
+fn holding(shared: &Shared, seq: Seq) -> Option<SegmentMeta> {
+    let segments = shared.segments();
+    segments.iter().rev().find(|s| s.first_seq <= seq).or(segments.first()).cloned()
+}
+
+struct ReadState {
+    shared: Arc<Shared>,
+    next_seq: Seq,
+    position: Option<Position>,
+}
+
+impl ReadState {
+    fn read(&mut self, committed: Seq, max_bytes: usize) -> Result<Vec<Record>, WalError> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        if self.position.as_ref().is_some_and(|p| p.epoch != epoch) {
+            // The writer cut an unsynced tail since this file was opened: do not trust buffered bytes.
+            self.position = None;
+        }
+        while self.next_seq < committed && bytes < max_bytes {
+            if self.position.is_none() {
+                self.position = Some(self.open_at(self.next_seq, epoch)?);
+            }
+            let Some(pos) = self.position.as_mut() else {
+                break;
+            };
+            let offset = pos.reader.stream_position().unwrap_or(0);
+            match read_frame(&mut pos.reader) {
+                Ok(Some(frame)) => {
+                    for record in frame.records_from(self.next_seq) {
+                        bytes += record.data.len();
+                        out.push(record);
+                    }
+                    self.next_seq = self.next_seq.max(frame.end_seq());
+                }
+                Ok(None) => {
+                    // End of this segment: committed data continues in the segment that holds
+                    // `next_seq`, if that is another one (this one may even have been deleted).
+                    let moved_on = holding(&self.shared, self.next_seq).is_some_and(|s| s.path != pos.path);
+                    if !moved_on {
+                        break;
+                    }
+                    self.position = None;
+                }
+                Err(reason) => {
+                    return Err(WalError::Corrupt { path: pos.path.clone(), offset, reason });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the segment holding `seq` and skips to the frame containing it.
+    fn open_at(&self, seq: Seq, epoch: u64) -> Result<Position, WalError> {
+        let Some(meta) = holding(&self.shared, seq) else {
+            return Err(WalError::Corrupt {
+                path: self.shared.dir.clone(),
+                offset: 0,
+                reason: format!("no segment holds sequence {seq}"),
+            });
+        };
+        let file = File::open(&meta.path).map_err(io_err(&meta.path))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        reader.seek(SeekFrom::Start(SEGMENT_MAGIC.len() as u64)).map_err(io_err(&meta.path))?;
+        // Skip whole frames that end at or below `seq` by their headers' sequence ranges.
+        loop {
+            let offset = reader.stream_position().map_err(io_err(&meta.path))?;
+            let mut header = [0u8; FRAME_HEADER + 8 + 8 + 4];
+            if read_full(&mut reader, &mut header).map_err(io_err(&meta.path))? < header.len() {
+                reader.seek(SeekFrom::Start(offset)).map_err(io_err(&meta.path))?;
+                break;
+            }
+            let (len, _) = parse_header(header[..FRAME_HEADER].try_into().unwrap_or(&[0; FRAME_HEADER]));
+            let first = u64::from_le_bytes(header[8..16].try_into().unwrap_or([0; 8]));
+            let count = record_count(u32::from_le_bytes(header[24..28].try_into().unwrap_or([0; 4])));
+            if first + u64::from(count) > seq {
+                reader.seek(SeekFrom::Start(offset)).map_err(io_err(&meta.path))?;
+                break;
+            }
+            reader.seek(SeekFrom::Start(offset + (FRAME_HEADER + len) as u64)).map_err(io_err(&meta.path))?;
+        }
+        Ok(Position { reader, path: meta.path, epoch })
+    }
+}
