@@ -1,13 +1,19 @@
 """Durability: acknowledged means on disk. Restarts, kill -9 under load, store outages, full storage."""
 
 import json
+import os
 import threading
 import time
+from collections import Counter
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import MotoServer, free_port, local_objects, wait_for
+
+# How many times each kill -9 test kills the daemon under load. CI runs 20, the figure issue #9
+# asks for; set SLUICE_KILL_ROUNDS lower for a quick local run.
+KILL_ROUNDS = int(os.environ.get("SLUICE_KILL_ROUNDS", "20"))
 
 
 def s3_config(name, bucket, endpoint, extra=""):
@@ -30,15 +36,15 @@ def delivered_lines(objects):
 
 def kill_9_under_load(d, stream, make_batch, workers, acked_target):
     """Puts batches from several threads until `acked_target` records are acknowledged, then kills
-    the daemon with SIGKILL mid-load. make_batch(worker, n) returns [(key, data)]; returns the keys
-    of every acknowledged record."""
+    the daemon with SIGKILL mid-load. make_batch(tag, n) returns [(key, data)] with keys unique per
+    (tag, n); returns the keys of every acknowledged record."""
     acked, stop = [], threading.Event()
 
-    def producer(worker):
+    def producer(tag):
         c = d.client()
         n = 0
         while not stop.is_set():
-            batch = make_batch(worker, n)
+            batch = make_batch(tag, n)
             n += len(batch)
             try:
                 r = c.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for _, data in batch])
@@ -46,15 +52,40 @@ def kill_9_under_load(d, stream, make_batch, workers, acked_target):
                 return  # the daemon died mid-request: nothing in this batch was acknowledged
             acked.extend(key for (key, _), resp in zip(batch, r["RequestResponses"]) if "RecordId" in resp)
 
-    threads = [threading.Thread(target=producer, args=(w,)) for w in range(workers)]
+    tags = [f"{d.kills}.{w}" for w in range(workers)]
+    threads = [threading.Thread(target=producer, args=(t,)) for t in tags]
     for t in threads:
         t.start()
     wait_for(lambda: len(acked) >= acked_target, timeout=60, what="load")
     d.kill9()
+    d.kills += 1
     stop.set()
     for t in threads:
         t.join()
     return set(acked)
+
+
+def kill_9_rounds(d, stream, make_batch, workers, per_round, rounds):
+    """`rounds` × (start, load, kill -9) over one state directory: each start replays what the
+    previous crash left, under load. Returns every acknowledged key; the daemon is left stopped."""
+    d.kills = 0
+    acked = set()
+    for _ in range(rounds):
+        d.start()
+        acked |= kill_9_under_load(d, stream, make_batch, workers, per_round)
+    return acked
+
+
+def assert_exactly_once(acked, keys, what):
+    """Every acknowledged key delivered (0 lost) and no key delivered twice (0 duplicates).
+    Keys not acknowledged (in flight at a kill) may appear once, never twice."""
+    counts = Counter(keys)
+    duplicates = {k: n for k, n in counts.items() if n > 1}
+    lost = acked - set(counts)
+    print(f"{what}: {len(acked)} acknowledged, {len(counts)} distinct delivered, "
+          f"{len(lost)} lost, {sum(n - 1 for n in duplicates.values())} duplicates")
+    assert not lost, f"{len(lost)} acknowledged {what} lost, e.g. {sorted(lost)[:5]}"
+    assert not duplicates, f"{len(duplicates)} {what} delivered more than once, e.g. {list(duplicates.items())[:5]}"
 
 
 def test_undelivered_records_are_replayed_after_a_restart(sluice_factory):
@@ -78,7 +109,9 @@ def test_undelivered_records_are_replayed_after_a_restart(sluice_factory):
         store.stop()
 
 
-def test_kill_9_under_load_loses_no_acknowledged_record(sluice_factory):
+def test_kill_9_under_load_loses_nothing_and_repeats_nothing(sluice_factory):
+    """Issue #9: 20 × kill -9 under load used to repeat 5.4% of the records, because replay cut
+    batches at other records and so named the objects differently. Batch intents fix the cuts."""
     config = """
         storage:
           segment_bytes: 256KiB
@@ -87,19 +120,22 @@ def test_kill_9_under_load_loses_no_acknowledged_record(sluice_factory):
             buffering: { size_mb: 1, interval_seconds: 1 }
             destination: { local: { path: ./data, append_delimiter: true } }
         """
-    d = sluice_factory(config).start()
+    d = sluice_factory(config)
 
-    def batch(worker, n):
-        records = [json.dumps({"w": worker, "n": n + i, "pad": "p" * 150}).encode() for i in range(200)]
-        return [(r, r) for r in records]
+    def batch(tag, n):
+        records = [json.dumps({"k": f"{tag}-{n + i}", "pad": "p" * 150}).encode() for i in range(200)]
+        return [(json.loads(r)["k"], r) for r in records]
 
-    acked_set = kill_9_under_load(d, "load", batch, workers=4, acked_target=20_000)
-
+    acked = kill_9_rounds(d, "load", batch, workers=2, per_round=6_000, rounds=KILL_ROUNDS)
     d.start()
     root = d.workdir / "data"
-    found = wait_for(lambda: (lambda l: l if acked_set <= set(l) else None)(delivered_lines(local_objects(root))), timeout=60,
-                     what=f"all {len(acked_set)} acknowledged records")
-    assert acked_set <= set(found)
+
+    def keys():
+        return [json.loads(line)["k"] for body in local_objects(root).values() for line in body.splitlines()]
+
+    wait_for(lambda: acked <= set(keys()), timeout=90, what=f"all {len(acked)} acknowledged records")
+    assert_exactly_once(acked, keys(), "records")
+    assert not [p for p in root.rglob("*#*")], "no staging files left behind"
     assert d.stop() == 0
 
 
@@ -190,9 +226,10 @@ def test_records_past_retention_are_dropped_loudly_not_silently(sluice_factory):
     wait_for(lambda: d.metric("sluice_wal_bytes", "old") == 0, what="the WAL to be freed")
 
 
-def test_kill_9_under_load_with_fan_out_and_partitions_loses_nothing(sluice_factory):
+def test_kill_9_under_load_with_fan_out_and_partitions_loses_nothing_and_repeats_nothing(sluice_factory):
     # Each acknowledged record is a JSON pair that de-aggregates into two sub-records, which land in
-    # different partitions. A source record may only leave the WAL when both halves are written.
+    # different partitions. A source record may only leave the WAL when both halves are written,
+    # and replay must re-cut each partition's batches exactly (17.9% duplicates before intents).
     config = """
         storage:
           segment_bytes: 256KiB
@@ -207,35 +244,37 @@ def test_kill_9_under_load_with_fan_out_and_partitions_loses_nothing(sluice_fact
             destination:
               local: { path: ./data, prefix: "half=!{partitionKeyFromQuery:half}/", error_output_prefix: "errors/!{firehose:error-output-type}/" }
         """
-    d = sluice_factory(config).start()
+    d = sluice_factory(config)
 
-    def batch(worker, n):
-        ids = [f"{worker}-{n + i}" for i in range(200)]
+    def batch(tag, n):
+        ids = [f"{tag}-{n + i}" for i in range(200)]
         return [(i, (json.dumps({"half": "a", "id": i}) + json.dumps({"half": "b", "id": i})).encode()) for i in ids]
 
-    acked = kill_9_under_load(d, "fan", batch, workers=3, acked_target=10_000)
-
+    acked = kill_9_rounds(d, "fan", batch, workers=2, per_round=4_000, rounds=KILL_ROUNDS)
     d.start()
     root = d.workdir / "data"
 
     def halves():
-        found = {"a": set(), "b": set()}
+        found = {"a": [], "b": []}
         for key, body in local_objects(root).items():
             assert not key.startswith("errors/"), key
             for line in body.splitlines():
                 rec = json.loads(line)
-                found[rec["half"]].add(rec["id"])
-        return found if acked <= found["a"] and acked <= found["b"] else None
+                found[rec["half"]].append(rec["id"])
+        return found
 
-    found = wait_for(halves, timeout=60, what="both halves of every acknowledged record")
-    assert acked <= found["a"] and acked <= found["b"]
+    wait_for(lambda: all(acked <= set(ids) for ids in halves().values()), timeout=90,
+             what="both halves of every acknowledged record")
+    found = halves()
+    assert_exactly_once(acked, found["a"], "first halves")
+    assert_exactly_once(acked, found["b"], "second halves")
     assert d.stop() == 0
 
 
-def test_kill_9_under_load_with_parquet_conversion_loses_nothing(sluice_factory):
+def test_kill_9_under_load_with_parquet_conversion_loses_nothing_and_repeats_nothing(sluice_factory):
     """Conversion happens at delivery, after the WAL: a crash mid-conversion or mid-upload replays the
-    batch. Every acknowledged record ends up as a row of a readable Parquet file or, if it cannot be
-    converted, in the error prefix; no truncated file is left behind."""
+    batch. Every acknowledged record ends up exactly once, as a row of a readable Parquet file or, if
+    it cannot be converted, in the error prefix; no truncated file is left behind."""
     import base64
     import pyarrow.parquet as pq
 
@@ -254,37 +293,37 @@ def test_kill_9_under_load_with_parquet_conversion_loses_nothing(sluice_factory)
                   schema: { columns: [ { name: k, type: string }, { name: n, type: bigint }, { name: pad, type: string } ] }
                   output: { parquet: { compression: ZSTD } }
         """
-    d = sluice_factory(config).start()
+    d = sluice_factory(config)
 
-    def batch(worker, n):
+    def batch(tag, n):
         out = []
         for i in range(200):
-            key = f"{worker}-{n + i}"
+            key = f"{tag}-{n + i}"
             if (n + i) % 97 == 0:
                 out.append((key, json.dumps({"k": key, "n": "not a number"}).encode()))
             else:
                 out.append((key, json.dumps({"k": key, "n": n + i, "pad": "p" * 150}).encode()))
         return out
 
-    acked = kill_9_under_load(d, "lake", batch, workers=4, acked_target=20_000)
+    acked = kill_9_rounds(d, "lake", batch, workers=2, per_round=6_000, rounds=KILL_ROUNDS)
     d.start()
     root = d.workdir / "data"
 
     def found():
-        keys = set()
+        keys = []
         for path in root.rglob("*"):
-            # object_store stages local uploads as `<key>#<n>` and renames them when complete.
-            if not path.is_file() or "#" in path.name:
+            if not path.is_file() or "#" in path.name:  # an upload in progress
                 continue
             rel = path.relative_to(root).as_posix()
             if rel.startswith("rows/"):
-                keys.update(pq.read_table(path).column("k").to_pylist())  # fails on a truncated file
+                keys.extend(pq.read_table(path).column("k").to_pylist())  # fails on a truncated file
             else:
                 assert rel.startswith("errors/format-conversion-failed/"), rel
                 for line in path.read_bytes().splitlines():
-                    keys.add(json.loads(base64.b64decode(json.loads(line)["rawData"]))["k"])
-        return keys if acked <= keys else None
+                    keys.append(json.loads(base64.b64decode(json.loads(line)["rawData"]))["k"])
+        return keys
 
-    keys = wait_for(found, timeout=90, what=f"all {len(acked)} acknowledged records as rows or error records")
-    assert acked <= keys
+    wait_for(lambda: acked <= set(found()), timeout=90, what=f"all {len(acked)} acknowledged records as rows or error records")
+    assert_exactly_once(acked, found(), "records")
     assert d.stop() == 0
+    assert not list(root.rglob("*#*")), "no staging files left behind"

@@ -39,6 +39,8 @@ pub struct ObjectSink {
     store: Arc<dyn ObjectStore>,
     attributes: Attributes,
     description: String,
+    /// The root of a local destination: incomplete uploads there are files of our own to clean.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl ObjectSink {
@@ -47,6 +49,10 @@ impl ObjectSink {
             StoreSpec::Local { path } => {
                 std::fs::create_dir_all(path)
                     .map_err(|e| SinkError::Setup(format!("cannot create {}: {e}", path.display())))?;
+                let removed = remove_staging_files(path);
+                if removed > 0 {
+                    tracing::info!(directory = %path.display(), files = removed, "removed incomplete uploads left by an earlier crash");
+                }
                 // fsync files and directories: the WAL is freed once a put returns, so the put
                 // has to mean "on disk", as it does on S3.
                 let store = LocalFileSystem::new_with_prefix(path)
@@ -57,6 +63,7 @@ impl ObjectSink {
                     store: Arc::new(store),
                     attributes: Attributes::new(),
                     description: format!("local directory {}", path.display()),
+                    local_root: Some(path.clone()),
                 })
             }
             StoreSpec::S3 { bucket, endpoint, region, force_path_style } => {
@@ -99,7 +106,7 @@ impl ObjectSink {
                 if let Some(enc) = content_encoding {
                     attributes.insert(Attribute::ContentEncoding, enc.into());
                 }
-                Ok(Self { store: Arc::new(store), attributes, description: format!("s3://{bucket}") })
+                Ok(Self { store: Arc::new(store), attributes, description: format!("s3://{bucket}"), local_root: None })
             }
         }
     }
@@ -121,6 +128,16 @@ impl ObjectSink {
             chunks.end()
         });
         let uploaded = self.upload(key, rx).await;
+        if uploaded.is_err() {
+            if let Some(root) = &self.local_root {
+                // object_store stages a local upload as `<key>#<n>`; a failed one (a full disk)
+                // may leave it behind.
+                let target = root.join(key);
+                if let (Some(dir), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) {
+                    remove_staging_in(dir, name);
+                }
+            }
+        }
         let encoded = encoder.await.map_err(|e| SinkError::Encode(e.to_string()))?;
         match (uploaded, encoded) {
             (Ok(()), Ok(())) => Ok(()),
@@ -173,6 +190,48 @@ impl ObjectSink {
     /// Reads an object back (the tests use it to check what was written).
     pub async fn get(&self, key: &str) -> Result<Bytes, SinkError> {
         Ok(self.store.get(&Path::from(key)).await?.bytes().await?)
+    }
+}
+
+/// object_store's name for a local upload in progress: `<final name>#<n>`.
+fn is_staging_name(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(base, n)| !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes every incomplete upload under a local destination (at start: a crash mid-upload
+/// leaves one, and nothing else would ever remove it). Returns how many were removed.
+fn remove_staging_files(root: &std::path::Path) -> usize {
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(entry.path()),
+                Ok(t) if t.is_file() => {
+                    if entry.file_name().to_str().is_some_and(is_staging_name)
+                        && std::fs::remove_file(entry.path()).is_ok()
+                    {
+                        removed += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    removed
+}
+
+/// Removes the staging files of the object `name` in `dir`.
+fn remove_staging_in(dir: &std::path::Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let Some(file) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let ours = file.strip_prefix(name).is_some_and(|rest| rest.starts_with('#'));
+        if ours && is_staging_name(&file) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -245,5 +304,20 @@ mod tests {
             assert!(back.starts_with(format!("{:01000}\n", 0).as_bytes()));
         }
         assert!(dir.path().join("b/large").exists());
+    }
+
+    #[test]
+    fn incomplete_uploads_are_removed_at_start_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("year=2026/day=01");
+        std::fs::create_dir_all(&nested).unwrap();
+        for name in ["obj#1", "obj#12", "keep", "a#b", "#3", "x#"] {
+            std::fs::write(nested.join(name), b"x").unwrap();
+        }
+        ObjectSink::new(&StoreSpec::Local { path: dir.path().to_path_buf() }, None).unwrap();
+        let mut left: Vec<String> =
+            std::fs::read_dir(&nested).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["#3", "a#b", "keep", "x#"]);
     }
 }
