@@ -1,6 +1,6 @@
 //! The running daemon: the set of pipelines, auto-creation, and orderly shutdown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -15,6 +15,11 @@ use crate::pipeline::{self, PipelineError, PipelineHandle};
 pub enum LookupError {
     #[error("Firehose {0} under account {ACCOUNT_ID} not found.")]
     NotFound(String),
+    #[error("Firehose {name} under account {ACCOUNT_ID} not found. sluice creates streams on first use only up to auto_create.max_streams ({max}), and has reached it.")]
+    AutoCreateLimit { name: String, max: usize },
+    /// An idle auto-created stream is being closed; a retry opens it again.
+    #[error("delivery stream {0} is being closed after idling; retry")]
+    Closing(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -26,7 +31,10 @@ pub struct Daemon {
     pub config: Config,
     global_budget: Arc<StorageBudget>,
     pipelines: RwLock<BTreeMap<String, Arc<PipelineHandle>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Each pipeline's task, by stream name.
+    tasks: Mutex<BTreeMap<String, JoinHandle<()>>>,
+    /// Auto-created streams being closed: their WAL must not be reopened until the task ends.
+    closing: Mutex<BTreeSet<String>>,
 }
 
 impl Daemon {
@@ -38,7 +46,8 @@ impl Daemon {
             config,
             global_budget,
             pipelines: RwLock::new(BTreeMap::new()),
-            tasks: Mutex::new(Vec::new()),
+            tasks: Mutex::new(BTreeMap::new()),
+            closing: Mutex::new(BTreeSet::new()),
         });
         for spec in daemon.config.pipelines.clone() {
             daemon.launch(spec)?;
@@ -49,6 +58,9 @@ impl Daemon {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if daemon.get(&name).is_some() || !valid_stream_name(&name) {
                     continue;
+                }
+                if !has_records(&entry.path().join("wal")) {
+                    continue; // an auto-created stream that delivered everything: opened on its next put
                 }
                 match &daemon.config.auto_create {
                     Some(auto) => {
@@ -66,8 +78,8 @@ impl Daemon {
     fn launch(&self, spec: crate::config::PipelineSpec) -> Result<Arc<PipelineHandle>, PipelineError> {
         let name = spec.name.clone();
         let (handle, task) = pipeline::start(spec, &self.config.storage, self.global_budget.clone())?;
-        self.pipelines.write().unwrap_or_else(|p| p.into_inner()).insert(name, handle.clone());
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        self.pipelines.write().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), handle.clone());
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(name, task);
         Ok(handle)
     }
 
@@ -91,11 +103,19 @@ impl Daemon {
         if let Some(p) = pipelines.get(name) {
             return Ok(p.clone());
         }
+        if self.closing.lock().unwrap_or_else(|p| p.into_inner()).contains(name) {
+            return Err(LookupError::Closing(name.to_string()));
+        }
+        let auto_created = pipelines.len() - self.config.pipelines.len();
+        if auto_created >= auto.max_streams {
+            metrics::counter!("sluice_auto_create_refused_total").increment(1);
+            return Err(LookupError::AutoCreateLimit { name: name.to_string(), max: auto.max_streams });
+        }
         let (handle, task) = pipeline::start(auto.instantiate(name), &self.config.storage, self.global_budget.clone())
             .map_err(|e| LookupError::Failed(e.to_string()))?;
         tracing::info!(stream = %name, "created delivery stream from the auto_create template");
         pipelines.insert(name.to_string(), handle.clone());
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), task);
         Ok(handle)
     }
 
@@ -107,14 +127,67 @@ impl Daemon {
         self.pipelines.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
+    /// Closes auto-created streams that have delivered everything and had no put for
+    /// `auto_create.idle_close`: their thread, descriptors and memory are given back. A later put
+    /// (or a restart) opens the stream again from its WAL directory.
+    pub async fn close_idle_streams(&self) {
+        let Some(auto) = &self.config.auto_create else { return };
+        let idle_since = crate::pipeline::now_ms() - auto.idle_close.as_millis() as i64;
+        let declared: BTreeSet<&str> = self.config.pipelines.iter().map(|p| p.name.as_str()).collect();
+        let idle: Vec<Arc<PipelineHandle>> = {
+            let mut pipelines = self.pipelines.write().unwrap_or_else(|p| p.into_inner());
+            let names: Vec<String> = pipelines
+                .iter()
+                .filter(|(name, p)| {
+                    !declared.contains(name.as_str())
+                        && p.status.drained()
+                        && p.status.last_put_ms().max(to_ms(p.created_at)) < idle_since
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            let mut closing = self.closing.lock().unwrap_or_else(|p| p.into_inner());
+            names
+                .into_iter()
+                .filter_map(|name| {
+                    closing.insert(name.clone());
+                    pipelines.remove(&name)
+                })
+                .collect()
+        };
+        for p in idle {
+            let name = p.spec.name.clone();
+            p.ingest.close().await;
+            let task = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+            self.closing.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+            tracing::info!(stream = %name, "closed an idle auto-created delivery stream");
+        }
+    }
+
     /// Stops intake, then lets every pipeline flush its buffers and finish its uploads. Returns
     /// false if `timeout` passed first; whatever was not delivered stays in the WAL for next start.
     pub async fn shutdown(&self, timeout: Duration) -> bool {
         for p in self.all() {
             p.ingest.close().await;
         }
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner())).into_values().collect();
         let all = futures::future::join_all(tasks);
         tokio::time::timeout(timeout, all).await.is_ok()
     }
+}
+
+fn to_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Whether a WAL directory may hold records: a segment longer than its 8-byte header. Cheap (no
+/// reads), so a restart does not reopen every stream ever auto-created.
+fn has_records(wal: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(wal) else { return false };
+    entries
+        .flatten()
+        .any(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".wal")) && e.metadata().is_ok_and(|m| m.len() > 8))
 }

@@ -114,12 +114,28 @@ async fn run(
         cfg.storage.dir = d;
     }
     let handle = metrics::install();
-    let listen = cfg.listen;
+    let fd_limit = api::server::raise_fd_limit();
+    let (listen, limits) = (cfg.listen, cfg.limits);
     let daemon = Daemon::start(cfg).context("cannot start pipelines")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(address = %listen, streams = ?daemon.names(), "sluice is accepting Firehose API requests");
-    let app = api::router(api::ApiState { daemon: daemon.clone(), metrics: handle });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the API server failed")?;
+    let server_limits = api::server::ServerLimits {
+        max_connections: api::server::effective_max_connections(limits.max_connections, fd_limit),
+        header_timeout: limits.header_timeout,
+    };
+    tracing::info!(address = %listen, streams = ?daemon.names(), max_connections = server_limits.max_connections, fd_limit, "sluice is accepting Firehose API requests");
+    let app = api::router(api::ApiState { daemon: daemon.clone(), metrics: handle, body_timeout: limits.body_timeout });
+    let janitor = {
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                daemon.close_idle_streams().await;
+            }
+        })
+    };
+    api::server::serve(listener, app, server_limits, shutdown_signal()).await;
+    janitor.abort();
     tracing::info!("stopped accepting requests; flushing buffers");
     if daemon.shutdown(shutdown_timeout).await {
         tracing::info!("all buffers flushed; exiting");

@@ -15,11 +15,15 @@
 //! `run` is the loop; `Runner` holds its state; `Delivery` turns one batch into one object (two
 //! when some records of a converted batch fail).
 
+mod delivery;
+mod status;
+
+pub use status::PipelineStatus;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use thiserror::Error;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -31,7 +35,7 @@ use crate::buffer::wal::{self, StorageBudget, WalOptions};
 use crate::buffer::{Batch, Batcher, DeliveryTracker, PartitionKey};
 use crate::config::{PipelineSpec, ProcessorSpec, StorageSettings};
 use crate::format::convert::infer::SchemaInference;
-use crate::format::convert::{ConversionFailure, ConversionSpec, FailKind, SchemaSpec};
+use crate::format::convert::SchemaSpec;
 use crate::format::{error_record, ObjectFormat, RawEncoder};
 use crate::metrics::PipelineMetrics;
 use crate::process::cloudwatch::CloudWatchLogProcessing;
@@ -41,12 +45,11 @@ use crate::process::metadata::MetadataExtraction;
 use crate::process::wasm::WasmProcessor;
 use crate::process::{Chain, ErrorOutputType, Failed, Item, Processor};
 use crate::record::{Record, Seq, SeqRanges};
-use crate::sink::object_key::{
-    fnv1a, object_name, splitmix64, KeyTemplate, PartitionSource, RenderContext, DEFAULT_TIME_PATH,
-};
+use crate::sink::object_key::fnv1a;
 use crate::sink::ObjectSink;
 use crate::source::direct_put::{DirectPutIngest, DirectPutSource};
 use crate::source::Source;
+use delivery::Delivery;
 
 /// Firehose's VersionId for a stream that was never updated; it appears in every object name.
 const STREAM_VERSION: u32 = 1;
@@ -69,6 +72,7 @@ pub struct PipelineHandle {
     pub created_at: SystemTime,
     /// Stable per-stream value folded into RecordIds and object names.
     pub seed: u64,
+    pub status: Arc<PipelineStatus>,
 }
 
 /// Opens the pipeline's WAL (replaying whatever was not delivered) and starts its task.
@@ -126,6 +130,7 @@ pub fn start(
         }
         _ => None,
     };
+    let status = Arc::new(PipelineStatus::default());
     let delivery = Arc::new(Delivery {
         spec: spec.clone(),
         inference,
@@ -133,6 +138,7 @@ pub fn start(
         format: Arc::new(format),
         error_format: Arc::new(error_format),
         metrics: metrics.clone(),
+        status: status.clone(),
     });
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);
@@ -161,6 +167,7 @@ pub fn start(
         metrics,
         created_at: SystemTime::now(),
         seed,
+        status,
     });
     let task = tokio::spawn(run(Box::new(source), runner, done_rx));
     Ok((handle, task))
@@ -184,7 +191,7 @@ fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
 }
 
 /// A finished object: these records no longer need the WAL.
-struct Done {
+pub(crate) struct Done {
     seqs: SeqRanges,
     bytes: usize,
     /// The data partition the object belonged to (`None` for error output).
@@ -520,8 +527,10 @@ impl Runner {
 
     fn report(&self) {
         let m = &self.delivery.metrics;
-        let age = self.tracker.oldest_pending_arrival_ms().map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);
+        let oldest = self.tracker.oldest_pending_arrival_ms();
+        let age = oldest.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);
         m.data_freshness_seconds.set(age);
+        self.delivery.status.set_progress(self.idle() && self.tracker.pending_records() == 0, oldest);
         if self.partitioner.is_partitioned() {
             m.partition_count.set(self.active_partitions() as f64);
             m.partition_count_exceeded.set(if self.partition_limit_hit { 1.0 } else { 0.0 });
@@ -544,215 +553,4 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Everything needed to turn a batch into an object, shared by the pipeline's upload tasks.
-struct Delivery {
-    spec: PipelineSpec,
-    /// The learned schema of a `schema: infer` pipeline, shared by its upload tasks.
-    inference: Option<Arc<std::sync::Mutex<SchemaInference>>>,
-    sink: ObjectSink,
-    format: Arc<ObjectFormat>,
-    error_format: Arc<ObjectFormat>,
-    metrics: PipelineMetrics,
-}
-
-impl Delivery {
-    /// `<prefix><stream>-<version>-<time>-<uuid><ext>`, all derived from the batch's partition,
-    /// first sequence number and oldest arrival, so a re-delivery overwrites the same key.
-    /// Error batches use the error prefix with their `!{firehose:error-output-type}`; `kind`
-    /// separates the key spaces of data, error batches and a converted batch's failed records.
-    fn object_key(&self, batch: &Batch, error_type: Option<ErrorOutputType>, kind: &str, ext: &str) -> String {
-        let partition_seed = fnv1a(&[self.spec.name.as_bytes(), kind.as_bytes(), batch.partition.as_bytes()]);
-        let first_seq = batch.first_seq();
-        let keys = batch.keys.clone();
-        let lookup = move |source: &PartitionSource, key: &str| {
-            let keys = keys.as_deref()?;
-            let map = match source {
-                PartitionSource::Query => &keys.query,
-                PartitionSource::Lambda => &keys.lambda,
-            };
-            map.get(key).cloned()
-        };
-        let ctx = RenderContext {
-            oldest_arrival_ms: batch.oldest_arrival_ms,
-            error_output_type: error_type.map(ErrorOutputType::as_str),
-            partition_key: &lookup,
-            seed: partition_seed ^ splitmix64(first_seq),
-        };
-        let d = &self.spec.destination;
-        let template = if error_type.is_some() { &d.error_prefix } else { &d.prefix };
-        let prefix = template.render(&ctx).unwrap_or_else(|e| {
-            // Partition values were checked before batching and validation renders every prefix
-            // once, so this is a safety net: deliver under the default time path, never drop.
-            tracing::warn!(pipeline = %self.spec.name, error = %e, "prefix could not be evaluated; using the default time path");
-            KeyTemplate::parse(DEFAULT_TIME_PATH).map(|t| t.render(&ctx).unwrap_or_default()).unwrap_or_default()
-        });
-        let name =
-            object_name(&self.spec.name, STREAM_VERSION, batch.oldest_arrival_ms, partition_seed, first_seq, ext);
-        format!("{prefix}{name}")
-    }
-
-    /// Delivers a batch: converted to Parquet/ORC when the destination asks for it, otherwise
-    /// encoded as records. Returns once everything in it is written (or expired).
-    async fn deliver(&self, batch: Batch, error_type: Option<ErrorOutputType>) -> Done {
-        match (&self.spec.destination.format_conversion, error_type) {
-            (Some(conversion), None) => self.deliver_converted(&batch, conversion.clone()).await,
-            _ => {
-                let kind = if error_type.is_some() { "errors" } else { "data" };
-                let format = if error_type.is_some() { &self.error_format } else { &self.format };
-                let key = self.object_key(&batch, error_type, kind, &format.extension);
-                let records = Arc::new(batch.records.clone());
-                self.write_records(&key, &batch, error_type.is_none(), records, format.clone()).await;
-            }
-        }
-        Done { seqs: batch.seqs, bytes: batch.bytes, partition: error_type.is_none().then_some(batch.partition) }
-    }
-
-    /// Format conversion (spec §5): the rows that convert become one Parquet/ORC object, and each
-    /// record that does not goes to the error prefix as `format-conversion-failed`, in an object
-    /// keyed from the same batch so a re-delivery after a crash overwrites both.
-    async fn deliver_converted(&self, batch: &Batch, conversion: Arc<ConversionSpec>) {
-        let records = Arc::new(batch.records.clone());
-        let (file, failures) = {
-            let (records, inference) = (records.clone(), self.inference.clone());
-            tokio::task::spawn_blocking(move || convert_batch(&conversion, inference.as_deref(), &records)).await
-        }
-        .unwrap_or_else(|e| (None, all_failed(records.len(), &e.to_string())));
-        let converted_count = (records.len() - failures.len()) as u64;
-        let failed_bytes: usize = failures.iter().map(|(i, _)| records[*i].data.len()).sum();
-        self.metrics.succeed_conversion_records.increment(converted_count);
-        self.metrics.succeed_conversion_bytes.increment((batch.bytes.saturating_sub(failed_bytes)) as u64);
-        self.metrics.failed_conversion_records.increment(failures.len() as u64);
-        self.metrics.failed_conversion_bytes.increment(failed_bytes as u64);
-        if let Some(file) = file {
-            let key = self.object_key(batch, None, "data", &self.spec.destination.file_extension);
-            self.write_retrying(&key, batch, true, converted_count, || {
-                let file = file.clone();
-                move |out: &mut (dyn std::io::Write + Send)| out.write_all(&file)
-            })
-            .await;
-        }
-        if failures.is_empty() {
-            return;
-        }
-        let kind = ErrorOutputType::FormatConversionFailed;
-        self.metrics.error_records(kind).increment(failures.len() as u64);
-        let now = now_ms();
-        let error_records: Vec<Record> = failures
-            .into_iter()
-            .map(|(i, f)| {
-                let record = records[i].clone();
-                let failed = Failed::new(record.clone(), kind, f.kind.code(), f.message);
-                Record { data: error_record::render(&failed, now), ..record }
-            })
-            .collect();
-        let key = self.object_key(batch, Some(kind), "conversion-errors", &self.error_format.extension);
-        self.write_records(&key, batch, false, Arc::new(error_records), self.error_format.clone()).await;
-    }
-
-    /// Writes `records` encoded as `format` to `key`, with [`Self::write_retrying`].
-    async fn write_records(
-        &self,
-        key: &str,
-        batch: &Batch,
-        is_data: bool,
-        records: Arc<Vec<Record>>,
-        format: Arc<ObjectFormat>,
-    ) {
-        let entry = format.entry_name(key);
-        self.write_retrying(key, batch, is_data, records.len() as u64, || {
-            let (records, format, entry) = (records.clone(), format.clone(), entry.clone());
-            move |out: &mut (dyn std::io::Write + Send)| format.write_object(&records, &entry, out)
-        })
-        .await;
-    }
-
-    /// Writes one object, retrying with exponential backoff and jitter until it succeeds or the
-    /// batch's oldest record passes the retention period (then it is dropped, logged and counted).
-    /// `encoder` makes a fresh encoding closure for each attempt.
-    async fn write_retrying<E, F>(&self, key: &str, batch: &Batch, is_data: bool, count: u64, encoder: E)
-    where
-        E: Fn() -> F,
-        F: FnOnce(&mut (dyn std::io::Write + Send)) -> std::io::Result<()> + Send + 'static,
-    {
-        let d = &self.spec.delivery;
-        let mut backoff = ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(d.retry_initial)
-            .with_max_delay(d.retry_max)
-            .without_max_times()
-            .build();
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            match self.sink.write_with(key, encoder()).await {
-                Ok(()) => {
-                    if is_data {
-                        self.metrics.delivered_records.increment(count);
-                        self.metrics.delivered_bytes.increment(batch.bytes as u64);
-                    }
-                    self.metrics.delivered_objects.increment(1);
-                    tracing::debug!(pipeline = %self.spec.name, key, records = count, bytes = batch.bytes, "delivered");
-                    return;
-                }
-                Err(e) => {
-                    self.metrics.delivery_failures.increment(1);
-                    let age = Duration::from_millis((now_ms() - batch.oldest_arrival_ms).max(0) as u64);
-                    if age > self.spec.retention {
-                        tracing::error!(pipeline = %self.spec.name, key, records = count, attempts, error = %e, "dropping records older than the retention period after failed deliveries");
-                        self.metrics.expired_records.increment(count);
-                        return;
-                    }
-                    let wait = backoff.next().unwrap_or(d.retry_max);
-                    tracing::warn!(pipeline = %self.spec.name, destination = self.sink.describe(), key, attempts, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
-    }
-}
-
-/// Converts a batch and encodes its file, once (retried uploads send the same bytes). Returns the
-/// file, if any row converted, and the records that did not. Never fails as a whole: an internal
-/// error (never a record's fault) sends every record to the error prefix rather than losing it or
-/// retrying a batch that can never encode.
-fn convert_batch(
-    conversion: &ConversionSpec,
-    inference: Option<&std::sync::Mutex<SchemaInference>>,
-    records: &[Record],
-) -> (Option<bytes::Bytes>, Vec<(usize, ConversionFailure)>) {
-    let columns = match (&conversion.schema, inference) {
-        (SchemaSpec::Declared(columns), _) => columns.clone(),
-        (SchemaSpec::Infer, Some(inference)) => {
-            let mut inference = inference.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            inference.evolve(records).unwrap_or_else(|e| {
-                // The schema could not be saved: it still applies, and is learned again from the
-                // records after a restart.
-                tracing::warn!(error = %e, "cannot save the inferred schema");
-                inference.columns()
-            })
-        }
-        (SchemaSpec::Infer, None) => Vec::new(),
-    };
-    let converted = match conversion.convert(&columns, records) {
-        Ok(c) => c,
-        Err(e) => return (None, all_failed(records.len(), &e.to_string())),
-    };
-    if converted.table.num_rows() == 0 {
-        return (None, converted.failures);
-    }
-    let mut file = Vec::new();
-    match conversion.write(&columns, &converted.table, &mut file) {
-        Ok(()) => (Some(bytes::Bytes::from(file)), converted.failures),
-        Err(e) => (None, all_failed(records.len(), &format!("writing the file failed: {e}"))),
-    }
-}
-
-fn all_failed(records: usize, message: &str) -> Vec<(usize, ConversionFailure)> {
-    let failure = ConversionFailure {
-        kind: FailKind::Malformed,
-        message: format!("Internal error while converting the batch (the record is kept here): {message}"),
-    };
-    (0..records).map(|i| (i, failure.clone())).collect()
 }

@@ -56,7 +56,7 @@ def http_get(url, timeout=2.0):
 class Sluice:
     """One sluice daemon process."""
 
-    def __init__(self, workdir: Path, config: str):
+    def __init__(self, workdir: Path, config: str, nofile=None):
         assert BINARY.exists(), f"{BINARY} is missing: run `cargo build` (scripts/test.sh does)"
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +65,7 @@ class Sluice:
         self.config_path.write_text(textwrap.dedent(config))
         self.log_path = workdir / "sluice.log"
         self.proc = None
+        self.nofile = nofile  # soft and hard RLIMIT_NOFILE for the daemon, like `ulimit -n`
 
     @property
     def endpoint(self):
@@ -77,6 +78,7 @@ class Sluice:
              "--shutdown-timeout-seconds", "20"],
             cwd=self.workdir, stdout=log, stderr=log,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
+            preexec_fn=self._limits,
         )
 
         def up():
@@ -89,6 +91,19 @@ class Sluice:
 
         wait_for(up, timeout, what="sluice /health")
         return self
+
+    def _limits(self):
+        if self.nofile:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    def ready(self):
+        """(status, body) of /ready."""
+        try:
+            with urllib.request.urlopen(self.endpoint + "/ready", timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -145,8 +160,8 @@ class Sluice:
 def sluice_factory(tmp_path):
     started = []
 
-    def make(config, name="daemon"):
-        s = Sluice(tmp_path / name, config)
+    def make(config, name="daemon", nofile=None):
+        s = Sluice(tmp_path / name, config, nofile=nofile)
         started.append(s)
         return s
 

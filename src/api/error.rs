@@ -12,6 +12,9 @@ pub enum ApiError {
     ServiceUnavailable(String),
     UnknownOperation(String),
     InternalFailure(String),
+    /// The body did not arrive in time. Firehose documents no error for this (its front end
+    /// answers slow clients itself), so sluice answers 408 with this name.
+    RequestTimeout(String),
 }
 
 impl ApiError {
@@ -23,6 +26,7 @@ impl ApiError {
             ApiError::ServiceUnavailable(_) => "ServiceUnavailableException",
             ApiError::UnknownOperation(_) => "UnknownOperationException",
             ApiError::InternalFailure(_) => "InternalFailure",
+            ApiError::RequestTimeout(_) => "RequestTimeoutException",
         }
     }
 
@@ -33,7 +37,8 @@ impl ApiError {
             | ApiError::Validation(m)
             | ApiError::ServiceUnavailable(m)
             | ApiError::UnknownOperation(m)
-            | ApiError::InternalFailure(m) => m,
+            | ApiError::InternalFailure(m)
+            | ApiError::RequestTimeout(m) => m,
         }
     }
 
@@ -42,6 +47,7 @@ impl ApiError {
         match self {
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InternalFailure(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
     }

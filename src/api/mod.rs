@@ -5,6 +5,7 @@
 
 mod error;
 mod model;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -46,12 +47,15 @@ const MAX_BODY_BYTES: usize = 8 << 20;
 pub struct ApiState {
     pub daemon: Arc<Daemon>,
     pub metrics: PrometheusHandle,
+    /// How long a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
 }
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", post(dispatch))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -82,13 +86,28 @@ async fn dispatch(State(state): State<ApiState>, headers: HeaderMap, body: Body)
         ))
         .into_response();
     };
-    let body = match to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
+    let too_large = || {
+        ApiError::InvalidArgument(format!(
+            "request body exceeds {MAX_BODY_BYTES} bytes; a batch may hold at most 4 MiB of data"
+        ))
+        .into_response()
+    };
+    // Refuse a declared oversize body before reading any of it (and without waiting for it).
+    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return close_after(too_large());
+    }
+    let body = match tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return close_after(too_large()),
         Err(_) => {
-            return ApiError::InvalidArgument(format!(
-                "request body exceeds {MAX_BODY_BYTES} bytes; a batch may hold at most 4 MiB of data"
-            ))
-            .into_response()
+            return close_after(
+                ApiError::RequestTimeout(format!(
+                    "the request body did not arrive within {} seconds",
+                    state.body_timeout.as_secs()
+                ))
+                .into_response(),
+            )
         }
     };
     let result = match operation {
@@ -109,6 +128,12 @@ async fn dispatch(State(state): State<ApiState>, headers: HeaderMap, body: Body)
         other => Err(ApiError::UnknownOperation(format!("unknown operation {other}"))),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The rest of the body is not read, so the connection cannot carry another request.
+fn close_after(mut response: Response) -> Response {
+    response.headers_mut().insert("connection", HeaderValue::from_static("close"));
+    response
 }
 
 /// Maps serde errors: a missing member is a constraint violation, anything else is malformed JSON.
@@ -142,7 +167,8 @@ fn stream(state: &ApiState, name: &str) -> Result<Arc<PipelineHandle>, ApiError>
         ));
     }
     state.daemon.lookup(name).map_err(|e| match e {
-        LookupError::NotFound(_) => ApiError::ResourceNotFound(e.to_string()),
+        LookupError::NotFound(_) | LookupError::AutoCreateLimit { .. } => ApiError::ResourceNotFound(e.to_string()),
+        LookupError::Closing(_) => ApiError::ServiceUnavailable(e.to_string()),
         LookupError::Failed(m) => ApiError::InternalFailure(m),
     })
 }
@@ -197,6 +223,7 @@ async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError
     let bytes: usize = sizes.iter().sum();
     match pipeline.ingest.put(frame).await {
         Ok(accepted) => {
+            pipeline.status.put_accepted(now_ms());
             let m = &pipeline.metrics;
             m.incoming_records.increment(1);
             m.incoming_bytes.increment(bytes as u64);
@@ -231,6 +258,7 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
             return Err(ingest_error(e));
         }
     };
+    pipeline.status.put_accepted(now_ms());
     let k = accepted.accepted;
     let mut responses = Vec::with_capacity(n);
     for i in 0..k {
@@ -401,6 +429,43 @@ fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
 async fn health(State(state): State<ApiState>) -> Response {
     let body = serde_json::json!({ "status": "ok", "delivery_streams": state.daemon.names().len() });
     (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
+}
+
+/// Deliveries failing this many times in a row make a pipeline not ready.
+const NOT_READY_AFTER_FAILURES: u64 = 3;
+
+/// Readiness, per pipeline, with a reason: 503 when any pipeline cannot take or deliver records.
+/// (`/health` is liveness: the process answers.)
+async fn ready(State(state): State<ApiState>) -> Response {
+    let now = now_ms();
+    let mut all_ready = true;
+    let mut pipelines = serde_json::Map::new();
+    for p in state.daemon.all() {
+        let wal = p.ingest.unavailable();
+        let (failures, last_error) = p.status.failures();
+        let mut reasons = Vec::new();
+        if let Some(why) = &wal {
+            reasons.push(format!("the WAL cannot write: {why}"));
+        }
+        if failures >= NOT_READY_AFTER_FAILURES {
+            reasons.push(format!("{failures} deliveries failed in a row"));
+        }
+        all_ready &= reasons.is_empty();
+        pipelines.insert(
+            p.spec.name.clone(),
+            serde_json::json!({
+                "ready": reasons.is_empty(),
+                "reason": (!reasons.is_empty()).then(|| reasons.join("; ")),
+                "wal_writable": wal.is_none(),
+                "delivery_failures_in_row": failures,
+                "last_delivery_error": last_error,
+                "oldest_undelivered_age_seconds": p.status.oldest_undelivered_ms().map(|t| (now - t).max(0) as f64 / 1000.0),
+            }),
+        );
+    }
+    let status = if all_ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({ "ready": all_ready, "pipelines": pipelines });
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
 async fn render_metrics(State(state): State<ApiState>) -> Response {

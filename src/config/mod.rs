@@ -5,6 +5,7 @@
 //! for `source:` and `destination:`); [`validate`] turns them into the typed specs the daemon runs,
 //! or into errors that name the file, line and field.
 
+mod api_limits;
 mod interpolate;
 mod validate;
 
@@ -17,8 +18,9 @@ use crate::format::compression::Compression;
 
 pub use interpolate::{interpolate, InterpolateError};
 pub use validate::{
-    valid_stream_name, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings, DynamicPartitioning,
-    ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
+    valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings,
+    DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings, StoreSpec,
+    STREAM_PLACEHOLDER,
 };
 
 /// The config `sluice run` uses when no `--config` is given.
@@ -42,6 +44,12 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub listen: Option<Spanned<String>>,
+    /// Connections open at once; more get a 503 and are closed (capped by the descriptor limit).
+    pub max_connections: Option<Spanned<usize>>,
+    /// From a connection opening or going idle until a complete request head has arrived.
+    pub header_timeout_seconds: Option<Spanned<u64>>,
+    /// For the whole request body to arrive once its head has.
+    pub body_timeout_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +82,12 @@ pub struct RawPipeline {
     #[serde(default)]
     pub processors: Vec<Spanned<RawProcessor>>,
     pub dynamic_partitioning: Option<Spanned<RawDynamicPartitioning>>,
+    /// `auto_create` only: how many streams the template may create (streams left from earlier
+    /// runs count too).
+    pub max_streams: Option<Spanned<usize>>,
+    /// `auto_create` only: an auto-created stream with nothing to deliver and no put for this long
+    /// is closed (its WAL directory stays; a put or a restart reopens it).
+    pub idle_close_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

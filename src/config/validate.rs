@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
+pub use super::api_limits::ApiLimits;
 use super::{
     RawConfig, RawDestination, RawFormatConversion, RawInput, RawObjectStore, RawOrc, RawOutput, RawParquet,
     RawPipeline, RawProcessor, RawSchema, RawSchemaChoice, RawSchemaFile, RawSource,
@@ -22,11 +23,17 @@ use crate::process::deaggregate::SubRecordType;
 use crate::sink::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
+/// Auto-created streams at most, unless `auto_create.max_streams` says otherwise. Firehose's own
+/// default quota is 50 delivery streams per region; a local daemon can afford more, but each
+/// stream costs a thread, two descriptors and a metrics label set.
+pub const DEFAULT_MAX_AUTO_STREAMS: usize = 100;
+pub const DEFAULT_IDLE_CLOSE_SECONDS: u64 = 600;
 const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub limits: ApiLimits,
     pub storage: StorageSettings,
     pub pipelines: Vec<PipelineSpec>,
     pub auto_create: Option<AutoCreate>,
@@ -125,6 +132,10 @@ pub enum StoreSpec {
 #[derive(Clone, Debug)]
 pub struct AutoCreate {
     template: PipelineSpec,
+    /// Streams the template may create, in all.
+    pub max_streams: usize,
+    /// An idle, fully delivered auto-created stream is closed after this long.
+    pub idle_close: Duration,
 }
 
 /// Replaced by the stream name in an auto-create template's `path`, `prefix` and `error_output_prefix`.
@@ -286,11 +297,40 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
                 "a template has no name: each stream created from it takes the name clients put to",
             );
         }
-        pipeline(&mut c, &t.value, "template".into(), "auto_create").map(|template| AutoCreate { template })
+        let max_streams = t.value.max_streams.as_ref().map_or(DEFAULT_MAX_AUTO_STREAMS, |m| {
+            if !(1..=10_000).contains(&m.value) {
+                c.at(m, "auto_create.max_streams", "must be between 1 and 10000");
+            }
+            m.value
+        });
+        let idle_close =
+            Duration::from_secs(t.value.idle_close_seconds.as_ref().map_or(DEFAULT_IDLE_CLOSE_SECONDS, |s| s.value));
+        pipeline(&mut c, &t.value, "template".into(), "auto_create").map(|template| AutoCreate {
+            template,
+            max_streams,
+            idle_close,
+        })
     });
+    for (i, p) in raw.pipelines.iter().enumerate() {
+        for (value, key) in [
+            (p.value.max_streams.as_ref().map(|m| m.referenced), "max_streams"),
+            (p.value.idle_close_seconds.as_ref().map(|m| m.referenced), "idle_close_seconds"),
+        ] {
+            if let Some(at) = value {
+                c.errors.push(ConfigError {
+                    origin: origin.to_string(),
+                    line: at.line(),
+                    column: at.column(),
+                    field: format!("pipelines[{i}].{key}"),
+                    message: "only applies to the auto_create template".into(),
+                });
+            }
+        }
+    }
+    let limits = super::api_limits::validate(&raw.api, &mut c.errors, origin);
 
     if c.errors.is_empty() {
-        Ok(Config { listen, storage, pipelines, auto_create })
+        Ok(Config { listen, limits, storage, pipelines, auto_create })
     } else {
         Err(ConfigErrors(c.errors))
     }

@@ -250,13 +250,21 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
     Ok(found.into_iter().map(|((_, serial), p)| (serial, p)).collect())
 }
 
+/// Creates a segment with its header, durably. A file it could not finish (a full disk) is
+/// removed again, so the next attempt can create it.
 fn create_segment(dir: &Path, first_seq: Seq, serial: u64) -> Result<(File, PathBuf), WalError> {
     let path = segment_path(dir, first_seq, serial);
     let mut f = OpenOptions::new().create_new(true).write(true).open(&path).map_err(io_err(&path))?;
-    f.write_all(SEGMENT_MAGIC).map_err(io_err(&path))?;
-    f.sync_all().map_err(io_err(&path))?;
-    sync_dir(dir)?;
-    Ok((f, path))
+    let written =
+        f.write_all(SEGMENT_MAGIC).and_then(|()| f.sync_all()).map_err(io_err(&path)).and_then(|()| sync_dir(dir));
+    match written {
+        Ok(()) => Ok((f, path)),
+        Err(e) => {
+            drop(f);
+            let _ = fs::remove_file(&path);
+            Err(e)
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {

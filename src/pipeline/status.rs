@@ -1,0 +1,57 @@
+//! What a running pipeline reports about itself, for `/ready` and for closing idle streams.
+//! Written by the pipeline task, its uploads and the API; read by anyone, lock-free but for the
+//! last error's text.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct PipelineStatus {
+    last_put_ms: AtomicI64,
+    /// Nothing buffered, uploading or waiting in the WAL.
+    drained: AtomicBool,
+    /// Arrival time of the oldest record not yet delivered (0: none).
+    oldest_undelivered_ms: AtomicI64,
+    failures_in_row: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl PipelineStatus {
+    pub fn put_accepted(&self, now_ms: i64) {
+        self.last_put_ms.store(now_ms, Ordering::Relaxed);
+        self.drained.store(false, Ordering::Relaxed);
+    }
+
+    pub fn last_put_ms(&self) -> i64 {
+        self.last_put_ms.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_progress(&self, drained: bool, oldest_undelivered_ms: Option<i64>) {
+        self.drained.store(drained, Ordering::Relaxed);
+        self.oldest_undelivered_ms.store(oldest_undelivered_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    pub fn drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    pub fn oldest_undelivered_ms(&self) -> Option<i64> {
+        Some(self.oldest_undelivered_ms.load(Ordering::Relaxed)).filter(|&t| t > 0)
+    }
+
+    pub(super) fn delivery_succeeded(&self) {
+        self.failures_in_row.store(0, Ordering::Relaxed);
+    }
+
+    pub(super) fn delivery_failed(&self, error: &str) {
+        self.failures_in_row.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+    }
+
+    /// Failed deliveries since the last success, and the last failure's message.
+    pub fn failures(&self) -> (u64, Option<String>) {
+        let n = self.failures_in_row.load(Ordering::Relaxed);
+        let last = if n > 0 { self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone() } else { None };
+        (n, last)
+    }
+}
