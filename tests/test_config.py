@@ -75,3 +75,27 @@ def test_every_example_config_validates():
         r = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True,
                            cwd=BINARY.parent.parent.parent)
         assert r.returncode == 0, f"{path}: {r.stderr}"
+
+
+def test_a_secret_in_a_bad_value_is_never_printed(tmp_path):
+    """Issue #9: `name: "${AWS_SECRET_ACCESS_KEY}"` used to print the secret in the error."""
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    code, out, path = validate(tmp_path, """
+        pipelines:
+          - name: "${AWS_SECRET_ACCESS_KEY}"
+            destination: { local: { path: ./d } }
+        """, env={"AWS_SECRET_ACCESS_KEY": secret})
+    assert code != 0
+    assert secret not in out
+    assert "${AWS_SECRET_ACCESS_KEY}" in out and f"{path}:3:" in out, out
+
+
+def test_a_module_that_never_ends_is_refused_without_reading_it(tmp_path):
+    code, out, _ = validate(tmp_path, """
+        pipelines:
+          - name: p
+            processors: [ { wasm: { module: /dev/zero } } ]
+            destination: { local: { path: ./d } }
+        """)
+    assert code != 0
+    assert "/dev/zero is not a regular file" in out, out

@@ -5,6 +5,7 @@ Needs the example plugins built for wasm32-wasip1 (scripts/test.sh builds them f
 
 import base64
 import json
+import time
 from datetime import datetime
 
 import pytest
@@ -117,3 +118,30 @@ def test_partition_keys_from_a_plugin_fill_the_prefix(sluice_factory):
     assert {k: sorted(v) for k, v in by_customer.items()} == {
         f"customer=c{n}": sorted(r for r in records if json.loads(r)["customer_id"] == f"c{n}") for n in range(3)
     }
+
+
+def test_a_plugin_that_keeps_timing_out_is_short_circuited(sluice_factory):
+    """Issue #9: a spinning plugin took 46% of a neighbour's throughput. After two invocations in a
+    row that time out, its records go straight to the error output (Plugin.CircuitOpen) without
+    running it, with a metric and a log line."""
+    fixture = FIXTURES / "infinite_loop.wat"
+    d = sluice_factory(f"""
+        pipelines:
+          - name: spin
+            buffering: {{ size_mb: 1, interval_seconds: 1 }}
+            processors:
+              - wasm: {{ module: {fixture}, number_of_retries: 1, timeout_ms: 100 }}
+            destination: {{ local: {{ path: ./data, error_output_prefix: "errors/!{{firehose:error-output-type}}/" }} }}
+        """).start()
+    c = d.client()
+    for i in range(4):  # one read, so one invocation, each
+        c.put_record(DeliveryStreamName="spin", Record={"Data": b"r%d" % i})
+        time.sleep(0.6)
+    errors = wait_for_lines(lambda: local_objects(d.workdir / "data"), 4, what="four error records")
+    codes = {base64.b64decode(r["rawData"]): r["errorCode"]
+             for v in errors.values() for r in map(json.loads, v.splitlines())}
+    assert codes[b"r0"] == codes[b"r1"] == "Lambda.FunctionTimedOut"
+    assert codes[b"r2"] == codes[b"r3"] == "Plugin.CircuitOpen", codes
+    assert d.metrics()[f'sluice_plugin_circuit_open{{plugin="{fixture}"}}'] == 1
+    assert "plugin keeps timing out" in d.log()
+    assert d.stop() == 0

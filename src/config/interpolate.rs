@@ -17,6 +17,44 @@ pub enum InterpolateError {
 }
 
 pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
+    interpolate_tracked(text, lookup).map(|(text, _)| text)
+}
+
+/// What interpolation put into a config, so that messages about it can show `${VAR}` instead
+/// of the value: environment variables are where secrets live (`${AWS_SECRET_ACCESS_KEY}`).
+#[derive(Debug, Default, Clone)]
+pub struct Redactor {
+    substituted: Vec<(String, String)>,
+}
+
+impl Redactor {
+    /// `text` with every substituted value replaced by its `${NAME}` reference. Values shorter
+    /// than 4 characters are left alone (they would match all over a message) unless the
+    /// variable's name says it is a secret.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut by_length: Vec<&(String, String)> = self.substituted.iter().collect();
+        by_length.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
+        for (name, value) in by_length {
+            if value.len() >= 4 || (!value.is_empty() && looks_secret(name)) {
+                out = out.replace(value.as_str(), &format!("${{{name}}}"));
+            }
+        }
+        out
+    }
+}
+
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL"].iter().any(|w| upper.contains(w))
+}
+
+/// [`interpolate`], also returning what was substituted.
+pub fn interpolate_tracked(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(String, Redactor), InterpolateError> {
+    let mut redactor = Redactor::default();
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
         let line_no = index + 1;
@@ -45,7 +83,10 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
                     return Err(InterpolateError::BadName { line: line_no, body: body.to_string() });
                 }
                 match (lookup(name).filter(|v| !v.is_empty()), default) {
-                    (Some(value), _) => out.push_str(&value),
+                    (Some(value), _) => {
+                        out.push_str(&value);
+                        redactor.substituted.push((name.to_string(), value));
+                    }
                     (None, Some(d)) => out.push_str(d),
                     (None, None) => return Err(InterpolateError::Unset { line: line_no, name: name.to_string() }),
                 }
@@ -57,7 +98,7 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
         }
         out.push_str(rest);
     }
-    Ok(out)
+    Ok((out, redactor))
 }
 
 #[cfg(test)]
@@ -83,6 +124,24 @@ mod tests {
         let err = interpolate("a: 1\nb: ${NOPE}\n", env).unwrap_err();
         assert_eq!(err, InterpolateError::Unset { line: 2, name: "NOPE".into() });
         assert!(err.to_string().contains("line 2"));
+    }
+
+    #[test]
+    fn messages_show_the_reference_never_the_value() {
+        let lookup = |name: &str| match name {
+            "AWS_SECRET_ACCESS_KEY" => Some("wJalrXUtnFEMI/K7MDENG".to_string()),
+            "PIN_KEY" => Some("12".to_string()),
+            "N" => Some("5".to_string()),
+            _ => None,
+        };
+        let (text, redactor) =
+            interpolate_tracked("name: \"${AWS_SECRET_ACCESS_KEY}\"\np: ${PIN_KEY}\nn: ${N}\n", lookup).unwrap();
+        assert!(text.contains("wJalrXUtnFEMI/K7MDENG"));
+        let message = format!("`{}` is not a valid DeliveryStreamName; pin 12; size 5", "wJalrXUtnFEMI/K7MDENG");
+        assert_eq!(
+            redactor.redact(&message),
+            "`${AWS_SECRET_ACCESS_KEY}` is not a valid DeliveryStreamName; pin ${PIN_KEY}; size 5"
+        );
     }
 
     #[test]

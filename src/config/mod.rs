@@ -16,7 +16,7 @@ use serde_saphyr::Spanned;
 
 use crate::format::compression::Compression;
 
-pub use interpolate::{interpolate, InterpolateError};
+pub use interpolate::{interpolate, interpolate_tracked, InterpolateError, Redactor};
 pub use validate::{
     valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings,
     DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings, StoreSpec,
@@ -392,9 +392,22 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// Parses config text. `origin` names it in errors; relative paths stay relative to the working
 /// directory (as a service's `WorkingDirectory=` expects), `_base` is kept for future includes.
 pub fn load_str(text: &str, origin: &str, _base: PathBuf) -> Result<Config, ConfigErrors> {
-    let text = interpolate(text, |name| std::env::var(name).ok())
+    let (text, redactor) = interpolate_tracked(text, |name| std::env::var(name).ok())
         .map_err(|e| ConfigErrors::single(ConfigError::plain(origin, e.to_string())))?;
-    let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| {
+    // No message may show what an environment variable held: it is where secrets live.
+    parse_and_validate(&text, origin).map_err(|errors| {
+        ConfigErrors(
+            errors
+                .0
+                .into_iter()
+                .map(|e| ConfigError { message: redactor.redact(&e.message), field: redactor.redact(&e.field), ..e })
+                .collect(),
+        )
+    })
+}
+
+fn parse_and_validate(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
         let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
         ConfigErrors::single(ConfigError {
             origin: origin.to_string(),

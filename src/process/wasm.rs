@@ -16,6 +16,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::{ErrorOutputType, Failed, Item, Processor};
+use guard::{Admission, Breaker, Slots};
+
+mod guard;
 
 pub const ABI_VERSION: i32 = 1;
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -23,6 +26,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 const RECYCLE_AFTER_CALLS: u32 = 10_000;
 /// ...or once their memory has grown past this.
 const RECYCLE_ABOVE_BYTES: usize = 64 << 20;
+/// The error code of records short-circuited by an open breaker (a sluice code: Firehose has none).
+pub const CODE_CIRCUIT_OPEN: &str = "Plugin.CircuitOpen";
+const CODE_TIMED_OUT: &str = "Lambda.FunctionTimedOut";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WasmSettings {
@@ -70,9 +76,40 @@ fn compiled(engine: &Engine, path: &std::path::Path) -> Result<Module, String> {
             return Ok(module.clone());
         }
     }
-    let module = Module::from_file(engine, path).map_err(|e| format!("cannot load {}: {e:#}", path.display()))?;
+    let bytes = read_module(path)?;
+    let module = Module::new(engine, &bytes).map_err(|e| format!("cannot load {}: {e:#}", path.display()))?;
     cache.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_path_buf(), (modified, module.clone()));
     Ok(module)
+}
+
+/// A plugin module is at most this large; anything bigger is refused before it is read whole
+/// (issue #9: `/dev/zero` as a module grew to 2 GB before an error).
+pub const MAX_MODULE_BYTES: u64 = 256 << 20;
+
+/// Reads a module file: a regular file of at most [`MAX_MODULE_BYTES`], read with that bound
+/// even if it grows meanwhile.
+fn read_module(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > MAX_MODULE_BYTES {
+        return Err(format!(
+            "{} is {} bytes; a plugin module may be at most {MAX_MODULE_BYTES}",
+            path.display(),
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_MODULE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_MODULE_BYTES {
+        return Err(format!("{} grew past {MAX_MODULE_BYTES} bytes while being read", path.display()));
+    }
+    Ok(bytes)
 }
 
 struct HostState {
@@ -95,6 +132,10 @@ pub struct WasmProcessor {
     linker: Linker<HostState>,
     pool: Mutex<Vec<Warm>>,
     arn: Arc<str>,
+    breaker: Breaker,
+    slots: Slots,
+    circuit_open: metrics::Gauge,
+    short_circuited: metrics::Counter,
 }
 
 /// Why an invocation failed: an error code and a message for the error record.
@@ -120,7 +161,18 @@ impl WasmProcessor {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(|e| e.to_string())?;
         let arn: Arc<str> = Arc::from(path.display().to_string());
-        let processor = Self { arn: arn.clone(), settings, module, linker, pool: Mutex::new(Vec::new()) };
+        let label = arn.to_string();
+        let processor = Self {
+            arn: arn.clone(),
+            settings,
+            module,
+            linker,
+            pool: Mutex::new(Vec::new()),
+            breaker: Breaker::default(),
+            slots: Slots::for_this_machine(),
+            circuit_open: metrics::gauge!("sluice_plugin_circuit_open", "plugin" => label.clone()),
+            short_circuited: metrics::counter!("sluice_plugin_short_circuited_records_total", "plugin" => label),
+        };
         let warm = processor.instantiate().map_err(|e| format!("{arn}: {}", e.message))?;
         processor.give_back(warm);
         Ok(processor)
@@ -229,8 +281,33 @@ impl WasmProcessor {
         }
     }
 
-    /// Runs one invocation with retries; on success returns the decoded outputs.
+    /// Runs one invocation with retries, unless the breaker is open (see `guard.rs`), within the
+    /// plugin's share of the cores.
     fn invoke(&self, items: &[Item]) -> Result<Vec<Output>, InvocationError> {
+        if let Admission::ShortCircuit { retry_in } = self.breaker.admit(std::time::Instant::now()) {
+            self.short_circuited.increment(items.len() as u64);
+            return Err(InvocationError::new(
+                CODE_CIRCUIT_OPEN,
+                format!(
+                    "the plugin timed out on every attempt of {} invocations in a row; it is not run for another {} s",
+                    guard::TRIP_AFTER,
+                    retry_in.as_secs()
+                ),
+            ));
+        }
+        let result = {
+            let _slot = self.slots.acquire();
+            self.invoke_with_retries(items)
+        };
+        let timed_out = matches!(&result, Err(e) if e.code == CODE_TIMED_OUT);
+        if let Some(cool_down) = self.breaker.report(timed_out, std::time::Instant::now()) {
+            tracing::warn!(plugin = %self.arn, cool_down_seconds = cool_down.as_secs(), "plugin keeps timing out; its records go to the error output without running it until the cool-down passes");
+        }
+        self.circuit_open.set(if self.breaker.is_open() { 1.0 } else { 0.0 });
+        result
+    }
+
+    fn invoke_with_retries(&self, items: &[Item]) -> Result<Vec<Output>, InvocationError> {
         let mut last = InvocationError::new("Lambda.FunctionError", "not invoked");
         for _attempt in 0..=self.settings.retries {
             let mut warm = match self.take() {
@@ -255,10 +332,9 @@ impl WasmProcessor {
 
 fn trap_error(e: &wasmtime::Error, timeout: Duration) -> InvocationError {
     match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => InvocationError::new(
-            "Lambda.FunctionTimedOut",
-            format!("the plugin ran longer than {} ms", timeout.as_millis()),
-        ),
+        Some(wasmtime::Trap::Interrupt) => {
+            InvocationError::new(CODE_TIMED_OUT, format!("the plugin ran longer than {} ms", timeout.as_millis()))
+        }
         _ => InvocationError::new("Lambda.FunctionError", format!("the plugin trapped: {e:#}")),
     }
 }
