@@ -82,6 +82,10 @@ struct IngestArgs {
     /// After the load, wait up to this long for delivery to catch up.
     #[arg(long, default_value_t = 120)]
     drain_timeout_seconds: u64,
+    /// Distinct request bodies cycled through (each of `batch` distinct records; `user_id` runs
+    /// over every record, so more bodies give more distinct partition keys).
+    #[arg(long, default_value_t = 8)]
+    bodies: u64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -112,8 +116,8 @@ fn record(n: u64, size: usize) -> String {
     r
 }
 
-fn bodies(stream: &str, batch: usize, size: usize) -> Vec<bytes::Bytes> {
-    (0..8u64)
+fn bodies(stream: &str, batch: usize, size: usize, count: u64) -> Vec<bytes::Bytes> {
+    (0..count.max(1))
         .map(|b| {
             let records: Vec<serde_json::Value> = (0..batch as u64)
                 .map(|i| {
@@ -134,7 +138,7 @@ async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> an
 
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(a.connections).build()?;
-    let bodies = Arc::new(bodies(&a.stream, a.batch, a.record_bytes));
+    let bodies = Arc::new(bodies(&a.stream, a.batch, a.record_bytes, a.bodies));
     let record_bytes = record(0, a.record_bytes).len();
     // Warm up (and auto-create the stream) before measuring; the warm-up batch counts toward
     // the records the drain below waits for.

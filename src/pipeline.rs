@@ -306,6 +306,11 @@ impl Runner {
         } else {
             let sources: Vec<(Seq, i64)> = records.iter().map(|r| (r.seq, r.arrival_ms)).collect();
             let (items, mut failed) = self.process(records).await;
+            // A record read from the WAL is a slice of its whole request frame (up to 4 MiB).
+            // Spread over many partition buffers, one such slice would keep the whole frame alive
+            // until its partition flushes, so memory would grow with the number of partitions
+            // (issue #9 measured 393 MB against 192 MB). Partitioned outputs get their own copy.
+            let own_copies = self.partitioner.is_partitioned();
             let mut outputs: HashMap<Seq, u64> = HashMap::with_capacity(sources.len());
             self.partition_limit_hit = false;
             for item in items {
@@ -318,6 +323,10 @@ impl Runner {
                     }
                 };
                 let weight = self.delivery.format.encoder.weight(&item.record);
+                let mut item = item;
+                if own_copies {
+                    item.record.data = bytes::Bytes::copy_from_slice(&item.record.data);
+                }
                 match self.replay.route(Lane::Data, &key, seq) {
                     Route::Delivered => continue,
                     Route::Recorded(batch) => self.replay.push(batch, item.keys.as_ref(), item.record, weight),

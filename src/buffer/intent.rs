@@ -157,7 +157,8 @@ mod tests {
         let bytes = intent.encode();
         assert!(bytes.len() < 4000 * 4, "{} bytes for 4000 single-record ranges", bytes.len());
         assert_eq!(BatchIntent::decode(&bytes).unwrap(), intent);
-        let errors = BatchIntent { lane: Lane::Errors, partition: "processing-failed".into(), seqs: ranges(&[7..9]) };
+        let errors =
+            BatchIntent { lane: Lane::Errors, partition: "processing-failed".into(), seqs: ranges(&[7..8, 8..9]) };
         assert_eq!(BatchIntent::decode(&errors.encode()).unwrap(), errors);
     }
 

@@ -165,7 +165,7 @@ impl Delivery {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.sink.write_with(key, encoder()).await {
+            match self.sink.write_with(key, batch.bytes, encoder()).await {
                 Ok(()) => {
                     self.status.delivery_succeeded();
                     if is_data {

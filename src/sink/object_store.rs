@@ -116,14 +116,16 @@ impl ObjectSink {
     }
 
     /// Writes to `key` what `encode` produces; it runs on a blocking thread and its output is
-    /// streamed to the store. The object is only completed if `encode` succeeds.
-    pub async fn write_with<F>(&self, key: &str, encode: F) -> Result<(), SinkError>
+    /// streamed to the store. The object is only completed if `encode` succeeds. `size_hint` (the
+    /// uncompressed size, an upper bound for most objects) sizes the first buffer, so a 1 MiB
+    /// object does not reserve a whole 8 MiB part.
+    pub async fn write_with<F>(&self, key: &str, size_hint: usize, encode: F) -> Result<(), SinkError>
     where
         F: FnOnce(&mut (dyn Write + Send)) -> io::Result<()> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(2);
         let encoder = tokio::task::spawn_blocking(move || {
-            let mut chunks = ChunkWriter { tx, buf: Vec::with_capacity(PART_SIZE) };
+            let mut chunks = ChunkWriter { tx, buf: Vec::with_capacity(size_hint.clamp(4096, PART_SIZE)) };
             encode(&mut chunks)?;
             chunks.end()
         });
@@ -209,12 +211,8 @@ fn remove_staging_files(root: &std::path::Path) -> usize {
         for entry in entries.flatten() {
             match entry.file_type() {
                 Ok(t) if t.is_dir() => dirs.push(entry.path()),
-                Ok(t) if t.is_file() => {
-                    if entry.file_name().to_str().is_some_and(is_staging_name)
-                        && std::fs::remove_file(entry.path()).is_ok()
-                    {
-                        removed += 1;
-                    }
+                Ok(t) if t.is_file() && entry.file_name().to_str().is_some_and(is_staging_name) => {
+                    removed += usize::from(std::fs::remove_file(entry.path()).is_ok());
                 }
                 _ => {}
             }
@@ -261,6 +259,11 @@ impl ChunkWriter {
 impl Write for ChunkWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let take = (PART_SIZE - self.buf.len()).min(data.len());
+        if self.buf.capacity() - self.buf.len() < take {
+            // Grow by doubling but never past one part.
+            let want = (self.buf.len() + take).max(self.buf.capacity() * 2).min(PART_SIZE);
+            self.buf.reserve_exact(want - self.buf.len());
+        }
         self.buf.extend_from_slice(&data[..take]);
         if self.buf.len() == PART_SIZE {
             let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PART_SIZE));
@@ -298,7 +301,7 @@ mod tests {
         for (key, n) in [("a/small", 3), ("b/large", 20_000)] {
             let recs = records(n, 1000);
             let (records, format, entry) = (recs.clone(), format.clone(), format.entry_name(key));
-            sink.write_with(key, move |out| format.write_object(&records, &entry, out)).await.unwrap();
+            sink.write_with(key, n * 1001, move |out| format.write_object(&records, &entry, out)).await.unwrap();
             let back = sink.get(key).await.unwrap();
             assert_eq!(back.len(), n * 1001, "{key}");
             assert!(back.starts_with(format!("{:01000}\n", 0).as_bytes()));

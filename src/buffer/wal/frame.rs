@@ -53,7 +53,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
 }
 
 /// Builds a frame in the request handler, so base64 decodes straight into the bytes the WAL
-/// writes and the writer thread only stamps the sequence number and checksum.
+/// writes and the writer task only stamps the sequence number and checksum.
 #[derive(Debug)]
 pub struct FrameBuilder {
     buf: Vec<u8>,

@@ -1,7 +1,7 @@
 //! The per-pipeline write-ahead log: what makes an acknowledged record survive `kill -9`.
 //!
-//! * Request handlers build a [`FrameBuilder`] and call [`WalAppender::append`]. One writer thread
-//!   (`writer.rs`) owns the active segment: it takes every frame queued since its last fsync,
+//! * Request handlers build a [`FrameBuilder`] and call [`WalAppender::append`]. One writer
+//!   task (`writer.rs`) owns the active segment: it takes every frame queued since its last fsync,
 //!   writes them, calls `fdatasync` once and only then answers all of them (group commit).
 //! * Delivery reads the log back through [`WalReader`] (`reader.rs`), the same code that replays
 //!   it after a restart, so steady state and recovery cannot drift apart, and a slow destination
@@ -27,11 +27,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use budget::StorageBudget;
 pub use frame::{Frame, FrameBuilder, PendingFrame, FRAME_HEADER};
@@ -139,7 +139,8 @@ pub struct RecoveryReport {
     pub controls: Vec<Bytes>,
 }
 
-/// Opens (recovering if needed) the WAL in `opts.dir` and starts its writer thread.
+/// Opens (recovering if needed) the WAL in `opts.dir` and starts its writer task. Must be called
+/// within a tokio runtime.
 pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport), WalError> {
     let dir = opts.dir.clone();
     if !dir.exists() {
@@ -204,7 +205,7 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
     let (file, path) = create_segment(&dir, next_seq, max_serial + 1)?;
     shared.segments().push(SegmentMeta { first_seq: next_seq, end_seq: next_seq, bytes: 0, path: path.clone() });
 
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let writer = writer::Writer::new(writer::WriterStart {
         shared: shared.clone(),
         file,
@@ -215,8 +216,7 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
         checkpoint,
         delivered_below,
     });
-    let name = format!("wal-{}", dir.parent().and_then(|n| n.file_name()).and_then(|n| n.to_str()).unwrap_or("writer"));
-    std::thread::Builder::new().name(name).spawn(move || writer.run(rx)).map_err(io_err(&dir))?;
+    tokio::spawn(writer.run(rx));
 
     let reader = WalReader::new(shared.clone(), delivered_below, tx.clone());
     Ok((WalAppender { tx, shared }, reader, report))
@@ -362,7 +362,7 @@ enum Command {
 /// The request handlers' side of the WAL. Cheap to clone.
 #[derive(Clone)]
 pub struct WalAppender {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
 }
 

@@ -4,9 +4,9 @@ use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::frame::{parse_header, record_count, SEGMENT_MAGIC};
 use super::{io_err, read_frame, read_full, Command, Committed, SegmentMeta, Shared, WalError, FRAME_HEADER};
@@ -26,12 +26,12 @@ pub struct WalReader {
     next_seq: Seq,
     position: Option<Position>,
     delivered_below: Seq,
-    /// Sends releases to the writer thread.
-    control: mpsc::Sender<Command>,
+    /// Sends releases to the writer task.
+    control: mpsc::UnboundedSender<Command>,
 }
 
 impl WalReader {
-    pub(super) fn new(shared: Arc<Shared>, delivered_below: Seq, control: mpsc::Sender<Command>) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, delivered_below: Seq, control: mpsc::UnboundedSender<Command>) -> Self {
         let committed = shared.committed.subscribe();
         Self { shared, committed, next_seq: delivered_below, position: None, delivered_below, control }
     }
@@ -73,7 +73,7 @@ impl WalReader {
         }
     }
 
-    /// Everything below `seq` is delivered. The writer thread, which owns the segment files,
+    /// Everything below `seq` is delivered. The writer task, which owns the segment files,
     /// persists the watermark (within half a second) and deletes the segments it covers. Without
     /// `force` this returns at once; with `force` (shutdown) it waits until the checkpoint is on disk.
     pub async fn release_below(&mut self, seq: Seq, force: bool) -> Result<(), WalError> {

@@ -1,4 +1,4 @@
-//! The WAL's writer thread: group commit, segment rolling, checkpoints and deletion, and
+//! The WAL's writer task: group commit, segment rolling, checkpoints and deletion, and
 //! recovery from I/O errors without a restart.
 //!
 //! **After an I/O error** (a full disk, no file descriptors left, EIO) the writer is *degraded*:
@@ -13,10 +13,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 
 use super::checkpoint::Checkpoint;
@@ -98,63 +98,78 @@ impl Writer {
     }
     /// Serves commands until every handle is dropped. After `Close` appends are refused, but
     /// releases are still served so the final checkpoint can be written at shutdown.
-    pub(super) fn run(mut self, rx: Receiver<Command>) {
-        let mut group = Vec::new();
+    ///
+    /// An async task, not a thread: waiting costs nothing, and each group's file I/O runs on
+    /// tokio's shared blocking pool, so a thousand idle streams hold no thread (issue #9).
+    pub(super) async fn run(mut self, mut rx: UnboundedReceiver<Command>) {
         loop {
             let first = match self.next_wakeup() {
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-            };
-            let first = match first {
-                Ok(cmd) => Some(cmd),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            self.try_recover();
-            self.persist_if_due(false);
-            let Some(first) = first else { continue };
-            let mut queued = 0;
-            let mut closes = Vec::new();
-            let mut releases = Vec::new();
-            let mut next = Some(first);
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Command::Append { frame, reply } => {
-                        queued += frame.bytes.len();
-                        group.push((frame, reply));
-                    }
-                    Command::Close { reply } => closes.push(reply),
-                    Command::Release { delivered_below, force, reply } => {
-                        releases.push((delivered_below, force, reply))
-                    }
-                }
-                if queued < GROUP_COMMIT_BYTES {
-                    next = rx.try_recv().ok();
-                }
-            }
-            self.commit(&mut group);
-            if !closes.is_empty() {
-                self.closed = true;
-                self.shared.committed.send_modify(|c| c.closed = true);
-                closes.into_iter().for_each(|reply| {
-                    let _ = reply.send(());
-                });
-            }
-            for (delivered_below, force, reply) in releases {
-                let result = self.release(delivered_below, force);
-                match reply {
-                    Some(reply) => {
-                        let _ = reply.send(result);
-                    }
-                    None => {
-                        if let Err(e) = result {
-                            tracing::warn!(error = %e, "cannot free delivered WAL segments yet; retrying at the next release");
+                None => rx.recv().await,
+                Some(at) => match tokio::time::timeout_at(at.into(), rx.recv()).await {
+                    Ok(cmd) => cmd,
+                    Err(_) => {
+                        // Nothing arrived: time to retry a degraded writer or to checkpoint.
+                        match blocking(self, Vec::new()).await {
+                            Some(w) => self = w,
+                            None => return,
                         }
+                        continue;
+                    }
+                },
+            };
+            let Some(first) = first else { break };
+            let mut commands = vec![first];
+            let mut queued = 0;
+            while queued < GROUP_COMMIT_BYTES {
+                let Ok(cmd) = rx.try_recv() else { break };
+                if let Command::Append { frame, .. } = &cmd {
+                    queued += frame.bytes.len();
+                }
+                commands.push(cmd);
+            }
+            match blocking(self, commands).await {
+                Some(w) => self = w,
+                None => return,
+            }
+        }
+        let _ = tokio::task::spawn_blocking(move || self.persist_if_due(true)).await;
+    }
+
+    /// One round of work: recover if due, commit the appends as one group, then closes and releases.
+    fn serve(&mut self, commands: Vec<Command>) {
+        self.try_recover();
+        self.persist_if_due(false);
+        let mut group = Vec::new();
+        let mut closes = Vec::new();
+        let mut releases = Vec::new();
+        for cmd in commands {
+            match cmd {
+                Command::Append { frame, reply } => group.push((frame, reply)),
+                Command::Close { reply } => closes.push(reply),
+                Command::Release { delivered_below, force, reply } => releases.push((delivered_below, force, reply)),
+            }
+        }
+        self.commit(&mut group);
+        if !closes.is_empty() {
+            self.closed = true;
+            self.shared.committed.send_modify(|c| c.closed = true);
+            closes.into_iter().for_each(|reply| {
+                let _ = reply.send(());
+            });
+        }
+        for (delivered_below, force, reply) in releases {
+            let result = self.release(delivered_below, force);
+            match reply {
+                Some(reply) => {
+                    let _ = reply.send(result);
+                }
+                None => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "cannot free delivered WAL segments yet; retrying at the next release");
                     }
                 }
             }
         }
-        self.persist_if_due(true);
     }
 
     /// When the loop must wake up without a command: to retry a degraded writer, or to persist a
@@ -366,5 +381,25 @@ impl Writer {
         self.frames = 0;
         self.shared.segments().push(SegmentMeta { first_seq: self.next_seq, end_seq: self.next_seq, bytes: 0, path });
         Ok(())
+    }
+}
+
+/// Runs a round of the writer's work on the blocking pool and hands the writer back. A panic in
+/// it loses the writer: appends waiting on it then fail (`Closed`) and nothing is acknowledged
+/// that is not on disk.
+async fn blocking(mut writer: Writer, commands: Vec<Command>) -> Option<Writer> {
+    let shared = writer.shared.clone();
+    match tokio::task::spawn_blocking(move || {
+        writer.serve(commands);
+        writer
+    })
+    .await
+    {
+        Ok(writer) => Some(writer),
+        Err(e) => {
+            tracing::error!(error = %e, "the WAL writer failed; this pipeline accepts no more records until restarted");
+            shared.set_unavailable(Some("internal error in the storage writer".into()));
+            None
+        }
     }
 }
