@@ -205,6 +205,8 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
     let max_in_memory = buffering.size_bytes * (r.delivery.spec.delivery.concurrency + 2);
     let read_chunk = buffering.size_bytes.clamp(64 << 10, 4 << 20);
     let mut source_open = true;
+    // After a read error that may pass (no descriptor to open the next segment), reading pauses.
+    let mut read_paused: Option<(tokio::time::Instant, Duration)> = None;
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
     r.tracker = DeliveryTracker::new(source.delivered_below());
     r.ledger = source.ledger();
@@ -215,9 +217,11 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
 
     loop {
         let deadline = r.next_deadline().map(tokio::time::Instant::from_std);
+        let can_read = read_paused.is_none_or(|(until, _)| tokio::time::Instant::now() >= until);
         tokio::select! {
-            read = source.next_batch(read_chunk), if source_open && r.in_memory < max_in_memory => match read {
+            read = source.next_batch(read_chunk), if source_open && can_read && r.in_memory < max_in_memory => match read {
                 Ok(Some(records)) => {
+                    read_paused = None;
                     let watermark = r.on_records(records).await;
                     commit(&mut source, watermark, &name).await;
                 }
@@ -225,14 +229,21 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
                     source_open = false;
                     r.flush_all();
                 }
+                Err(e) if e.is_transient() => {
+                    // The reader stays where it was: retry with backoff (100 ms doubling to 5 s).
+                    let wait = read_paused.map_or(Duration::from_millis(100), |(_, w)| (w * 2).min(Duration::from_secs(5)));
+                    tracing::warn!(pipeline = %name, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the WAL right now; retrying");
+                    read_paused = Some((tokio::time::Instant::now() + wait, wait));
+                }
                 Err(e) => {
-                    // Only damage under a running reader gets here; stop reading rather than skip
-                    // records, and keep delivering what is already buffered.
+                    // Damage under a running reader: stop reading rather than skip records, and
+                    // keep delivering what is already buffered.
                     tracing::error!(pipeline = %name, error = %e, "cannot read the WAL; delivery of new records is stopped until restart");
                     source_open = false;
                     r.flush_all();
                 }
             },
+            _ = sleep_until(read_paused.map(|(until, _)| until)), if !can_read => {}
             Some(done) = done_rx.recv() => {
                 let watermark = r.on_done(done);
                 commit(&mut source, watermark, &name).await;

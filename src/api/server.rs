@@ -39,7 +39,7 @@ const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/x-amz-json-1.1\r\n\
 x-amzn-errortype: ServiceUnavailableException\r\n\
 connection: close\r\n\
-content-length: 97\r\n\r\n\
+content-length: 98\r\n\r\n\
 {\"__type\":\"ServiceUnavailableException\",\"message\":\"Slow down: too many connections; retry later.\"}";
 
 /// Raises the soft descriptor limit to the hard limit (systemd and most shells start services at

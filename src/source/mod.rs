@@ -20,6 +20,14 @@ pub enum SourceError {
     Wal(#[from] crate::buffer::wal::WalError),
 }
 
+impl SourceError {
+    /// An error that may pass by itself (an I/O error such as no free descriptor), as opposed to
+    /// damage, which retrying cannot fix.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Wal(crate::buffer::wal::WalError::Io { .. }))
+    }
+}
+
 #[async_trait]
 pub trait Source: Send {
     /// Where delivery resumes: everything below was delivered before (a restart's watermark).

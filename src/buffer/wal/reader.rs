@@ -114,8 +114,23 @@ struct ReadState {
 }
 
 impl ReadState {
+    /// Reads up to `max_bytes` of records below `committed`. An error after some records were
+    /// read returns those records (the position has moved past them); the error comes back on the
+    /// next call, which starts at the first record not returned.
     fn read(&mut self, committed: Seq, max_bytes: usize) -> Result<Vec<Record>, WalError> {
         let mut out = Vec::new();
+        match self.read_into(&mut out, committed, max_bytes) {
+            Err(e) if out.is_empty() => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, records = out.len(), "WAL read stopped early; returning what was read");
+                self.position = None;
+                Ok(out)
+            }
+            Ok(()) => Ok(out),
+        }
+    }
+
+    fn read_into(&mut self, out: &mut Vec<Record>, committed: Seq, max_bytes: usize) -> Result<(), WalError> {
         let mut bytes = 0;
         let epoch = self.shared.epoch.load(Ordering::Acquire);
         if self.position.as_ref().is_some_and(|p| p.epoch != epoch) {
@@ -152,7 +167,7 @@ impl ReadState {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Opens the segment holding `seq` and skips to the frame containing it.
