@@ -4,6 +4,7 @@
 # 3 retries) and a producer keeps feeding it. Prints a Markdown table for BENCHMARKS.md.
 #
 #   cargo build --release && (cd transforms && cargo build --release) && scripts/measure-neighbour.sh
+#   SECONDS_PER_CASE=30 scripts/measure-neighbour.sh none infinite_loop.wat      # chosen fixtures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SLUICE_BIN:-target/release/sluice}
@@ -14,7 +15,8 @@ FIXTURES=transforms/fixtures
 port=4650
 echo "| hostile neighbour | healthy pipeline: acknowledged records/s | delivered end to end records/s |"
 echo "|---|---|---|"
-for fixture in none infinite_loop.wat grow_memory.wat trap.wat garbage.wat drops_record_id.wat duplicates_record_id.wat; do
+ALL="none infinite_loop.wat grow_memory.wat trap.wat garbage.wat drops_record_id.wat duplicates_record_id.wat"
+for fixture in ${@:-$ALL}; do
   work=$(mktemp -d)
   hostile_module="$PWD/$PLUGINS/passthrough.wasm"
   [ "$fixture" = none ] || hostile_module="$PWD/$FIXTURES/$fixture"
