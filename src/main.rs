@@ -113,6 +113,7 @@ async fn run(
     if let Some(d) = storage_dir {
         cfg.storage.dir = d;
     }
+    ignore_sighup();
     let handle = metrics::install();
     let fd_limit = api::server::raise_fd_limit();
     let (listen, limits) = (cfg.listen, cfg.limits);
@@ -146,6 +147,23 @@ async fn run(
         );
     }
     Ok(())
+}
+
+/// SIGHUP (a `systemctl reload`, a closed SSH session) must not kill the daemon: until hot
+/// reload exists it is logged and ignored. Registering a handler replaces the default action,
+/// which is to terminate.
+fn ignore_sighup() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::warn!("SIGHUP received: configuration reload is not supported yet; ignoring it (restart to apply a new config)");
+                }
+            });
+        }
+        Err(e) => tracing::error!(error = %e, "cannot handle SIGHUP; it would stop the daemon"),
+    }
 }
 
 async fn shutdown_signal() {

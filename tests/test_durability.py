@@ -327,3 +327,30 @@ def test_kill_9_under_load_with_parquet_conversion_loses_nothing_and_repeats_not
     assert_exactly_once(acked, found(), "records")
     assert d.stop() == 0
     assert not list(root.rglob("*#*")), "no staging files left behind"
+
+
+def test_sighup_under_load_is_logged_and_ignored(sluice_factory):
+    """Until hot reload exists, SIGHUP (systemctl reload, a closed SSH session) must not stop the
+    daemon or lose a record: it used to exit 129 without draining."""
+    import signal
+    d = sluice_factory("""
+        pipelines:
+          - name: hup
+            buffering: { size_mb: 1, interval_seconds: 1 }
+            destination: { local: { path: ./data, append_delimiter: true } }
+        """).start()
+    c = d.client()
+    sent = []
+    for i in range(20):
+        batch = [b"r-%d-%d" % (i, j) for j in range(100)]
+        c.put_record_batch(DeliveryStreamName="hup", Records=[{"Data": x} for x in batch])
+        sent += batch
+        if i == 10:
+            d.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert d.proc.poll() is None, "SIGHUP stopped the daemon"
+    assert "SIGHUP received" in d.log()
+    root = d.workdir / "data"
+    wait_for(lambda: sorted(l for b in local_objects(root).values() for l in b.splitlines()) == sorted(sent),
+             what="every record delivered once")
+    assert d.stop() == 0

@@ -215,3 +215,16 @@ async fn the_watermark_is_persisted_within_a_second_without_further_releases() {
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     assert_eq!(Checkpoint::open(dir.path()).unwrap().1, 2);
 }
+
+#[tokio::test]
+async fn records_read_before_an_error_are_returned_and_the_error_comes_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (appender, mut reader, _) = open(options(dir.path(), 1000)).unwrap();
+    appender.append(frame(&[&"a".repeat(900)])).await.unwrap();
+    appender.append(frame(&[&"b".repeat(900)])).await.unwrap(); // rolls into a second segment
+    let second = list_segments(dir.path()).unwrap().pop().unwrap().1;
+    fs::remove_file(&second).unwrap(); // as if it could not be opened (EMFILE, say)
+    let first = reader.next_batch(1 << 20).await.unwrap().unwrap();
+    assert_eq!(texts(&first), ["a".repeat(900)], "the first segment's record is not lost with the error");
+    assert!(matches!(reader.next_batch(1 << 20).await, Err(WalError::Io { .. })));
+}
