@@ -25,8 +25,8 @@ enum Command {
     Run {
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Overrides api.listen.
-        #[arg(long)]
+        /// Overrides api.listen (an address such as 127.0.0.1:4573, or localhost:4573).
+        #[arg(long, value_parser = config::resolve_listen)]
         listen: Option<SocketAddr>,
         /// Overrides storage.dir.
         #[arg(long)]
@@ -50,6 +50,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a file or the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Validate { config } => validate(&config),

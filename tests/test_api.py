@@ -155,3 +155,19 @@ def test_health_and_metrics_named_after_firehose(daemon):
     assert m['sluice_delivery_to_s3_bytes_total{delivery_stream_name="clicks"}'] == 50
     assert 'sluice_delivery_to_s3_data_freshness_seconds{delivery_stream_name="clicks"}' in m
     assert 'sluice_delivery_to_s3_failures_total{delivery_stream_name="clicks"}' in m
+
+
+def test_a_refused_put_does_not_auto_create_its_stream(sluice_factory):
+    d = sluice_factory("""
+        auto_create:
+          destination: { local: { path: "./data/{stream}" } }
+        """).start()
+    c = d.client()
+    with pytest.raises(ClientError) as e:
+        c.put_record_batch(DeliveryStreamName="too-many", Records=[{"Data": b"x"}] * 501)
+    assert error_of(e)[:2] == ("ValidationException", 400)
+    with pytest.raises(ClientError):
+        c.put_record(DeliveryStreamName="too-big", Record={"Data": b"x" * 1_024_001})
+    assert c.list_delivery_streams()["DeliveryStreamNames"] == []
+    # Logs written to a file carry no terminal colour codes.
+    assert "\x1b[" not in d.log()

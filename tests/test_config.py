@@ -99,3 +99,17 @@ def test_a_module_that_never_ends_is_refused_without_reading_it(tmp_path):
         """)
     assert code != 0
     assert "/dev/zero is not a regular file" in out, out
+
+
+def test_listen_takes_a_host_name(tmp_path):
+    code, out, _ = validate(tmp_path, """
+        api: { listen: "localhost:4573" }
+        pipelines:
+          - name: p
+            destination: { local: { path: ./d } }
+        """)
+    assert code == 0, out
+    code, out, _ = validate(tmp_path, """
+        api: { listen: "no-such-host.invalid:4573" }
+        """)
+    assert code != 0 and "api.listen" in out and "localhost:4573" in out, out

@@ -218,8 +218,9 @@ fn record_id(pipeline: &PipelineHandle, seq: u64) -> String {
 
 async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
     let input: PutRecordInput = parse(body)?;
-    let pipeline = stream(state, &input.delivery_stream_name)?;
+    // Validate before the lookup: a refused request must not auto-create its stream.
     let (frame, sizes) = build_frame(std::slice::from_ref(&input.record), |_| "record.data".to_string())?;
+    let pipeline = stream(state, &input.delivery_stream_name)?;
     let bytes: usize = sizes.iter().sum();
     match pipeline.ingest.put(frame).await {
         Ok(accepted) => {
@@ -239,7 +240,7 @@ async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError
 
 async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
     let input: PutRecordBatchInput = parse(body)?;
-    let pipeline = stream(state, &input.delivery_stream_name)?;
+    // Validate before the lookup: a refused request must not auto-create its stream.
     let n = input.records.len();
     if n == 0 {
         return Err(ApiError::constraint("records", "Member must have length greater than or equal to 1"));
@@ -248,6 +249,7 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
         return Err(ApiError::constraint("records", "Member must have length less than or equal to 500"));
     }
     let (frame, sizes) = build_frame(&input.records, |i| format!("records.{}.member.data", i + 1))?;
+    let pipeline = stream(state, &input.delivery_stream_name)?;
     drop(input);
     let m = &pipeline.metrics;
     let accepted = match pipeline.ingest.put(frame).await {

@@ -18,9 +18,9 @@ use crate::format::compression::Compression;
 
 pub use interpolate::{interpolate, interpolate_tracked, InterpolateError, Redactor};
 pub use validate::{
-    valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors, DeliverySettings,
-    DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings, StoreSpec,
-    STREAM_PLACEHOLDER,
+    resolve_listen, valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors,
+    DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings,
+    StoreSpec, STREAM_PLACEHOLDER,
 };
 
 /// The config `sluice run` uses when no `--config` is given.

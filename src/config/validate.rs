@@ -243,8 +243,8 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
     let mut c = Checker { origin, errors: Vec::new() };
 
     let listen = match &raw.api.listen {
-        Some(l) => l.value.parse().unwrap_or_else(|e| {
-            c.at(l, "api.listen", format!("`{}` is not a socket address such as 127.0.0.1:4573 ({e})", l.value));
+        Some(l) => resolve_listen(&l.value).unwrap_or_else(|e| {
+            c.at(l, "api.listen", e);
             fallback_listen()
         }),
         None => fallback_listen(),
@@ -334,6 +334,20 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
     } else {
         Err(ConfigErrors(c.errors))
     }
+}
+
+/// `127.0.0.1:4573`, `[::1]:4573`, or a host name with a port (`localhost:4573`, resolved now;
+/// IPv4 first, as `curl localhost` tries it first too).
+pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad = |why: String| {
+        format!("`{text}` is not an address to listen on such as 127.0.0.1:4573 or localhost:4573 ({why})")
+    };
+    let addrs: Vec<SocketAddr> =
+        std::net::ToSocketAddrs::to_socket_addrs(text).map_err(|e| bad(e.to_string()))?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| bad("it resolves to no address".into()))
 }
 
 fn fallback_listen() -> SocketAddr {
