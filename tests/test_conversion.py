@@ -376,7 +376,9 @@ def test_schema_infer_learns_evolves_and_survives_a_restart(sluice_factory):
     read_parquet_both(files[4])
     assert t3.schema.names == ["id", "name", "tags", "user"], "the schema was kept across the restart"
     assert t3.to_pylist() == [{"id": 4.0, "name": None, "tags": None, "user": None}]
-    errors = [json.loads(line) for k, body in local_objects(root).items() if k.startswith("errors/") for line in body.splitlines()]
+    # The batch's error object is written right after its Parquet file: wait for it too.
+    errors = wait_for(lambda: [json.loads(line) for k, body in local_objects(root).items()
+                               if k.startswith("errors/") for line in body.splitlines()], what="the error record")
     assert [e["lastErrorCode"] for e in errors] == ["DataFormatConversion.ParseError"]
 
 
