@@ -311,7 +311,7 @@ impl Runner {
                 let weight = self.delivery.format.encoder.weight(&record);
                 self.in_memory += weight;
                 if let Some(full) = self.data.push(&root, record, weight, now) {
-                    self.dispatch(full, None, false);
+                    self.dispatch(Lane::Data, full, false);
                 }
             }
         } else {
@@ -347,7 +347,7 @@ impl Runner {
                             continue;
                         }
                         if let Some(full) = self.data.push_keyed(&key, item.keys.as_ref(), item.record, weight, now) {
-                            self.dispatch(full, None, false);
+                            self.dispatch(Lane::Data, full, false);
                         }
                     }
                 }
@@ -370,7 +370,7 @@ impl Runner {
                     Route::Recorded(batch) => self.replay.push(batch, None, record, weight),
                     _ => {
                         if let Some(full) = self.errors.push(&lane_key, record, weight, now) {
-                            self.dispatch(full, Some(f.kind), false);
+                            self.dispatch(Lane::Errors, full, false);
                         }
                     }
                 }
@@ -383,26 +383,22 @@ impl Runner {
         }
         // Cut only now that every output of the read is placed (see Batcher::push_keyed).
         for full in self.data.take_full() {
-            self.dispatch(full, None, false);
+            self.dispatch(Lane::Data, full, false);
         }
         for full in self.errors.take_full() {
-            let kind = error_kind(&full.partition);
-            self.dispatch(full, kind, false);
+            self.dispatch(Lane::Errors, full, false);
         }
         if let Some(seq) = read_through {
             for (lane, batch) in self.replay.complete(seq) {
-                self.dispatch_recorded(lane, batch);
+                self.dispatch(lane, batch, true);
             }
         }
         // Many partitions must not mean unbounded memory: flush the biggest buffers early.
         while self.data.buffered_bytes() + self.errors.buffered_bytes() > self.buffer_budget {
             match self.data.take_largest() {
-                Some(b) => self.dispatch(b, None, false),
+                Some(b) => self.dispatch(Lane::Data, b, false),
                 None => match self.errors.take_largest() {
-                    Some(b) => {
-                        let kind = error_kind(&b.partition);
-                        self.dispatch(b, kind, false);
-                    }
+                    Some(b) => self.dispatch(Lane::Errors, b, false),
                     None => break,
                 },
             }
@@ -463,12 +459,16 @@ impl Runner {
     /// that after a crash it is re-cut exactly ([`ReplayPlan`]); if the intent cannot be written
     /// (the WAL is recovering from a full disk), the batch is sent anyway: delivering, which frees
     /// the space, matters more than the small chance of a duplicate after a crash.
-    fn dispatch(&mut self, batch: Batch, error_type: Option<ErrorOutputType>, recorded: bool) {
+    /// An error batch's partition is its error-output type.
+    fn dispatch(&mut self, lane: Lane, batch: Batch, recorded: bool) {
         self.uploads_in_flight += 1;
-        if error_type.is_none() {
-            *self.in_flight.entry(batch.partition.clone()).or_default() += 1;
-        }
-        let lane = if error_type.is_some() { Lane::Errors } else { Lane::Data };
+        let error_type = match lane {
+            Lane::Data => {
+                *self.in_flight.entry(batch.partition.clone()).or_default() += 1;
+                None
+            }
+            Lane::Errors => error_kind(&batch.partition),
+        };
         let intent = (!recorded).then(|| BatchIntent {
             lane,
             partition: batch.partition.clone(),
@@ -488,14 +488,6 @@ impl Runner {
         });
     }
 
-    fn dispatch_recorded(&mut self, lane: Lane, batch: Batch) {
-        let kind = match lane {
-            Lane::Data => None,
-            Lane::Errors => error_kind(&batch.partition),
-        };
-        self.dispatch(batch, kind, true);
-    }
-
     fn on_done(&mut self, done: Done) -> Option<Seq> {
         self.uploads_in_flight -= 1;
         self.in_memory -= done.bytes;
@@ -513,24 +505,22 @@ impl Runner {
     fn flush_due(&mut self) {
         let now = Instant::now();
         for b in self.data.due(now) {
-            self.dispatch(b, None, false);
+            self.dispatch(Lane::Data, b, false);
         }
         for b in self.errors.due(now) {
-            let kind = error_kind(&b.partition);
-            self.dispatch(b, kind, false);
+            self.dispatch(Lane::Errors, b, false);
         }
     }
 
     fn flush_all(&mut self) {
         for b in self.data.drain() {
-            self.dispatch(b, None, false);
+            self.dispatch(Lane::Data, b, false);
         }
         for b in self.errors.drain() {
-            let kind = error_kind(&b.partition);
-            self.dispatch(b, kind, false);
+            self.dispatch(Lane::Errors, b, false);
         }
         for (lane, b) in self.replay.drain() {
-            self.dispatch_recorded(lane, b);
+            self.dispatch(lane, b, true);
         }
     }
 
