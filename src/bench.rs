@@ -24,7 +24,7 @@ pub struct BenchArgs {
 enum BenchKind {
     /// Durable Direct PUT ingest (and delivery catch-up) against a running daemon.
     Ingest(IngestArgs),
-    /// Built-in processors on one core: jq metadata extraction and KPL de-aggregation.
+    /// Built-in processors on one core: jq (partition keys and transform, fast plan and jaq) and KPL de-aggregation.
     Processors(ProcessorArgs),
     /// A WASM transform plugin, on one thread (per core) and on all cores.
     Wasm(WasmArgs),
@@ -63,6 +63,9 @@ struct ProcessorArgs {
     records: usize,
     #[arg(long, default_value_t = 250)]
     record_bytes: usize,
+    /// Run only the measurements whose name contains this text (for profiling one of them).
+    #[arg(long, default_value = "")]
+    only: String,
 }
 
 #[derive(Args, Debug)]
@@ -249,6 +252,7 @@ async fn put(client: &reqwest::Client, endpoint: &str, body: bytes::Bytes) -> an
 /// figures are per core.
 fn processors(a: ProcessorArgs) -> anyhow::Result<()> {
     use crate::process::deaggregate::{kpl_aggregate, Deaggregate, SubRecordType};
+    use crate::process::jq::{transform::JqTransform, JqProgram};
     use crate::process::metadata::MetadataExtraction;
     use crate::process::{Chain, Processor};
     use crate::record::Record;
@@ -259,6 +263,9 @@ fn processors(a: ProcessorArgs) -> anyhow::Result<()> {
         data.iter().enumerate().map(|(i, d)| Record { seq: i as u64, arrival_ms: 0, data: d.clone() }).collect()
     };
     let measure = |name: &str, chain: &Chain, input: Vec<Record>, outputs_per_input: usize| {
+        if !name.contains(a.only.as_str()) {
+            return;
+        }
         let (ok, failed, secs) = time_chain(chain, &input, 500);
         println!(
             "{name}: {ok} records out ({failed} failed) in {secs:.2} s = {:.0} output records/s on one core ({:.0} input records/s)",
@@ -267,11 +274,41 @@ fn processors(a: ProcessorArgs) -> anyhow::Result<()> {
         );
     };
 
+    let one = |p: Arc<dyn Processor>| Chain::new(vec![p]);
+    let paths = "{event_type: .event_type, user: .user_id, day: .ts[0:10]}";
+    let name = "jq query alone {event_type, user, day} (fast plan, no processor around it)";
+    if name.contains(a.only.as_str()) {
+        let program = JqProgram::compile(paths)?;
+        let started = Instant::now();
+        let mut fields = 0;
+        for d in &data {
+            if let Ok(crate::process::jq::Outputs::Fields(f)) = program.run(d) {
+                fields += f.len();
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        anyhow::ensure!(fields == 3 * data.len(), "the fast plan must answer every benchmark record");
+        println!(
+            "{name}: {} records in {secs:.2} s = {:.0} records/s on one core",
+            data.len(),
+            data.len() as f64 / secs
+        );
+    }
+    let fast = MetadataExtraction::compile(paths)?;
+    let sample = fast.extract(&data[0]).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(sample.len() == 3, "the benchmark query must produce three keys, got {sample:?}");
+    measure("jq partition keys {event_type, user, day} (fast plan)", &one(Arc::new(fast)), as_records(&data), 1);
+    let slow = MetadataExtraction::compile(paths)?.without_fast_plan();
+    measure("jq partition keys {event_type, user, day} (jaq)", &one(Arc::new(slow)), as_records(&data), 1);
+    let transform = |query: &str| -> anyhow::Result<Arc<dyn Processor>> {
+        Ok(Arc::new(JqTransform::new(JqProgram::compile(query)?, false)))
+    };
+    measure("jq transform {event_type, user, day} (fast plan)", &one(transform(paths)?), as_records(&data), 1);
+    let select = r#"select(.event_type != "scroll") | {event_type, user: .user_id}"#;
+    measure("jq transform select(...) | {...} (jaq, 3/4 kept)", &one(transform(select)?), as_records(&data), 1);
+
     let query = r#"{event_type: .event_type, hour: (.ts[0:19] | strptime("%Y-%m-%dT%H:%M:%S") | strftime("%H")), user: .user_id}"#;
-    let simple =
-        MetadataExtraction::compile("{event_type: .event_type, user: .user_id}").map_err(anyhow::Error::msg)?;
-    measure("jq {event_type, user}", &Chain::new(vec![Arc::new(simple) as Arc<dyn Processor>]), as_records(&data), 1);
-    let with_time = MetadataExtraction::compile(query).map_err(anyhow::Error::msg)?;
+    let with_time = MetadataExtraction::compile(query)?;
     let sample = with_time.extract(&data[0]).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(sample.len() == 3, "the benchmark query must produce three keys, got {sample:?}");
     measure(

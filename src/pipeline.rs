@@ -41,6 +41,7 @@ use crate::metrics::PipelineMetrics;
 use crate::process::cloudwatch::CloudWatchLogProcessing;
 use crate::process::deaggregate::Deaggregate;
 use crate::process::decompress::GzipDecompression;
+use crate::process::jq::{transform::JqTransform, JqProgram};
 use crate::process::metadata::MetadataExtraction;
 use crate::process::wasm::WasmProcessor;
 use crate::process::{Chain, ErrorOutputType, Failed, Item, Processor};
@@ -181,7 +182,12 @@ fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
             ProcessorSpec::GzipDecompression => Arc::new(GzipDecompression),
             ProcessorSpec::CloudWatchLogProcessing => Arc::new(CloudWatchLogProcessing),
             ProcessorSpec::Deaggregation(kind) => Arc::new(Deaggregate { kind: kind.clone() }),
-            ProcessorSpec::MetadataExtraction(query) => Arc::new(MetadataExtraction::compile(query)?),
+            ProcessorSpec::MetadataExtraction(query) => {
+                Arc::new(MetadataExtraction::compile(query).map_err(|e| e.to_string())?)
+            }
+            ProcessorSpec::Jq { query, raw_output } => {
+                Arc::new(JqTransform::new(JqProgram::compile(query).map_err(|e| e.to_string())?, *raw_output))
+            }
             ProcessorSpec::AppendDelimiter => continue, // applied by the encoder, see start()
             ProcessorSpec::Wasm(settings) => Arc::new(WasmProcessor::load(settings.clone())?),
         });

@@ -213,6 +213,40 @@ def test_json_and_delimited_deaggregation(sluice_factory):
     assert b"".join(dl.values()).splitlines() == [b"one", b"two", b"three"]
 
 
+def test_jq_transform_maps_drops_fans_out_and_rejects(sluice_factory):
+    d = sluice_factory("""
+        pipelines:
+          - name: jq
+            buffering: { size_mb: 1, interval_seconds: 1 }
+            processors:
+              - jq: { query: 'select(.level != "debug") | .items[] | {id: .id, level: .level, day: .ts[0:10]}' }
+              - append_delimiter: {}
+            destination: { local: { path: ./data, error_output_prefix: "errors/!{firehose:error-output-type}/" } }
+          - name: csv
+            buffering: { size_mb: 1, interval_seconds: 1 }
+            processors:
+              - jq: { query: '"\\(.id),\\(.level)"', raw_output: true }
+              - append_delimiter: {}
+            destination: { local: { path: ./csv } }
+        """).start()
+    c = d.client()
+    records = [
+        {"level": "info", "items": [{"id": 1, "level": "info", "ts": "2026-12-02T07:00:00Z"}, {"id": 2, "level": "warn", "ts": "2026-12-03T00:00:00Z"}]},
+        {"level": "debug", "items": [{"id": 3}]},
+        {"level": "info", "items": "not a list"},
+    ]
+    c.put_record_batch(DeliveryStreamName="jq", Records=[{"Data": json.dumps(r).encode()} for r in records] + [{"Data": b"garbage"}])
+    c.put_record(DeliveryStreamName="csv", Record={"Data": b'{"id": 7, "level": "error"}'})
+    objects = wait_for_lines(lambda: local_objects(d.workdir / "data"), 4, what="two outputs and two error records")
+    delivered = [json.loads(line) for k, v in objects.items() if not k.startswith("errors/") for line in v.splitlines()]
+    assert delivered == [{"id": 1, "level": "info", "day": "2026-12-02"}, {"id": 2, "level": "warn", "day": "2026-12-03"}]
+    errors = error_records(objects, "processing-failed")
+    assert sorted(base64.b64decode(e["rawData"]) for e in errors) == sorted([json.dumps(records[2]).encode(), b"garbage"])
+    assert {e["errorCode"] for e in errors} == {"JQProcessing.Failed"}
+    csv = wait_for(lambda: local_objects(d.workdir / "csv"), what="the CSV line")
+    assert b"".join(csv.values()) == b"7,error\n"
+
+
 def test_processor_config_errors_name_line_and_field(tmp_path):
     import subprocess
     from conftest import BINARY
@@ -229,7 +263,7 @@ def test_processor_config_errors_name_line_and_field(tmp_path):
     r = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True)
     assert r.returncode != 0
     out = r.stderr
-    assert f"{path}:5:" in out and "does not parse" in out, out
+    assert f"{path}:5:" in out and "jq query, column 7: expected a closing `}` but found the end of the query" in out, out
     assert "needs `dynamic_partitioning: { enabled: true }`" in out
     assert f"{path}:6:" in out and "`XML` is not one of JSON, DELIMITED, KPL" in out
     assert "out of order" in out

@@ -100,6 +100,17 @@ pub enum RawProcessor {
     AppendDelimiter(RawAppendDelimiter),
     /// A WASM transform plugin, where Firehose would call Lambda.
     Wasm(Box<RawWasm>),
+    /// A jq expression that maps, drops or fans out each record (a sluice extension).
+    Jq(RawJq),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJq {
+    pub query: Spanned<String>,
+    /// Write string results as their text (`jq -r`) rather than as JSON strings.
+    #[serde(default)]
+    pub raw_output: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -76,6 +76,11 @@ pub enum ProcessorSpec {
     Deaggregation(SubRecordType),
     /// The jq query (it compiled during validation).
     MetadataExtraction(String),
+    /// The jq transform (sluice's own): the query, and whether strings are written as text.
+    Jq {
+        query: String,
+        raw_output: bool,
+    },
     AppendDelimiter,
     Wasm(crate::process::wasm::WasmSettings),
 }

@@ -14,6 +14,7 @@
 pub mod cloudwatch;
 pub mod deaggregate;
 pub mod decompress;
+pub mod jq;
 pub mod metadata;
 pub mod wasm;
 

@@ -93,7 +93,7 @@ pub(super) fn processors(
                 let spec = match crate::process::metadata::MetadataExtraction::compile(&m.query.value) {
                     Ok(_) => Some(ProcessorSpec::MetadataExtraction(m.query.value.clone())),
                     Err(e) => {
-                        c.at(&m.query, &format!("{at}.metadata_extraction.query"), e);
+                        c.at(&m.query, &format!("{at}.metadata_extraction.query"), e.to_string());
                         None
                     }
                 };
@@ -101,9 +101,16 @@ pub(super) fn processors(
             }
             RawProcessor::AppendDelimiter(_) => ("append_delimiter", Some(ProcessorSpec::AppendDelimiter)),
             RawProcessor::Wasm(w) => ("wasm", wasm_processor(c, w, &format!("{at}.wasm"))),
+            RawProcessor::Jq(j) => match crate::process::jq::JqProgram::compile(&j.query.value) {
+                Ok(_) => ("jq", Some(ProcessorSpec::Jq { query: j.query.value.clone(), raw_output: j.raw_output })),
+                Err(e) => {
+                    c.at(&j.query, &format!("{at}.jq.query"), e.to_string());
+                    ("jq", None)
+                }
+            },
         };
-        // A plugin may sit anywhere; the built-ins keep Firehose's order around it.
-        if name == "wasm" {
+        // A plugin or jq transform may sit anywhere; the built-ins keep Firehose's order around it.
+        if name == "wasm" || name == "jq" {
             out.extend(spec);
             continue;
         }
