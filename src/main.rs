@@ -8,23 +8,34 @@ use clap::{Parser, Subcommand};
 
 use sluice::{api, bench, config, daemon::Daemon, metrics};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
     version,
-    about = "A durable, self-hosted delivery daemon that speaks the Amazon Data Firehose API"
+    about = "A durable, self-hosted delivery daemon that speaks the Amazon Data Firehose API",
+    after_help = "Tools (not daemon operation):\n  bench     Measure throughput: ingest and delivery, processors, WASM plugins, conversion (see BENCHMARKS.md)"
 )]
 struct Cli {
+    /// Log line format: `text` for people, `json` for log collectors; `auto` is text on a
+    /// terminal and JSON otherwise (a file, journald, a container runtime).
+    #[arg(long, global = true, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = cli::logging::LogFormat::Auto)]
+    log_format: cli::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon (on the embedded default config unless --config is given).
+    /// Run the daemon (on the embedded default config unless --config or --config-dir is given).
     Run {
-        #[arg(long)]
+        /// The pipeline config file (YAML).
+        #[arg(long, env = "SLUICE_CONFIG", conflicts_with = "config_dir")]
         config: Option<PathBuf>,
+        /// Load every *.yaml file of this directory as one config (one file per pipeline, say).
+        #[arg(long, env = "SLUICE_CONFIG_DIR")]
+        config_dir: Option<PathBuf>,
         /// Overrides api.listen (an address such as 127.0.0.1:4573, or localhost:4573).
         #[arg(long, value_parser = config::resolve_listen)]
         listen: Option<SocketAddr>,
@@ -36,28 +47,38 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         shutdown_timeout_seconds: u64,
     },
-    /// Check a config file and exit non-zero with file:line: messages if it is invalid.
+    /// Check config files, directories of them, or table schema files; print every problem with
+    /// its file:line:column and exit non-zero if any is invalid.
     Validate {
-        #[arg(long)]
-        config: PathBuf,
+        /// Files or directories to check.
+        paths: Vec<PathBuf>,
+        /// A file to check (the same as giving it as a path; defaults to $SLUICE_CONFIG).
+        #[arg(long, env = "SLUICE_CONFIG")]
+        config: Vec<PathBuf>,
     },
     /// Measure throughput: ingest and delivery, built-in processors, WASM plugins (see BENCHMARKS.md).
+    #[command(hide = true)]
     Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never in a file or the journal.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    cli::logging::init(cli.log_format);
     let result = match cli.command {
-        Command::Validate { config } => validate(&config),
-        Command::Run { config, listen, storage_dir, shutdown_timeout_seconds } => runtime().and_then(|rt| {
-            rt.block_on(run(config, listen, storage_dir, Duration::from_secs(shutdown_timeout_seconds)))
-        }),
+        Command::Validate { mut paths, config } => {
+            paths.extend(config);
+            cli::validate::run(&paths)
+        }
+        Command::Run { config, config_dir, listen, storage_dir, shutdown_timeout_seconds } => {
+            runtime().and_then(|rt| {
+                rt.block_on(run(
+                    ConfigSource::new(config, config_dir),
+                    listen,
+                    storage_dir,
+                    Duration::from_secs(shutdown_timeout_seconds),
+                ))
+            })
+        }
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
     };
     match result {
@@ -73,42 +94,51 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-fn validate(path: &std::path::Path) -> anyhow::Result<()> {
-    match config::load_file(path) {
-        Ok(cfg) => {
-            println!(
-                "{}: OK ({} pipelines{})",
-                path.display(),
-                cfg.pipelines.len(),
-                if cfg.auto_create.is_some() { ", auto_create on" } else { "" }
-            );
-            Ok(())
+/// Where `sluice run` takes its config from.
+enum ConfigSource {
+    Embedded,
+    File(PathBuf),
+    Dir(PathBuf),
+}
+
+impl ConfigSource {
+    fn new(file: Option<PathBuf>, dir: Option<PathBuf>) -> Self {
+        match (file, dir) {
+            (Some(f), _) => ConfigSource::File(f),
+            (None, Some(d)) => ConfigSource::Dir(d),
+            (None, None) => ConfigSource::Embedded,
         }
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
+    }
+
+    fn load(&self) -> anyhow::Result<config::Config> {
+        let (loaded, path) = match self {
+            ConfigSource::Embedded => {
+                let c = config::load_str(config::EMBEDDED_DEFAULT, "<embedded default>", PathBuf::new());
+                (c, None)
             }
-            anyhow::bail!(
-                "{} is invalid ({} problem{})",
-                path.display(),
+            ConfigSource::File(p) => (config::load_file(p), Some(p)),
+            ConfigSource::Dir(d) => (config::load_dir(d), Some(d)),
+        };
+        loaded.map_err(|errors| {
+            if let Some(path) = path {
+                cli::validate::report(path, "config", &errors);
+            }
+            anyhow::anyhow!(
+                "the config is invalid ({} problem{})",
                 errors.0.len(),
                 if errors.0.len() == 1 { "" } else { "s" }
             )
-        }
+        })
     }
 }
 
 async fn run(
-    path: Option<PathBuf>,
+    source: ConfigSource,
     listen: Option<SocketAddr>,
     storage_dir: Option<PathBuf>,
     shutdown_timeout: Duration,
 ) -> anyhow::Result<()> {
-    let mut cfg = match &path {
-        Some(p) => config::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => config::load_str(config::EMBEDDED_DEFAULT, "<embedded default>", PathBuf::new())
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-    };
+    let mut cfg = source.load()?;
     if let Some(l) = listen {
         cfg.listen = l;
     }

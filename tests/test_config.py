@@ -64,7 +64,104 @@ def test_environment_variables_are_interpolated(tmp_path):
     assert code == 0, out
     code, out, path = validate(tmp_path, text, env={"STREAM": "clicks"})
     assert code != 0
-    assert "line 4" in out and "REGION" in out
+    assert f"{path}:4:" in out and "`REGION` is not set" in out, out
+
+
+def test_every_unset_variable_is_listed_at_once(tmp_path):
+    code, out, path = validate(tmp_path, """
+        pipelines:
+          - name: ${STREAM}
+            destination: { s3: { bucket: "${BUCKET}", region: "${REGION:-us-east-1}", endpoint: "${ENDPOINT}" } }
+        """, env={"STREAM": "", "BUCKET": ""})
+    assert code != 0
+    for name, line in [("STREAM", 3), ("BUCKET", 4), ("ENDPOINT", 4)]:
+        assert f"{path}:{line}:" in out and f"`{name}` is not set" in out, out
+    assert "`REGION` is not set" not in out, "a variable with a default is not an error"
+    assert "3 problems" in out, out
+
+
+def test_all_errors_of_a_file_in_one_run_with_suggestions_and_frames(tmp_path):
+    code, out, path = validate(tmp_path, """
+        pipelines:
+          - name: clicks
+            bufering: { size_mb: 1 }
+            destination:
+              local:
+                path: ./d
+                compresion: GZIP
+          - name: bad name!
+            destination: { local: { path: ./e, prefx: "p/" } }
+        """)
+    assert code != 0
+    lines = out.splitlines()
+    assert f"{path}:4:5: unknown field `bufering`; did you mean `buffering`?" in out, out
+    assert f"{path}:8:9: unknown field `compresion`; did you mean `compression`?" in out, out
+    assert f"{path}:10:40: unknown field `prefx`; did you mean `prefix`?" in out, out
+    assert f"{path}:9:" in out and "is not a valid DeliveryStreamName" in out, "semantic errors come after the unknown fields"
+    assert "4 problems" in out, out
+    frame = lines.index(next(l for l in lines if "`bufering`" in l))
+    assert lines[frame + 2] == "4 |     bufering: { size_mb: 1 }", lines[frame:frame + 4]
+    assert lines[frame + 3] == "  |     ^", lines[frame:frame + 4]
+
+
+def test_enum_values_get_suggestions(tmp_path):
+    code, out, path = validate(tmp_path, """
+        pipelines:
+          - name: clicks
+            destination: { local: { path: ./d, compression: GZIPP } }
+        """)
+    assert code != 0
+    assert "unknown value `GZIPP`; did you mean `GZIP`?" in out, out
+
+
+def test_validate_takes_several_files_and_directories_and_knows_a_schema_file(tmp_path):
+    root = BINARY.parent.parent.parent
+    good = tmp_path / "good.yaml"
+    good.write_text("pipelines:\n  - { name: a, destination: { local: { path: ./a } } }\n")
+    bad = tmp_path / "sub" / "bad.yaml"
+    bad.parent.mkdir()
+    bad.write_text("pipelines:\n  - { nme: a, destination: { local: { path: ./a } } }\n")
+    r = subprocess.run([str(BINARY), "validate", str(good), str(bad.parent), str(root / "config/schemas/events.yaml")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert f"{good}: OK (1 pipeline)" in r.stdout, r.stdout
+    assert f"{root / 'config/schemas/events.yaml'}: OK: a table schema" in r.stdout, r.stdout
+    assert f"{bad}:2:" in r.stderr and "did you mean `name`?" in r.stderr, r.stderr
+    assert "1 of 3 files are invalid" in r.stderr, r.stderr
+    r = subprocess.run([str(BINARY), "validate", str(root / "config")], capture_output=True, text=True, cwd=root)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_bad_schema_file_is_reported_against_its_own_lines(tmp_path):
+    schema = tmp_path / "s.yaml"
+    schema.write_text("columns:\n  - { name: a, type: string }\n  - { name: b, type: strng }\n")
+    code, out, path = validate(tmp_path, f"""
+        pipelines:
+          - name: p
+            destination:
+              local:
+                path: ./d
+                format_conversion:
+                  schema: {{ file: {schema} }}
+                  output: {{ parquet: {{}} }}
+        """)
+    assert code != 0
+    assert f"{schema}:3:" in out and "strng" in out, out
+
+
+def test_sluice_config_names_the_file_for_validate():
+    root = BINARY.parent.parent.parent
+    r = subprocess.run([str(BINARY), "validate"], capture_output=True, text=True, cwd=root,
+                       env={**os.environ, "SLUICE_CONFIG": "config/local.yaml"})
+    assert r.returncode == 0 and "config/local.yaml: OK" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([str(BINARY), "run", "--help"], capture_output=True, text=True)
+    assert "SLUICE_CONFIG" in r.stdout and "--config-dir" in r.stdout and "The pipeline config file" in r.stdout, r.stdout
+
+
+def test_bench_is_listed_as_a_tool_not_a_daemon_command():
+    r = subprocess.run([str(BINARY), "--help"], capture_output=True, text=True)
+    commands, _, tools = r.stdout.partition("Tools (not daemon operation):")
+    assert "bench" not in commands and "bench" in tools, r.stdout
 
 
 def test_every_example_config_validates():

@@ -9,14 +9,24 @@ use thiserror::Error;
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum InterpolateError {
     #[error("line {line}: environment variable `{name}` is not set and has no default (write `${{{name}:-default}}`)")]
-    Unset { line: usize, name: String },
+    Unset { line: usize, column: usize, name: String },
     #[error("line {line}: unterminated `${{` (write `$$` for a literal dollar sign)")]
     Unterminated { line: usize },
     #[error("line {line}: `${{{body}}}` is not a valid variable name")]
     BadName { line: usize, body: String },
 }
 
-pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
+impl InterpolateError {
+    pub fn line(&self) -> usize {
+        match self {
+            InterpolateError::Unset { line, .. }
+            | InterpolateError::Unterminated { line }
+            | InterpolateError::BadName { line, .. } => *line,
+        }
+    }
+}
+
+pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, Vec<InterpolateError>> {
     interpolate_tracked(text, lookup).map(|(text, _)| text)
 }
 
@@ -49,11 +59,13 @@ fn looks_secret(name: &str) -> bool {
     ["SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL"].iter().any(|w| upper.contains(w))
 }
 
-/// [`interpolate`], also returning what was substituted.
+/// [`interpolate`], also returning what was substituted. Every problem is reported, so a
+/// deployment missing three variables learns all three names at once.
 pub fn interpolate_tracked(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<(String, Redactor), InterpolateError> {
+) -> Result<(String, Redactor), Vec<InterpolateError>> {
+    let mut errors = Vec::new();
     let mut redactor = Redactor::default();
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
@@ -65,12 +77,17 @@ pub fn interpolate_tracked(
         let mut rest = line;
         while let Some(pos) = rest.find('$') {
             out.push_str(&rest[..pos]);
+            let column = line.len() - rest.len() + pos + 1;
             let after = &rest[pos + 1..];
             if let Some(stripped) = after.strip_prefix('$') {
                 out.push('$');
                 rest = stripped;
             } else if let Some(body_and_rest) = after.strip_prefix('{') {
-                let end = body_and_rest.find('}').ok_or(InterpolateError::Unterminated { line: line_no })?;
+                let Some(end) = body_and_rest.find('}') else {
+                    errors.push(InterpolateError::Unterminated { line: line_no });
+                    rest = "";
+                    break;
+                };
                 let body = &body_and_rest[..end];
                 let (name, default) = match body.split_once(":-") {
                     Some((n, d)) => (n, Some(d)),
@@ -80,15 +97,18 @@ pub fn interpolate_tracked(
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                     && !name.starts_with(|c: char| c.is_ascii_digit());
                 if !valid {
-                    return Err(InterpolateError::BadName { line: line_no, body: body.to_string() });
+                    errors.push(InterpolateError::BadName { line: line_no, body: body.to_string() });
                 }
                 match (lookup(name).filter(|v| !v.is_empty()), default) {
+                    _ if !valid => {}
                     (Some(value), _) => {
                         out.push_str(&value);
                         redactor.substituted.push((name.to_string(), value));
                     }
                     (None, Some(d)) => out.push_str(d),
-                    (None, None) => return Err(InterpolateError::Unset { line: line_no, name: name.to_string() }),
+                    (None, None) => {
+                        errors.push(InterpolateError::Unset { line: line_no, column, name: name.to_string() })
+                    }
                 }
                 rest = &body_and_rest[end + 1..];
             } else {
@@ -98,7 +118,11 @@ pub fn interpolate_tracked(
         }
         out.push_str(rest);
     }
-    Ok((out, redactor))
+    if errors.is_empty() {
+        Ok((out, redactor))
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -120,10 +144,16 @@ mod tests {
     }
 
     #[test]
-    fn unset_variable_names_the_line() {
-        let err = interpolate("a: 1\nb: ${NOPE}\n", env).unwrap_err();
-        assert_eq!(err, InterpolateError::Unset { line: 2, name: "NOPE".into() });
-        assert!(err.to_string().contains("line 2"));
+    fn every_unset_variable_is_named_with_its_line() {
+        let errors = interpolate("a: 1\nb: ${NOPE}\nc: ${BUCKET} ${ALSO_NOPE}\n", env).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                InterpolateError::Unset { line: 2, column: 4, name: "NOPE".into() },
+                InterpolateError::Unset { line: 3, column: 14, name: "ALSO_NOPE".into() },
+            ]
+        );
+        assert!(errors[0].to_string().contains("line 2"));
     }
 
     #[test]
@@ -151,7 +181,7 @@ mod tests {
 
     #[test]
     fn malformed_references_are_errors() {
-        assert_eq!(interpolate("a: ${OPEN", env), Err(InterpolateError::Unterminated { line: 1 }));
-        assert!(matches!(interpolate("a: ${1X}", env), Err(InterpolateError::BadName { .. })));
+        assert_eq!(interpolate("a: ${OPEN", env), Err(vec![InterpolateError::Unterminated { line: 1 }]));
+        assert!(matches!(interpolate("a: ${1X}", env).unwrap_err()[..], [InterpolateError::BadName { .. }]));
     }
 }

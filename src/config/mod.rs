@@ -6,7 +6,9 @@
 //! or into errors that name the file, line and field.
 
 mod api_limits;
+mod files;
 mod interpolate;
+pub(crate) mod teach;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +18,10 @@ use serde_saphyr::Spanned;
 
 use crate::format::compression::Compression;
 
+pub use files::{load_dir, sniff, yaml_files, FileKind};
 pub use interpolate::{interpolate, interpolate_tracked, InterpolateError, Redactor};
+pub use teach::{code_frame, did_you_mean};
+pub use validate::{load_schema_file, LoadSchemaError};
 pub use validate::{
     resolve_listen, valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors,
     DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings,
@@ -403,8 +408,23 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// Parses config text. `origin` names it in errors; relative paths stay relative to the working
 /// directory (as a service's `WorkingDirectory=` expects), `_base` is kept for future includes.
 pub fn load_str(text: &str, origin: &str, _base: PathBuf) -> Result<Config, ConfigErrors> {
-    let (text, redactor) = interpolate_tracked(text, |name| std::env::var(name).ok())
-        .map_err(|e| ConfigErrors::single(ConfigError::plain(origin, e.to_string())))?;
+    let (text, redactor) = interpolate_tracked(text, |name| std::env::var(name).ok()).map_err(|errors| {
+        ConfigErrors(
+            errors
+                .into_iter()
+                .map(|e| {
+                    let column = match &e {
+                        InterpolateError::Unset { column, .. } => *column as u64,
+                        _ => 1,
+                    };
+                    let message = e.to_string();
+                    // "line N: " is already in the location.
+                    let message = message.split_once(": ").map_or(message.as_str(), |(_, m)| m).to_string();
+                    ConfigError { line: e.line() as u64, column, ..ConfigError::plain(origin, message) }
+                })
+                .collect(),
+        )
+    })?;
     // No message may show what an environment variable held: it is where secrets live.
     parse_and_validate(&text, origin).map_err(|errors| {
         ConfigErrors(
@@ -417,18 +437,19 @@ pub fn load_str(text: &str, origin: &str, _base: PathBuf) -> Result<Config, Conf
     })
 }
 
+/// Every error of the file: parse errors as far as the parser can recover, then every semantic
+/// error of what parsed.
 fn parse_and_validate(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        ConfigErrors::single(ConfigError {
-            origin: origin.to_string(),
-            line,
-            column,
-            field: String::new(),
-            message: e.to_string(),
-        })
-    })?;
-    validate::validate(raw, origin)
+    let (raw, mut errors) = teach::parse_recovering(text, origin);
+    let Some(raw) = raw else { return Err(ConfigErrors(errors)) };
+    match validate::validate(raw, origin) {
+        Ok(config) if errors.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigErrors(errors)),
+        Err(ConfigErrors(semantic)) => {
+            errors.extend(semantic);
+            Err(ConfigErrors(errors))
+        }
+    }
 }
 
 #[cfg(test)]

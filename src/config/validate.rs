@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 
 pub use super::api_limits::ApiLimits;
 use super::{
-    RawConfig, RawDestination, RawFormatConversion, RawInput, RawObjectStore, RawOrc, RawOutput, RawParquet,
+    RawColumn, RawConfig, RawDestination, RawFormatConversion, RawInput, RawObjectStore, RawOrc, RawOutput, RawParquet,
     RawPipeline, RawProcessor, RawSchema, RawSchemaChoice, RawSchemaFile, RawSource,
 };
 use crate::format::compression::Compression;
@@ -28,6 +28,7 @@ use crate::sink::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
 mod conversion;
 mod processors;
 use conversion::format_conversion;
+pub use conversion::{load_schema_file, LoadSchemaError};
 use processors::processors;
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";

@@ -94,35 +94,65 @@ fn schema_columns(
     table: &RawSchema,
     field: &str,
 ) -> Option<Vec<(String, HiveType)>> {
-    let from_file;
-    let (raw, at) = match (&table.columns, &table.file) {
-        (Some(cols), None) => (cols, format!("{field}.schema.columns")),
-        (None, Some(file)) => {
-            let text = match std::fs::read_to_string(&file.value) {
-                Ok(t) => t,
-                Err(e) => {
-                    c.at(file, &format!("{field}.schema.file"), format!("cannot read `{}`: {e}", file.value));
-                    return None;
-                }
-            };
-            match serde_saphyr::from_str::<RawSchemaFile>(&text) {
-                Ok(f) => from_file = f.columns,
-                Err(e) => {
-                    c.at(file, &format!("{field}.schema.file"), format!("`{}`: {e}", file.value));
-                    return None;
-                }
+    match (&table.columns, &table.file) {
+        (Some(cols), None) => {
+            if cols.is_empty() {
+                c.at(schema, &format!("{field}.schema"), "declares no columns");
+                return None;
             }
-            (&from_file, format!("{}: columns", file.value))
+            check_columns(c, cols, &format!("{field}.schema.columns"))
         }
+        (None, Some(file)) => match load_schema_file(std::path::Path::new(&file.value)) {
+            Ok(columns) => Some(columns),
+            Err(LoadSchemaError::Unreadable(e)) => {
+                c.at(file, &format!("{field}.schema.file"), format!("cannot read `{}`: {e}", file.value));
+                None
+            }
+            Err(LoadSchemaError::Invalid(errors)) => {
+                // Reported against the schema file itself, with its own lines.
+                c.errors.extend(errors.0);
+                None
+            }
+        },
         _ => {
             c.at(schema, &format!("{field}.schema"), "needs exactly one of `columns` (inline) or `file`");
-            return None;
+            None
+        }
+    }
+}
+
+pub enum LoadSchemaError {
+    Unreadable(std::io::Error),
+    Invalid(ConfigErrors),
+}
+
+/// A table schema file (`columns:` with a name and Hive type each), checked with errors that
+/// name the schema file and its lines.
+pub fn load_schema_file(path: &std::path::Path) -> Result<Vec<(String, HiveType)>, LoadSchemaError> {
+    let text = std::fs::read_to_string(path).map_err(LoadSchemaError::Unreadable)?;
+    let origin = path.display().to_string();
+    let mut c = Checker { origin: &origin, errors: Vec::new() };
+    let parsed = serde_saphyr::from_str::<RawSchemaFile>(&text);
+    let columns = match &parsed {
+        Ok(file) if file.columns.is_empty() => {
+            c.errors.push(ConfigError::plain(&origin, "declares no columns".into()));
+            None
+        }
+        Ok(file) => check_columns(&mut c, &file.columns, "columns"),
+        Err(e) => {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            let message = e.without_snippet().to_string();
+            c.errors.push(ConfigError { line, column, ..ConfigError::plain(&origin, message) });
+            None
         }
     };
-    if raw.is_empty() {
-        c.at(schema, &format!("{field}.schema"), "declares no columns");
-        return None;
+    match columns {
+        Some(columns) if c.errors.is_empty() => Ok(columns),
+        _ => Err(LoadSchemaError::Invalid(ConfigErrors(c.errors))),
     }
+}
+
+fn check_columns(c: &mut Checker, raw: &[Spanned<RawColumn>], at: &str) -> Option<Vec<(String, HiveType)>> {
     let mut out: Vec<(String, HiveType)> = Vec::new();
     let mut ok = true;
     for (i, col) in raw.iter().enumerate() {
@@ -161,7 +191,8 @@ fn choose<T: Copy>(
         }
         None => {
             let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            c.at(v, field, format!("`{}` is not one of {}", v.value, names.join(", ")));
+            let hint = crate::config::teach::hint(&v.value, names.iter().copied());
+            c.at(v, field, format!("`{}` is not one of {}{hint}", v.value, names.join(", ")));
             false
         }
     }

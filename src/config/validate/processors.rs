@@ -66,7 +66,10 @@ pub(super) fn processors(
                         c.at(
                             &d.sub_record_type,
                             &format!("{at}.record_deaggregation.sub_record_type"),
-                            format!("`{other}` is not one of JSON, DELIMITED, KPL"),
+                            format!(
+                                "`{other}` is not one of JSON, DELIMITED, KPL{}",
+                                crate::config::teach::hint(other, ["JSON", "DELIMITED", "KPL"])
+                            ),
                         );
                         None
                     }

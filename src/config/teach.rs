@@ -1,0 +1,211 @@
+//! Config errors that teach: "did you mean", every unknown field of a file in one run, and the
+//! code frame under each message.
+//!
+//! serde stops at the first error. For the commonest one, an unknown (usually misspelt) field,
+//! [`parse_recovering`] reports it, blanks the field out of the text and parses again, so one
+//! run lists every unknown field and then every semantic error of what remains. Blanking keeps
+//! the line count, so later errors still point at the right line. Other syntax and type errors
+//! stop the parse there: what follows cannot be trusted.
+
+use serde_saphyr::Error as YamlError;
+
+use super::validate::ConfigError;
+use super::RawConfig;
+
+/// Unknown fields reported in one run before giving up on recovery.
+const MAX_RECOVERIES: usize = 50;
+
+/// The closest candidate to `word`, if one is close enough to be what was meant.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word_lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| {
+            let lower = c.to_ascii_lowercase();
+            let distance = strsim::damerau_levenshtein(&word_lower, &lower);
+            let similarity = strsim::jaro_winkler(&word_lower, &lower);
+            (c, distance, similarity)
+        })
+        .filter(|(c, distance, similarity)| *distance <= (c.len().max(word.len()) / 3).max(1) || *similarity >= 0.88)
+        .min_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)))
+        .map(|(c, ..)| c)
+}
+
+/// `; did you mean `x`?` or nothing.
+pub fn hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(word, candidates).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
+}
+
+fn list(expected: &[&str]) -> String {
+    expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// The message for a parse error, in sluice's words where serde's can be improved on.
+fn message(e: &YamlError) -> String {
+    match e {
+        YamlError::SerdeUnknownField { field, expected, .. } => format!(
+            "unknown field `{field}`{} (allowed here: {})",
+            hint(field, expected.iter().copied()),
+            list(expected)
+        ),
+        YamlError::SerdeUnknownVariant { variant, expected, .. } => {
+            format!("unknown value `{variant}`{} (one of: {})", hint(variant, expected.iter().copied()), list(expected))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Parses the config text, recovering from unknown fields. Returns the parsed config if the
+/// text (with unknown fields blanked) parses, and every error met on the way.
+pub fn parse_recovering(text: &str, origin: &str) -> (Option<RawConfig>, Vec<ConfigError>) {
+    let mut text = text.to_string();
+    let mut errors = Vec::new();
+    for _ in 0..=MAX_RECOVERIES {
+        let error = match serde_saphyr::from_str::<RawConfig>(&text) {
+            Ok(raw) => return (Some(raw), errors),
+            Err(e) => e,
+        };
+        let e = error.without_snippet();
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        errors.push(ConfigError {
+            origin: origin.to_string(),
+            line,
+            column,
+            field: String::new(),
+            message: message(e),
+        });
+        let recovered =
+            matches!(e, YamlError::SerdeUnknownField { .. }) && blank_key(&mut text, line as usize, column as usize);
+        if !recovered {
+            break;
+        }
+    }
+    (None, errors)
+}
+
+/// Removes the `key: value` whose key starts at `line`:`column` (1-based), keeping every line.
+/// Returns false when it cannot do so safely.
+fn blank_key(text: &mut String, line: usize, column: usize) -> bool {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let Some(current) = lines.get(line.wrapping_sub(1)) else { return false };
+    let Some((key_at, _)) = current.char_indices().nth(column.wrapping_sub(1)) else { return false };
+    let before = &current[..key_at];
+    if before.contains(['{', ',']) {
+        return blank_flow_entry(&mut lines[line - 1], key_at) && {
+            *text = lines.join("\n");
+            true
+        };
+    }
+    if !before.chars().all(|c| c == ' ' || c == '-') {
+        return false;
+    }
+    // Block style: the key's line, and the more-indented lines of its value after it.
+    let indent = before.len();
+    lines[line - 1] = before.to_string(); // keeps a `- ` that opened a sequence item
+    for next in lines.iter_mut().skip(line) {
+        let trimmed = next.trim_start();
+        let next_indent = next.len() - trimmed.len();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') && next_indent <= indent {
+            break;
+        }
+        next.clear();
+    }
+    *text = lines.join("\n");
+    true
+}
+
+/// Removes `key: value` from a flow mapping on one line: up to the next `,` or closing bracket
+/// at the same depth (quotes respected), with one adjoining comma.
+fn blank_flow_entry(line: &mut String, key_at: usize) -> bool {
+    let bytes = line.as_bytes();
+    let (mut depth, mut quote, mut end) = (0i32, None::<u8>, None);
+    for (i, &b) in bytes.iter().enumerate().skip(key_at) {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(b),
+            (None, b'{' | b'[') => depth += 1,
+            (None, b'}' | b']') if depth == 0 => {
+                end = Some(i);
+                break;
+            }
+            (None, b'}' | b']') => depth -= 1,
+            (None, b',') if depth == 0 => {
+                let spaces = bytes[i + 1..].iter().take_while(|b| **b == b' ').count();
+                end = Some(i + 1 + spaces);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some(end) = end else { return false };
+    let mut start = key_at;
+    if bytes[..end].iter().rev().find(|b| **b != b' ') != Some(&b',') {
+        // The last entry: take the comma before it instead.
+        match line[..key_at].rfind(',') {
+            Some(comma) if line[comma + 1..key_at].trim().is_empty() => start = comma,
+            _ => {}
+        }
+    }
+    line.replace_range(start..end, "");
+    true
+}
+
+/// The line an error points at, with a caret under its column, for terminals:
+/// ```text
+///    5 |       - feilds: [a]
+///      |         ^
+/// ```
+pub fn code_frame(text: &str, line: u64, column: u64) -> Option<String> {
+    let source = text.lines().nth((line as usize).checked_sub(1)?)?;
+    let gutter = line.to_string().len();
+    let caret_at: usize = source.chars().take((column as usize).saturating_sub(1)).map(|_| 1).sum();
+    Some(format!("{:>gutter$} |\n{line} | {source}\n{:>gutter$} | {}^", "", "", " ".repeat(caret_at)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_close_name_and_nothing_for_a_far_one() {
+        let fields = ["fields", "prefix", "error_output_prefix", "compression"];
+        assert_eq!(did_you_mean("feilds", fields), Some("fields"));
+        assert_eq!(did_you_mean("compresion", fields), Some("compression"));
+        assert_eq!(did_you_mean("error_prefix", fields), Some("error_output_prefix"));
+        assert_eq!(did_you_mean("banana", fields), None);
+        assert_eq!(did_you_mean("gzip", ["GZIP", "ZIP", "Snappy"]), Some("GZIP"));
+    }
+
+    #[test]
+    fn every_unknown_field_is_reported_in_one_run() {
+        let text = "pipelines:\n  - name: a\n    bufering: { size_mb: 1 }\n    destination:\n      local:\n        path: ./x\n        prefx: p/\n        nested_typo:\n          deep: 1\n  - naem: b\n    destination: { local: { pth: ./y, prefix: q/ } }\n";
+        let (raw, errors) = parse_recovering(text, "c.yaml");
+        let messages: Vec<String> = errors.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect();
+        assert_eq!(errors.len(), 5, "{messages:#?}");
+        assert!(messages[0].starts_with("3:5 unknown field `bufering`; did you mean `buffering`?"), "{messages:#?}");
+        assert!(messages[1].starts_with("7:9 unknown field `prefx`; did you mean `prefix`?"), "{messages:#?}");
+        assert!(messages[2].starts_with("8:9 unknown field `nested_typo` (allowed here:"), "{messages:#?}");
+        assert!(messages[3].starts_with("10:5 unknown field `naem`; did you mean `name`?"), "{messages:#?}");
+        assert!(messages[4].starts_with("11:29 unknown field `pth`; did you mean `path`?"), "{messages:#?}");
+        assert!(raw.is_some(), "what remains parses, so semantic checks can run on it");
+    }
+
+    #[test]
+    fn flow_entries_are_removed_with_their_comma() {
+        for (line, at, expected) in [
+            ("x: { a: 1, bad: [1, {b: 2}], c: 3 }", 11, "x: { a: 1, c: 3 }"),
+            ("x: { a: 1, bad: \"}\" }", 11, "x: { a: 1}"),
+            ("x: { bad: 1 }", 5, "x: { }"),
+        ] {
+            let mut l = line.to_string();
+            assert!(blank_flow_entry(&mut l, at));
+            assert_eq!(l, expected);
+        }
+    }
+
+    #[test]
+    fn the_frame_points_at_the_column() {
+        assert_eq!(code_frame("a: 1\n  bad: 2\n", 2, 3).unwrap(), "  |\n2 |   bad: 2\n  |   ^");
+    }
+}
