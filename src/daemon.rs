@@ -166,6 +166,24 @@ impl Daemon {
         }
     }
 
+    /// Checks every pipeline's destination at once (reachable, credentials, writable where that
+    /// can be tested without side effects), records the outcome for `/ready` and returns the
+    /// failures. `only_failing` re-checks just the pipelines whose last check failed.
+    pub async fn check_destinations(&self, only_failing: bool) -> Vec<(String, String)> {
+        let pipelines: Vec<Arc<PipelineHandle>> =
+            self.all().into_iter().filter(|p| !only_failing || p.status.check_error().is_some()).collect();
+        let checks = pipelines.iter().map(|p| async move {
+            let outcome = p.probe.check().await;
+            p.status.set_check(outcome.clone());
+            (p.spec.name.clone(), outcome)
+        });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .filter_map(|(name, outcome)| outcome.err().map(|e| (name, e)))
+            .collect()
+    }
+
     /// Stops intake, then lets every pipeline flush its buffers and finish its uploads. Returns
     /// false if `timeout` passed first; whatever was not delivered stays in the WAL for next start.
     pub async fn shutdown(&self, timeout: Duration) -> bool {

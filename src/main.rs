@@ -42,6 +42,10 @@ enum Command {
         /// Overrides storage.dir.
         #[arg(long)]
         storage_dir: Option<PathBuf>,
+        /// Exit instead of starting when a destination check fails (credentials, reachability,
+        /// write permission). Without it a failed check is a warning and `/ready` answers 503.
+        #[arg(long)]
+        require_healthy: bool,
         /// How long to wait on SIGTERM/SIGINT for buffers to flush before exiting anyway
         /// (undelivered records stay in the WAL for the next start).
         #[arg(long, default_value_t = 60)]
@@ -69,14 +73,15 @@ fn main() -> ExitCode {
             paths.extend(config);
             cli::validate::run(&paths)
         }
-        Command::Run { config, config_dir, listen, storage_dir, shutdown_timeout_seconds } => {
+        Command::Run { config, config_dir, listen, storage_dir, require_healthy, shutdown_timeout_seconds } => {
             runtime().and_then(|rt| {
-                rt.block_on(run(
-                    ConfigSource::new(config, config_dir),
+                rt.block_on(run(RunOptions {
+                    source: ConfigSource::new(config, config_dir),
                     listen,
                     storage_dir,
-                    Duration::from_secs(shutdown_timeout_seconds),
-                ))
+                    require_healthy,
+                    shutdown_timeout: Duration::from_secs(shutdown_timeout_seconds),
+                }))
             })
         }
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
@@ -132,12 +137,20 @@ impl ConfigSource {
     }
 }
 
-async fn run(
+struct RunOptions {
     source: ConfigSource,
     listen: Option<SocketAddr>,
     storage_dir: Option<PathBuf>,
+    require_healthy: bool,
     shutdown_timeout: Duration,
-) -> anyhow::Result<()> {
+}
+
+/// Destinations whose startup check failed are checked again this often (a delivery that
+/// succeeds clears the failure sooner).
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+
+async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let RunOptions { source, listen, storage_dir, require_healthy, shutdown_timeout } = options;
     let mut cfg = source.load()?;
     if let Some(l) = listen {
         cfg.listen = l;
@@ -150,6 +163,16 @@ async fn run(
     let fd_limit = api::server::raise_fd_limit();
     let (listen, limits) = (cfg.listen, cfg.limits);
     let daemon = Daemon::start(cfg).context("cannot start pipelines")?;
+    // Before accepting traffic: is every destination reachable, with working credentials?
+    let failed = daemon.check_destinations(false).await;
+    for (pipeline, why) in &failed {
+        tracing::warn!(pipeline = %pipeline, reason = %why, "destination check failed: records will be accepted and kept in the WAL, /ready answers 503 until it passes");
+    }
+    if require_healthy && !failed.is_empty() {
+        daemon.shutdown(Duration::from_secs(1)).await;
+        let list: Vec<String> = failed.iter().map(|(p, why)| format!("{p}: {why}")).collect();
+        anyhow::bail!("--require-healthy: destination checks failed:\n  {}", list.join("\n  "));
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let server_limits = api::server::ServerLimits {
         max_connections: api::server::effective_max_connections(limits.max_connections, fd_limit),
@@ -161,9 +184,16 @@ async fn run(
         let daemon = daemon.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut last_recheck = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
                 daemon.close_idle_streams().await;
+                if last_recheck.elapsed() >= RECHECK_EVERY {
+                    last_recheck = tokio::time::Instant::now();
+                    for (pipeline, why) in daemon.check_destinations(true).await {
+                        tracing::warn!(pipeline = %pipeline, reason = %why, "destination check still failing");
+                    }
+                }
             }
         })
     };

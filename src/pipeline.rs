@@ -74,6 +74,8 @@ pub struct PipelineHandle {
     /// Stable per-stream value folded into RecordIds and object names.
     pub seed: u64,
     pub status: Arc<PipelineStatus>,
+    /// Checks that the destination is reachable and writable (startup and `/ready`).
+    pub probe: crate::sink::Probe,
 }
 
 /// Opens the pipeline's WAL (replaying whatever was not delivered) and starts its task.
@@ -132,6 +134,7 @@ pub fn start(
         _ => None,
     };
     let status = Arc::new(PipelineStatus::default());
+    let probe = sink.probe();
     let delivery = Arc::new(Delivery {
         spec: spec.clone(),
         inference,
@@ -169,6 +172,7 @@ pub fn start(
         created_at: SystemTime::now(),
         seed,
         status,
+        probe,
     });
     let task = tokio::spawn(run(Box::new(source), runner, done_rx));
     Ok((handle, task))

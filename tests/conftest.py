@@ -71,13 +71,14 @@ class Sluice:
     def endpoint(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout=20.0):
+    def start(self, timeout=20.0, args=(), env=None):
+        """Starts the daemon; `args` are added to `sluice run`, `env` replaces the environment."""
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(BINARY), "run", "--config", str(self.config_path), "--listen", f"127.0.0.1:{self.port}",
-             "--shutdown-timeout-seconds", "20"],
+             "--shutdown-timeout-seconds", "20", *args],
             cwd=self.workdir, stdout=log, stderr=log,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
+            env={**(os.environ if env is None else env), "RUST_LOG": os.environ.get("RUST_LOG", "info")},
             preexec_fn=self._limits,
         )
 

@@ -449,6 +449,10 @@ async fn ready(State(state): State<ApiState>) -> Response {
         if let Some(why) = &wal {
             reasons.push(format!("the WAL cannot write: {why}"));
         }
+        let check = p.status.check_error();
+        if let Some(why) = &check {
+            reasons.push(format!("the destination check failed: {why}"));
+        }
         if failures >= NOT_READY_AFTER_FAILURES {
             reasons.push(format!("{failures} deliveries failed in a row"));
         }
@@ -459,6 +463,9 @@ async fn ready(State(state): State<ApiState>) -> Response {
                 "ready": reasons.is_empty(),
                 "reason": (!reasons.is_empty()).then(|| reasons.join("; ")),
                 "wal_writable": wal.is_none(),
+                // Direct PUT's source is the API itself: it is healthy when its WAL can write.
+                "source_healthy": wal.is_none(),
+                "destination_check_passed": check.is_none(),
                 "delivery_failures_in_row": failures,
                 "last_delivery_error": last_error,
                 "oldest_undelivered_age_seconds": p.status.oldest_undelivered_ms().map(|t| (now - t).max(0) as f64 / 1000.0),

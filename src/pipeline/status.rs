@@ -14,6 +14,8 @@ pub struct PipelineStatus {
     oldest_undelivered_ms: AtomicI64,
     failures_in_row: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Why the destination check failed, until a check or a delivery succeeds.
+    check_error: Mutex<Option<String>>,
 }
 
 impl PipelineStatus {
@@ -41,6 +43,19 @@ impl PipelineStatus {
 
     pub(super) fn delivery_succeeded(&self) {
         self.failures_in_row.store(0, Ordering::Relaxed);
+        if self.check_error.lock().unwrap_or_else(|p| p.into_inner()).take().is_some() {
+            tracing::info!("a delivery succeeded: the destination check's failure is cleared");
+        }
+    }
+
+    /// Records the outcome of a destination check.
+    pub fn set_check(&self, outcome: Result<(), String>) {
+        *self.check_error.lock().unwrap_or_else(|p| p.into_inner()) = outcome.err();
+    }
+
+    /// Why the last destination check failed, if it did.
+    pub fn check_error(&self) -> Option<String> {
+        self.check_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(super) fn delivery_failed(&self, error: &str) {

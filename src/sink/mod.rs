@@ -4,5 +4,7 @@
 pub mod aws_profile;
 pub mod object_key;
 pub mod object_store;
+pub mod probe;
 
 pub use self::object_store::{ObjectSink, SinkError};
+pub use self::probe::Probe;

@@ -41,6 +41,7 @@ pub struct ObjectSink {
     description: String,
     /// The root of a local destination: incomplete uploads there are files of our own to clean.
     local_root: Option<std::path::PathBuf>,
+    probe: super::probe::ProbeTarget,
 }
 
 impl ObjectSink {
@@ -64,10 +65,14 @@ impl ObjectSink {
                     attributes: Attributes::new(),
                     description: format!("local directory {}", path.display()),
                     local_root: Some(path.clone()),
+                    probe: super::probe::ProbeTarget::Local(path.clone()),
                 })
             }
             StoreSpec::S3 { bucket, endpoint, region, force_path_style } => {
                 let profile = super::aws_profile::load();
+                let credentials = super::probe::CredentialSource::detect(
+                    profile.access_key_id.is_some() && profile.secret_access_key.is_some(),
+                );
                 let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
                 if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
                     if let (Some(id), Some(secret)) = (profile.access_key_id, profile.secret_access_key) {
@@ -106,9 +111,20 @@ impl ObjectSink {
                 if let Some(enc) = content_encoding {
                     attributes.insert(Attribute::ContentEncoding, enc.into());
                 }
-                Ok(Self { store: Arc::new(store), attributes, description: format!("s3://{bucket}"), local_root: None })
+                Ok(Self {
+                    store: Arc::new(store),
+                    attributes,
+                    description: format!("s3://{bucket}"),
+                    local_root: None,
+                    probe: super::probe::ProbeTarget::S3 { bucket: bucket.clone(), credentials },
+                })
             }
         }
+    }
+
+    /// The startup check for this destination (it shares the store's client).
+    pub fn probe(&self) -> super::Probe {
+        super::Probe { store: self.store.clone(), target: self.probe.clone() }
     }
 
     pub fn describe(&self) -> &str {
