@@ -4,13 +4,14 @@ Needs the example plugins built for wasm32-wasip1 (scripts/test.sh builds them f
 """
 
 import base64
+import subprocess
 import json
 import time
 from datetime import datetime
 
 import pytest
 
-from conftest import wait_for_lines, ROOT, local_objects, wait_for
+from conftest import BINARY, wait_for_lines, ROOT, local_objects, wait_for
 
 PLUGINS = ROOT / "transforms" / "target" / "wasm32-wasip1" / "release"
 FIXTURES = ROOT / "transforms" / "fixtures"
@@ -148,3 +149,23 @@ def test_a_plugin_that_keeps_timing_out_is_short_circuited(sluice_factory):
     assert d.metrics()[f'sluice_plugin_circuit_open{{plugin="{fixture}"}}'] == 1
     assert "plugin keeps timing out" in d.log()
     assert d.stop() == 0
+
+
+def test_a_typo_in_a_plugin_config_fails_validation(tmp_path):
+    """Issue #10: `feilds:` for the redact plugin passed validate and redacted nothing."""
+    path = tmp_path / "p.yaml"
+    path.write_text(f"""pipelines:
+  - name: p
+    processors:
+      - wasm:
+          module: {PLUGINS / "redact.wasm"}
+          config: {{ feilds: [password] }}
+    destination: {{ local: {{ path: ./d }} }}
+""")
+    r = subprocess.run([str(BINARY), "validate", str(path)], capture_output=True, text=True)
+    assert r.returncode != 0, r.stdout
+    assert f"{path}:5:" in r.stderr, r.stderr
+    assert "the plugin refused its config: config: unknown field `feilds`, expected `fields`" in r.stderr, r.stderr
+    path.write_text(path.read_text().replace("feilds", "fields"))
+    r = subprocess.run([str(BINARY), "validate", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

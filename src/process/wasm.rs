@@ -212,10 +212,11 @@ impl WasmProcessor {
             let (ptr, len) = self.write(&mut warm, self.settings.config_json.as_bytes())?;
             let code = init.call(&mut warm.store, (ptr, len)).map_err(fail)?;
             if code != 0 {
-                return Err(InvocationError::new(
-                    "Lambda.FunctionError",
-                    format!("the plugin refused its config (sluice_init returned {code})"),
-                ));
+                let message = match init_error_text(&instance, &mut warm) {
+                    Some(why) => format!("the plugin refused its config: {why}"),
+                    None => format!("the plugin refused its config (sluice_init returned {code})"),
+                };
+                return Err(InvocationError::new("Lambda.FunctionError", message));
             }
         }
         Ok(warm)
@@ -542,3 +543,19 @@ impl WasmProcessor {
 
 #[cfg(test)]
 mod tests;
+
+/// Longest init error text read from a plugin (it is shown to a person, once).
+const MAX_INIT_ERROR: usize = 4096;
+
+/// The text a plugin's optional `sluice_init_error` export points at, if it has one.
+fn init_error_text(instance: &wasmtime::Instance, warm: &mut Warm) -> Option<String> {
+    let export = instance.get_typed_func::<(), i64>(&mut warm.store, "sluice_init_error").ok()?;
+    let packed = export.call(&mut warm.store, ()).ok()?;
+    let (ptr, len) = ((packed >> 32) as u32 as usize, (packed as u32 as usize).min(MAX_INIT_ERROR));
+    if len == 0 {
+        return None;
+    }
+    let mut bytes = vec![0; len];
+    warm.memory.read(&warm.store, ptr, &mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}

@@ -9,6 +9,19 @@
 //! }
 //! ```
 //!
+//! A plugin that takes options declares them as a struct, and sluice checks a pipeline's
+//! `config:` against it when the config is validated: a misspelt key is an error, not a setting
+//! silently ignored.
+//!
+//! ```ignore
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config { fields: Vec<String> }
+//!
+//! #[transform(config = Config)]
+//! fn redact(record: Record, config: &Config) -> Output { ... }
+//! ```
+//!
 //! Build with `cargo build --target wasm32-wasip1 --release` (crate-type `cdylib`) and point a
 //! pipeline's `wasm: { module: ... }` at the `.wasm` file. The contract is Firehose's Lambda
 //! contract: every record comes back `Ok` (with new data and optional partition keys), `Dropped`
@@ -75,6 +88,43 @@ pub fn config() -> &'static str {
 #[doc(hidden)]
 pub mod __private {
     use super::*;
+    pub use std::sync::OnceLock;
+
+    // Why sluice_init refused the config, for sluice_init_error.
+    static mut INIT_ERROR: Vec<u8> = Vec::new();
+
+    /// Parses the config into the plugin's typed config; on failure keeps serde's message
+    /// (`unknown field `feilds`, expected `fields``) for the host to show.
+    #[allow(static_mut_refs)]
+    pub fn init_typed<T: serde::de::DeserializeOwned + Send + Sync>(ptr: i32, len: i32, slot: &OnceLock<T>) -> i32 {
+        let code = init(ptr, len);
+        if code != 0 {
+            unsafe { INIT_ERROR = b"the config is not UTF-8".to_vec() };
+            return code;
+        }
+        match serde_json::from_str::<T>(config()) {
+            Ok(parsed) => {
+                let _ = slot.set(parsed);
+                0
+            }
+            Err(e) => {
+                unsafe { INIT_ERROR = format!("config: {e}").into_bytes() };
+                2
+            }
+        }
+    }
+
+    /// `(ptr << 32) | len` of the last init error's text (0 when there is none).
+    #[allow(static_mut_refs)]
+    pub fn init_error() -> i64 {
+        unsafe {
+            if INIT_ERROR.is_empty() {
+                0
+            } else {
+                ((INIT_ERROR.as_ptr() as u32 as i64) << 32) | INIT_ERROR.len() as i64
+            }
+        }
+    }
 
     // The last output batch stays alive until the next call (the ABI's ownership rule).
     static mut LAST_OUTPUT: Vec<u8> = Vec::new();

@@ -1,6 +1,6 @@
 //! The classic Firehose Lambda transform, as a sluice plugin.
 //!
-//! Config: `{ fields: [password, ssn, credit_card] }`. For each JSON record: the configured fields'
+//! Config: `{ fields: [password, ssn, credit_card] }` (required; other keys are refused). For each JSON record: the configured fields'
 //! values (at any depth) become `"[REDACTED]"`, `event_type` is lower-cased, and
 //! `processed_timestamp` (now, RFC 3339), `hour_of_day` and `day_of_week` (of the record's arrival,
 //! UTC) are added. A record that is not a JSON object is `ProcessingFailed`.
@@ -9,15 +9,17 @@
 //! rather than once per record (each clock read is a call out to the host).
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sluice_plugin::{transform_batch, Output, Record};
 
-fn sensitive_fields() -> Vec<String> {
-    let config: Value = serde_json::from_str(sluice_plugin::config()).unwrap_or(Value::Null);
-    config["fields"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default()
+/// The plugin's `config:`. Unknown keys are refused, so `feilds:` fails validation instead of
+/// silently redacting nothing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Field names whose values are redacted, at any depth.
+    fields: Vec<String>,
 }
 
 fn redact(value: &mut Value, fields: &[String]) {
@@ -36,11 +38,10 @@ fn redact(value: &mut Value, fields: &[String]) {
     }
 }
 
-#[transform_batch]
-fn transform<'a>(records: &[Record<'a>]) -> Vec<Output<'a>> {
-    let fields = sensitive_fields();
+#[transform_batch(config = Config)]
+fn transform<'a>(records: &[Record<'a>], config: &Config) -> Vec<Output<'a>> {
     let now = Utc::now().to_rfc3339();
-    records.iter().map(|r| redact_record(r, &fields, &now)).collect()
+    records.iter().map(|r| redact_record(r, &config.fields, &now)).collect()
 }
 
 fn redact_record<'a>(record: &Record<'a>, fields: &[String], now: &str) -> Output<'a> {
