@@ -2,24 +2,65 @@
 //! `delivery_stream_name` as Firehose's dimension is. Object-store destinations report under
 //! `delivery_to_s3_*` whether the store is S3 or a local directory.
 
-use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Histogram buckets in seconds: from half a millisecond (a put's group commit) to ten minutes (a
+/// delivery that waited out a long buffering interval or an outage).
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    600.0,
+];
 
 /// Installs the global recorder once and returns the handle `/metrics` renders.
 pub fn install() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let builder = PrometheusBuilder::new();
+            // Buckets make histograms aggregatable across daemons (summaries are not).
+            let builder = match builder.set_buckets(SECONDS_BUCKETS) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "histogram buckets refused; latencies are exported as summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            gauge!("sluice_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
         .clone()
 }
 
 fn describe() {
+    describe_gauge!("sluice_build_info", "1, labelled with the running sluice's version");
+    describe_histogram!(
+        "sluice_put_latency_seconds",
+        Unit::Seconds,
+        "PutRecord.Latency / PutRecordBatch.Latency: from the request's body read to its acknowledgement (on disk)"
+    );
+    describe_histogram!(
+        "sluice_execute_processing_duration_seconds",
+        Unit::Seconds,
+        "ExecuteProcessing.Duration: the processor chain's time per batch of records read from the WAL"
+    );
+    describe_histogram!(
+        "sluice_jq_processing_duration_seconds",
+        Unit::Seconds,
+        "JQProcessing.Duration: time in jq (metadata extraction and the jq transform) per batch"
+    );
+    describe_histogram!(
+        "sluice_delivery_latency_seconds",
+        Unit::Seconds,
+        "From the arrival of an object's oldest record to the object being written (put → object)"
+    );
+    describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
     describe_counter!(
         "sluice_incoming_records_total",
         "IncomingRecords: records acknowledged to PutRecord/PutRecordBatch"
@@ -90,6 +131,11 @@ pub struct PipelineMetrics {
     pub succeed_conversion_bytes: Counter,
     pub failed_conversion_records: Counter,
     pub failed_conversion_bytes: Counter,
+    pub put_record_latency: Histogram,
+    pub put_record_batch_latency: Histogram,
+    pub processing_duration: Histogram,
+    pub jq_duration: Histogram,
+    pub delivery_latency: Histogram,
     stream: String,
 }
 
@@ -114,6 +160,11 @@ impl PipelineMetrics {
             succeed_conversion_bytes: counter!("sluice_succeed_conversion_bytes_total", "delivery_stream_name" => s.clone()),
             failed_conversion_records: counter!("sluice_failed_conversion_records_total", "delivery_stream_name" => s.clone()),
             failed_conversion_bytes: counter!("sluice_failed_conversion_bytes_total", "delivery_stream_name" => s.clone()),
+            put_record_latency: histogram!("sluice_put_latency_seconds", "delivery_stream_name" => s.clone(), "operation" => "PutRecord"),
+            put_record_batch_latency: histogram!("sluice_put_latency_seconds", "delivery_stream_name" => s.clone(), "operation" => "PutRecordBatch"),
+            processing_duration: histogram!("sluice_execute_processing_duration_seconds", "delivery_stream_name" => s.clone()),
+            jq_duration: histogram!("sluice_jq_processing_duration_seconds", "delivery_stream_name" => s.clone()),
+            delivery_latency: histogram!("sluice_delivery_latency_seconds", "delivery_stream_name" => s.clone()),
             stream: s,
         }
     }

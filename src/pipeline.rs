@@ -44,7 +44,7 @@ use crate::process::decompress::GzipDecompression;
 use crate::process::jq::{transform::JqTransform, JqProgram};
 use crate::process::metadata::MetadataExtraction;
 use crate::process::wasm::WasmProcessor;
-use crate::process::{Chain, ErrorOutputType, Failed, Item, Processor};
+use crate::process::{Chain, ChainTimers, ErrorOutputType, Failed, Item, Processor};
 use crate::record::{Record, Seq, SeqRanges};
 use crate::sink::object_key::fnv1a;
 use crate::sink::ObjectSink;
@@ -118,10 +118,12 @@ pub fn start(
             d.file_extension.clone()
         },
     };
-    let chain =
-        build_chain(&spec.processors).map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
-    let partitioner = Partitioner::new(&d.prefix);
     let metrics = PipelineMetrics::new(&name);
+    let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
+    let chain = build_chain(&spec.processors)
+        .map_err(|message| PipelineError::Processor { name: name.clone(), message })?
+        .with_timers(timers);
+    let partitioner = Partitioner::new(&d.prefix);
     let seed = fnv1a(&[name.as_bytes()]);
     let inference = match &d.format_conversion {
         Some(c) if c.schema == SchemaSpec::Infer => {

@@ -78,8 +78,37 @@ fn ok_json<T: Serialize>(value: &T) -> Response {
     }
 }
 
+/// The operations a response is counted under; anything else is `unknown` (the label set stays
+/// bounded whatever clients send).
+const OPERATIONS: &[&str] = &[
+    "PutRecord",
+    "PutRecordBatch",
+    "DescribeDeliveryStream",
+    "ListDeliveryStreams",
+    "CreateDeliveryStream",
+    "DeleteDeliveryStream",
+    "UpdateDestination",
+    "TagDeliveryStream",
+    "UntagDeliveryStream",
+    "ListTagsForDeliveryStream",
+    "StartDeliveryStreamEncryption",
+    "StopDeliveryStreamEncryption",
+];
+
 async fn dispatch(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let operation = target
+        .strip_prefix(TARGET_PREFIX)
+        .and_then(|op| OPERATIONS.iter().find(|known| **known == op))
+        .copied()
+        .unwrap_or("unknown");
+    let response = handle(state, target, &headers, body).await;
+    metrics::counter!("sluice_api_responses_total", "operation" => operation, "status" => response.status().as_str().to_string())
+        .increment(1);
+    response
+}
+
+async fn handle(state: ApiState, target: &str, headers: &HeaderMap, body: Body) -> Response {
     let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
         return ApiError::UnknownOperation(format!(
             "unknown X-Amz-Target `{target}`: expected {TARGET_PREFIX}<Operation>"
@@ -217,6 +246,7 @@ fn record_id(pipeline: &PipelineHandle, seq: u64) -> String {
 }
 
 async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let input: PutRecordInput = parse(body)?;
     // Validate before the lookup: a refused request must not auto-create its stream.
     let (frame, sizes) = build_frame(std::slice::from_ref(&input.record), |_| "record.data".to_string())?;
@@ -229,6 +259,7 @@ async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError
             m.incoming_records.increment(1);
             m.incoming_bytes.increment(bytes as u64);
             m.incoming_put_requests.increment(1);
+            m.put_record_latency.record(started.elapsed());
             Ok(ok_json(&PutRecordOutput { record_id: record_id(&pipeline, accepted.first_seq), encrypted: false }))
         }
         Err(e) => {
@@ -239,6 +270,7 @@ async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError
 }
 
 async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let input: PutRecordBatchInput = parse(body)?;
     // Validate before the lookup: a refused request must not auto-create its stream.
     let n = input.records.len();
@@ -284,6 +316,7 @@ async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, Ap
     m.incoming_records.increment(k as u64);
     m.incoming_bytes.increment(sizes.iter().take(k).map(|&s| s as u64).sum());
     m.incoming_put_requests.increment(1);
+    m.put_record_batch_latency.record(started.elapsed());
     Ok(ok_json(&PutRecordBatchOutput { failed_put_count: n - k, encrypted: false, request_responses: responses }))
 }
 

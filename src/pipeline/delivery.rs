@@ -171,6 +171,8 @@ impl Delivery {
                     if is_data {
                         self.metrics.delivered_records.increment(count);
                         self.metrics.delivered_bytes.increment(batch.bytes as u64);
+                        let age_ms = (now_ms() - batch.oldest_arrival_ms).max(0);
+                        self.metrics.delivery_latency.record(age_ms as f64 / 1000.0);
                     }
                     self.metrics.delivered_objects.increment(1);
                     tracing::debug!(pipeline = %self.spec.name, key, records = count, bytes = batch.bytes, "delivered");

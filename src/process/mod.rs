@@ -99,6 +99,19 @@ pub struct Chain {
     processors: Vec<Arc<dyn Processor>>,
     /// Chunks of one batch processed at once, one thread each.
     parallelism: usize,
+    timers: Option<ChainTimers>,
+}
+
+/// Where the chain reports its time (ExecuteProcessing.Duration, JQProcessing.Duration).
+#[derive(Clone)]
+pub struct ChainTimers {
+    pub processing: metrics::Histogram,
+    pub jq: metrics::Histogram,
+}
+
+/// Processors whose time counts as JQProcessing.Duration.
+fn is_jq(p: &dyn Processor) -> bool {
+    matches!(p.name(), "metadata_extraction" | "jq")
 }
 
 impl Default for Chain {
@@ -112,7 +125,13 @@ const MIN_RECORDS_PER_THREAD: usize = 512;
 
 impl Chain {
     pub fn new(processors: Vec<Arc<dyn Processor>>) -> Self {
-        Self { processors, parallelism: 1 }
+        Self { processors, parallelism: 1, timers: None }
+    }
+
+    /// Reports the chain's and jq's time per batch to these histograms.
+    pub fn with_timers(mut self, timers: ChainTimers) -> Self {
+        self.timers = Some(timers);
+        self
     }
 
     /// Lets one batch be split over `threads` threads (outputs keep their order).
@@ -128,6 +147,15 @@ impl Chain {
     /// Runs every processor over the batch. Large batches are cut into contiguous chunks that go
     /// through the whole chain on their own threads; results are joined in order.
     pub fn run(&self, records: Vec<Record>) -> (Vec<Item>, Vec<Failed>) {
+        let started = std::time::Instant::now();
+        let result = self.run_untimed(records);
+        if let Some(t) = &self.timers {
+            t.processing.record(started.elapsed());
+        }
+        result
+    }
+
+    fn run_untimed(&self, records: Vec<Record>) -> (Vec<Item>, Vec<Failed>) {
         let threads = self.parallelism.min(records.len() / MIN_RECORDS_PER_THREAD).max(1);
         if threads == 1 {
             return self.run_one(records);
@@ -177,7 +205,14 @@ impl Chain {
             if items.is_empty() {
                 break;
             }
-            items = p.process(items, &mut failed);
+            match &self.timers {
+                Some(t) if is_jq(p.as_ref()) => {
+                    let started = std::time::Instant::now();
+                    items = p.process(items, &mut failed);
+                    t.jq.record(started.elapsed());
+                }
+                _ => items = p.process(items, &mut failed),
+            }
         }
         (items, failed)
     }
