@@ -10,6 +10,12 @@ use sluice::{api, bench, config, daemon::Daemon, metrics};
 
 mod cli;
 
+/// mimalloc rather than glibc's malloc: a pipeline allocates and frees millions of small records a
+/// second across threads, and glibc's free-list consolidation was a tenth of a partitioned
+/// pipeline's CPU (BENCHMARKS.md, "A partitioned pipeline end to end").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",

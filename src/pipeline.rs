@@ -158,7 +158,7 @@ pub fn start(
         tracker: DeliveryTracker::new(0),
         uploads: Arc::new(Semaphore::new(spec.delivery.concurrency)),
         done_tx,
-        in_flight: HashMap::new(),
+        in_flight: HashMap::default(),
         uploads_in_flight: 0,
         in_memory: 0,
         buffer_budget: max_in_memory / 2,
@@ -295,7 +295,7 @@ struct Runner {
     uploads: Arc<Semaphore>,
     done_tx: mpsc::UnboundedSender<Done>,
     /// Data partitions with objects being uploaded (they count as active partitions).
-    in_flight: HashMap<PartitionKey, usize>,
+    in_flight: HashMap<PartitionKey, usize, foldhash::fast::RandomState>,
     uploads_in_flight: usize,
     /// Bytes read and not yet delivered: buffered or uploading.
     in_memory: usize,
@@ -334,11 +334,12 @@ impl Runner {
             // until its partition flushes, so memory would grow with the number of partitions
             // (issue #9 measured 393 MB against 192 MB). Partitioned outputs get their own copy.
             let own_copies = self.partitioner.is_partitioned();
-            let mut outputs: HashMap<Seq, u64> = HashMap::with_capacity(sources.len());
+            let mut outputs: HashMap<Seq, u64, foldhash::fast::RandomState> =
+                HashMap::with_capacity_and_hasher(sources.len(), Default::default());
             self.partition_limit_hit = false;
             for item in items {
                 let seq = item.record.seq;
-                let key = match self.partitioner.key(&item) {
+                let key = match self.partitioner.key_interned(&item) {
                     Ok(key) => key,
                     Err((code, message)) => {
                         failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, code, message));

@@ -55,13 +55,15 @@ impl Batch {
 
 pub struct Batcher {
     limits: Buffering,
-    open: HashMap<PartitionKey, Batch>,
+    /// foldhash: looked up once per record, with keys the partitioner built from record data (no
+    /// HashDoS concern: a hostile key can at most share a bucket, and partitions are bounded).
+    open: HashMap<PartitionKey, Batch, foldhash::fast::RandomState>,
     buffered_bytes: usize,
 }
 
 impl Batcher {
     pub fn new(limits: Buffering) -> Self {
-        Self { limits, open: HashMap::new(), buffered_bytes: 0 }
+        Self { limits, open: HashMap::default(), buffered_bytes: 0 }
     }
 
     /// Adds a record weighing `weight` bytes. Returns the partition's buffer if this record would
@@ -87,15 +89,22 @@ impl Batcher {
     ) -> Option<Batch> {
         let limit = self.limits.size_bytes;
         let mut ready = None;
-        if let Some(batch) = self.open.get(partition) {
-            let same_source = batch.records.last().is_some_and(|r| r.seq == record.seq);
-            if batch.bytes > 0 && batch.bytes + weight > limit && !same_source {
-                ready = self.take(partition);
+        match self.open.get_mut(partition) {
+            Some(batch) => {
+                let same_source = batch.records.last().is_some_and(|r| r.seq == record.seq);
+                if batch.bytes > 0 && batch.bytes + weight > limit && !same_source {
+                    let full = std::mem::replace(batch, Batch::new(partition.clone(), keys.cloned(), now));
+                    self.buffered_bytes -= full.bytes;
+                    ready = Some(full);
+                }
+                batch.push(record, weight);
+            }
+            None => {
+                let mut batch = Batch::new(partition.clone(), keys.cloned(), now);
+                batch.push(record, weight);
+                self.open.insert(partition.clone(), batch);
             }
         }
-        let batch =
-            self.open.entry(partition.clone()).or_insert_with(|| Batch::new(partition.clone(), keys.cloned(), now));
-        batch.push(record, weight);
         self.buffered_bytes += weight;
         ready
     }

@@ -22,12 +22,23 @@ pub const MAX_VALUE_CHARS: usize = 256;
 
 pub struct Partitioner {
     used: Vec<(PartitionSource, String)>,
+    /// Keys seen recently, so a record of a known partition costs no allocation.
+    interned: std::collections::HashMap<Box<str>, PartitionKey, foldhash::fast::RandomState>,
+    scratch: String,
 }
+
+/// Interned keys kept at most; past it the cache starts over (high-cardinality keys over days
+/// must not grow memory).
+const MAX_INTERNED: usize = 10_000;
 
 impl Partitioner {
     /// `prefix` is the destination's effective prefix; only keys it uses partition the data.
     pub fn new(prefix: &KeyTemplate) -> Self {
-        Self { used: prefix.partition_keys().map(|(s, k)| (s.clone(), k.to_string())).collect() }
+        Self {
+            used: prefix.partition_keys().map(|(s, k)| (s.clone(), k.to_string())).collect(),
+            interned: Default::default(),
+            scratch: String::new(),
+        }
     }
 
     pub fn is_partitioned(&self) -> bool {
@@ -36,13 +47,43 @@ impl Partitioner {
 
     /// The partition a record belongs to, or `(errorCode, message)` saying why it has none.
     pub fn key(&self, item: &Item) -> Result<PartitionKey, (&'static str, String)> {
-        if self.used.is_empty() {
-            return Ok(PartitionKey::from(""));
+        let mut canonical = String::new();
+        Self::canonical(&self.used, item, &mut canonical)?;
+        Ok(PartitionKey::from(canonical))
+    }
+
+    /// [`Partitioner::key`], reusing the key of a partition seen before (no allocation).
+    pub fn key_interned(&mut self, item: &Item) -> Result<PartitionKey, (&'static str, String)> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let built = Self::canonical(&self.used, item, &mut scratch);
+        let key = built.map(|()| match self.interned.get(scratch.as_str()) {
+            Some(key) => key.clone(),
+            None => {
+                if self.interned.len() >= MAX_INTERNED {
+                    self.interned.clear();
+                }
+                let key = PartitionKey::from(scratch.as_str());
+                self.interned.insert(scratch.as_str().into(), key.clone());
+                key
+            }
+        });
+        self.scratch = scratch;
+        key
+    }
+
+    /// Writes the record's canonical partition text (every used key's source, name and value).
+    fn canonical(
+        used: &[(PartitionSource, String)],
+        item: &Item,
+        canonical: &mut String,
+    ) -> Result<(), (&'static str, String)> {
+        if used.is_empty() {
+            return Ok(());
         }
         let empty = PartitionKeys::default();
         let keys = item.keys.as_deref().unwrap_or(&empty);
-        let mut canonical = String::new();
-        for (source, name) in &self.used {
+        for (source, name) in used {
             let (map, label) = match source {
                 PartitionSource::Query => (&keys.query, "partitionKeyFromQuery"),
                 PartitionSource::Lambda => (&keys.lambda, "partitionKeyFromLambda"),
@@ -62,7 +103,7 @@ impl Partitioner {
             canonical.push_str(value);
             canonical.push('\u{1f}');
         }
-        Ok(PartitionKey::from(canonical))
+        Ok(())
     }
 }
 
@@ -115,6 +156,11 @@ mod tests {
             assert_eq!(p.key(&item(&[("c", hostile), ("y", "1")])).unwrap_err().0, CODE_INVALID, "{hostile:?}");
         }
         assert!(p.key(&item(&[("c", "über-ü 1"), ("y", "a.b")])).is_ok(), "ordinary text, dots and unicode pass");
+        let mut p = p;
+        let interned = p.key_interned(&item(&[("c", "42"), ("y", "2026")])).unwrap();
+        assert_eq!(interned, a);
+        assert!(std::sync::Arc::ptr_eq(&interned, &p.key_interned(&item(&[("c", "42"), ("y", "2026")])).unwrap()));
+        assert_eq!(p.key_interned(&item(&[("c", "..")])).unwrap_err().0, CODE_INVALID);
     }
 
     #[test]

@@ -82,6 +82,9 @@ impl ReplayPlan {
     }
 
     pub fn route(&self, lane: Lane, partition: &PartitionKey, seq: Seq) -> Route {
+        if self.by_partition.is_empty() {
+            return Route::Fresh; // the common case: nothing to replay, no lookup per record
+        }
         let Some(indexes) = self.by_partition.get(&(lane, partition.clone())) else {
             return Route::Fresh;
         };
