@@ -332,25 +332,27 @@ impl Runner {
             // A record read from the WAL is a slice of its whole request frame (up to 4 MiB).
             // Spread over many partition buffers, one such slice would keep the whole frame alive
             // until its partition flushes, so memory would grow with the number of partitions
-            // (issue #9 measured 393 MB against 192 MB). Partitioned outputs get their own copy.
+            // (issue #9 measured 393 MB against 192 MB). Partitioned outputs are copied, one
+            // allocation per partition per read (`copy_per_partition`).
             let own_copies = self.partitioner.is_partitioned();
             let mut outputs: HashMap<Seq, u64, foldhash::fast::RandomState> =
                 HashMap::with_capacity_and_hasher(sources.len(), Default::default());
             self.partition_limit_hit = false;
+            let mut keyed = Vec::with_capacity(items.len());
             for item in items {
-                let seq = item.record.seq;
-                let key = match self.partitioner.key_interned(&item) {
-                    Ok(key) => key,
+                match self.partitioner.key_interned(&item) {
+                    Ok(key) => keyed.push((item, key)),
                     Err((code, message)) => {
-                        failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, code, message));
-                        continue;
+                        failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, code, message))
                     }
-                };
-                let weight = self.delivery.format.encoder.weight(&item.record);
-                let mut item = item;
-                if own_copies {
-                    item.record.data = bytes::Bytes::copy_from_slice(&item.record.data);
                 }
+            }
+            if own_copies {
+                partition::copy_per_partition(&mut keyed);
+            }
+            for (item, key) in keyed {
+                let seq = item.record.seq;
+                let weight = self.delivery.format.encoder.weight(&item.record);
                 match self.replay.route(Lane::Data, &key, seq) {
                     Route::Delivered => continue,
                     Route::Recorded(batch) => self.replay.push(batch, item.keys.as_ref(), item.record, weight),

@@ -241,8 +241,8 @@ fn ingest_error(e: IngestError) -> ApiError {
     }
 }
 
-fn record_id(pipeline: &PipelineHandle, seq: u64) -> String {
-    format!("{:016x}{:016x}", pipeline.seed, seq)
+fn record_id(pipeline: &PipelineHandle, seq: u64) -> RecordId {
+    RecordId { seed: pipeline.seed, seq }
 }
 
 async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {

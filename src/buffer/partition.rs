@@ -107,6 +107,26 @@ impl Partitioner {
     }
 }
 
+/// Gives every output its own bytes, so that no partition buffer keeps a whole WAL frame alive:
+/// the outputs of one partition in one read share a single new allocation (a per-record copy
+/// made allocation and free a tenth of a partitioned pipeline's CPU). A chunk is referenced only
+/// by records of its partition, so it lives no longer than they do, give or take one batch cut.
+pub fn copy_per_partition(items: &mut [(Item, PartitionKey)]) {
+    use std::collections::HashMap;
+    let mut sizes: HashMap<&PartitionKey, usize, foldhash::fast::RandomState> = HashMap::default();
+    for (item, key) in items.iter() {
+        *sizes.entry(key).or_default() += item.record.data.len();
+    }
+    let mut chunks: HashMap<PartitionKey, bytes::BytesMut, foldhash::fast::RandomState> =
+        sizes.into_iter().map(|(k, n)| (k.clone(), bytes::BytesMut::with_capacity(n))).collect();
+    for (item, key) in items.iter_mut() {
+        if let Some(chunk) = chunks.get_mut(key) {
+            chunk.extend_from_slice(&item.record.data);
+            item.record.data = chunk.split().freeze();
+        }
+    }
+}
+
 /// Why a partition value cannot be used in an object key, if it cannot.
 pub fn check_value(value: &str) -> Result<(), &'static str> {
     if value.is_empty() {
@@ -161,6 +181,31 @@ mod tests {
         assert_eq!(interned, a);
         assert!(std::sync::Arc::ptr_eq(&interned, &p.key_interned(&item(&[("c", "42"), ("y", "2026")])).unwrap()));
         assert_eq!(p.key_interned(&item(&[("c", "..")])).unwrap_err().0, CODE_INVALID);
+    }
+
+    #[test]
+    fn copies_share_one_allocation_per_partition_and_keep_the_bytes() {
+        let frame = Bytes::from_static(b"aaabbbcc");
+        let mut items: Vec<(Item, PartitionKey)> = [(0..3, "x"), (3..6, "y"), (6..8, "x")]
+            .into_iter()
+            .map(|(range, k)| {
+                let record = Record { seq: 0, arrival_ms: 0, data: frame.slice(range) };
+                (Item { record, keys: None }, PartitionKey::from(k))
+            })
+            .collect();
+        copy_per_partition(&mut items);
+        let data: Vec<&[u8]> = items.iter().map(|(i, _)| i.record.data.as_ref()).collect();
+        assert_eq!(data, [b"aaa".as_slice(), b"bbb", b"cc"]);
+        let frame_at = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+        assert!(
+            items.iter().all(|(i, _)| !frame_at.contains(&(i.record.data.as_ptr() as usize))),
+            "no slice of the frame is left"
+        );
+        assert_eq!(
+            items[2].0.record.data.as_ptr(),
+            items[0].0.record.data.as_ptr().wrapping_add(3),
+            "x's records share a chunk"
+        );
     }
 
     #[test]
