@@ -60,6 +60,14 @@ fn describe() {
         Unit::Seconds,
         "From the arrival of an object's oldest record to the object being written (put → object)"
     );
+    describe_counter!(
+        "sluice_delivery_to_http_endpoint_records_total",
+        "DeliveryToHttpEndpoint.Records: records the HTTP endpoint accepted"
+    );
+    describe_counter!(
+        "sluice_delivery_to_http_endpoint_bytes_total",
+        "DeliveryToHttpEndpoint.Bytes: bytes of records the HTTP endpoint accepted"
+    );
     describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
     describe_counter!(
         "sluice_incoming_records_total",
@@ -136,6 +144,8 @@ pub struct PipelineMetrics {
     pub processing_duration: Histogram,
     pub jq_duration: Histogram,
     pub delivery_latency: Histogram,
+    pub endpoint_records: Counter,
+    pub endpoint_bytes: Counter,
     stream: String,
 }
 
@@ -165,6 +175,8 @@ impl PipelineMetrics {
             processing_duration: histogram!("sluice_execute_processing_duration_seconds", "delivery_stream_name" => s.clone()),
             jq_duration: histogram!("sluice_jq_processing_duration_seconds", "delivery_stream_name" => s.clone()),
             delivery_latency: histogram!("sluice_delivery_latency_seconds", "delivery_stream_name" => s.clone()),
+            endpoint_records: counter!("sluice_delivery_to_http_endpoint_records_total", "delivery_stream_name" => s.clone()),
+            endpoint_bytes: counter!("sluice_delivery_to_http_endpoint_bytes_total", "delivery_stream_name" => s.clone()),
             stream: s,
         }
     }

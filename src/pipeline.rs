@@ -16,6 +16,7 @@
 //! when some records of a converted batch fail).
 
 mod delivery;
+mod endpoint;
 mod status;
 
 pub use status::PipelineStatus;
@@ -137,6 +138,13 @@ pub fn start(
     };
     let status = Arc::new(PipelineStatus::default());
     let probe = sink.probe();
+    let endpoint = match spec.endpoint.as_deref() {
+        Some(crate::config::EndpointSpec::Http(h)) => Some(Arc::new(
+            crate::sink::http_endpoint::HttpEndpoint::new(h, &name)
+                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+        )),
+        None => None,
+    };
     let delivery = Arc::new(Delivery {
         spec: spec.clone(),
         inference,
@@ -145,6 +153,7 @@ pub fn start(
         error_format: Arc::new(error_format),
         metrics: metrics.clone(),
         status: status.clone(),
+        endpoint,
     });
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);

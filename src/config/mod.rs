@@ -27,6 +27,7 @@ pub use validate::{
     DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings,
     StoreSpec, STREAM_PLACEHOLDER,
 };
+pub use validate::{EndpointSpec, HttpEndpointSpec, Secret};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -210,6 +211,35 @@ pub struct RawDelivery {
 pub enum RawDestination {
     S3(RawObjectStore),
     Local(RawObjectStore),
+    /// Firehose's HTTP endpoint destination (protocol 1.0), with an object store as its backup.
+    HttpEndpoint(Box<RawHttpEndpoint>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpEndpoint {
+    pub url: Spanned<String>,
+    /// Shown in metrics, logs and DescribeDeliveryStream (Firehose's EndpointConfiguration.Name).
+    pub name: Option<Spanned<String>>,
+    /// Sent as X-Amz-Firehose-Access-Key; never logged or described.
+    pub access_key: Option<Spanned<String>>,
+    /// NONE | GZIP
+    pub content_encoding: Option<Spanned<String>>,
+    pub common_attributes: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    pub retry_duration_seconds: Option<Spanned<u64>>,
+    pub request_timeout_seconds: Option<Spanned<u64>>,
+    pub tls: Option<Spanned<RawTls>>,
+    /// FailedDataOnly | AllData
+    pub s3_backup_mode: Option<Spanned<String>>,
+    /// Where failed (or, with AllData, all) records go: an `s3:` or `local:` destination.
+    pub backup: Spanned<RawDestination>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file of CA certificates trusted in addition to the system roots.
+    pub ca_file: Option<Spanned<String>>,
 }
 
 /// Options of the object-store destinations. `s3` and `local` share one shape (and one code path

@@ -26,9 +26,11 @@ use crate::process::deaggregate::SubRecordType;
 use crate::sink::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
 
 mod conversion;
+mod endpoint;
 mod processors;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
+pub use endpoint::{EndpointSpec, HttpEndpointSpec, Secret};
 use processors::processors;
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
@@ -60,7 +62,10 @@ pub struct PipelineSpec {
     pub name: String,
     pub source: SourceSpec,
     pub buffering: Buffering,
+    /// The object store: the destination itself, or the backup of an `endpoint`.
     pub destination: ObjectDestination,
+    /// Where batches are sent when the destination is not an object store (HTTP endpoint, ...).
+    pub endpoint: Option<Arc<EndpointSpec>>,
     pub max_wal_bytes: Option<u64>,
     /// Undelivered records older than this are dropped (logged and counted), as Firehose does.
     pub retention: Duration,
@@ -422,7 +427,19 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         has_query: processors.iter().any(|p| matches!(p, ProcessorSpec::MetadataExtraction(_))),
         has_plugin: processors.iter().any(|p| matches!(p, ProcessorSpec::Wasm(_))),
     };
-    let destination = destination(c, &p.destination, &format!("{field}.destination"), &partitions);
+    let (destination, endpoint) = match destination(c, &p.destination, &format!("{field}.destination"), &partitions) {
+        Some((d, e)) => (Some(d), e),
+        None => (None, None),
+    };
+    if let (Some(_), Some(size)) = (&endpoint, &p.buffering.size_mb) {
+        if size.value > 64.0 {
+            c.at(
+                size,
+                &format!("{field}.buffering.size_mb"),
+                "must be between 1 and 64 for an HTTP endpoint (Firehose's range)",
+            );
+        }
+    }
     if let (Some(d), Some(dp)) = (&destination, &p.dynamic_partitioning) {
         if dp.value.enabled && d.configured_error_prefix.is_none() {
             c.at(
@@ -456,6 +473,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         source,
         buffering,
         destination: destination?,
+        endpoint,
         max_wal_bytes: p.max_wal_bytes.as_ref().map(|b| b.value.0),
         retention: Duration::from_secs_f64(retention_hours * 3600.0),
         delivery,
@@ -464,7 +482,35 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
     })
 }
 
+/// The object store, and the endpoint when the destination is not an object store.
 fn destination(
+    c: &mut Checker,
+    d: &Spanned<RawDestination>,
+    field: &str,
+    partitions: &PartitionContext,
+) -> Option<(ObjectDestination, Option<Arc<EndpointSpec>>)> {
+    match &d.value {
+        RawDestination::HttpEndpoint(h) => {
+            let at = format!("{field}.http_endpoint");
+            if partitions.enabled {
+                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
+            }
+            let endpoint = endpoint::http_endpoint(c, h, &at);
+            if matches!(h.backup.value, RawDestination::HttpEndpoint(_)) {
+                c.at(&h.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
+                return None;
+            }
+            let backup = object_destination(c, &h.backup, &format!("{at}.backup"), partitions)?;
+            if backup.format_conversion.is_some() {
+                c.at(&h.backup, &format!("{at}.backup.format_conversion"), "applies to S3 destinations only");
+            }
+            Some((backup, Some(Arc::new(EndpointSpec::Http(endpoint?)))))
+        }
+        _ => object_destination(c, d, field, partitions).map(|o| (o, None)),
+    }
+}
+
+fn object_destination(
     c: &mut Checker,
     d: &Spanned<RawDestination>,
     field: &str,
@@ -473,6 +519,7 @@ fn destination(
     let (kind, o) = match &d.value {
         RawDestination::S3(o) => ("s3", o),
         RawDestination::Local(o) => ("local", o),
+        RawDestination::HttpEndpoint(_) => return None,
     };
     let field = format!("{field}.{kind}");
     let store = if kind == "s3" { s3_store(c, d, o, &field) } else { local_store(c, d, o, &field) };

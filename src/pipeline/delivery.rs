@@ -34,6 +34,8 @@ pub(super) struct Delivery {
     pub(super) metrics: PipelineMetrics,
     /// Shared with `/ready`: failures in a row.
     pub(super) status: Arc<PipelineStatus>,
+    /// A sending destination; `sink` is then its backup store.
+    pub(super) endpoint: Option<Arc<crate::sink::http_endpoint::HttpEndpoint>>,
 }
 
 impl Delivery {
@@ -41,7 +43,13 @@ impl Delivery {
     /// first sequence number and oldest arrival, so a re-delivery overwrites the same key.
     /// Error batches use the error prefix with their `!{firehose:error-output-type}`; `kind`
     /// separates the key spaces of data, error batches and a converted batch's failed records.
-    fn object_key(&self, batch: &Batch, error_type: Option<ErrorOutputType>, kind: &str, ext: &str) -> String {
+    pub(super) fn object_key(
+        &self,
+        batch: &Batch,
+        error_type: Option<ErrorOutputType>,
+        kind: &str,
+        ext: &str,
+    ) -> String {
         let partition_seed = fnv1a(&[self.spec.name.as_bytes(), kind.as_bytes(), batch.partition.as_bytes()]);
         let first_seq = batch.first_seq();
         let keys = batch.keys.clone();
@@ -75,6 +83,12 @@ impl Delivery {
     /// Delivers a batch: converted to Parquet/ORC when the destination asks for it, otherwise
     /// encoded as records. Returns once everything in it is written (or expired).
     pub(super) async fn deliver(&self, batch: Batch, error_type: Option<ErrorOutputType>) -> Done {
+        if let (Some(endpoint), None) = (&self.endpoint, error_type) {
+            let backup_all =
+                matches!(self.spec.endpoint.as_deref(), Some(crate::config::EndpointSpec::Http(h)) if h.backup_all);
+            self.deliver_to_endpoint(&batch, endpoint, backup_all).await;
+            return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
+        }
         match (&self.spec.destination.format_conversion, error_type) {
             (Some(conversion), None) => self.deliver_converted(&batch, conversion.clone()).await,
             _ => {
@@ -131,7 +145,7 @@ impl Delivery {
     }
 
     /// Writes `records` encoded as `format` to `key`, with [`Self::write_retrying`].
-    async fn write_records(
+    pub(super) async fn write_records(
         &self,
         key: &str,
         batch: &Batch,

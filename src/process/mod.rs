@@ -56,6 +56,8 @@ pub enum ErrorOutputType {
     ProcessingFailed,
     DecompressionFailed,
     FormatConversionFailed,
+    /// Records the HTTP endpoint did not take within the retry duration.
+    HttpEndpointFailed,
 }
 
 impl ErrorOutputType {
@@ -64,6 +66,7 @@ impl ErrorOutputType {
             ErrorOutputType::ProcessingFailed => "processing-failed",
             ErrorOutputType::DecompressionFailed => "decompression-failed",
             ErrorOutputType::FormatConversionFailed => "format-conversion-failed",
+            ErrorOutputType::HttpEndpointFailed => "http-endpoint-failed",
         }
     }
 }

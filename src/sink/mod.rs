@@ -2,9 +2,11 @@
 //! through object_store. HTTP endpoint, OpenSearch and Splunk destinations plug in beside it.
 
 pub mod aws_profile;
+pub mod http_endpoint;
 pub mod object_key;
 pub mod object_store;
 pub mod probe;
+pub mod retry;
 
 pub use self::object_store::{ObjectSink, SinkError};
 pub use self::probe::Probe;

@@ -1,0 +1,136 @@
+//! Validation of `http_endpoint:` (Firehose's HttpEndpointDestinationConfiguration, spec §7).
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::config::RawHttpEndpoint;
+
+/// A non-object destination a pipeline sends its batches to; its object store (the `backup:`)
+/// receives failed records and, with `AllData`, a copy of everything.
+#[derive(Clone, Debug)]
+pub enum EndpointSpec {
+    Http(HttpEndpointSpec),
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpEndpointSpec {
+    pub url: String,
+    pub name: Option<String>,
+    pub access_key: Option<Secret>,
+    pub gzip: bool,
+    pub common_attributes: BTreeMap<String, String>,
+    /// How long a failing batch is retried, from its first failure (Firehose: 0-7200 s, default 300).
+    pub retry_duration: Duration,
+    pub request_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    /// `AllData`: every record is also written to the backup store.
+    pub backup_all: bool,
+}
+
+/// A value that must never be printed: Debug shows only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Firehose's limits on the endpoint's configuration.
+const MAX_URL: usize = 1_000;
+const MAX_ACCESS_KEY: usize = 4_096;
+const MAX_ATTRIBUTES: usize = 50;
+
+pub(super) fn http_endpoint(c: &mut Checker, h: &RawHttpEndpoint, field: &str) -> Option<HttpEndpointSpec> {
+    let before = c.errors.len();
+    let url = &h.url.value;
+    if url.is_empty() || url.len() > MAX_URL {
+        c.at(&h.url, &format!("{field}.url"), format!("must be 1-{MAX_URL} characters"));
+    } else {
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+            Ok(_) => {
+                c.at(&h.url, &format!("{field}.url"), "must be an https:// (or, in sluice, http://) URL with a host")
+            }
+            Err(e) => c.at(&h.url, &format!("{field}.url"), format!("is not a URL: {e}")),
+        }
+    }
+    if let Some(k) = &h.access_key {
+        if k.value.len() > MAX_ACCESS_KEY {
+            c.at(k, &format!("{field}.access_key"), format!("must be at most {MAX_ACCESS_KEY} bytes"));
+        }
+    }
+    let gzip = match h.content_encoding.as_ref().map(|e| e.value.as_str()) {
+        None | Some("NONE") => false,
+        Some("GZIP") => true,
+        Some(other) => {
+            let hint = crate::config::teach::hint(other, ["NONE", "GZIP"]);
+            if let Some(e) = &h.content_encoding {
+                c.at(e, &format!("{field}.content_encoding"), format!("`{other}` is not one of NONE, GZIP{hint}"));
+            }
+            false
+        }
+    };
+    let common_attributes = h.common_attributes.as_ref().map(|a| a.value.clone()).unwrap_or_default();
+    if let Some(a) = &h.common_attributes {
+        let bad = a.value.iter().any(|(k, v)| k.is_empty() || k.chars().count() > 256 || v.chars().count() > 1024);
+        if a.value.len() > MAX_ATTRIBUTES || bad {
+            c.at(
+                a,
+                &format!("{field}.common_attributes"),
+                "takes at most 50 entries, names of 1-256 and values of 0-1024 characters",
+            );
+        }
+    }
+    let retry = h.retry_duration_seconds.as_ref().map_or(300, |r| r.value);
+    if let Some(r) = &h.retry_duration_seconds {
+        if r.value > 7200 {
+            c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
+        }
+    }
+    let timeout = h.request_timeout_seconds.as_ref().map_or(180, |t| t.value);
+    if let Some(t) = &h.request_timeout_seconds {
+        if !(1..=900).contains(&t.value) {
+            c.at(t, &format!("{field}.request_timeout_seconds"), "must be between 1 and 900");
+        }
+    }
+    let backup_all = match h.s3_backup_mode.as_ref().map(|m| m.value.as_str()) {
+        None | Some("FailedDataOnly") => false,
+        Some("AllData") => true,
+        Some(other) => {
+            let hint = crate::config::teach::hint(other, ["FailedDataOnly", "AllData"]);
+            if let Some(m) = &h.s3_backup_mode {
+                c.at(
+                    m,
+                    &format!("{field}.s3_backup_mode"),
+                    format!("`{other}` is not one of FailedDataOnly, AllData{hint}"),
+                );
+            }
+            false
+        }
+    };
+    let ca_file = h.tls.as_ref().and_then(|t| t.value.ca_file.as_ref()).map(|f| {
+        if let Err(e) = std::fs::read(&f.value) {
+            c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
+        }
+        PathBuf::from(&f.value)
+    });
+    (c.errors.len() == before).then(|| HttpEndpointSpec {
+        url: url.clone(),
+        name: h.name.as_ref().map(|n| n.value.clone()),
+        access_key: h.access_key.as_ref().map(|k| Secret(k.value.clone())),
+        gzip,
+        common_attributes,
+        retry_duration: Duration::from_secs(retry),
+        request_timeout: Duration::from_secs(timeout),
+        ca_file,
+        backup_all,
+    })
+}

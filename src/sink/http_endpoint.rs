@@ -1,0 +1,251 @@
+//! Firehose's HTTP endpoint delivery protocol 1.0 (spec §7), as a client.
+//!
+//! One request carries at most 10,000 records and 64 MiB of body before compression; a larger
+//! batch is split, and each part has its own request id, derived from the batch's identity so that
+//! it is the same on every retry and after a crash and replay (the receiver can deduplicate on it).
+//! Only a 200 whose JSON body echoes the request id is success. Redirects are not followed, a
+//! response body over 1 MiB is an error, and a 413 is permanent.
+
+use std::io::Write;
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+
+use super::SinkError;
+use crate::config::HttpEndpointSpec;
+use crate::record::Record;
+
+pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+/// How much of a failed response's body goes into an error message.
+const MAX_ERROR_TEXT: usize = 8_192;
+
+/// Why a request failed, with Firehose's error code (`HttpEndpoint.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendError {
+    pub code: &'static str,
+    pub message: String,
+    /// Retrying cannot help (a 413): the records go to the error output at once.
+    pub permanent: bool,
+}
+
+impl SendError {
+    fn retry(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), permanent: false }
+    }
+}
+
+pub struct HttpEndpoint {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    gzip: bool,
+    pub name: String,
+}
+
+impl HttpEndpoint {
+    pub fn new(spec: &HttpEndpointSpec, stream: &str) -> Result<Self, SinkError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(spec.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .no_gzip();
+        if let Some(ca) = &spec.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| SinkError::Setup(format!("cannot read {}: {e}", ca.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SinkError::Setup(e.to_string()))? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| SinkError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let url = reqwest::Url::parse(&spec.url).map_err(|e| SinkError::Setup(format!("bad url: {e}")))?;
+        let mut headers = HeaderMap::new();
+        let static_header = |v: &'static str| HeaderValue::from_static(v);
+        headers.insert(CONTENT_TYPE, static_header("application/json"));
+        headers.insert(HeaderName::from_static("x-amz-firehose-protocol-version"), static_header("1.0"));
+        let arn = format!("arn:aws:firehose:us-east-1:{}:deliverystream/{stream}", crate::daemon::ACCOUNT_ID);
+        let arn = HeaderValue::from_str(&arn).map_err(|e| SinkError::Setup(e.to_string()))?;
+        headers.insert(HeaderName::from_static("x-amz-firehose-source-arn"), arn);
+        if let Some(key) = &spec.access_key {
+            let mut value = HeaderValue::from_str(key.expose())
+                .map_err(|_| SinkError::Setup("the access key holds characters a header cannot carry".into()))?;
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static("x-amz-firehose-access-key"), value);
+        }
+        if !spec.common_attributes.is_empty() {
+            let json = serde_json::json!({ "commonAttributes": spec.common_attributes }).to_string();
+            let value = HeaderValue::from_str(&json).map_err(|e| SinkError::Setup(e.to_string()))?;
+            headers.insert(HeaderName::from_static("x-amz-firehose-common-attributes"), value);
+        }
+        if spec.gzip {
+            headers.insert(CONTENT_ENCODING, static_header("gzip"));
+        }
+        let name = spec.name.clone().unwrap_or_else(|| url.host_str().unwrap_or("endpoint").to_string());
+        Ok(Self { client, url, headers, gzip: spec.gzip, name })
+    }
+
+    /// Posts one request; `Ok` only for a 200 that echoes `request_id`.
+    pub async fn send(&self, request_id: &str, records: &[Record]) -> Result<(), SendError> {
+        let body = self.body(request_id, records)?;
+        let mut headers = self.headers.clone();
+        let id = HeaderValue::from_str(request_id)
+            .map_err(|_| SendError::retry("HttpEndpoint.DestinationException", "invalid request id"))?;
+        headers.insert(HeaderName::from_static("x-amz-firehose-request-id"), id);
+        let response = self.client.post(self.url.clone()).headers(headers).body(body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                SendError::retry("HttpEndpoint.RequestTimeout", "the endpoint did not answer in time")
+            } else if e.is_connect() {
+                SendError::retry("HttpEndpoint.ConnectionFailed", format!("cannot connect: {}", root_cause(&e)))
+            } else {
+                SendError::retry("HttpEndpoint.ConnectionReset", format!("the connection failed: {}", root_cause(&e)))
+            }
+        })?;
+        let status = response.status();
+        let body = read_capped(response).await?;
+        if status.as_u16() == 413 {
+            return Err(SendError {
+                code: "HttpEndpoint.DestinationException",
+                message: format!("the endpoint answered 413 Payload Too Large: {}", error_text(&body)),
+                permanent: true,
+            });
+        }
+        if status.as_u16() != 200 {
+            return Err(SendError::retry(
+                "HttpEndpoint.DestinationException",
+                format!("the endpoint answered {status}: {}", error_text(&body)),
+            ));
+        }
+        let echoed = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("requestId").and_then(|r| r.as_str()).map(str::to_string));
+        match echoed {
+            Some(id) if id == request_id => Ok(()),
+            Some(other) => Err(SendError::retry(
+                "HttpEndpoint.InvalidResponseFromDestination",
+                format!(
+                    "the response's requestId `{}` is not the request's",
+                    other.chars().take(64).collect::<String>()
+                ),
+            )),
+            None => Err(SendError::retry(
+                "HttpEndpoint.InvalidResponseFromDestination",
+                "the response is not JSON with the request's requestId (counted as a 500)",
+            )),
+        }
+    }
+
+    fn body(&self, request_id: &str, records: &[Record]) -> Result<Vec<u8>, SendError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let size: usize = records.iter().map(|r| r.data.len().div_ceil(3) * 4 + 12).sum::<usize>() + 96;
+        let mut json = Vec::with_capacity(size);
+        let now = crate::pipeline::now_ms();
+        json.extend_from_slice(
+            format!("{{\"requestId\":\"{request_id}\",\"timestamp\":{now},\"records\":[").as_bytes(),
+        );
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(b"{\"data\":\"");
+            let start = json.len();
+            json.resize(start + r.data.len().div_ceil(3) * 4, 0);
+            let written = b64.encode_slice(&r.data, &mut json[start..]).unwrap_or(0);
+            json.truncate(start + written);
+            json.extend_from_slice(b"\"}");
+        }
+        json.extend_from_slice(b"]}");
+        if !self.gzip {
+            return Ok(json);
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 4), flate2::Compression::default());
+        gz.write_all(&json)
+            .and_then(|_| gz.finish())
+            .map_err(|e| SendError::retry("HttpEndpoint.DestinationException", format!("gzip failed: {e}")))
+    }
+}
+
+/// Reads a response body, refusing more than 1 MiB (a misbehaving endpoint cannot make sluice
+/// buffer a 3 GB answer).
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, SendError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(SendError::retry(
+                        "HttpEndpoint.ResponseTooLarge",
+                        format!("the response body is over {MAX_RESPONSE_BYTES} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => {
+                return Err(SendError::retry("HttpEndpoint.RequestTimeout", "the response did not finish in time"))
+            }
+            Err(e) => {
+                return Err(SendError::retry(
+                    "HttpEndpoint.ConnectionReset",
+                    format!("the response broke off: {}", root_cause(&e)),
+                ))
+            }
+        }
+    }
+}
+
+/// The endpoint's `errorMessage` if it sent one, else the start of its body.
+fn error_text(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_string));
+    let text = message.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    if text.is_empty() {
+        return "(no body)".into();
+    }
+    text.chars().take(MAX_ERROR_TEXT).collect()
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// Splits a batch into requests within the protocol's limits (10,000 records, 64 MiB of body).
+pub fn split(records: &[Record]) -> Vec<std::ops::Range<usize>> {
+    let mut parts = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        let size = r.data.len().div_ceil(3) * 4 + 12;
+        if i > start && (i - start == MAX_RECORDS_PER_REQUEST || bytes + size > MAX_BODY_BYTES - 256) {
+            parts.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        parts.push(start..records.len());
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn batches_split_at_ten_thousand_records_and_64_mib() {
+        let small: Vec<Record> =
+            (0..25_000).map(|seq| Record { seq, arrival_ms: 0, data: Bytes::from_static(b"x") }).collect();
+        assert_eq!(split(&small), vec![0..10_000, 10_000..20_000, 20_000..25_000]);
+        let big: Vec<Record> =
+            (0..70).map(|seq| Record { seq, arrival_ms: 0, data: Bytes::from(vec![b'a'; 1_000_000]) }).collect();
+        let parts = split(&big);
+        assert!(parts.len() == 2 && parts[0].end == 50, "{parts:?}");
+        assert!(split(&[]).is_empty());
+    }
+}

@@ -1,0 +1,144 @@
+"""The HTTP endpoint destination (Firehose protocol 1.0) against a strict fake receiver (tests/fakes)."""
+
+import base64
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import BINARY, local_objects, wait_for, wait_for_lines
+from fakes.http_endpoint import FakeHttpEndpoint
+
+
+@pytest.fixture
+def endpoint(request):
+    fakes = []
+
+    def make(**kwargs):
+        fake = FakeHttpEndpoint(**kwargs).start()
+        fakes.append(fake)
+        return fake
+
+    yield make
+    for f in fakes:
+        f.stop()
+
+
+def config(url, extra="", retry=300, backup_mode="FailedDataOnly"):
+    return f"""
+        pipelines:
+          - name: web
+            buffering: {{ size_mb: 1, interval_seconds: 1 }}
+            delivery: {{ retry_initial_ms: 100, retry_max_ms: 400 }}
+            destination:
+              http_endpoint:
+                url: {url}
+                name: fake-collector
+                retry_duration_seconds: {retry}
+                s3_backup_mode: {backup_mode}
+                {extra}
+                backup: {{ local: {{ path: ./backup, error_output_prefix: "errors/!{{firehose:error-output-type}}/" }} }}
+        """
+
+
+def put(d, records):
+    r = d.client().put_record_batch(DeliveryStreamName="web", Records=[{"Data": x} for x in records])
+    assert r["FailedPutCount"] == 0
+
+
+def test_records_arrive_once_with_every_header_and_gzip(sluice_factory, endpoint):
+    fake = endpoint(access_key="sekret-key-123", gzip_expected=True, common_attributes={"env": "prod", "team": "web"})
+    d = sluice_factory(config(fake.url, extra="""access_key: sekret-key-123
+                content_encoding: GZIP
+                common_attributes: { env: prod, team: web }""")).start()
+    sent = [f"record {i}".encode() for i in range(1200)]
+    put(d, sent[:500])
+    put(d, sent[500:1000])
+    put(d, sent[1000:])
+    wait_for(lambda: len(fake.records()) >= len(sent), what="every record at the endpoint")
+    assert fake.violations == []
+    assert sorted(fake.records()) == sorted(sent)
+    assert "sekret-key-123" not in d.log(), "the access key is never logged"
+    m = d.metrics()
+    assert m['sluice_delivery_to_http_endpoint_records_total{delivery_stream_name="web"}'] == len(sent)
+
+
+def test_retries_keep_the_request_id_and_deliver_once(sluice_factory, endpoint):
+    fake = endpoint(script=["500", "garbage", "wrong-id", "503"])
+    d = sluice_factory(config(fake.url)).start()
+    put(d, [b"a", b"b", b"c"])
+    wait_for(lambda: fake.records(), timeout=30, what="delivery after the failures")
+    ids = [i for i, _ in fake.attempts]
+    assert len(ids) == 5 and len(set(ids)) == 1, fake.attempts
+    assert sorted(fake.records()) == [b"a", b"b", b"c"]
+    assert fake.violations == []
+    assert "HttpEndpoint.InvalidResponseFromDestination" in d.log()
+
+
+def test_the_retry_duration_ends_in_error_records(sluice_factory, endpoint):
+    fake = endpoint(script=["503"] * 1000)
+    d = sluice_factory(config(fake.url, retry=2)).start()
+    put(d, [b"first", b"second"])
+    objects = wait_for_lines(lambda: local_objects(d.workdir / "backup"), 2, timeout=30, what="error records")
+    errors = [json.loads(line) for k, v in objects.items() for line in v.splitlines()]
+    assert all(k.startswith("errors/http-endpoint-failed/") for k in objects), list(objects)
+    assert sorted(base64.b64decode(e["rawData"]) for e in errors) == [b"first", b"second"]
+    for e in errors:
+        assert e["errorCode"] == "HttpEndpoint.DestinationException"
+        assert "503" in e["errorMessage"] and "fake says 503" in e["errorMessage"], e
+        assert e["attemptsMade"] >= 3
+        assert e["attemptEndingTimestamp"] >= e["arrivalTimestamp"]
+    assert fake.records() == []
+
+
+def test_413_is_not_retried(sluice_factory, endpoint):
+    fake = endpoint(script=["413"])
+    d = sluice_factory(config(fake.url)).start()
+    put(d, [b"too big"])
+    objects = wait_for_lines(lambda: local_objects(d.workdir / "backup"), 1, what="the error record")
+    (err,) = [json.loads(line) for v in objects.values() for line in v.splitlines()]
+    assert "413" in err["errorMessage"] and err["attemptsMade"] == 1
+    assert len(fake.attempts) == 1
+
+
+def test_all_data_backup_writes_every_record_to_the_store(sluice_factory, endpoint):
+    fake = endpoint()
+    d = sluice_factory(config(fake.url, backup_mode="AllData")).start()
+    put(d, [b"x\n", b"y\n"])
+    wait_for(lambda: len(fake.records()) == 2, what="the endpoint")
+    objects = wait_for(lambda: local_objects(d.workdir / "backup"), what="the backup copy")
+    assert sorted(b"".join(objects.values()).splitlines()) == [b"x", b"y"]
+
+
+def test_kill_9_mid_request_resends_the_same_request_id(sluice_factory, endpoint):
+    fake = endpoint(script=["hang"])
+    d = sluice_factory(config(fake.url)).start()
+    put(d, [b"survives"])
+    wait_for(lambda: fake.attempts, what="the first request")
+    first_id = fake.attempts[0][0]
+    d.kill9()
+    d.start()
+    wait_for(lambda: fake.records(), timeout=30, what="the replayed request")
+    assert fake.accepted[0][0] == first_id, (first_id, fake.accepted)
+    assert fake.records() == [b"survives"]
+
+
+def test_endpoint_options_are_validated(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("""pipelines:
+  - name: p
+    dynamic_partitioning: { enabled: true }
+    destination:
+      http_endpoint:
+        url: "ftp://nowhere"
+        content_encoding: GZIPP
+        retry_duration_seconds: 9000
+        s3_backup_mode: AllDocuments
+        backup: { local: { path: ./b, error_output_prefix: "e/!{firehose:error-output-type}/" } }
+""")
+    r = subprocess.run([str(BINARY), "validate", str(path)], capture_output=True, text=True)
+    assert r.returncode != 0
+    for expected in ["http_endpoint.url", "did you mean `GZIP`?", "retry_duration_seconds", "s3_backup_mode",
+                     "applies to S3 destinations only"]:
+        assert expected in r.stderr, (expected, r.stderr)
