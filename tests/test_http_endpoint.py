@@ -60,8 +60,16 @@ def test_records_arrive_once_with_every_header_and_gzip(sluice_factory, endpoint
     assert fake.violations == []
     assert sorted(fake.records()) == sorted(sent)
     assert "sekret-key-123" not in d.log(), "the access key is never logged"
-    m = d.metrics()
-    assert m['sluice_delivery_to_http_endpoint_records_total{delivery_stream_name="web"}'] == len(sent)
+    # The fake counts a request before sluice has read the answer: wait for sluice's count too.
+    wait_for(lambda: d.metrics().get('sluice_delivery_to_http_endpoint_records_total{delivery_stream_name="web"}') == len(sent),
+             what="the delivered-records metric")
+    (dest,) = d.client().describe_delivery_stream(DeliveryStreamName="web")["DeliveryStreamDescription"]["Destinations"]
+    h = dest["HttpEndpointDestinationDescription"]
+    assert h["EndpointConfiguration"] == {"Url": fake.url, "Name": "fake-collector"}, "the access key is not described"
+    assert h["RequestConfiguration"]["ContentEncoding"] == "GZIP"
+    assert {a["AttributeName"]: a["AttributeValue"] for a in h["RequestConfiguration"]["CommonAttributes"]} == {"env": "prod", "team": "web"}
+    assert h["RetryOptions"] == {"DurationInSeconds": 300} and h["S3BackupMode"] == "FailedDataOnly"
+    assert "sekret" not in json.dumps(dest, default=str)
 
 
 def test_retries_keep_the_request_id_and_deliver_once(sluice_factory, endpoint):

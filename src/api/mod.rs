@@ -417,6 +417,17 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
             obj.insert("DataFormatConversionConfiguration".into(), data_format_conversion(c));
         }
     }
+    let destination = match spec.endpoint.as_deref() {
+        Some(crate::config::EndpointSpec::Http(h)) => serde_json::json!({
+            "DestinationId": "destinationId-000000000001",
+            "HttpEndpointDestinationDescription": http_endpoint_description(spec, h, s3),
+        }),
+        None => serde_json::json!({
+            "DestinationId": "destinationId-000000000001",
+            "ExtendedS3DestinationDescription": extended,
+            "S3DestinationDescription": s3,
+        }),
+    };
     serde_json::json!({
         "DeliveryStreamDescription": {
             "DeliveryStreamName": spec.name,
@@ -427,13 +438,44 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
             "VersionId": "1",
             "CreateTimestamp": created,
             "LastUpdateTimestamp": created,
-            "Destinations": [{
-                "DestinationId": "destinationId-000000000001",
-                "ExtendedS3DestinationDescription": extended,
-                "S3DestinationDescription": s3,
-            }],
+            "Destinations": [destination],
             "HasMoreDestinations": false,
         }
+    })
+}
+
+/// Firehose's `HttpEndpointDestinationDescription`. The access key is never described (Firehose
+/// omits it too).
+fn http_endpoint_description(
+    spec: &crate::config::PipelineSpec,
+    h: &crate::config::HttpEndpointSpec,
+    backup: serde_json::Value,
+) -> serde_json::Value {
+    let attributes: Vec<serde_json::Value> = h
+        .common_attributes
+        .iter()
+        .map(|(k, v)| serde_json::json!({ "AttributeName": k, "AttributeValue": v }))
+        .collect();
+    let mut endpoint = serde_json::json!({ "Url": h.url });
+    if let (Some(name), Some(obj)) = (&h.name, endpoint.as_object_mut()) {
+        obj.insert("Name".into(), name.clone().into());
+    }
+    serde_json::json!({
+        "EndpointConfiguration": endpoint,
+        "BufferingHints": {
+            "SizeInMBs": spec.buffering.size_bytes >> 20,
+            "IntervalInSeconds": spec.buffering.interval.as_secs(),
+        },
+        "CloudWatchLoggingOptions": { "Enabled": false },
+        "RequestConfiguration": {
+            "ContentEncoding": if h.gzip { "GZIP" } else { "NONE" },
+            "CommonAttributes": attributes,
+        },
+        "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+        "RoleARN": format!("arn:aws:iam::{ACCOUNT_ID}:role/sluice"),
+        "RetryOptions": { "DurationInSeconds": h.retry_duration.as_secs() },
+        "S3BackupMode": if h.backup_all { "AllData" } else { "FailedDataOnly" },
+        "S3DestinationDescription": backup,
     })
 }
 
