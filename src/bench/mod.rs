@@ -30,7 +30,11 @@ enum BenchKind {
     Wasm(WasmArgs),
     /// Record format conversion on one core: NDJSON → Parquet (ZSTD) and ORC (ZLIB).
     Convert(ConvertArgs),
+    /// A fast Firehose HTTP endpoint receiver to deliver into (for the HTTP endpoint figures).
+    Receiver(receiver::ReceiverArgs),
 }
+
+mod receiver;
 
 #[derive(Args, Debug)]
 struct ConvertArgs {
@@ -97,6 +101,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Processors(a) => processors(a),
         BenchKind::Wasm(a) => wasm(a),
         BenchKind::Convert(a) => convert(a),
+        BenchKind::Receiver(a) => receiver::run(a).await,
     }
 }
 
@@ -135,8 +140,14 @@ fn bodies(stream: &str, batch: usize, size: usize, count: u64) -> Vec<bytes::Byt
 
 async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> anyhow::Result<u64> {
     let text = client.get(format!("{endpoint}/metrics")).send().await?.text().await?;
-    let key = format!("sluice_delivery_to_s3_records_total{{delivery_stream_name=\"{stream}\"}} ");
-    Ok(text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64)
+    // Records delivered to the object store, or to an HTTP endpoint.
+    let mut total = 0;
+    for metric in ["sluice_delivery_to_s3_records_total", "sluice_delivery_to_http_endpoint_records_total"] {
+        let key = format!("{metric}{{delivery_stream_name=\"{stream}\"}} ");
+        total += text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+            as u64;
+    }
+    Ok(total)
 }
 
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
