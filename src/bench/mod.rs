@@ -144,8 +144,9 @@ async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> an
     let mut total = 0;
     for metric in ["sluice_delivery_to_s3_records_total", "sluice_delivery_to_http_endpoint_records_total"] {
         let key = format!("{metric}{{delivery_stream_name=\"{stream}\"}} ");
-        total += text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
-            as u64;
+        total +=
+            text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+                as u64;
     }
     Ok(total)
 }

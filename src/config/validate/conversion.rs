@@ -176,7 +176,7 @@ fn check_columns(c: &mut Checker, raw: &[Spanned<RawColumn>], at: &str) -> Optio
 }
 
 /// Sets `out` from a Firehose-style enum string (case-insensitive), or reports the allowed values.
-fn choose<T: Copy>(
+pub(super) fn choose<T: Copy>(
     c: &mut Checker,
     value: &Option<Spanned<String>>,
     field: &str,

@@ -67,17 +67,9 @@ pub(super) fn http_endpoint(c: &mut Checker, h: &RawHttpEndpoint, field: &str) -
             c.at(k, &format!("{field}.access_key"), format!("must be at most {MAX_ACCESS_KEY} bytes"));
         }
     }
-    let gzip = match h.content_encoding.as_ref().map(|e| e.value.as_str()) {
-        None | Some("NONE") => false,
-        Some("GZIP") => true,
-        Some(other) => {
-            let hint = crate::config::teach::hint(other, ["NONE", "GZIP"]);
-            if let Some(e) = &h.content_encoding {
-                c.at(e, &format!("{field}.content_encoding"), format!("`{other}` is not one of NONE, GZIP{hint}"));
-            }
-            false
-        }
-    };
+    let mut gzip = false;
+    let encodings = [("NONE", false), ("GZIP", true)];
+    super::conversion::choose(c, &h.content_encoding, &format!("{field}.content_encoding"), &encodings, &mut gzip);
     let common_attributes = h.common_attributes.as_ref().map(|a| a.value.clone()).unwrap_or_default();
     if let Some(a) = &h.common_attributes {
         let bad = a.value.iter().any(|(k, v)| k.is_empty() || k.chars().count() > 256 || v.chars().count() > 1024);
@@ -101,21 +93,9 @@ pub(super) fn http_endpoint(c: &mut Checker, h: &RawHttpEndpoint, field: &str) -
             c.at(t, &format!("{field}.request_timeout_seconds"), "must be between 1 and 900");
         }
     }
-    let backup_all = match h.s3_backup_mode.as_ref().map(|m| m.value.as_str()) {
-        None | Some("FailedDataOnly") => false,
-        Some("AllData") => true,
-        Some(other) => {
-            let hint = crate::config::teach::hint(other, ["FailedDataOnly", "AllData"]);
-            if let Some(m) = &h.s3_backup_mode {
-                c.at(
-                    m,
-                    &format!("{field}.s3_backup_mode"),
-                    format!("`{other}` is not one of FailedDataOnly, AllData{hint}"),
-                );
-            }
-            false
-        }
-    };
+    let mut backup_all = false;
+    let modes = [("FailedDataOnly", false), ("AllData", true)];
+    super::conversion::choose(c, &h.s3_backup_mode, &format!("{field}.s3_backup_mode"), &modes, &mut backup_all);
     let ca_file = h.tls.as_ref().and_then(|t| t.value.ca_file.as_ref()).map(|f| {
         if let Err(e) = std::fs::read(&f.value) {
             c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
