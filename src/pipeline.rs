@@ -138,7 +138,7 @@ pub fn start(
     };
     let status = Arc::new(PipelineStatus::default());
     let probe = sink.probe();
-    let endpoint = match spec.endpoint.as_deref() {
+    let endpoint: Option<Arc<dyn crate::sink::destination::Destination>> = match spec.endpoint.as_deref() {
         Some(crate::config::EndpointSpec::Http(h)) => Some(Arc::new(
             crate::sink::http_endpoint::HttpEndpoint::new(h, &name)
                 .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,

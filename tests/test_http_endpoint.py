@@ -100,6 +100,20 @@ def test_the_retry_duration_ends_in_error_records(sluice_factory, endpoint):
     assert fake.records() == []
 
 
+def test_hostile_answers_never_crash_the_daemon_or_lose_a_record(sluice_factory, endpoint):
+    fake = endpoint(script=["huge", "reset", "drip", "garbage"])
+    d = sluice_factory(config(fake.url, extra="request_timeout_seconds: 2")).start()
+    put(d, [b"kept"])
+    wait_for(lambda: fake.records(), timeout=60, what="delivery after four hostile answers")
+    assert [b for _, b in fake.attempts] == ["huge", "reset", "drip", "garbage", "ok"]
+    assert len({i for i, _ in fake.attempts}) == 1, "one request id throughout"
+    assert fake.records() == [b"kept"]
+    log = d.log()
+    for code in ["HttpEndpoint.ResponseTooLarge", "HttpEndpoint.ConnectionReset", "HttpEndpoint.RequestTimeout"]:
+        assert code in log, code
+    assert d.proc.poll() is None
+
+
 def test_413_is_not_retried(sluice_factory, endpoint):
     fake = endpoint(script=["413"])
     d = sluice_factory(config(fake.url)).start()

@@ -35,7 +35,7 @@ pub(super) struct Delivery {
     /// Shared with `/ready`: failures in a row.
     pub(super) status: Arc<PipelineStatus>,
     /// A sending destination; `sink` is then its backup store.
-    pub(super) endpoint: Option<Arc<crate::sink::http_endpoint::HttpEndpoint>>,
+    pub(super) endpoint: Option<Arc<dyn crate::sink::destination::Destination>>,
 }
 
 impl Delivery {
@@ -86,7 +86,7 @@ impl Delivery {
         if let (Some(endpoint), None) = (&self.endpoint, error_type) {
             let backup_all =
                 matches!(self.spec.endpoint.as_deref(), Some(crate::config::EndpointSpec::Http(h)) if h.backup_all);
-            self.deliver_to_endpoint(&batch, endpoint, backup_all).await;
+            self.deliver_to_endpoint(&batch, endpoint.as_ref(), backup_all).await;
             return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
         }
         match (&self.spec.destination.format_conversion, error_type) {

@@ -1,63 +1,67 @@
-//! Delivery to a sending destination (the HTTP endpoint): each request retried with the shared
-//! [`RetryPolicy`] until delivered or past the retry duration; what could not be delivered goes
-//! to the backup store's error prefix as Firehose error records; with `AllData` the batch is
-//! also written to the backup store. The batch's WAL space is freed only after all of that.
+//! Delivery to a sending [`Destination`] (the HTTP endpoint; OpenSearch and Splunk next): each
+//! request retried with the shared [`RetryPolicy`] until delivered or past the retry duration, and
+//! only the records that failed are sent again; what could not be delivered goes to the backup
+//! store's error prefix as Firehose error records; with `AllData` the batch is also written to the
+//! backup store. The batch's WAL space is freed only after all of that.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::delivery::Delivery;
 use super::now_ms;
 use crate::buffer::Batch;
 use crate::format::error_record;
-use crate::process::{ErrorOutputType, Failed};
+use crate::process::Failed;
 use crate::record::Record;
-use crate::sink::http_endpoint::{self, HttpEndpoint, SendError};
+use crate::sink::destination::{Destination, Outcome, SendError};
 use crate::sink::object_key::{fnv1a, splitmix64};
 use crate::sink::retry::{Retried, RetryPolicy};
 
+/// A request's records still to deliver, and those given up on, across attempts.
+struct Pending {
+    indexes: Vec<usize>,
+    rejected: Vec<(usize, SendError, u32)>,
+}
+
 impl Delivery {
-    pub(super) async fn deliver_to_endpoint(&self, batch: &Batch, endpoint: &HttpEndpoint, backup_all: bool) {
+    pub(super) async fn deliver_to_endpoint(&self, batch: &Batch, endpoint: &dyn Destination, backup_all: bool) {
         let policy = RetryPolicy {
             initial: self.spec.delivery.retry_initial,
             max: self.spec.delivery.retry_max,
             jitter: 0.15,
             duration: self.endpoint_retry_duration(),
         };
+        let kind = endpoint.error_output_type();
         let mut failed: Vec<Failed> = Vec::new();
-        for (part, range) in http_endpoint::split(&batch.records).into_iter().enumerate() {
+        for (part, range) in endpoint.requests(&batch.records).into_iter().enumerate() {
             let records = &batch.records[range];
             let request_id = self.request_id(batch, part);
-            let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+            let pending = Mutex::new(Pending { indexes: (0..records.len()).collect(), rejected: Vec::new() });
             let outcome = policy
                 .run(
-                    |_| endpoint.send(&request_id, records),
+                    |attempt| self.attempt(endpoint, &request_id, records, &pending, attempt),
                     |e: &SendError| e.permanent,
                     |e, attempts| {
                         self.metrics.delivery_failures.increment(1);
                         self.status.delivery_failed(&format!("{}: {}", e.code, e.message));
-                        tracing::warn!(pipeline = %self.spec.name, endpoint = %endpoint.name, request_id, attempts, code = e.code, error = %e.message, "HTTP endpoint delivery failed");
+                        tracing::warn!(pipeline = %self.spec.name, destination = %endpoint.name(), request_id, attempts, code = e.code, error = %e.message, "delivery failed");
                     },
                 )
                 .await;
+            let pending = pending.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut given_up: Vec<(usize, SendError, u32)> = pending.rejected;
             match outcome {
-                Retried::Succeeded { .. } => {
-                    self.status.delivery_succeeded();
-                    self.metrics.endpoint_records.increment(records.len() as u64);
-                    self.metrics.endpoint_bytes.increment(bytes as u64);
-                    let age_ms = (now_ms() - batch.oldest_arrival_ms).max(0);
-                    self.metrics.delivery_latency.record(age_ms as f64 / 1000.0);
-                }
+                Retried::Succeeded { .. } => self.status.delivery_succeeded(),
                 Retried::GaveUp { error, attempts } => {
-                    tracing::error!(pipeline = %self.spec.name, endpoint = %endpoint.name, request_id, attempts, records = records.len(), "giving up on the HTTP endpoint for these records; they go to the error prefix as http-endpoint-failed");
-                    failed.extend(records.iter().map(|r| Failed {
-                        attempts,
-                        ..Failed::new(r.clone(), ErrorOutputType::HttpEndpointFailed, error.code, error.message.clone())
-                    }));
+                    tracing::error!(pipeline = %self.spec.name, destination = %endpoint.name(), request_id, attempts, records = pending.indexes.len(), "giving up on these records; they go to the error prefix");
+                    given_up.extend(pending.indexes.into_iter().map(|i| (i, error.clone(), attempts)));
                 }
             }
+            failed.extend(given_up.into_iter().map(|(i, e, attempts)| Failed {
+                attempts,
+                ..Failed::new(records[i].clone(), kind, e.code, e.message)
+            }));
         }
         if !failed.is_empty() {
-            let kind = ErrorOutputType::HttpEndpointFailed;
             self.metrics.error_records(kind).increment(failed.len() as u64);
             let ending = now_ms();
             let records: Vec<Record> =
@@ -69,6 +73,44 @@ impl Delivery {
             let key = self.object_key(batch, None, "data", &self.format.extension);
             self.write_records(&key, batch, false, Arc::new(batch.records.clone()), self.format.clone()).await;
         }
+    }
+
+    /// One attempt: sends the records still pending, and keeps the ones that must go again.
+    async fn attempt(
+        &self,
+        endpoint: &dyn Destination,
+        request_id: &str,
+        records: &[Record],
+        pending: &Mutex<Pending>,
+        attempt: u32,
+    ) -> Result<(), SendError> {
+        let indexes = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).indexes.clone();
+        let subset: Vec<Record> = indexes.iter().map(|&i| records[i].clone()).collect();
+        let outcome = endpoint.send(request_id, &subset).await;
+        let mut p = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (delivered, result) = match outcome {
+            Outcome::Delivered => (std::mem::take(&mut p.indexes), Ok(())),
+            Outcome::Failed(e) => (Vec::new(), Err(e)),
+            Outcome::Partial { retry, rejected, cause } => {
+                let retry: Vec<usize> = retry.into_iter().filter_map(|k| indexes.get(k).copied()).collect();
+                p.rejected.extend(rejected.into_iter().filter_map(|(k, e)| indexes.get(k).map(|&i| (i, e, attempt))));
+                let gone: std::collections::HashSet<usize> =
+                    retry.iter().copied().chain(p.rejected.iter().map(|r| r.0)).collect();
+                let delivered = indexes.iter().copied().filter(|i| !gone.contains(i)).collect();
+                p.indexes = retry;
+                (delivered, if p.indexes.is_empty() { Ok(()) } else { Err(cause) })
+            }
+        };
+        drop(p);
+        if !delivered.is_empty() {
+            let bytes: usize = delivered.iter().map(|&i| records[i].data.len()).sum();
+            self.metrics.endpoint_records.increment(delivered.len() as u64);
+            self.metrics.endpoint_bytes.increment(bytes as u64);
+            if let Some(oldest) = delivered.iter().map(|&i| records[i].arrival_ms).min() {
+                self.metrics.delivery_latency.record((now_ms() - oldest).max(0) as f64 / 1000.0);
+            }
+        }
+        result
     }
 
     fn endpoint_retry_duration(&self) -> std::time::Duration {
@@ -88,5 +130,105 @@ impl Delivery {
         bytes[..8].copy_from_slice(&stream.to_be_bytes());
         bytes[8..].copy_from_slice(&seq.to_be_bytes());
         uuid::Uuid::new_v8(bytes).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{ObjectFormat, RawEncoder};
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Takes `ok*` records, rejects `bad*` for good, and asks for `slow*` to be sent again once.
+    struct Picky {
+        calls: AtomicU32,
+        seen: Mutex<Vec<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl Destination for Picky {
+        fn name(&self) -> &str {
+            "picky"
+        }
+        fn error_output_type(&self) -> crate::process::ErrorOutputType {
+            crate::process::ErrorOutputType::HttpEndpointFailed
+        }
+        fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {
+            vec![0..records.len()]
+        }
+        async fn send(&self, _id: &str, records: &[Record]) -> Outcome {
+            let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
+            let names: Vec<String> = records.iter().map(|r| String::from_utf8_lossy(&r.data).into_owned()).collect();
+            self.seen.lock().unwrap().push(names.clone());
+            let retry =
+                names.iter().enumerate().filter(|(_, n)| first && n.starts_with("slow")).map(|(i, _)| i).collect();
+            let rejected = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.starts_with("bad"))
+                .map(|(i, _)| (i, SendError::permanent("Test.Rejected", "no thanks")))
+                .collect();
+            Outcome::Partial { retry, rejected, cause: SendError::retry("Test.Busy", "later") }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_failed_records_are_retried_and_rejected_ones_become_error_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "pipelines:\n  - name: p\n    delivery: {{ retry_initial_ms: 1, retry_max_ms: 2 }}\n    destination:\n      http_endpoint:\n        url: http://127.0.0.1:9/\n        retry_duration_seconds: 60\n        backup: {{ local: {{ path: {}, error_output_prefix: \"e/!{{firehose:error-output-type}}/\" }} }}\n",
+            dir.path().display()
+        );
+        let spec = crate::config::load_str(&yaml, "t.yaml", Default::default()).unwrap().pipelines.remove(0);
+        let format = |delimit| {
+            Arc::new(ObjectFormat {
+                encoder: RawEncoder { append_delimiter: delimit },
+                compression: Default::default(),
+                extension: String::new(),
+            })
+        };
+        let delivery = Delivery {
+            sink: crate::sink::ObjectSink::new(&spec.destination.store, None).unwrap(),
+            spec,
+            inference: None,
+            format: format(false),
+            error_format: format(true),
+            metrics: crate::metrics::PipelineMetrics::new("p"),
+            status: Default::default(),
+            endpoint: None,
+        };
+        let mut batch = Batch::new("".into(), None, std::time::Instant::now());
+        for (seq, name) in ["ok1", "bad1", "slow1", "ok2"].iter().enumerate() {
+            batch.push(Record { seq: seq as u64, arrival_ms: 1, data: Bytes::from(*name) }, 3);
+        }
+        let picky = Picky { calls: AtomicU32::new(0), seen: Mutex::new(Vec::new()) };
+        delivery.deliver_to_endpoint(&batch, &picky, false).await;
+        let seen = picky.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![vec!["ok1", "bad1", "slow1", "ok2"], vec!["slow1"]],
+            "only the record asked for goes again"
+        );
+        let errors: Vec<String> =
+            walk(dir.path()).iter().flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>()).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let e: serde_json::Value = serde_json::from_str(&errors[0]).unwrap();
+        assert_eq!(e["errorCode"], "Test.Rejected");
+        assert_eq!(e["rawData"], "YmFkMQ==", "bad1");
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(std::fs::read_to_string(path).unwrap());
+            }
+        }
+        out
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
+use super::destination::{Destination, Outcome, SendError};
 use super::SinkError;
 use crate::config::HttpEndpointSpec;
 use crate::record::Record;
@@ -21,21 +22,6 @@ pub const MAX_BODY_BYTES: usize = 64 << 20;
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// How much of a failed response's body goes into an error message.
 const MAX_ERROR_TEXT: usize = 8_192;
-
-/// Why a request failed, with Firehose's error code (`HttpEndpoint.*`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SendError {
-    pub code: &'static str,
-    pub message: String,
-    /// Retrying cannot help (a 413): the records go to the error output at once.
-    pub permanent: bool,
-}
-
-impl SendError {
-    fn retry(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), permanent: false }
-    }
-}
 
 pub struct HttpEndpoint {
     client: reqwest::Client,
@@ -86,7 +72,7 @@ impl HttpEndpoint {
     }
 
     /// Posts one request; `Ok` only for a 200 that echoes `request_id`.
-    pub async fn send(&self, request_id: &str, records: &[Record]) -> Result<(), SendError> {
+    pub async fn post(&self, request_id: &str, records: &[Record]) -> Result<(), SendError> {
         let body = self.body(request_id, records)?;
         let mut headers = self.headers.clone();
         let id = HeaderValue::from_str(request_id)
@@ -104,11 +90,10 @@ impl HttpEndpoint {
         let status = response.status();
         let body = read_capped(response).await?;
         if status.as_u16() == 413 {
-            return Err(SendError {
-                code: "HttpEndpoint.DestinationException",
-                message: format!("the endpoint answered 413 Payload Too Large: {}", error_text(&body)),
-                permanent: true,
-            });
+            return Err(SendError::permanent(
+                "HttpEndpoint.DestinationException",
+                format!("the endpoint answered 413 Payload Too Large: {}", error_text(&body)),
+            ));
         }
         if status.as_u16() != 200 {
             return Err(SendError::retry(
@@ -162,6 +147,29 @@ impl HttpEndpoint {
         gz.write_all(&json)
             .and_then(|_| gz.finish())
             .map_err(|e| SendError::retry("HttpEndpoint.DestinationException", format!("gzip failed: {e}")))
+    }
+}
+
+#[async_trait::async_trait]
+impl Destination for HttpEndpoint {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn error_output_type(&self) -> crate::process::ErrorOutputType {
+        crate::process::ErrorOutputType::HttpEndpointFailed
+    }
+
+    fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {
+        split(records)
+    }
+
+    /// The protocol has no per-record answer: a request succeeds or fails whole.
+    async fn send(&self, request_id: &str, records: &[Record]) -> Outcome {
+        match self.post(request_id, records).await {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::Failed(e),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! through object_store. HTTP endpoint, OpenSearch and Splunk destinations plug in beside it.
 
 pub mod aws_profile;
+pub mod destination;
 pub mod http_endpoint;
 pub mod object_key;
 pub mod object_store;

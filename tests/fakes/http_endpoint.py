@@ -4,7 +4,9 @@ It follows the public protocol (Amazon Data Firehose "HTTP endpoint delivery req
 specifications", protocol 1.0) strictly: every request must carry the protocol's headers and a body of
 exactly the documented shape, or the fake answers 400 and records the violation (a test then fails on
 `violations`). It answers as told: `script` is a list of behaviours used one per request ("ok", "500",
-"503", "413", "garbage", "wrong-id", "hang"), then "ok" once it runs out.
+"503", "413", "garbage", "wrong-id", "hang", and the hostile answers "huge" (declares 3 GB, sends
+2 MiB and stalls), "reset" (closes the connection mid-body) and "drip" (a body that never ends, a byte
+a second)), then "ok" once it runs out.
 """
 
 import base64
@@ -129,6 +131,28 @@ class FakeHttpEndpoint:
             return self.reply(handler, 200, {"requestId": "not-yours", "timestamp": int(time.time() * 1000)})
         if behaviour == "hang":
             time.sleep(3600)
+        if behaviour in ("huge", "reset", "drip"):
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(3 << 30 if behaviour == "huge" else 1000))
+            handler.end_headers()
+            try:
+                if behaviour == "huge":
+                    for _ in range(32):
+                        handler.wfile.write(b" " * 65536)
+                    time.sleep(30)
+                elif behaviour == "reset":
+                    handler.wfile.write(b'{"requestId": "')
+                    handler.wfile.flush()
+                    handler.connection.shutdown(2)
+                else:
+                    for _ in range(3600):
+                        handler.wfile.write(b" ")
+                        handler.wfile.flush()
+                        time.sleep(1)
+            except OSError:
+                pass
+            handler.close_connection = True
 
     def reply(self, handler, status, doc, raw=None):
         payload = raw if raw is not None else json.dumps(doc).encode()

@@ -1,0 +1,65 @@
+//! Destinations a batch is *sent* to, rather than written to as an object: the HTTP endpoint today;
+//! OpenSearch and Splunk HEC fit the same trait (a request per part of a batch, per-record outcomes).
+//!
+//! What they share lives outside them, in `pipeline/endpoint.rs`: the retry loop ([`RetryPolicy`],
+//! backoff with jitter up to a retry duration), request ids derived from the batch's identity,
+//! error records in the backup store's error prefix, the `AllData` backup copy, metrics and `/ready`.
+//!
+//! [`RetryPolicy`]: super::retry::RetryPolicy
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+
+use crate::process::ErrorOutputType;
+use crate::record::Record;
+
+/// Why a request (or one record of it) failed, with Firehose's error code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendError {
+    pub code: &'static str,
+    pub message: String,
+    /// Retrying cannot help (an HTTP 413, a mapping error): the records go to the error output.
+    pub permanent: bool,
+}
+
+impl SendError {
+    pub fn retry(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), permanent: false }
+    }
+
+    pub fn permanent(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), permanent: true }
+    }
+}
+
+/// What became of one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Nothing was taken.
+    Failed(SendError),
+    /// Some records were taken. `retry` are indexes (into the request's records) worth sending
+    /// again; `rejected` will never be taken; `cause` describes the retryable failures.
+    Partial {
+        retry: Vec<usize>,
+        rejected: Vec<(usize, SendError)>,
+        cause: SendError,
+    },
+}
+
+#[async_trait]
+pub trait Destination: Send + Sync {
+    /// How logs and metrics name it.
+    fn name(&self) -> &str;
+
+    /// The `!{firehose:error-output-type}` of records it gives up on.
+    fn error_output_type(&self) -> ErrorOutputType;
+
+    /// The parts of a batch that go in one request each (the destination's size limits).
+    fn requests(&self, records: &[Record]) -> Vec<Range<usize>>;
+
+    /// Sends one request. `request_id` is the same on every retry of these records, and after a
+    /// crash and replay; `records` may be a subset of an earlier attempt's (per-record retries).
+    async fn send(&self, request_id: &str, records: &[Record]) -> Outcome;
+}
