@@ -156,7 +156,7 @@ mod tests {
             crate::process::ErrorOutputType::HttpEndpointFailed
         }
         fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {
-            vec![0..records.len()]
+            std::iter::once(0..records.len()).collect()
         }
         async fn send(&self, _id: &str, records: &[Record]) -> Outcome {
             let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
