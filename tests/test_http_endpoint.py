@@ -114,6 +114,35 @@ def test_hostile_answers_never_crash_the_daemon_or_lose_a_record(sluice_factory,
     assert d.proc.poll() is None
 
 
+def make_certificates(d):
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl, as an operator would)."""
+    run = lambda *args: subprocess.run(args, cwd=d, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=sluice test CA")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                               "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return d / "ca.pem", (str(d / "server.pem"), str(d / "server.key"))
+
+
+def test_tls_with_a_private_ca_and_a_tls_error(sluice_factory, endpoint, tmp_path):
+    ca, server = make_certificates(tmp_path)
+    fake = endpoint(tls=server)
+    trusted = sluice_factory(config(fake.url, extra=f"tls: {{ ca_file: {ca} }}"), name="trusted").start()
+    put(trusted, [b"over tls"])
+    wait_for(lambda: fake.records() == [b"over tls"], what="delivery over TLS with the private CA")
+    untrusted = sluice_factory(config(fake.url, retry=1), name="untrusted").start()
+    put(untrusted, [b"refused"])
+    objects = wait_for_lines(lambda: local_objects(untrusted.workdir / "backup"), 1, what="the TLS failure")
+    (err,) = [json.loads(line) for v in objects.values() for line in v.splitlines()]
+    assert err["errorCode"] == "HttpEndpoint.ConnectionFailed", err
+    assert "certificate" in err["errorMessage"].lower(), err
+    assert fake.records() == [b"over tls"]
+
+
 def test_413_is_not_retried(sluice_factory, endpoint):
     fake = endpoint(script=["413"])
     d = sluice_factory(config(fake.url)).start()

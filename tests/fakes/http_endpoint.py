@@ -21,7 +21,7 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 class FakeHttpEndpoint:
-    def __init__(self, access_key=None, gzip_expected=False, common_attributes=None, script=()):
+    def __init__(self, access_key=None, gzip_expected=False, common_attributes=None, script=(), tls=None):
         self.access_key = access_key
         self.gzip_expected = gzip_expected
         self.common_attributes = common_attributes
@@ -43,11 +43,18 @@ class FakeHttpEndpoint:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls:  # (certificate chain file, key file): serve HTTPS
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/firehose"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}/v1/firehose"
 
     def start(self):
         self.thread.start()
