@@ -68,6 +68,14 @@ fn describe() {
         "sluice_delivery_to_http_endpoint_bytes_total",
         "DeliveryToHttpEndpoint.Bytes: bytes of records the HTTP endpoint accepted"
     );
+    describe_counter!(
+        "sluice_delivery_to_amazon_opensearch_service_records_total",
+        "DeliveryToAmazonOpenSearchService.Records: documents OpenSearch/Elasticsearch indexed"
+    );
+    describe_counter!(
+        "sluice_delivery_to_amazon_opensearch_service_bytes_total",
+        "DeliveryToAmazonOpenSearchService.Bytes: bytes of documents indexed"
+    );
     describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
     describe_counter!(
         "sluice_incoming_records_total",
@@ -179,6 +187,16 @@ impl PipelineMetrics {
             endpoint_bytes: counter!("sluice_delivery_to_http_endpoint_bytes_total", "delivery_stream_name" => s.clone()),
             stream: s,
         }
+    }
+
+    /// Counts sent records under an OpenSearch destination's names rather than the HTTP endpoint's.
+    pub fn for_opensearch(mut self) -> Self {
+        let s = self.stream.clone();
+        self.endpoint_records =
+            counter!("sluice_delivery_to_amazon_opensearch_service_records_total", "delivery_stream_name" => s.clone());
+        self.endpoint_bytes =
+            counter!("sluice_delivery_to_amazon_opensearch_service_bytes_total", "delivery_stream_name" => s);
+        self
     }
 
     /// Error-output records of one type (looked up per failure; failures are not the hot path).

@@ -119,7 +119,10 @@ pub fn start(
             d.file_extension.clone()
         },
     };
-    let metrics = PipelineMetrics::new(&name);
+    let metrics = match spec.endpoint.as_deref() {
+        Some(crate::config::EndpointSpec::Search(_)) => PipelineMetrics::new(&name).for_opensearch(),
+        _ => PipelineMetrics::new(&name),
+    };
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
     let chain = build_chain(&spec.processors)
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?
@@ -141,6 +144,10 @@ pub fn start(
     let endpoint: Option<Arc<dyn crate::sink::destination::Destination>> = match spec.endpoint.as_deref() {
         Some(crate::config::EndpointSpec::Http(h)) => Some(Arc::new(
             crate::sink::http_endpoint::HttpEndpoint::new(h, &name)
+                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+        )),
+        Some(crate::config::EndpointSpec::Search(s)) => Some(Arc::new(
+            crate::sink::opensearch::OpenSearch::new(s)
                 .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         )),
         None => None,

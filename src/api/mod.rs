@@ -422,6 +422,11 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
             "DestinationId": "destinationId-000000000001",
             "HttpEndpointDestinationDescription": http_endpoint_description(spec, h, s3),
         }),
+        Some(crate::config::EndpointSpec::Search(s)) => serde_json::json!({
+            "DestinationId": "destinationId-000000000001",
+            (if s.elasticsearch { "ElasticsearchDestinationDescription" } else { "AmazonopensearchserviceDestinationDescription" }):
+                search_description(spec, s, s3),
+        }),
         None => serde_json::json!({
             "DestinationId": "destinationId-000000000001",
             "ExtendedS3DestinationDescription": extended,
@@ -477,6 +482,37 @@ fn http_endpoint_description(
         "S3BackupMode": if h.backup_all { "AllData" } else { "FailedDataOnly" },
         "S3DestinationDescription": backup,
     })
+}
+
+/// Firehose's `AmazonopensearchserviceDestinationDescription` / `ElasticsearchDestinationDescription`
+/// (credentials are never described).
+fn search_description(
+    spec: &crate::config::PipelineSpec,
+    s: &crate::config::SearchSpec,
+    backup: serde_json::Value,
+) -> serde_json::Value {
+    let mut d = serde_json::json!({
+        "RoleARN": format!("arn:aws:iam::{ACCOUNT_ID}:role/sluice"),
+        "ClusterEndpoint": s.endpoint,
+        "IndexName": s.index,
+        "IndexRotationPeriod": s.rotation.name(),
+        "BufferingHints": {
+            "SizeInMBs": spec.buffering.size_bytes >> 20,
+            "IntervalInSeconds": spec.buffering.interval.as_secs(),
+        },
+        "RetryOptions": { "DurationInSeconds": s.retry_duration.as_secs() },
+        "S3BackupMode": if s.backup_all { "AllDocuments" } else { "FailedDocumentsOnly" },
+        "S3DestinationDescription": backup,
+        "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+        "CloudWatchLoggingOptions": { "Enabled": false },
+        "DocumentIdOptions": {
+            "DefaultDocumentIdFormat": if s.document_ids { "FIREHOSE_DEFAULT" } else { "NO_DOCUMENT_ID" },
+        },
+    });
+    if let (Some(t), Some(obj)) = (&s.type_name, d.as_object_mut()) {
+        obj.insert("TypeName".into(), t.clone().into());
+    }
+    d
 }
 
 fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {

@@ -27,7 +27,7 @@ pub use validate::{
     DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings,
     StoreSpec, STREAM_PLACEHOLDER,
 };
-pub use validate::{EndpointSpec, HttpEndpointSpec, Secret};
+pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -213,6 +213,38 @@ pub enum RawDestination {
     Local(RawObjectStore),
     /// Firehose's HTTP endpoint destination (protocol 1.0), with an object store as its backup.
     HttpEndpoint(Box<RawHttpEndpoint>),
+    /// OpenSearch through `_bulk`; `elasticsearch:` is the same destination.
+    Opensearch(Box<RawSearch>),
+    Elasticsearch(Box<RawSearch>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSearch {
+    pub endpoint: Spanned<String>,
+    pub index: Spanned<String>,
+    /// NoRotation | OneHour | OneDay | OneWeek | OneMonth
+    pub index_rotation: Option<Spanned<String>>,
+    /// Only for Elasticsearch 6.x.
+    pub type_name: Option<Spanned<String>>,
+    /// FIREHOSE_DEFAULT | NO_DOCUMENT_ID
+    pub document_id: Option<Spanned<String>>,
+    pub auth: Option<Spanned<RawSearchAuth>>,
+    pub retry_duration_seconds: Option<Spanned<u64>>,
+    pub request_timeout_seconds: Option<Spanned<u64>>,
+    /// `_bulk` requests are cut at this size (default 10MiB).
+    pub bulk_max_bytes: Option<Spanned<ByteSize>>,
+    pub tls: Option<Spanned<RawTls>>,
+    /// FailedDocumentsOnly | AllDocuments
+    pub s3_backup_mode: Option<Spanned<String>>,
+    pub backup: Spanned<RawDestination>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawSearchAuth {
+    Basic { username: String, password: String },
+    ApiKey(String),
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,7 +30,7 @@ mod endpoint;
 mod processors;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
-pub use endpoint::{EndpointSpec, HttpEndpointSpec, Secret};
+pub use endpoint::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret};
 use processors::processors;
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
@@ -496,7 +496,7 @@ fn destination(
                 c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
             }
             let endpoint = endpoint::http_endpoint(c, h, &at);
-            if matches!(h.backup.value, RawDestination::HttpEndpoint(_)) {
+            if !matches!(h.backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
                 c.at(&h.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
                 return None;
             }
@@ -505,6 +505,20 @@ fn destination(
                 c.at(&h.backup, &format!("{at}.backup.format_conversion"), "applies to S3 destinations only");
             }
             Some((backup, Some(Arc::new(EndpointSpec::Http(endpoint?)))))
+        }
+        RawDestination::Opensearch(s) | RawDestination::Elasticsearch(s) => {
+            let elasticsearch = matches!(d.value, RawDestination::Elasticsearch(_));
+            let at = format!("{field}.{}", if elasticsearch { "elasticsearch" } else { "opensearch" });
+            if partitions.enabled {
+                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
+            }
+            let spec = endpoint::search(c, s, &at, elasticsearch);
+            if !matches!(s.backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
+                c.at(&s.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
+                return None;
+            }
+            let backup = object_destination(c, &s.backup, &format!("{at}.backup"), partitions)?;
+            Some((backup, Some(Arc::new(EndpointSpec::Search(spec?)))))
         }
         _ => object_destination(c, d, field, partitions).map(|o| (o, None)),
     }
@@ -519,7 +533,9 @@ fn object_destination(
     let (kind, o) = match &d.value {
         RawDestination::S3(o) => ("s3", o),
         RawDestination::Local(o) => ("local", o),
-        RawDestination::HttpEndpoint(_) => return None,
+        RawDestination::HttpEndpoint(_) | RawDestination::Opensearch(_) | RawDestination::Elasticsearch(_) => {
+            return None
+        }
     };
     let field = format!("{field}.{kind}");
     let store = if kind == "s3" { s3_store(c, d, o, &field) } else { local_store(c, d, o, &field) };

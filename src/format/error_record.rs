@@ -29,6 +29,9 @@ struct ErrorRecord<'a> {
     raw_data: String,
     #[serde(rename = "lambdaArn", skip_serializing_if = "Option::is_none")]
     lambda_arn: Option<&'a str>,
+    /// Destination-specific fields (`esDocumentId`, `esIndexName`, ...).
+    #[serde(flatten)]
+    detail: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 #[derive(Serialize)]
@@ -63,6 +66,7 @@ pub fn render(failed: &Failed, attempt_ending_ms: i64) -> Bytes {
         attempt_ending_timestamp: attempt_ending_ms,
         raw_data: base64::engine::general_purpose::STANDARD.encode(&failed.record.data),
         lambda_arn: failed.lambda_arn.as_deref(),
+        detail: failed.detail.iter().map(|(k, v)| (*k, v.as_str())).collect(),
     };
     Bytes::from(serde_json::to_vec(&record).unwrap_or_default())
 }

@@ -84,8 +84,7 @@ impl Delivery {
     /// encoded as records. Returns once everything in it is written (or expired).
     pub(super) async fn deliver(&self, batch: Batch, error_type: Option<ErrorOutputType>) -> Done {
         if let (Some(endpoint), None) = (&self.endpoint, error_type) {
-            let backup_all =
-                matches!(self.spec.endpoint.as_deref(), Some(crate::config::EndpointSpec::Http(h)) if h.backup_all);
+            let backup_all = self.spec.endpoint.as_deref().is_some_and(|e| e.backup_all());
             self.deliver_to_endpoint(&batch, endpoint.as_ref(), backup_all).await;
             return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
         }

@@ -58,6 +58,7 @@ impl Delivery {
             }
             failed.extend(given_up.into_iter().map(|(i, e, attempts)| Failed {
                 attempts,
+                detail: e.detail,
                 ..Failed::new(records[i].clone(), kind, e.code, e.message)
             }));
         }
@@ -85,8 +86,7 @@ impl Delivery {
         attempt: u32,
     ) -> Result<(), SendError> {
         let indexes = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).indexes.clone();
-        let subset: Vec<Record> = indexes.iter().map(|&i| records[i].clone()).collect();
-        let outcome = endpoint.send(request_id, &subset).await;
+        let outcome = endpoint.send(request_id, records, &indexes).await;
         let mut p = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (delivered, result) = match outcome {
             Outcome::Delivered => (std::mem::take(&mut p.indexes), Ok(())),
@@ -114,10 +114,7 @@ impl Delivery {
     }
 
     fn endpoint_retry_duration(&self) -> std::time::Duration {
-        match self.spec.endpoint.as_deref() {
-            Some(crate::config::EndpointSpec::Http(h)) => h.retry_duration,
-            None => std::time::Duration::ZERO,
-        }
+        self.spec.endpoint.as_deref().map_or(std::time::Duration::ZERO, |e| e.retry_duration())
     }
 
     /// The request id of part `part` of a batch: derived from what identifies the batch (its
@@ -158,9 +155,10 @@ mod tests {
         fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {
             std::iter::once(0..records.len()).collect()
         }
-        async fn send(&self, _id: &str, records: &[Record]) -> Outcome {
+        async fn send(&self, _id: &str, records: &[Record], indexes: &[usize]) -> Outcome {
             let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
-            let names: Vec<String> = records.iter().map(|r| String::from_utf8_lossy(&r.data).into_owned()).collect();
+            let names: Vec<String> =
+                indexes.iter().map(|&i| String::from_utf8_lossy(&records[i].data).into_owned()).collect();
             self.seen.lock().unwrap().push(names.clone());
             let retry =
                 names.iter().enumerate().filter(|(_, n)| first && n.starts_with("slow")).map(|(i, _)| i).collect();

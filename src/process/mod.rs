@@ -58,6 +58,8 @@ pub enum ErrorOutputType {
     FormatConversionFailed,
     /// Records the HTTP endpoint did not take within the retry duration.
     HttpEndpointFailed,
+    /// Documents OpenSearch/Elasticsearch rejected, or did not take within the retry duration.
+    OpenSearchFailed,
 }
 
 impl ErrorOutputType {
@@ -67,6 +69,7 @@ impl ErrorOutputType {
             ErrorOutputType::DecompressionFailed => "decompression-failed",
             ErrorOutputType::FormatConversionFailed => "format-conversion-failed",
             ErrorOutputType::HttpEndpointFailed => "http-endpoint-failed",
+            ErrorOutputType::OpenSearchFailed => "AmazonOpenSearchService-failed",
         }
     }
 }
@@ -83,11 +86,21 @@ pub struct Failed {
     pub attempts: u32,
     /// The transform plugin that failed it, written where Firehose writes `lambdaArn`.
     pub lambda_arn: Option<Arc<str>>,
+    /// Destination-specific fields of the error record (`esDocumentId`, `esIndexName`, ...).
+    pub detail: Vec<(&'static str, String)>,
 }
 
 impl Failed {
     pub fn new(record: Record, kind: ErrorOutputType, code: &str, message: impl Into<String>) -> Self {
-        Self { record, kind, code: code.to_string(), message: message.into(), attempts: 1, lambda_arn: None }
+        Self {
+            record,
+            kind,
+            code: code.to_string(),
+            message: message.into(),
+            attempts: 1,
+            lambda_arn: None,
+            detail: Vec::new(),
+        }
     }
 }
 

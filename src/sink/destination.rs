@@ -21,15 +21,17 @@ pub struct SendError {
     pub message: String,
     /// Retrying cannot help (an HTTP 413, a mapping error): the records go to the error output.
     pub permanent: bool,
+    /// Fields for the record's error record (`esDocumentId`, ...).
+    pub detail: Vec<(&'static str, String)>,
 }
 
 impl SendError {
     pub fn retry(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), permanent: false }
+        Self { code, message: message.into(), permanent: false, detail: Vec::new() }
     }
 
     pub fn permanent(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), permanent: true }
+        Self { code, message: message.into(), permanent: true, detail: Vec::new() }
     }
 }
 
@@ -59,7 +61,9 @@ pub trait Destination: Send + Sync {
     /// The parts of a batch that go in one request each (the destination's size limits).
     fn requests(&self, records: &[Record]) -> Vec<Range<usize>>;
 
-    /// Sends one request. `request_id` is the same on every retry of these records, and after a
-    /// crash and replay; `records` may be a subset of an earlier attempt's (per-record retries).
-    async fn send(&self, request_id: &str, records: &[Record]) -> Outcome;
+    /// Sends one request of `records[i]` for each `i` in `indexes` (all of them at first, then
+    /// the ones to retry). `request_id` and the indexes are the same on every retry and after a
+    /// crash and replay, so ids derived from them (document ids) are stable. Indexes in the
+    /// outcome are positions in `indexes`.
+    async fn send(&self, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome;
 }

@@ -165,8 +165,9 @@ impl Destination for HttpEndpoint {
     }
 
     /// The protocol has no per-record answer: a request succeeds or fails whole.
-    async fn send(&self, request_id: &str, records: &[Record]) -> Outcome {
-        match self.post(request_id, records).await {
+    async fn send(&self, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome {
+        let subset: Vec<Record> = indexes.iter().filter_map(|&i| records.get(i).cloned()).collect();
+        match self.post(request_id, &subset).await {
             Ok(()) => Outcome::Delivered,
             Err(e) => Outcome::Failed(e),
         }

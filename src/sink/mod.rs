@@ -6,6 +6,7 @@ pub mod destination;
 pub mod http_endpoint;
 pub mod object_key;
 pub mod object_store;
+pub mod opensearch;
 pub mod probe;
 pub mod retry;
 

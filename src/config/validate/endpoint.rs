@@ -10,6 +10,48 @@ use crate::config::RawHttpEndpoint;
 #[derive(Clone, Debug)]
 pub enum EndpointSpec {
     Http(HttpEndpointSpec),
+    Search(SearchSpec),
+}
+
+impl EndpointSpec {
+    pub fn retry_duration(&self) -> Duration {
+        match self {
+            EndpointSpec::Http(h) => h.retry_duration,
+            EndpointSpec::Search(s) => s.retry_duration,
+        }
+    }
+
+    /// Whether every record is also written to the backup store.
+    pub fn backup_all(&self) -> bool {
+        match self {
+            EndpointSpec::Http(h) => h.backup_all,
+            EndpointSpec::Search(s) => s.backup_all,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SearchSpec {
+    pub endpoint: String,
+    pub index: String,
+    pub rotation: crate::sink::opensearch::index::Rotation,
+    pub type_name: Option<String>,
+    /// FIREHOSE_DEFAULT: stable `_id`s; NO_DOCUMENT_ID: the cluster assigns them.
+    pub document_ids: bool,
+    pub auth: Option<SearchAuth>,
+    pub retry_duration: Duration,
+    pub request_timeout: Duration,
+    pub bulk_max_bytes: usize,
+    pub ca_file: Option<PathBuf>,
+    pub backup_all: bool,
+    /// Configured as `elasticsearch:` (DescribeDeliveryStream names it so).
+    pub elasticsearch: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum SearchAuth {
+    Basic { username: String, password: Secret },
+    ApiKey(Secret),
 }
 
 #[derive(Clone, Debug)]
@@ -112,5 +154,93 @@ pub(super) fn http_endpoint(c: &mut Checker, h: &RawHttpEndpoint, field: &str) -
         request_timeout: Duration::from_secs(timeout),
         ca_file,
         backup_all,
+    })
+}
+
+pub(super) fn search(
+    c: &mut Checker,
+    s: &crate::config::RawSearch,
+    field: &str,
+    elasticsearch: bool,
+) -> Option<SearchSpec> {
+    use crate::sink::opensearch::index::Rotation;
+    let before = c.errors.len();
+    match reqwest::Url::parse(&s.endpoint.value) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+        _ => c.at(&s.endpoint, &format!("{field}.endpoint"), "must be an https:// (or http://) URL with a host"),
+    }
+    let index = &s.index.value;
+    let index_ok = (1..=80).contains(&index.len())
+        && index.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "-_.+".contains(ch))
+        && !index.starts_with(['-', '_', '+']);
+    if !index_ok {
+        c.at(
+            &s.index,
+            &format!("{field}.index"),
+            "must be 1-80 characters: lowercase letters, digits, - _ . +, not starting with - _ +",
+        );
+    }
+    let mut rotation = Rotation::OneDay;
+    super::conversion::choose(
+        c,
+        &s.index_rotation,
+        &format!("{field}.index_rotation"),
+        &Rotation::NAMES,
+        &mut rotation,
+    );
+    let mut document_ids = true;
+    let ids = [("FIREHOSE_DEFAULT", true), ("NO_DOCUMENT_ID", false)];
+    super::conversion::choose(c, &s.document_id, &format!("{field}.document_id"), &ids, &mut document_ids);
+    if let Some(t) = &s.type_name {
+        if t.value.len() > 100 {
+            c.at(t, &format!("{field}.type_name"), "must be at most 100 characters");
+        }
+    }
+    let retry = s.retry_duration_seconds.as_ref().map_or(300, |r| r.value);
+    if let Some(r) = &s.retry_duration_seconds {
+        if r.value > 7200 {
+            c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
+        }
+    }
+    let timeout = s.request_timeout_seconds.as_ref().map_or(120, |t| t.value);
+    if let Some(t) = &s.request_timeout_seconds {
+        if !(1..=900).contains(&t.value) {
+            c.at(t, &format!("{field}.request_timeout_seconds"), "must be between 1 and 900");
+        }
+    }
+    let bulk_max_bytes = s.bulk_max_bytes.as_ref().map_or(10 << 20, |b| b.value.0 as usize);
+    if let Some(b) = &s.bulk_max_bytes {
+        if !(64 << 10..=100 << 20).contains(&(b.value.0 as usize)) {
+            c.at(b, &format!("{field}.bulk_max_bytes"), "must be between 64KiB and 100MiB");
+        }
+    }
+    let mut backup_all = false;
+    let modes = [("FailedDocumentsOnly", false), ("AllDocuments", true)];
+    super::conversion::choose(c, &s.s3_backup_mode, &format!("{field}.s3_backup_mode"), &modes, &mut backup_all);
+    let ca_file = s.tls.as_ref().and_then(|t| t.value.ca_file.as_ref()).map(|f| {
+        if let Err(e) = std::fs::read(&f.value) {
+            c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
+        }
+        PathBuf::from(&f.value)
+    });
+    let auth = s.auth.as_ref().map(|a| match &a.value {
+        crate::config::RawSearchAuth::Basic { username, password } => {
+            SearchAuth::Basic { username: username.clone(), password: Secret(password.clone()) }
+        }
+        crate::config::RawSearchAuth::ApiKey(key) => SearchAuth::ApiKey(Secret(key.clone())),
+    });
+    (c.errors.len() == before).then(|| SearchSpec {
+        endpoint: s.endpoint.value.clone(),
+        index: index.clone(),
+        rotation,
+        type_name: s.type_name.as_ref().map(|t| t.value.clone()).filter(|t| !t.is_empty()),
+        document_ids,
+        auth,
+        retry_duration: Duration::from_secs(retry),
+        request_timeout: Duration::from_secs(timeout),
+        bulk_max_bytes,
+        ca_file,
+        backup_all,
+        elasticsearch,
     })
 }

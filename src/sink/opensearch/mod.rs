@@ -1,0 +1,262 @@
+//! OpenSearch / Elasticsearch delivery through the `_bulk` API (spec §8).
+//!
+//! One `_bulk` request per part of a buffer (split at `bulk_max_bytes`), every document with an
+//! explicit `_index` (rotation by the record's arrival time) and, with `FIREHOSE_DEFAULT`, an `_id`
+//! derived from the batch's identity and the record's position in it: the same on every retry and
+//! after a crash and replay, so a re-send overwrites instead of duplicating.
+//!
+//! A 200 whose items report errors is not success: items that failed with 429 or 5xx are sent again
+//! (only they), items rejected for good (mapping and parse errors, other 4xx) become
+//! `AmazonOpenSearchService-failed` error records with `esDocumentId`, `esIndexName`, `errorCode`
+//! (the item's HTTP status) and `errorMessage` (its error type and reason). Other shippers drop them.
+
+pub mod index;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+
+use self::index::Rotation;
+use super::destination::{Destination, Outcome, SendError};
+use super::SinkError;
+use crate::config::{SearchAuth, SearchSpec};
+use crate::process::ErrorOutputType;
+use crate::record::Record;
+
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+pub struct OpenSearch {
+    client: reqwest::Client,
+    bulk_url: reqwest::Url,
+    auth: Option<HeaderValue>,
+    spec: SearchSpec,
+    name: String,
+}
+
+impl OpenSearch {
+    pub fn new(spec: &SearchSpec) -> Result<Self, SinkError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(spec.request_timeout)
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(ca) = &spec.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| SinkError::Setup(format!("cannot read {}: {e}", ca.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SinkError::Setup(e.to_string()))? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| SinkError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let base = reqwest::Url::parse(&spec.endpoint).map_err(|e| SinkError::Setup(format!("bad endpoint: {e}")))?;
+        let bulk_url = base.join("_bulk").map_err(|e| SinkError::Setup(format!("bad endpoint: {e}")))?;
+        let auth = match &spec.auth {
+            None => None,
+            Some(SearchAuth::Basic { username, password }) => {
+                use base64::Engine;
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
+                Some(format!("Basic {token}"))
+            }
+            Some(SearchAuth::ApiKey(key)) => Some(format!("ApiKey {}", key.expose())),
+        }
+        .map(|v| {
+            HeaderValue::from_str(&v)
+                .map(|mut h| {
+                    h.set_sensitive(true);
+                    h
+                })
+                .map_err(|_| SinkError::Setup("the credentials hold characters a header cannot carry".into()))
+        })
+        .transpose()?;
+        let name = base.host_str().unwrap_or("opensearch").to_string();
+        Ok(Self { client, bulk_url, auth, spec: spec.clone(), name })
+    }
+
+    fn document_id(&self, request_id: &str, index: usize) -> Option<String> {
+        self.spec.document_ids.then(|| format!("{request_id}-{index}"))
+    }
+
+    /// The `_bulk` body: an action line and a document line per record. A record that is not a
+    /// single line of JSON cannot be framed; it is rejected before sending.
+    fn body(
+        &self,
+        request_id: &str,
+        records: &[Record],
+        indexes: &[usize],
+    ) -> (Vec<u8>, Vec<usize>, Vec<(usize, SendError)>) {
+        let mut body = Vec::new();
+        let (mut sent, mut rejected) = (Vec::new(), Vec::new());
+        for (k, &i) in indexes.iter().enumerate() {
+            let Some(record) = records.get(i) else { continue };
+            let index = self.spec.rotation.index(&self.spec.index, record.arrival_ms);
+            let id = self.document_id(request_id, i);
+            let doc = single_line_json(&record.data);
+            let Some(doc) = doc else {
+                let mut e = SendError::permanent("400", "the record is not a single-line JSON document");
+                e.detail = detail(id.as_deref(), &index);
+                rejected.push((k, e));
+                continue;
+            };
+            let mut action = serde_json::json!({ "_index": index });
+            if let (Some(id), Some(obj)) = (&id, action.as_object_mut()) {
+                obj.insert("_id".into(), id.clone().into());
+            }
+            if let (Some(t), Some(obj)) = (&self.spec.type_name, action.as_object_mut()) {
+                obj.insert("_type".into(), t.clone().into());
+            }
+            body.extend_from_slice(serde_json::json!({ "index": action }).to_string().as_bytes());
+            body.push(b'\n');
+            body.extend_from_slice(&doc);
+            body.push(b'\n');
+            sent.push(k);
+        }
+        (body, sent, rejected)
+    }
+}
+
+fn detail(id: Option<&str>, index: &str) -> Vec<(&'static str, String)> {
+    let mut d = vec![("esIndexName", index.to_string())];
+    if let Some(id) = id {
+        d.push(("esDocumentId", id.to_string()));
+    }
+    d
+}
+
+/// The record as one line of JSON: as is when it is one, compacted when it spans lines.
+fn single_line_json(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let trimmed = data.strip_suffix(b"\n").unwrap_or(data);
+    if !trimmed.contains(&b'\n') && !trimmed.is_empty() {
+        return Some(std::borrow::Cow::Borrowed(trimmed));
+    }
+    let value: serde_json::Value = serde_json::from_slice(trimmed).ok()?;
+    serde_json::to_vec(&value).ok().map(std::borrow::Cow::Owned)
+}
+
+#[async_trait]
+impl Destination for OpenSearch {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn error_output_type(&self) -> ErrorOutputType {
+        ErrorOutputType::OpenSearchFailed
+    }
+
+    fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {
+        let mut parts = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, r) in records.iter().enumerate() {
+            let size = r.data.len() + 160; // the action line
+            if i > start && bytes + size > self.spec.bulk_max_bytes {
+                parts.push(start..i);
+                (start, bytes) = (i, 0);
+            }
+            bytes += size;
+        }
+        if start < records.len() {
+            parts.push(start..records.len());
+        }
+        parts
+    }
+
+    async fn send(&self, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome {
+        let (body, sent, mut rejected) = self.body(request_id, records, indexes);
+        if sent.is_empty() {
+            return Outcome::Partial { retry: Vec::new(), rejected, cause: SendError::retry("400", "nothing to send") };
+        }
+        let mut request =
+            self.client.post(self.bulk_url.clone()).header(CONTENT_TYPE, "application/x-ndjson").body(body);
+        if let Some(auth) = &self.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        let failed = |e: SendError| Outcome::Partial { retry: sent.clone(), rejected: Vec::new(), cause: e };
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return failed(SendError::retry("OS.RequestTimeout", "no answer in time")),
+            Err(e) => return failed(SendError::retry("OS.ConnectionFailed", format!("the request failed: {e}"))),
+        };
+        let status = response.status();
+        let body = match read_capped(response).await {
+            Ok(b) => b,
+            Err(e) => return failed(e),
+        };
+        if status.as_u16() != 200 {
+            let text: String = String::from_utf8_lossy(&body).chars().take(1024).collect();
+            return failed(SendError::retry("OS.DestinationException", format!("_bulk answered {status}: {text}")));
+        }
+        let Ok(parsed) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return failed(SendError::retry("OS.InvalidResponse", "the _bulk answer is not JSON"));
+        };
+        let items = parsed.get("items").and_then(|i| i.as_array()).cloned().unwrap_or_default();
+        if items.len() != sent.len() {
+            return failed(SendError::retry(
+                "OS.InvalidResponse",
+                format!("the _bulk answer has {} items for {} documents", items.len(), sent.len()),
+            ));
+        }
+        let mut retry = Vec::new();
+        let mut cause = SendError::retry("429", "documents were throttled or failed on the server");
+        for (item, &k) in items.iter().zip(&sent) {
+            let result = item.get("index").or_else(|| item.get("create")).unwrap_or(item);
+            let code = result.get("status").and_then(|s| s.as_u64()).unwrap_or(500);
+            if (200..300).contains(&code) {
+                continue;
+            }
+            let error = result.get("error");
+            let text = |key: &str| error.and_then(|e| e.get(key)).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let message = match error {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(_) => format!("{}: {}", text("type"), text("reason")),
+                None => format!("the item failed with status {code}"),
+            };
+            if code == 429 || code >= 500 {
+                cause = SendError::retry(status_code(code), message);
+                retry.push(k);
+            } else {
+                let index = result.get("_index").and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let id = result.get("_id").and_then(|v| v.as_str()).map(str::to_string);
+                let mut e = SendError::permanent(status_code(code), message);
+                e.detail = detail(id.as_deref(), &index);
+                rejected.push((k, e));
+            }
+        }
+        if retry.is_empty() && rejected.is_empty() {
+            Outcome::Delivered
+        } else {
+            Outcome::Partial { retry, rejected, cause }
+        }
+    }
+}
+
+/// Firehose's errorCode for an OpenSearch item is its HTTP status, as text.
+fn status_code(code: u64) -> &'static str {
+    match code {
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        c if c < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, SendError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_RESPONSE_BYTES => {
+                return Err(SendError::retry("OS.ResponseTooLarge", "the _bulk answer is too large"))
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(SendError::retry("OS.ConnectionReset", format!("the answer broke off: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+"""A FAKE OpenSearch `_bulk` endpoint, written for sluice's tests (no OpenSearch can run here).
+
+It follows the public `_bulk` API strictly: `POST /_bulk` with `Content-Type: application/x-ndjson`, a body of
+newline-terminated action/document pairs, each action `{"index": {"_index": ..., "_id": ...}}` with an
+explicit index; anything else is a 400 for the whole request and recorded in `violations`. Documents are
+stored by (index, id), as OpenSearch does, so a re-sent document overwrites instead of duplicating. Per
+document it answers like a cluster would: a document with `"reject": true` gets a 400
+`mapper_parsing_exception` item; one with `"throttle": n` gets a 429 item for its first n attempts; the
+request as a whole is a 200 with `errors: true` when any item failed. `hang_first` makes the first request
+never answer (for kill -9 tests).
+"""
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenSearch:
+    def __init__(self, username=None, password=None, hang_first=False):
+        self.auth = None
+        if username is not None:
+            self.auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        self.hang_first = hang_first
+        self.lock = threading.Lock()
+        self.docs = {}           # (index, id) -> document
+        self.attempts = {}       # id -> attempts seen
+        self.requests = []       # ids per request
+        self.violations = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                fake.handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+
+    def parse(self, handler, body):
+        if handler.path != "/_bulk":
+            raise ValueError(f"path {handler.path}")
+        if handler.headers.get("Content-Type") != "application/x-ndjson":
+            raise ValueError("Content-Type must be application/x-ndjson")
+        if self.auth is not None and handler.headers.get("Authorization") != self.auth:
+            raise ValueError("wrong or missing credentials")
+        if not body.endswith(b"\n"):
+            raise ValueError("the body must end with a newline")
+        lines = body[:-1].split(b"\n")
+        if len(lines) % 2:
+            raise ValueError("actions and documents must come in pairs")
+        pairs = []
+        for action, doc in zip(lines[::2], lines[1::2]):
+            a = json.loads(action)
+            if list(a) != ["index"] or "_index" not in a["index"]:
+                raise ValueError(f"action {a} must be an index with an explicit _index")
+            pairs.append((a["index"], doc))
+        return pairs
+
+    def handle(self, handler):
+        body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
+        try:
+            pairs = self.parse(handler, body)
+        except (ValueError, json.JSONDecodeError) as e:
+            with self.lock:
+                self.violations.append(str(e))
+            return self.reply(handler, 400, {"error": {"type": "illegal_argument_exception", "reason": str(e)}, "status": 400})
+        with self.lock:
+            first = not self.requests
+            self.requests.append([a.get("_id") for a, _ in pairs])
+        if first and self.hang_first:
+            time.sleep(3600)
+        items, errors = [], False
+        for action, raw in pairs:
+            index, doc_id = action["_index"], action.get("_id") or f"auto-{time.time_ns()}"
+            with self.lock:
+                n = self.attempts[doc_id] = self.attempts.get(doc_id, 0) + 1
+            try:
+                doc = json.loads(raw)
+            except json.JSONDecodeError:
+                doc = None
+            if not isinstance(doc, dict) or doc.get("reject"):
+                errors = True
+                items.append({"index": {"_index": index, "_id": doc_id, "status": 400, "error": {
+                    "type": "mapper_parsing_exception", "reason": "failed to parse field [reject]"}}})
+            elif n <= doc.get("throttle", 0):
+                errors = True
+                items.append({"index": {"_index": index, "_id": doc_id, "status": 429, "error": {
+                    "type": "es_rejected_execution_exception", "reason": "rejected execution"}}})
+            else:
+                with self.lock:
+                    self.docs[(index, doc_id)] = doc
+                items.append({"index": {"_index": index, "_id": doc_id, "status": 201, "result": "created"}})
+        self.reply(handler, 200, {"took": 1, "errors": errors, "items": items})
+
+    def reply(self, handler, status, doc):
+        payload = json.dumps(doc).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
