@@ -17,7 +17,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
-use self::index::Rotation;
 use super::destination::{Destination, Outcome, SendError};
 use super::SinkError;
 use crate::config::{SearchAuth, SearchSpec};
