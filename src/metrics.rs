@@ -76,6 +76,11 @@ fn describe() {
         "sluice_delivery_to_amazon_opensearch_service_bytes_total",
         "DeliveryToAmazonOpenSearchService.Bytes: bytes of documents indexed"
     );
+    describe_counter!("sluice_delivery_to_splunk_records_total", "DeliveryToSplunk.Records: events HEC acknowledged");
+    describe_counter!(
+        "sluice_delivery_to_splunk_bytes_total",
+        "DeliveryToSplunk.Bytes: bytes of events HEC acknowledged"
+    );
     describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
     describe_counter!(
         "sluice_incoming_records_total",
@@ -189,13 +194,14 @@ impl PipelineMetrics {
         }
     }
 
-    /// Counts sent records under an OpenSearch destination's names rather than the HTTP endpoint's.
-    pub fn for_opensearch(mut self) -> Self {
+    /// Counts records a sending destination took under its own Firehose names
+    /// (`DeliveryToAmazonOpenSearchService.*`, `DeliveryToSplunk.*`) rather than the HTTP endpoint's.
+    pub fn for_destination(mut self, destination: &str) -> Self {
         let s = self.stream.clone();
         self.endpoint_records =
-            counter!("sluice_delivery_to_amazon_opensearch_service_records_total", "delivery_stream_name" => s.clone());
+            counter!(format!("sluice_delivery_to_{destination}_records_total"), "delivery_stream_name" => s.clone());
         self.endpoint_bytes =
-            counter!("sluice_delivery_to_amazon_opensearch_service_bytes_total", "delivery_stream_name" => s);
+            counter!(format!("sluice_delivery_to_{destination}_bytes_total"), "delivery_stream_name" => s);
         self
     }
 

@@ -120,7 +120,10 @@ pub fn start(
         },
     };
     let metrics = match spec.endpoint.as_deref() {
-        Some(crate::config::EndpointSpec::Search(_)) => PipelineMetrics::new(&name).for_opensearch(),
+        Some(crate::config::EndpointSpec::Search(_)) => {
+            PipelineMetrics::new(&name).for_destination("amazon_opensearch_service")
+        }
+        Some(crate::config::EndpointSpec::Splunk(_)) => PipelineMetrics::new(&name).for_destination("splunk"),
         _ => PipelineMetrics::new(&name),
     };
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
@@ -149,6 +152,9 @@ pub fn start(
         Some(crate::config::EndpointSpec::Search(s)) => Some(Arc::new(
             crate::sink::opensearch::OpenSearch::new(s)
                 .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+        )),
+        Some(crate::config::EndpointSpec::Splunk(s)) => Some(Arc::new(
+            crate::sink::splunk::Splunk::new(s).map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         )),
         None => None,
     };

@@ -427,6 +427,23 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
             (if s.elasticsearch { "ElasticsearchDestinationDescription" } else { "AmazonopensearchserviceDestinationDescription" }):
                 search_description(spec, s, s3),
         }),
+        Some(crate::config::EndpointSpec::Splunk(s)) => serde_json::json!({
+            "DestinationId": "destinationId-000000000001",
+            "SplunkDestinationDescription": {
+                "HECEndpoint": s.endpoint,
+                "HECEndpointType": if s.raw { "Raw" } else { "Event" },
+                "HECAcknowledgmentTimeoutInSeconds": s.ack_timeout.as_secs(),
+                "RetryOptions": { "DurationInSeconds": s.retry_duration.as_secs() },
+                "S3BackupMode": if s.backup_all { "AllEvents" } else { "FailedEventsOnly" },
+                "S3DestinationDescription": s3,
+                "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+                "CloudWatchLoggingOptions": { "Enabled": false },
+                "BufferingHints": {
+                    "SizeInMBs": spec.buffering.size_bytes >> 20,
+                    "IntervalInSeconds": spec.buffering.interval.as_secs(),
+                },
+            },
+        }),
         None => serde_json::json!({
             "DestinationId": "destinationId-000000000001",
             "ExtendedS3DestinationDescription": extended,

@@ -27,7 +27,7 @@ pub use validate::{
     DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings,
     StoreSpec, STREAM_PLACEHOLDER,
 };
-pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret};
+pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -216,6 +216,24 @@ pub enum RawDestination {
     /// OpenSearch through `_bulk`; `elasticsearch:` is the same destination.
     Opensearch(Box<RawSearch>),
     Elasticsearch(Box<RawSearch>),
+    /// Splunk's HTTP Event Collector, with indexer acknowledgement.
+    Splunk(Box<RawSplunk>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSplunk {
+    pub hec_endpoint: Spanned<String>,
+    /// Event | Raw
+    pub hec_endpoint_type: Option<Spanned<String>>,
+    pub hec_token: Spanned<String>,
+    /// 180-600
+    pub hec_acknowledgment_timeout_seconds: Option<Spanned<u64>>,
+    pub retry_duration_seconds: Option<Spanned<u64>>,
+    pub tls: Option<Spanned<RawTls>>,
+    /// FailedEventsOnly | AllEvents
+    pub s3_backup_mode: Option<Spanned<String>>,
+    pub backup: Spanned<RawDestination>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,7 +30,7 @@ mod endpoint;
 mod processors;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
-pub use endpoint::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret};
+pub use endpoint::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 use processors::processors;
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
@@ -520,6 +520,19 @@ fn destination(
             let backup = object_destination(c, &s.backup, &format!("{at}.backup"), partitions)?;
             Some((backup, Some(Arc::new(EndpointSpec::Search(spec?)))))
         }
+        RawDestination::Splunk(s) => {
+            let at = format!("{field}.splunk");
+            if partitions.enabled {
+                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
+            }
+            let spec = endpoint::splunk(c, s, &at);
+            if !matches!(s.backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
+                c.at(&s.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
+                return None;
+            }
+            let backup = object_destination(c, &s.backup, &format!("{at}.backup"), partitions)?;
+            Some((backup, Some(Arc::new(EndpointSpec::Splunk(spec?)))))
+        }
         _ => object_destination(c, d, field, partitions).map(|o| (o, None)),
     }
 }
@@ -533,9 +546,10 @@ fn object_destination(
     let (kind, o) = match &d.value {
         RawDestination::S3(o) => ("s3", o),
         RawDestination::Local(o) => ("local", o),
-        RawDestination::HttpEndpoint(_) | RawDestination::Opensearch(_) | RawDestination::Elasticsearch(_) => {
-            return None
-        }
+        RawDestination::HttpEndpoint(_)
+        | RawDestination::Opensearch(_)
+        | RawDestination::Elasticsearch(_)
+        | RawDestination::Splunk(_) => return None,
     };
     let field = format!("{field}.{kind}");
     let store = if kind == "s3" { s3_store(c, d, o, &field) } else { local_store(c, d, o, &field) };

@@ -60,6 +60,8 @@ pub enum ErrorOutputType {
     HttpEndpointFailed,
     /// Documents OpenSearch/Elasticsearch rejected, or did not take within the retry duration.
     OpenSearchFailed,
+    /// Events Splunk HEC did not acknowledge within the retry duration.
+    SplunkFailed,
 }
 
 impl ErrorOutputType {
@@ -70,6 +72,7 @@ impl ErrorOutputType {
             ErrorOutputType::FormatConversionFailed => "format-conversion-failed",
             ErrorOutputType::HttpEndpointFailed => "http-endpoint-failed",
             ErrorOutputType::OpenSearchFailed => "AmazonOpenSearchService-failed",
+            ErrorOutputType::SplunkFailed => "splunk-failed",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod object_store;
 pub mod opensearch;
 pub mod probe;
 pub mod retry;
+pub mod splunk;
 
 pub use self::object_store::{ObjectSink, SinkError};
 pub use self::probe::Probe;

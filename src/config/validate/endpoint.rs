@@ -11,6 +11,19 @@ use crate::config::RawHttpEndpoint;
 pub enum EndpointSpec {
     Http(HttpEndpointSpec),
     Search(SearchSpec),
+    Splunk(SplunkSpec),
+}
+
+#[derive(Clone, Debug)]
+pub struct SplunkSpec {
+    pub endpoint: String,
+    /// `Raw` (records concatenated) rather than `Event`.
+    pub raw: bool,
+    pub token: Secret,
+    pub ack_timeout: Duration,
+    pub retry_duration: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub backup_all: bool,
 }
 
 impl EndpointSpec {
@@ -18,6 +31,7 @@ impl EndpointSpec {
         match self {
             EndpointSpec::Http(h) => h.retry_duration,
             EndpointSpec::Search(s) => s.retry_duration,
+            EndpointSpec::Splunk(s) => s.retry_duration,
         }
     }
 
@@ -26,6 +40,7 @@ impl EndpointSpec {
         match self {
             EndpointSpec::Http(h) => h.backup_all,
             EndpointSpec::Search(s) => s.backup_all,
+            EndpointSpec::Splunk(s) => s.backup_all,
         }
     }
 }
@@ -242,5 +257,55 @@ pub(super) fn search(
         ca_file,
         backup_all,
         elasticsearch,
+    })
+}
+
+pub(super) fn splunk(c: &mut Checker, s: &crate::config::RawSplunk, field: &str) -> Option<SplunkSpec> {
+    let before = c.errors.len();
+    match reqwest::Url::parse(&s.hec_endpoint.value) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+        _ => {
+            c.at(&s.hec_endpoint, &format!("{field}.hec_endpoint"), "must be an https:// (or http://) URL with a host")
+        }
+    }
+    let mut raw = false;
+    let types = [("Event", false), ("Raw", true)];
+    super::conversion::choose(c, &s.hec_endpoint_type, &format!("{field}.hec_endpoint_type"), &types, &mut raw);
+    if s.hec_token.value.is_empty() {
+        c.at(&s.hec_token, &format!("{field}.hec_token"), "must not be empty");
+    }
+    let ack = s.hec_acknowledgment_timeout_seconds.as_ref().map_or(180, |a| a.value);
+    if let Some(a) = &s.hec_acknowledgment_timeout_seconds {
+        if !(180..=600).contains(&a.value) {
+            c.at(
+                a,
+                &format!("{field}.hec_acknowledgment_timeout_seconds"),
+                "must be between 180 and 600 (Firehose's range)",
+            );
+        }
+    }
+    let retry = s.retry_duration_seconds.as_ref().map_or(300, |r| r.value);
+    if let Some(r) = &s.retry_duration_seconds {
+        if r.value > 7200 {
+            c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
+        }
+    }
+    let mut backup_all = false;
+    let modes = [("FailedEventsOnly", false), ("AllEvents", true)];
+    super::conversion::choose(c, &s.s3_backup_mode, &format!("{field}.s3_backup_mode"), &modes, &mut backup_all);
+    let ca_file = s.tls.as_ref().and_then(|t| t.value.ca_file.as_ref()).map(|f| {
+        if let Err(e) = std::fs::read(&f.value) {
+            c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
+        }
+        PathBuf::from(&f.value)
+    });
+    (c.errors.len() == before).then(|| SplunkSpec {
+        endpoint: s.hec_endpoint.value.clone(),
+        raw,
+        token: Secret(s.hec_token.value.clone()),
+        ack_timeout: Duration::from_secs(ack),
+        retry_duration: Duration::from_secs(retry),
+        ca_file,
+        backup_all,
     })
 }
