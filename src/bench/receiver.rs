@@ -1,7 +1,8 @@
-//! `sluice bench receiver`: a minimal, fast Firehose HTTP endpoint receiver for measuring the HTTP
-//! endpoint destination (the Python fake in tests/ checks the protocol strictly but cannot take
-//! hundreds of thousands of records a second). It acknowledges every request with its request id
-//! and prints the records it received each second.
+//! `sluice bench receiver`: a minimal, fast receiver for measuring the sending destinations (the
+//! Python fakes in tests/ check the protocols strictly but cannot take hundreds of thousands of
+//! records a second). `POST /` answers the Firehose HTTP endpoint protocol with the request id;
+//! `POST /_bulk` answers an OpenSearch bulk request with every item created. It prints the records
+//! it received each second.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ pub async fn run(a: ReceiverArgs) -> anyhow::Result<()> {
     let received = Arc::new(AtomicU64::new(0));
     let app = axum::Router::new()
         .route("/", post(receive))
+        .route("/_bulk", post(bulk))
         .layer(axum::extract::DefaultBodyLimit::max(128 << 20))
         .with_state(received.clone());
     let listener = tokio::net::TcpListener::bind(a.listen).await?;
@@ -59,4 +61,20 @@ async fn receive(State(received): State<Arc<AtomicU64>>, headers: HeaderMap, bod
     let records = body.iter().filter(|&&b| b == b'}').count().saturating_sub(1);
     received.fetch_add(records as u64, Ordering::Relaxed);
     (StatusCode::OK, format!("{{\"requestId\":\"{id}\",\"timestamp\":{}}}", crate::pipeline::now_ms()))
+}
+
+/// Every document of a `_bulk` request indexed (an action line and a document line each).
+async fn bulk(State(received): State<Arc<AtomicU64>>, body: Bytes) -> (StatusCode, String) {
+    let documents = body.iter().filter(|&&b| b == b'\n').count() / 2;
+    received.fetch_add(documents as u64, Ordering::Relaxed);
+    let mut answer = String::with_capacity(32 + documents * 28);
+    answer.push_str("{\"took\":1,\"errors\":false,\"items\":[");
+    for i in 0..documents {
+        if i > 0 {
+            answer.push(',');
+        }
+        answer.push_str("{\"index\":{\"status\":201}}");
+    }
+    answer.push_str("]}");
+    (StatusCode::OK, answer)
 }
