@@ -81,6 +81,11 @@ fn describe() {
         "sluice_delivery_to_splunk_bytes_total",
         "DeliveryToSplunk.Bytes: bytes of events HEC acknowledged"
     );
+    describe_counter!("sluice_backup_to_s3_records_total", "BackupToS3.Records: records copied to the backup store");
+    describe_counter!(
+        "sluice_backup_to_s3_bytes_total",
+        "BackupToS3.Bytes: bytes of records copied to the backup store"
+    );
     describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
     describe_counter!(
         "sluice_incoming_records_total",
@@ -159,6 +164,9 @@ pub struct PipelineMetrics {
     pub delivery_latency: Histogram,
     pub endpoint_records: Counter,
     pub endpoint_bytes: Counter,
+    /// BackupToS3.*: records a sending destination's backup store received (`AllData` copies).
+    pub backup_records: Counter,
+    pub backup_bytes: Counter,
     stream: String,
 }
 
@@ -190,6 +198,8 @@ impl PipelineMetrics {
             delivery_latency: histogram!("sluice_delivery_latency_seconds", "delivery_stream_name" => s.clone()),
             endpoint_records: counter!("sluice_delivery_to_http_endpoint_records_total", "delivery_stream_name" => s.clone()),
             endpoint_bytes: counter!("sluice_delivery_to_http_endpoint_bytes_total", "delivery_stream_name" => s.clone()),
+            backup_records: counter!("sluice_backup_to_s3_records_total", "delivery_stream_name" => s.clone()),
+            backup_bytes: counter!("sluice_backup_to_s3_bytes_total", "delivery_stream_name" => s.clone()),
             stream: s,
         }
     }
@@ -201,7 +211,10 @@ impl PipelineMetrics {
         self.endpoint_records =
             counter!(format!("sluice_delivery_to_{destination}_records_total"), "delivery_stream_name" => s.clone());
         self.endpoint_bytes =
-            counter!(format!("sluice_delivery_to_{destination}_bytes_total"), "delivery_stream_name" => s);
+            counter!(format!("sluice_delivery_to_{destination}_bytes_total"), "delivery_stream_name" => s.clone());
+        // DataFreshness is the destination's, not the backup store's.
+        self.data_freshness_seconds =
+            gauge!(format!("sluice_delivery_to_{destination}_data_freshness_seconds"), "delivery_stream_name" => s);
         self
     }
 

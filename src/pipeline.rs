@@ -124,7 +124,8 @@ pub fn start(
             PipelineMetrics::new(&name).for_destination("amazon_opensearch_service")
         }
         Some(crate::config::EndpointSpec::Splunk(_)) => PipelineMetrics::new(&name).for_destination("splunk"),
-        _ => PipelineMetrics::new(&name),
+        Some(crate::config::EndpointSpec::Http(_)) => PipelineMetrics::new(&name).for_destination("http_endpoint"),
+        None => PipelineMetrics::new(&name),
     };
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
     let chain = build_chain(&spec.processors)

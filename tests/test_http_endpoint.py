@@ -160,6 +160,9 @@ def test_all_data_backup_writes_every_record_to_the_store(sluice_factory, endpoi
     wait_for(lambda: len(fake.records()) == 2, what="the endpoint")
     objects = wait_for(lambda: local_objects(d.workdir / "backup"), what="the backup copy")
     assert sorted(b"".join(objects.values()).splitlines()) == [b"x", b"y"]
+    wait_for(lambda: d.metrics().get('sluice_backup_to_s3_records_total{delivery_stream_name="web"}') == 2,
+             what="BackupToS3.Records")
+    assert 'sluice_delivery_to_http_endpoint_data_freshness_seconds{delivery_stream_name="web"}' in d.metrics()
 
 
 def test_kill_9_mid_request_resends_the_same_request_id(sluice_factory, endpoint):

@@ -73,6 +73,8 @@ impl Delivery {
         if backup_all {
             let key = self.object_key(batch, None, "data", &self.format.extension);
             self.write_records(&key, batch, false, Arc::new(batch.records.clone()), self.format.clone()).await;
+            self.metrics.backup_records.increment(batch.records.len() as u64);
+            self.metrics.backup_bytes.increment(batch.bytes as u64);
         }
     }
 
