@@ -93,3 +93,35 @@ def test_the_retry_duration_ends_throttled_documents_in_error_records(sluice_fac
         assert err["attemptsMade"] >= 2
     finally:
         fake.stop()
+
+
+def test_aws_sigv4_requests_verify_with_botocore(sluice_factory):
+    import os
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    fake = FakeOpenSearch(sigv4=("AKIDEXAMPLE", secret, "es", "eu-west-1")).start()
+    try:
+        d = sluice_factory(f"""
+            pipelines:
+              - name: search
+                buffering: {{ size_mb: 1, interval_seconds: 1 }}
+                destination:
+                  opensearch:
+                    endpoint: "{fake.url}"
+                    index: signed
+                    index_rotation: NoRotation
+                    auth: {{ aws_sigv4: {{ service: es, region: eu-west-1 }} }}
+                    backup: {{ local: {{ path: ./backup }} }}
+            """)
+        d.start(env={**os.environ, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": secret})
+        put(d, [{"signed": True}])
+        wait_for(lambda: fake.docs, timeout=30, what="the signed request accepted")
+        assert fake.violations == [] and list(fake.docs)[0][0] == "signed"
+        assert secret not in d.log()
+        # The same request signed with a wrong secret is refused by the verifier.
+        wrong = sluice_factory(d.config_path.read_text().replace("index: signed", "index: wrong"), name="wrong")
+        wrong.start(env={**os.environ, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+        put(wrong, [{"signed": False}])
+        wait_for(lambda: "missing or invalid SigV4 signature" in fake.violations, what="the bad signature refused")
+        assert all(index == "signed" for index, _ in fake.docs)
+    finally:
+        fake.stop()

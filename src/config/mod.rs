@@ -261,8 +261,16 @@ pub struct RawSearch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawSearchAuth {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     ApiKey(String),
+    /// Amazon OpenSearch Service (`es`) or Serverless (`aoss`), with the standard AWS credentials.
+    AwsSigv4 {
+        service: Option<String>,
+        region: Option<String>,
+    },
 }
 
 #[derive(Debug, Deserialize)]

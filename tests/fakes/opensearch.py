@@ -7,7 +7,8 @@ stored by (index, id), as OpenSearch does, so a re-sent document overwrites inst
 document it answers like a cluster would: a document with `"reject": true` gets a 400
 `mapper_parsing_exception` item; one with `"throttle": n` gets a 429 item for its first n attempts; the
 request as a whole is a 200 with `errors: true` when any item failed. `hang_first` makes the first request
-never answer (for kill -9 tests).
+never answer (for kill -9 tests). With `sigv4`, each request's AWS Signature Version 4 is recomputed with
+botocore's signer and must match.
 """
 
 import base64
@@ -18,7 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenSearch:
-    def __init__(self, username=None, password=None, hang_first=False):
+    def __init__(self, username=None, password=None, hang_first=False, sigv4=None):
+        # sigv4: (access key id, secret, service, region): every request must carry a valid signature.
+        self.sigv4 = sigv4
         self.auth = None
         if username is not None:
             self.auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
@@ -61,6 +64,8 @@ class FakeOpenSearch:
             raise ValueError("Content-Type must be application/x-ndjson")
         if self.auth is not None and handler.headers.get("Authorization") != self.auth:
             raise ValueError("wrong or missing credentials")
+        if self.sigv4 is not None and not sigv4_valid(handler, body, *self.sigv4):
+            raise ValueError("missing or invalid SigV4 signature")
         if not body.endswith(b"\n"):
             raise ValueError("the body must end with a newline")
         lines = body[:-1].split(b"\n")
@@ -117,3 +122,26 @@ class FakeOpenSearch:
         handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
         handler.wfile.write(payload)
+
+
+def sigv4_valid(handler, body, key_id, secret, service, region):
+    """Recomputes the request's SigV4 signature with botocore (a signer we did not write)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    auth = handler.headers.get("Authorization", "")
+    if not auth.startswith("AWS4-HMAC-SHA256 "):
+        return False
+    parts = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
+    if not parts.get("Credential", "").startswith(f"{key_id}/") or f"/{region}/{service}/aws4_request" not in parts["Credential"]:
+        return False
+    signed = parts["SignedHeaders"].split(";")
+    headers = {name: handler.headers.get(name, "") for name in signed}
+    if "host" not in headers or "x-amz-date" not in headers:
+        return False
+    request = AWSRequest(method="POST", url=f"http://{headers['host']}{handler.path}", data=body, headers=headers)
+    request.context["timestamp"] = headers["x-amz-date"]
+    signer = SigV4Auth(Credentials(key_id, secret), service, region)
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    return expected == parts["Signature"]

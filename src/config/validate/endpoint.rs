@@ -67,6 +67,7 @@ pub struct SearchSpec {
 pub enum SearchAuth {
     Basic { username: String, password: Secret },
     ApiKey(Secret),
+    AwsSigv4 { service: String, region: String },
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +244,22 @@ pub(super) fn search(
             SearchAuth::Basic { username: username.clone(), password: Secret(password.clone()) }
         }
         crate::config::RawSearchAuth::ApiKey(key) => SearchAuth::ApiKey(Secret(key.clone())),
+        crate::config::RawSearchAuth::AwsSigv4 { service, region } => {
+            let service = service.clone().unwrap_or_else(|| "es".into());
+            if service != "es" && service != "aoss" {
+                c.at(
+                    a,
+                    &format!("{field}.auth.aws_sigv4.service"),
+                    "must be `es` (OpenSearch Service) or `aoss` (Serverless)",
+                );
+            }
+            let region = region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .unwrap_or_else(|| "us-east-1".into());
+            SearchAuth::AwsSigv4 { service, region }
+        }
     });
     (c.errors.len() == before).then(|| SearchSpec {
         endpoint: s.endpoint.value.clone(),

@@ -57,6 +57,7 @@ impl OpenSearch {
                 Some(format!("Basic {token}"))
             }
             Some(SearchAuth::ApiKey(key)) => Some(format!("ApiKey {}", key.expose())),
+            Some(SearchAuth::AwsSigv4 { .. }) => None, // signed per request
         }
         .map(|v| {
             HeaderValue::from_str(&v)
@@ -163,10 +164,20 @@ impl Destination for OpenSearch {
         if sent.is_empty() {
             return Outcome::Partial { retry: Vec::new(), rejected, cause: SendError::retry("400", "nothing to send") };
         }
+        let signature = match &self.spec.auth {
+            Some(SearchAuth::AwsSigv4 { service, region }) => match sign(&self.bulk_url, &body, service, region) {
+                Ok(headers) => headers,
+                Err(e) => return Outcome::Partial { retry: sent, rejected, cause: e },
+            },
+            _ => Vec::new(),
+        };
         let mut request =
             self.client.post(self.bulk_url.clone()).header(CONTENT_TYPE, "application/x-ndjson").body(body);
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
+        }
+        for (name, value) in signature {
+            request = request.header(name, value);
         }
         let failed = |e: SendError| Outcome::Partial { retry: sent.clone(), rejected: Vec::new(), cause: e };
         let response = match request.send().await {
@@ -258,4 +269,57 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, SendErr
             Err(e) => return Err(SendError::retry("OS.ConnectionReset", format!("the answer broke off: {e}"))),
         }
     }
+}
+
+/// SigV4 headers for a `_bulk` POST (object_store's signer; credentials from the environment or the
+/// shared files, read per request so rotated keys are picked up).
+fn sign(
+    url: &reqwest::Url,
+    body: &[u8],
+    service: &str,
+    region: &str,
+) -> Result<Vec<(http::HeaderName, HeaderValue)>, SendError> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let profile = super::aws_profile::load();
+    let (key_id, secret_key, token) = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => (id, secret, env("AWS_SESSION_TOKEN")),
+        _ => match (profile.access_key_id, profile.secret_access_key) {
+            (Some(id), Some(secret)) => (id, secret, profile.session_token),
+            _ => {
+                return Err(SendError::retry(
+                    "OS.CredentialsMissing",
+                    "no AWS credentials for SigV4: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a shared credentials profile",
+                ))
+            }
+        },
+    };
+    // The signer would panic on a token a header cannot carry: refuse it here instead.
+    if token.as_deref().is_some_and(|t| HeaderValue::from_str(t).is_err()) {
+        return Err(SendError::retry(
+            "OS.CredentialsInvalid",
+            "AWS_SESSION_TOKEN holds characters a header cannot carry",
+        ));
+    }
+    let credential = object_store::aws::AwsCredential { key_id, secret_key, token };
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => return Err(SendError::retry("OS.InvalidEndpoint", "the endpoint has no host")),
+    };
+    let mut request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(url.as_str())
+        .header(http::header::HOST, host)
+        .header(http::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(object_store::client::HttpRequestBody::from(body.to_vec()))
+        .map_err(|e| SendError::retry("OS.InvalidEndpoint", e.to_string()))?;
+    object_store::aws::AwsAuthorizer::new(&credential, service, region)
+        .try_authorize(&mut request, None)
+        .map_err(|e| SendError::retry("OS.SigningFailed", e.to_string()))?;
+    Ok(request
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != http::header::CONTENT_TYPE)
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect())
 }
