@@ -86,6 +86,11 @@ fn describe() {
         "sluice_backup_to_s3_bytes_total",
         "BackupToS3.Bytes: bytes of records copied to the backup store"
     );
+    describe_histogram!(
+        "sluice_delivery_to_splunk_data_ack_latency_seconds",
+        Unit::Seconds,
+        "DeliveryToSplunk.DataAckLatency: from HEC's answer to its indexer acknowledgement"
+    );
     describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
     describe_counter!(
         "sluice_incoming_records_total",

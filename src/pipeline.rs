@@ -155,7 +155,8 @@ pub fn start(
                 .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         )),
         Some(crate::config::EndpointSpec::Splunk(s)) => Some(Arc::new(
-            crate::sink::splunk::Splunk::new(s).map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+            crate::sink::splunk::Splunk::new(s, &name)
+                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         )),
         None => None,
     };

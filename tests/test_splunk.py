@@ -34,6 +34,7 @@ def test_events_are_delivered_once_acknowledged(sluice_factory):
         assert hec.violations == []
         assert sorted(map(json.dumps, hec.indexed)) == sorted([json.dumps({"n": 1}), json.dumps("plain text line")])
         assert "0b1c2d3e-aaaa" not in d.log(), "the token is never logged"
+        assert d.metrics()['sluice_delivery_to_splunk_data_ack_latency_seconds_count{delivery_stream_name="hec"}'] >= 1
         desc = c.describe_delivery_stream(DeliveryStreamName="hec")["DeliveryStreamDescription"]
         s = desc["Destinations"][0]["SplunkDestinationDescription"]
         assert s["HECEndpointType"] == "Event" and s["HECAcknowledgmentTimeoutInSeconds"] == 180

@@ -31,10 +31,12 @@ pub struct Splunk {
     channel: String,
     spec: SplunkSpec,
     name: String,
+    /// DeliveryToSplunk.DataAckLatency: from a request's answer to its indexer acknowledgement.
+    ack_latency: metrics::Histogram,
 }
 
 impl Splunk {
-    pub fn new(spec: &SplunkSpec) -> Result<Self, SinkError> {
+    pub fn new(spec: &SplunkSpec, stream: &str) -> Result<Self, SinkError> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(60))
@@ -51,7 +53,19 @@ impl Splunk {
             .map_err(|_| SinkError::Setup("the HEC token holds characters a header cannot carry".into()))?;
         auth.set_sensitive(true);
         let name = base.host_str().unwrap_or("splunk").to_string();
-        Ok(Self { client, base, auth, channel: uuid::Uuid::new_v4().to_string(), spec: spec.clone(), name })
+        let ack_latency = metrics::histogram!(
+            "sluice_delivery_to_splunk_data_ack_latency_seconds",
+            "delivery_stream_name" => stream.to_string()
+        );
+        Ok(Self {
+            client,
+            base,
+            auth,
+            channel: uuid::Uuid::new_v4().to_string(),
+            spec: spec.clone(),
+            name,
+            ack_latency,
+        })
     }
 
     fn body(&self, records: &[Record], indexes: &[usize]) -> Vec<u8> {
@@ -110,11 +124,13 @@ impl Splunk {
 
     /// Polls until HEC says `ack` is indexed, or the acknowledgement timeout passes.
     async fn await_ack(&self, ack: u64) -> Result<(), SendError> {
-        let deadline = Instant::now() + self.spec.ack_timeout;
+        let started = Instant::now();
+        let deadline = started + self.spec.ack_timeout;
         loop {
             let body = serde_json::json!({ "acks": [ack] }).to_string().into_bytes();
             let (status, json) = self.post("services/collector/ack", body).await?;
             if status == 200 && json["acks"][ack.to_string()].as_bool() == Some(true) {
+                self.ack_latency.record(started.elapsed());
                 return Ok(());
             }
             if status != 200 {
