@@ -144,7 +144,12 @@ pub fn start(
         _ => None,
     };
     let status = Arc::new(PipelineStatus::default());
-    let probe = sink.probe();
+    let probe = match spec.endpoint.as_deref() {
+        Some(crate::config::EndpointSpec::Http(h)) => sink.probe().with_endpoint(&h.url),
+        Some(crate::config::EndpointSpec::Search(s)) => sink.probe().with_endpoint(&s.endpoint),
+        Some(crate::config::EndpointSpec::Splunk(s)) => sink.probe().with_endpoint(&s.endpoint),
+        None => sink.probe(),
+    };
     let endpoint: Option<Arc<dyn crate::sink::destination::Destination>> = match spec.endpoint.as_deref() {
         Some(crate::config::EndpointSpec::Http(h)) => Some(Arc::new(
             crate::sink::http_endpoint::HttpEndpoint::new(h, &name)

@@ -57,3 +57,17 @@ def test_an_invalid_token_ends_in_splunk_failed_records(sluice_factory):
         assert hec.indexed == []
     finally:
         hec.stop()
+
+
+def test_kill_9_mid_request_delivers_every_event_after_restart(sluice_factory):
+    hec = FakeHec("tok-kill", hang_first_post=True).start()
+    try:
+        d = sluice_factory(config(hec.url, "tok-kill")).start()
+        d.client().put_record_batch(DeliveryStreamName="hec", Records=[{"Data": json.dumps({"n": i}).encode()} for i in range(3)])
+        wait_for(lambda: hec.posts >= 1, what="the first request")
+        d.kill9()
+        d.start()
+        wait_for(lambda: len(hec.indexed) == 3, timeout=30, what="the replayed events indexed")
+        assert sorted(e["n"] for e in hec.indexed) == [0, 1, 2]
+    finally:
+        hec.stop()

@@ -124,7 +124,7 @@ impl ObjectSink {
 
     /// The startup check for this destination (it shares the store's client).
     pub fn probe(&self) -> super::Probe {
-        super::Probe { store: self.store.clone(), target: self.probe.clone() }
+        super::Probe { store: self.store.clone(), target: self.probe.clone(), endpoint: None }
     }
 
     pub fn describe(&self) -> &str {

@@ -58,6 +58,9 @@ const CHAIN: &str = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment;
 pub struct Probe {
     pub(super) store: Arc<dyn ObjectStore>,
     pub(super) target: ProbeTarget,
+    /// A sending destination's host and port, checked by opening a connection (a request would
+    /// deliver something, or need credentials the check should not spend).
+    pub(super) endpoint: Option<(String, u16)>,
 }
 
 #[derive(Clone)]
@@ -67,8 +70,28 @@ pub(super) enum ProbeTarget {
 }
 
 impl Probe {
-    /// Checks the destination; the error says what failed in words an operator can act on.
+    /// Also checks that a sending destination at `url` accepts connections.
+    pub fn with_endpoint(mut self, url: &str) -> Self {
+        self.endpoint =
+            reqwest::Url::parse(url).ok().and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)));
+        self
+    }
+
+    /// Checks the destination (and, for a sending destination, its backup store); the error says
+    /// what failed in words an operator can act on.
     pub async fn check(&self) -> Result<(), String> {
+        if let Some((host, port)) = &self.endpoint {
+            let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
+            match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("cannot connect to {host}:{port}: {e}")),
+                Err(_) => return Err(format!("no connection to {host}:{port} within {} s", PROBE_TIMEOUT.as_secs())),
+            }
+        }
+        self.check_store().await.map_err(|e| if self.endpoint.is_some() { format!("the backup store: {e}") } else { e })
+    }
+
+    async fn check_store(&self) -> Result<(), String> {
         match &self.target {
             ProbeTarget::Local(root) => {
                 let root = root.clone();
@@ -130,10 +153,19 @@ mod tests {
         let probe = Probe {
             store: Arc::new(object_store::memory::InMemory::new()),
             target: ProbeTarget::Local(dir.path().to_path_buf()),
+            endpoint: None,
         };
         assert_eq!(probe.check().await, Ok(()));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the probe leaves nothing behind");
-        let missing = Probe { target: ProbeTarget::Local(dir.path().join("gone")), ..probe };
+        let missing = Probe { target: ProbeTarget::Local(dir.path().join("gone")), ..probe.clone() };
         assert!(missing.check().await.unwrap_err().contains("cannot write to"));
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let unreachable = probe.clone().with_endpoint(&format!("http://127.0.0.1:{port}/"));
+        assert!(unreachable.check().await.unwrap_err().starts_with(&format!("cannot connect to 127.0.0.1:{port}")));
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let reachable = probe.with_endpoint(&format!("https://127.0.0.1:{}/", open.local_addr().unwrap().port()));
+        assert_eq!(reachable.check().await, Ok(()));
     }
 }

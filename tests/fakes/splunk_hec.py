@@ -6,6 +6,7 @@ concatenated JSON objects, each with an `event` key) or `/services/collector/raw
 acknowledgement is on, as it is here). A good request gets `{"text":"Success","code":0,"ackId":n}`;
 `POST /services/collector/ack` with `{"acks":[n]}` answers `{"acks":{"n":bool}}`, true only after
 `ack_after_polls` polls. A wrong token gets HEC's 403 `{"text":"Invalid token","code":4}`.
+`hang_first_post` receives the first event request and never answers it.
 """
 
 import json
@@ -17,8 +18,9 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 class FakeHec:
-    def __init__(self, token, ack_after_polls=2):
+    def __init__(self, token, ack_after_polls=2, hang_first_post=False):
         self.token = token
+        self.hang_first_post = hang_first_post
         self.ack_after_polls = ack_after_polls
         self.lock = threading.Lock()
         self.pending = {}      # ack id -> (events, polls so far)
@@ -96,7 +98,12 @@ class FakeHec:
         with self.lock:
             self.posts += 1
             ack = self.posts
-            self.pending[ack] = (events, 0)
+            hang = self.hang_first_post and ack == 1
+            if not hang:
+                self.pending[ack] = (events, 0)
+        if hang:  # the first request is received but never answered (kill -9 tests)
+            import time
+            time.sleep(3600)
         self.reply(h, 200, {"text": "Success", "code": 0, "ackId": ack})
 
     def reply(self, h, status, doc):
