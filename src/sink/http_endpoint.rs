@@ -7,7 +7,6 @@
 //! response body over 1 MiB is an error, and a 413 is permanent.
 
 use std::io::Write;
-use std::time::Duration;
 
 use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
@@ -33,18 +32,7 @@ pub struct HttpEndpoint {
 
 impl HttpEndpoint {
     pub fn new(spec: &HttpEndpointSpec, stream: &str) -> Result<Self, SinkError> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(spec.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .no_gzip();
-        if let Some(ca) = &spec.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| SinkError::Setup(format!("cannot read {}: {e}", ca.display())))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SinkError::Setup(e.to_string()))? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| SinkError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let client = super::http_client::client(spec.request_timeout, spec.ca_file.as_deref())?;
         let url = reqwest::Url::parse(&spec.url).map_err(|e| SinkError::Setup(format!("bad url: {e}")))?;
         let mut headers = HeaderMap::new();
         let static_header = |v: &'static str| HeaderValue::from_static(v);
@@ -174,33 +162,20 @@ impl Destination for HttpEndpoint {
     }
 }
 
-/// Reads a response body, refusing more than 1 MiB (a misbehaving endpoint cannot make sluice
-/// buffer a 3 GB answer).
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, SendError> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                    return Err(SendError::retry(
-                        "HttpEndpoint.ResponseTooLarge",
-                        format!("the response body is over {MAX_RESPONSE_BYTES} bytes"),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => {
-                return Err(SendError::retry("HttpEndpoint.RequestTimeout", "the response did not finish in time"))
-            }
-            Err(e) => {
-                return Err(SendError::retry(
-                    "HttpEndpoint.ConnectionReset",
-                    format!("the response broke off: {}", root_cause(&e)),
-                ))
-            }
+/// Reads a response body, refusing more than 1 MiB.
+async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, SendError> {
+    super::http_client::read_capped(response, MAX_RESPONSE_BYTES).await.map_err(|e| match e {
+        super::http_client::ReadError::TooLarge => SendError::retry(
+            "HttpEndpoint.ResponseTooLarge",
+            format!("the response body is over {MAX_RESPONSE_BYTES} bytes"),
+        ),
+        super::http_client::ReadError::Broken(e) if e.is_timeout() => {
+            SendError::retry("HttpEndpoint.RequestTimeout", "the response did not finish in time")
         }
-    }
+        super::http_client::ReadError::Broken(e) => {
+            SendError::retry("HttpEndpoint.ConnectionReset", format!("the response broke off: {}", root_cause(&e)))
+        }
+    })
 }
 
 /// The endpoint's `errorMessage` if it sent one, else the start of its body.
@@ -225,20 +200,10 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Splits a batch into requests within the protocol's limits (10,000 records, 64 MiB of body).
 pub fn split(records: &[Record]) -> Vec<std::ops::Range<usize>> {
-    let mut parts = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, r) in records.iter().enumerate() {
-        let size = r.data.len().div_ceil(3) * 4 + 12;
-        if i > start && (i - start == MAX_RECORDS_PER_REQUEST || bytes + size > MAX_BODY_BYTES - 256) {
-            parts.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < records.len() {
-        parts.push(start..records.len());
-    }
-    parts
+    // A record's base64 text plus its `{"data":""},`; the envelope's own bytes are kept below the limit.
+    super::http_client::split(records, MAX_RECORDS_PER_REQUEST, MAX_BODY_BYTES - 256, |r| {
+        r.data.len().div_ceil(3) * 4 + 12
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod aws_profile;
 pub mod destination;
+pub mod http_client;
 pub mod http_endpoint;
 pub mod object_key;
 pub mod object_store;

@@ -37,17 +37,7 @@ pub struct Splunk {
 
 impl Splunk {
     pub fn new(spec: &SplunkSpec, stream: &str) -> Result<Self, SinkError> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10));
-        if let Some(ca) = &spec.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| SinkError::Setup(format!("cannot read {}: {e}", ca.display())))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SinkError::Setup(e.to_string()))? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| SinkError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let client = super::http_client::client(Duration::from_secs(60), spec.ca_file.as_deref())?;
         let base = reqwest::Url::parse(&spec.endpoint).map_err(|e| SinkError::Setup(format!("bad endpoint: {e}")))?;
         let mut auth = HeaderValue::from_str(&format!("Splunk {}", spec.token.expose()))
             .map_err(|_| SinkError::Setup("the HEC token holds characters a header cannot carry".into()))?;
@@ -106,18 +96,14 @@ impl Splunk {
                 }
             })?;
         let status = response.status().as_u16();
-        let mut response = response;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| SendError::retry("Splunk.ConnectionClosed", format!("the answer broke off: {e}")))?
-        {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(SendError::retry("Splunk.ServerError", "HEC's answer is too large"));
+        let bytes = super::http_client::read_capped(response, MAX_RESPONSE_BYTES).await.map_err(|e| match e {
+            super::http_client::ReadError::TooLarge => {
+                SendError::retry("Splunk.ServerError", "HEC's answer is too large")
             }
-            bytes.extend_from_slice(&chunk);
-        }
+            super::http_client::ReadError::Broken(e) => {
+                SendError::retry("Splunk.ConnectionClosed", format!("the answer broke off: {e}"))
+            }
+        })?;
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         Ok((status, json))
     }
@@ -174,20 +160,8 @@ impl Destination for Splunk {
     }
 
     fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {
-        let mut parts = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for (i, r) in records.iter().enumerate() {
-            let size = r.data.len() + 16;
-            if i > start && bytes + size > MAX_REQUEST_BYTES {
-                parts.push(start..i);
-                (start, bytes) = (i, 0);
-            }
-            bytes += size;
-        }
-        if start < records.len() {
-            parts.push(start..records.len());
-        }
-        parts
+        // A record plus its `{"event":}` wrapping.
+        super::http_client::split(records, usize::MAX, MAX_REQUEST_BYTES, |r| r.data.len() + 16)
     }
 
     async fn send(&self, _request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome {

@@ -12,8 +12,6 @@
 
 pub mod index;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
@@ -35,17 +33,7 @@ pub struct OpenSearch {
 
 impl OpenSearch {
     pub fn new(spec: &SearchSpec) -> Result<Self, SinkError> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(spec.request_timeout)
-            .connect_timeout(Duration::from_secs(10));
-        if let Some(ca) = &spec.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| SinkError::Setup(format!("cannot read {}: {e}", ca.display())))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SinkError::Setup(e.to_string()))? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| SinkError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let client = super::http_client::client(spec.request_timeout, spec.ca_file.as_deref())?;
         let base = reqwest::Url::parse(&spec.endpoint).map_err(|e| SinkError::Setup(format!("bad endpoint: {e}")))?;
         let bulk_url = base.join("_bulk").map_err(|e| SinkError::Setup(format!("bad endpoint: {e}")))?;
         let auth = match &spec.auth {
@@ -143,20 +131,8 @@ impl Destination for OpenSearch {
     }
 
     fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {
-        let mut parts = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for (i, r) in records.iter().enumerate() {
-            let size = r.data.len() + 160; // the action line
-            if i > start && bytes + size > self.spec.bulk_max_bytes {
-                parts.push(start..i);
-                (start, bytes) = (i, 0);
-            }
-            bytes += size;
-        }
-        if start < records.len() {
-            parts.push(start..records.len());
-        }
-        parts
+        // A document plus its action line.
+        super::http_client::split(records, usize::MAX, self.spec.bulk_max_bytes, |r| r.data.len() + 160)
     }
 
     async fn send(&self, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome {
@@ -257,18 +233,15 @@ fn status_code(code: u64) -> &'static str {
     }
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, SendError> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_RESPONSE_BYTES => {
-                return Err(SendError::retry("OS.ResponseTooLarge", "the _bulk answer is too large"))
-            }
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => return Ok(body),
-            Err(e) => return Err(SendError::retry("OS.ConnectionReset", format!("the answer broke off: {e}"))),
+async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, SendError> {
+    super::http_client::read_capped(response, MAX_RESPONSE_BYTES).await.map_err(|e| match e {
+        super::http_client::ReadError::TooLarge => {
+            SendError::retry("OS.ResponseTooLarge", "the _bulk answer is too large")
         }
-    }
+        super::http_client::ReadError::Broken(e) => {
+            SendError::retry("OS.ConnectionReset", format!("the answer broke off: {e}"))
+        }
+    })
 }
 
 /// SigV4 headers for a `_bulk` POST (object_store's signer; credentials from the environment or the
