@@ -13,55 +13,26 @@ import base64
 import gzip
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fakes.base import FakeServer
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-class FakeHttpEndpoint:
+class FakeHttpEndpoint(FakeServer):
     def __init__(self, access_key=None, gzip_expected=False, common_attributes=None, script=(), tls=None):
+        super().__init__(tls=tls)
         self.access_key = access_key
         self.gzip_expected = gzip_expected
         self.common_attributes = common_attributes
         self.script = list(script)
-        self.lock = threading.Lock()
         self.attempts = []      # (request_id, behaviour) for every request
         self.accepted = []      # (request_id, [record bytes]) for every request answered 200
-        self.violations = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                fake.handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.scheme = "http"
-        if tls:  # (certificate chain file, key file): serve HTTPS
-            import ssl
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*tls)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-            self.scheme = "https"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self):
-        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}/v1/firehose"
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
+        return self.base_url + "/v1/firehose"
 
     def records(self):
         """Every record accepted, in order of acceptance."""
@@ -119,8 +90,7 @@ class FakeHttpEndpoint:
         try:
             request_id, records = self.check(handler, body)
         except (ValueError, json.JSONDecodeError, OSError) as e:
-            with self.lock:
-                self.violations.append(str(e))
+            self.violation(str(e))
             return self.reply(handler, 400, {"errorMessage": f"protocol violation: {e}"})
         with self.lock:
             behaviour = self.script.pop(0) if self.script else "ok"
@@ -160,11 +130,3 @@ class FakeHttpEndpoint:
             except OSError:
                 pass
             handler.close_connection = True
-
-    def reply(self, handler, status, doc, raw=None):
-        payload = raw if raw is not None else json.dumps(doc).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)

@@ -13,49 +13,27 @@ botocore's signer and must match.
 
 import base64
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fakes.base import FakeServer
 
 
-class FakeOpenSearch:
+class FakeOpenSearch(FakeServer):
     def __init__(self, username=None, password=None, hang_first=False, sigv4=None):
+        super().__init__()
         # sigv4: (access key id, secret, service, region): every request must carry a valid signature.
         self.sigv4 = sigv4
         self.auth = None
         if username is not None:
             self.auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self.hang_first = hang_first
-        self.lock = threading.Lock()
         self.docs = {}           # (index, id) -> document
         self.attempts = {}       # id -> attempts seen
         self.requests = []       # ids per request
-        self.violations = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                fake.handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
+        return self.base_url + "/"
 
     def parse(self, handler, body):
         if handler.path != "/_bulk":
@@ -84,8 +62,7 @@ class FakeOpenSearch:
         try:
             pairs = self.parse(handler, body)
         except (ValueError, json.JSONDecodeError) as e:
-            with self.lock:
-                self.violations.append(str(e))
+            self.violation(str(e))
             return self.reply(handler, 400, {"error": {"type": "illegal_argument_exception", "reason": str(e)}, "status": 400})
         with self.lock:
             first = not self.requests
@@ -114,14 +91,6 @@ class FakeOpenSearch:
                     self.docs[(index, doc_id)] = doc
                 items.append({"index": {"_index": index, "_id": doc_id, "status": 201, "result": "created"}})
         self.reply(handler, 200, {"took": 1, "errors": errors, "items": items})
-
-    def reply(self, handler, status, doc):
-        payload = json.dumps(doc).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
 
 
 def sigv4_valid(handler, body, key_id, secret, service, region):

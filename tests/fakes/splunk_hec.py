@@ -11,55 +11,32 @@ acknowledgement is on, as it is here). A good request gets `{"text":"Success","c
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fakes.base import FakeServer
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-class FakeHec:
+class FakeHec(FakeServer):
     def __init__(self, token, ack_after_polls=2, hang_first_post=False):
+        super().__init__()
         self.token = token
         self.hang_first_post = hang_first_post
         self.ack_after_polls = ack_after_polls
-        self.lock = threading.Lock()
         self.pending = {}      # ack id -> (events, polls so far)
         self.indexed = []      # events acknowledged as indexed
         self.posts = 0
-        self.violations = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                fake.handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
+        return self.base_url
 
     def handle(self, h):
         body = h.rfile.read(int(h.headers.get("Content-Length", "0")))
         if h.headers.get("Authorization") != f"Splunk {self.token}":
             return self.reply(h, 403, {"text": "Invalid token", "code": 4})
         if not UUID.match(h.headers.get("X-Splunk-Request-Channel", "")):
-            with self.lock:
-                self.violations.append("missing channel")
+            self.violation("missing channel")
             return self.reply(h, 400, {"text": "Data channel is missing", "code": 10})
         if h.path == "/services/collector/ack":
             acks = json.loads(body)["acks"]
@@ -88,8 +65,7 @@ class FakeHec:
                         raise ValueError("an event object needs an `event` key")
                     events.append(obj["event"])
             except ValueError as e:
-                with self.lock:
-                    self.violations.append(str(e))
+                self.violation(str(e))
                 return self.reply(h, 400, {"text": "Invalid data format", "code": 6})
         elif h.path == "/services/collector/raw":
             events = [body.decode(errors="replace")]
@@ -105,11 +81,3 @@ class FakeHec:
             import time
             time.sleep(3600)
         self.reply(h, 200, {"text": "Success", "code": 0, "ackId": ack})
-
-    def reply(self, h, status, doc):
-        payload = json.dumps(doc).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(payload)))
-        h.end_headers()
-        h.wfile.write(payload)
