@@ -139,12 +139,7 @@ pub(super) fn http_endpoint(c: &mut Checker, h: &RawHttpEndpoint, field: &str) -
             );
         }
     }
-    let retry = h.retry_duration_seconds.as_ref().map_or(300, |r| r.value);
-    if let Some(r) = &h.retry_duration_seconds {
-        if r.value > 7200 {
-            c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
-        }
-    }
+    let retry = retry_duration(c, &h.retry_duration_seconds, field);
     let timeout = h.request_timeout_seconds.as_ref().map_or(180, |t| t.value);
     if let Some(t) = &h.request_timeout_seconds {
         if !(1..=900).contains(&t.value) {
@@ -154,19 +149,14 @@ pub(super) fn http_endpoint(c: &mut Checker, h: &RawHttpEndpoint, field: &str) -
     let mut backup_all = false;
     let modes = [("FailedDataOnly", false), ("AllData", true)];
     super::conversion::choose(c, &h.s3_backup_mode, &format!("{field}.s3_backup_mode"), &modes, &mut backup_all);
-    let ca_file = h.tls.as_ref().and_then(|t| t.value.ca_file.as_ref()).map(|f| {
-        if let Err(e) = std::fs::read(&f.value) {
-            c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
-        }
-        PathBuf::from(&f.value)
-    });
+    let ca_file = ca_file(c, &h.tls, field);
     (c.errors.len() == before).then(|| HttpEndpointSpec {
         url: url.clone(),
         name: h.name.as_ref().map(|n| n.value.clone()),
         access_key: h.access_key.as_ref().map(|k| Secret(k.value.clone())),
         gzip,
         common_attributes,
-        retry_duration: Duration::from_secs(retry),
+        retry_duration: retry,
         request_timeout: Duration::from_secs(timeout),
         ca_file,
         backup_all,
@@ -212,12 +202,7 @@ pub(super) fn search(
             c.at(t, &format!("{field}.type_name"), "must be at most 100 characters");
         }
     }
-    let retry = s.retry_duration_seconds.as_ref().map_or(300, |r| r.value);
-    if let Some(r) = &s.retry_duration_seconds {
-        if r.value > 7200 {
-            c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
-        }
-    }
+    let retry = retry_duration(c, &s.retry_duration_seconds, field);
     let timeout = s.request_timeout_seconds.as_ref().map_or(120, |t| t.value);
     if let Some(t) = &s.request_timeout_seconds {
         if !(1..=900).contains(&t.value) {
@@ -233,12 +218,7 @@ pub(super) fn search(
     let mut backup_all = false;
     let modes = [("FailedDocumentsOnly", false), ("AllDocuments", true)];
     super::conversion::choose(c, &s.s3_backup_mode, &format!("{field}.s3_backup_mode"), &modes, &mut backup_all);
-    let ca_file = s.tls.as_ref().and_then(|t| t.value.ca_file.as_ref()).map(|f| {
-        if let Err(e) = std::fs::read(&f.value) {
-            c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
-        }
-        PathBuf::from(&f.value)
-    });
+    let ca_file = ca_file(c, &s.tls, field);
     let auth = s.auth.as_ref().map(|a| match &a.value {
         crate::config::RawSearchAuth::Basic { username, password } => {
             SearchAuth::Basic { username: username.clone(), password: Secret(password.clone()) }
@@ -268,7 +248,7 @@ pub(super) fn search(
         type_name: s.type_name.as_ref().map(|t| t.value.clone()).filter(|t| !t.is_empty()),
         document_ids,
         auth,
-        retry_duration: Duration::from_secs(retry),
+        retry_duration: retry,
         request_timeout: Duration::from_secs(timeout),
         bulk_max_bytes,
         ca_file,
@@ -301,28 +281,37 @@ pub(super) fn splunk(c: &mut Checker, s: &crate::config::RawSplunk, field: &str)
             );
         }
     }
-    let retry = s.retry_duration_seconds.as_ref().map_or(300, |r| r.value);
-    if let Some(r) = &s.retry_duration_seconds {
-        if r.value > 7200 {
-            c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
-        }
-    }
+    let retry = retry_duration(c, &s.retry_duration_seconds, field);
     let mut backup_all = false;
     let modes = [("FailedEventsOnly", false), ("AllEvents", true)];
     super::conversion::choose(c, &s.s3_backup_mode, &format!("{field}.s3_backup_mode"), &modes, &mut backup_all);
-    let ca_file = s.tls.as_ref().and_then(|t| t.value.ca_file.as_ref()).map(|f| {
-        if let Err(e) = std::fs::read(&f.value) {
-            c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
-        }
-        PathBuf::from(&f.value)
-    });
+    let ca_file = ca_file(c, &s.tls, field);
     (c.errors.len() == before).then(|| SplunkSpec {
         endpoint: s.hec_endpoint.value.clone(),
         raw,
         token: Secret(s.hec_token.value.clone()),
         ack_timeout: Duration::from_secs(ack),
-        retry_duration: Duration::from_secs(retry),
+        retry_duration: retry,
         ca_file,
         backup_all,
     })
+}
+
+/// `retry_duration_seconds` (Firehose: 0-7200, default 300), shared by every sending destination.
+fn retry_duration(c: &mut Checker, value: &Option<Spanned<u64>>, field: &str) -> Duration {
+    if let Some(r) = value {
+        if r.value > 7200 {
+            c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
+        }
+    }
+    Duration::from_secs(value.as_ref().map_or(300, |r| r.value))
+}
+
+/// `tls: { ca_file }`, which must be readable.
+fn ca_file(c: &mut Checker, tls: &Option<Spanned<crate::config::RawTls>>, field: &str) -> Option<PathBuf> {
+    let f = tls.as_ref()?.value.ca_file.as_ref()?;
+    if let Err(e) = std::fs::read(&f.value) {
+        c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
+    }
+    Some(PathBuf::from(&f.value))
 }
