@@ -27,6 +27,11 @@ pub enum LookupError {
 /// Firehose ARNs need an account; sluice has none, so it uses the placeholder AWS emulators use.
 pub const ACCOUNT_ID: &str = "000000000000";
 
+/// A delivery stream's ARN, as DescribeDeliveryStream shows it and the HTTP endpoint sends it.
+pub fn stream_arn(name: &str) -> String {
+    format!("arn:aws:firehose:us-east-1:{ACCOUNT_ID}:deliverystream/{name}")
+}
+
 pub struct Daemon {
     pub config: Config,
     global_budget: Arc<StorageBudget>,

@@ -145,9 +145,7 @@ pub fn start(
     };
     let status = Arc::new(PipelineStatus::default());
     let probe = match spec.endpoint.as_deref() {
-        Some(crate::config::EndpointSpec::Http(h)) => sink.probe().with_endpoint(&h.url),
-        Some(crate::config::EndpointSpec::Search(s)) => sink.probe().with_endpoint(&s.endpoint),
-        Some(crate::config::EndpointSpec::Splunk(s)) => sink.probe().with_endpoint(&s.endpoint),
+        Some(endpoint) => sink.probe().with_endpoint(endpoint.url()),
         None => sink.probe(),
     };
     let endpoint: Option<Arc<dyn crate::sink::destination::Destination>> = match spec.endpoint.as_deref() {

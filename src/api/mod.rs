@@ -453,7 +453,7 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
     serde_json::json!({
         "DeliveryStreamDescription": {
             "DeliveryStreamName": spec.name,
-            "DeliveryStreamARN": format!("arn:aws:firehose:us-east-1:{ACCOUNT_ID}:deliverystream/{}", spec.name),
+            "DeliveryStreamARN": crate::daemon::stream_arn(&spec.name),
             "DeliveryStreamStatus": "ACTIVE",
             "DeliveryStreamType": "DirectPut",
             "DeliveryStreamEncryptionConfiguration": { "Status": "DISABLED" },

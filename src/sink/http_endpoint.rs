@@ -38,8 +38,8 @@ impl HttpEndpoint {
         let static_header = |v: &'static str| HeaderValue::from_static(v);
         headers.insert(CONTENT_TYPE, static_header("application/json"));
         headers.insert(HeaderName::from_static("x-amz-firehose-protocol-version"), static_header("1.0"));
-        let arn = format!("arn:aws:firehose:us-east-1:{}:deliverystream/{stream}", crate::daemon::ACCOUNT_ID);
-        let arn = HeaderValue::from_str(&arn).map_err(|e| SinkError::Setup(e.to_string()))?;
+        let arn =
+            HeaderValue::from_str(&crate::daemon::stream_arn(stream)).map_err(|e| SinkError::Setup(e.to_string()))?;
         headers.insert(HeaderName::from_static("x-amz-firehose-source-arn"), arn);
         if let Some(key) = &spec.access_key {
             let mut value = HeaderValue::from_str(key.expose())

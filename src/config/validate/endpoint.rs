@@ -27,6 +27,15 @@ pub struct SplunkSpec {
 }
 
 impl EndpointSpec {
+    /// Where requests go (the startup check connects to it).
+    pub fn url(&self) -> &str {
+        match self {
+            EndpointSpec::Http(h) => &h.url,
+            EndpointSpec::Search(s) => &s.endpoint,
+            EndpointSpec::Splunk(s) => &s.endpoint,
+        }
+    }
+
     pub fn retry_duration(&self) -> Duration {
         match self {
             EndpointSpec::Http(h) => h.retry_duration,

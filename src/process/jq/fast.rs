@@ -37,6 +37,20 @@ impl FastValue<'_> {
     }
 }
 
+/// Writes the plan's answer as the object jq would print: `{"name":value,...}` in query order.
+pub fn write_fields(out: &mut Vec<u8>, fields: &[(&str, FastValue<'_>)]) {
+    out.push(b'{');
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_string(out, name);
+        out.push(b':');
+        value.write_json(out);
+    }
+    out.push(b'}');
+}
+
 /// Writes a JSON string the way jaq does: `"`, `\` and control characters escaped (short forms
 /// where JSON has them), everything else, non-ASCII included, as is.
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {

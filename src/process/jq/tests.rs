@@ -4,16 +4,8 @@ use super::*;
 fn printed(program: &JqProgram, data: &[u8]) -> Result<Vec<String>, String> {
     Ok(match program.run(data)? {
         Outputs::Fields(fields) => {
-            let mut json = vec![b'{'];
-            for (i, (name, value)) in fields.iter().enumerate() {
-                if i > 0 {
-                    json.push(b',');
-                }
-                fast::write_json_string(&mut json, name);
-                json.push(b':');
-                value.write_json(&mut json);
-            }
-            json.push(b'}');
+            let mut json = Vec::new();
+            fast::write_fields(&mut json, &fields);
             vec![String::from_utf8_lossy(&json).into_owned()]
         }
         Outputs::Values(values) => values.iter().map(jaq_printed).collect(),

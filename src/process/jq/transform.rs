@@ -30,16 +30,7 @@ impl JqTransform {
         match self.program.run(&item.record.data)? {
             Outputs::Fields(fields) => {
                 let mut json = Vec::with_capacity(item.record.data.len() / 2 + 16);
-                json.push(b'{');
-                for (i, (name, value)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        json.push(b',');
-                    }
-                    super::fast::write_json_string(&mut json, name);
-                    json.push(b':');
-                    value.write_json(&mut json);
-                }
-                json.push(b'}');
+                super::fast::write_fields(&mut json, &fields);
                 out.push(item.derive(Bytes::from(json)));
             }
             Outputs::Values(values) => {
