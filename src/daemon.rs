@@ -208,7 +208,7 @@ fn to_ms(t: std::time::SystemTime) -> i64 {
 
 /// Whether a WAL directory may hold records: a segment longer than its 8-byte header. Cheap (no
 /// reads), so a restart does not reopen every stream ever auto-created.
-fn has_records(wal: &std::path::Path) -> bool {
+pub(crate) fn has_records(wal: &std::path::Path) -> bool {
     let Ok(entries) = std::fs::read_dir(wal) else { return false };
     entries
         .flatten()

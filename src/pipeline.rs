@@ -53,9 +53,6 @@ use crate::source::direct_put::{DirectPutIngest, DirectPutSource};
 use crate::source::Source;
 use delivery::Delivery;
 
-/// Firehose's VersionId for a stream that was never updated; it appears in every object name.
-const STREAM_VERSION: u32 = 1;
-
 #[derive(Debug, Error)]
 pub enum PipelineError {
     #[error("pipeline `{name}`: {message}")]
@@ -132,7 +129,7 @@ pub fn start(
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?
         .with_timers(timers);
     let partitioner = Partitioner::new(&d.prefix);
-    let seed = fnv1a(&[name.as_bytes()]);
+    let seed = stream_seed(&storage.dir.join("pipelines").join(&name), &name);
     let inference = match &d.format_conversion {
         Some(c) if c.schema == SchemaSpec::Infer => {
             let (fold, dots) = c.input.key_rules();
@@ -205,6 +202,30 @@ pub fn start(
     });
     let task = tokio::spawn(run(Box::new(source), runner, done_rx));
     Ok((handle, task))
+}
+
+/// The stream's seed for RecordIds and object names: random when its directory is first made,
+/// then kept in `stream-id`, so two daemons (or a stream deleted and created again) never hand out
+/// the same RecordIds, while one stream's ids stay derivable from WAL positions across restarts.
+fn stream_seed(dir: &std::path::Path, name: &str) -> u64 {
+    let path = dir.join("stream-id");
+    if let Some(seed) = std::fs::read_to_string(&path).ok().and_then(|t| u64::from_str_radix(t.trim(), 16).ok()) {
+        return seed;
+    }
+    // A WAL written before seeds were stored keeps the old name-derived seed, so batches replayed
+    // after the upgrade get the object keys they had.
+    let legacy = crate::daemon::has_records(&dir.join("wal"));
+    let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+    let seed = if legacy { fnv1a(&[name.as_bytes()]) } else { high ^ low };
+    let tmp = dir.join("stream-id.tmp");
+    let written = std::fs::write(&tmp, format!("{seed:016x}\n"))
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        // Still unique for this run; the next start picks a new seed (RecordIds stay unique).
+        tracing::warn!(pipeline = %name, error = %e, "cannot store the stream's id seed");
+    }
+    seed
 }
 
 /// The configured processors, built once per pipeline.

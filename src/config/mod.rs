@@ -6,8 +6,10 @@
 //! or into errors that name the file, line and field.
 
 mod api_limits;
+pub mod control_plane;
 mod files;
 mod interpolate;
+pub mod security;
 pub(crate) mod teach;
 mod validate;
 
@@ -24,8 +26,8 @@ pub use teach::{code_frame, did_you_mean};
 pub use validate::{load_schema_file, LoadSchemaError};
 pub use validate::{
     resolve_listen, valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors,
-    DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, SourceSpec, StorageSettings,
-    StoreSpec, STREAM_PLACEHOLDER,
+    DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas, ServerSideEncryption,
+    SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
 pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 
@@ -44,6 +46,8 @@ pub struct RawConfig {
     /// A sluice extension: streams nobody declared are created on first put from this template.
     #[serde(default)]
     pub auto_create: Option<Spanned<RawPipeline>>,
+    /// Where streams created over the API (CreateDeliveryStream) deliver.
+    pub control_plane: Option<Spanned<control_plane::RawControlPlane>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +60,12 @@ pub struct RawApi {
     pub header_timeout_seconds: Option<Spanned<u64>>,
     /// For the whole request body to arrive once its head has.
     pub body_timeout_seconds: Option<Spanned<u64>>,
+    /// In ARNs and messages (default 000000000000 and us-east-1).
+    pub account_id: Option<Spanned<String>>,
+    pub region: Option<Spanned<String>>,
+    /// SigV4 access keys; without this section requests are not authenticated.
+    pub auth: Option<Spanned<security::RawAuth>>,
+    pub tls: Option<Spanned<security::RawTlsServer>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,12 +98,23 @@ pub struct RawPipeline {
     #[serde(default)]
     pub processors: Vec<Spanned<RawProcessor>>,
     pub dynamic_partitioning: Option<Spanned<RawDynamicPartitioning>>,
+    /// Direct PUT throughput quotas (Firehose's per-stream limits); unlimited by default.
+    #[serde(default)]
+    pub quotas: RawQuotas,
     /// `auto_create` only: how many streams the template may create (streams left from earlier
     /// runs count too).
     pub max_streams: Option<Spanned<usize>>,
     /// `auto_create` only: an auto-created stream with nothing to deliver and no put for this long
     /// is closed (its WAL directory stays; a put or a restart reopens it).
     pub idle_close_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuotas {
+    pub records_per_second: Option<Spanned<u32>>,
+    pub bytes_per_second: Option<Spanned<ByteSize>>,
+    pub requests_per_second: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -527,6 +548,14 @@ pub fn load_str(text: &str, origin: &str, _base: PathBuf) -> Result<Config, Conf
 
 /// Every error of the file: parse errors as far as the parser can recover, then every semantic
 /// error of what parsed.
+/// One pipeline from its YAML (or JSON) text, as the control plane builds it from a
+/// CreateDeliveryStream request: the same checks as a config file's pipelines.
+pub fn pipeline_from_text(text: &str, name: &str, origin: &str) -> Result<PipelineSpec, ConfigErrors> {
+    let raw: RawPipeline = serde_saphyr::from_str(text)
+        .map_err(|e| ConfigErrors::single(ConfigError::plain(origin, teach::plain_yaml_error(&e))))?;
+    validate::single_pipeline(&raw, name, origin)
+}
+
 fn parse_and_validate(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let (raw, mut errors) = teach::parse_recovering(text, origin);
     let Some(raw) = raw else { return Err(ConfigErrors(errors)) };

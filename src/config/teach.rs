@@ -55,6 +55,11 @@ fn message(e: &YamlError) -> String {
     }
 }
 
+/// A parse error in sluice's words, without a location (for text sluice generated itself).
+pub fn plain_yaml_error(e: &YamlError) -> String {
+    message(e)
+}
+
 /// Parses the config text, recovering from unknown fields. Returns the parsed config if the
 /// text (with unknown fields blanked) parses, and every error met on the way.
 pub fn parse_recovering(text: &str, origin: &str) -> (Option<RawConfig>, Vec<ConfigError>) {

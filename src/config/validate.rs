@@ -45,6 +45,10 @@ const MIB: f64 = 1024.0 * 1024.0;
 pub struct Config {
     pub listen: SocketAddr,
     pub limits: ApiLimits,
+    pub identity: super::security::Identity,
+    pub security: super::security::ApiSecurity,
+    /// `None`: CreateDeliveryStream is refused (no bucket mapping was configured).
+    pub control_plane: Option<super::control_plane::ControlPlane>,
     pub storage: StorageSettings,
     pub pipelines: Vec<PipelineSpec>,
     pub auto_create: Option<AutoCreate>,
@@ -72,6 +76,33 @@ pub struct PipelineSpec {
     pub delivery: DeliverySettings,
     pub processors: Vec<ProcessorSpec>,
     pub dynamic_partitioning: Option<DynamicPartitioning>,
+    /// Firehose's VersionId: 1, raised by each UpdateDestination; it appears in object names.
+    pub version: u32,
+    pub quotas: Quotas,
+}
+
+/// Direct PUT throughput quotas per stream; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quotas {
+    pub records_per_second: Option<std::num::NonZeroU32>,
+    pub bytes_per_second: Option<std::num::NonZeroU32>,
+    pub requests_per_second: Option<std::num::NonZeroU32>,
+}
+
+impl Quotas {
+    pub fn is_unlimited(&self) -> bool {
+        *self == Quotas::default()
+    }
+}
+
+/// S3 server-side encryption for the objects written (Firehose's KMSEncryptionConfig, or the
+/// stream's own encryption switched on with StartDeliveryStreamEncryption).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3 (`AES256`).
+    S3Managed,
+    /// SSE-KMS with this key.
+    Kms { key_id: String },
 }
 
 /// A validated built-in processor.
@@ -95,6 +126,35 @@ pub enum ProcessorSpec {
 pub struct DynamicPartitioning {
     /// Partitions holding buffered or undelivered data at once (Firehose default 500, up to 5,000).
     pub max_active_partitions: usize,
+}
+
+fn quotas(c: &mut Checker, q: &super::RawQuotas, field: &str) -> Quotas {
+    use std::num::NonZeroU32;
+    let mut check = |value: Option<(u64, serde_saphyr::Location)>, key: &str| {
+        let (n, at) = value?;
+        let n = u32::try_from(n).ok().and_then(NonZeroU32::new);
+        if n.is_none() {
+            c.errors.push(ConfigError {
+                origin: c.origin.to_string(),
+                line: at.line(),
+                column: at.column(),
+                field: format!("{field}.quotas.{key}"),
+                message: "must be between 1 and 4294967295 (leave it out for no quota)".into(),
+            });
+        }
+        n
+    };
+    Quotas {
+        records_per_second: check(
+            q.records_per_second.as_ref().map(|s| (u64::from(s.value), s.referenced)),
+            "records_per_second",
+        ),
+        bytes_per_second: check(q.bytes_per_second.as_ref().map(|s| (s.value.0, s.referenced)), "bytes_per_second"),
+        requests_per_second: check(
+            q.requests_per_second.as_ref().map(|s| (u64::from(s.value), s.referenced)),
+            "requests_per_second",
+        ),
+    }
 }
 
 /// What prefix validation needs to know about the pipeline's processors.
@@ -143,7 +203,13 @@ pub struct ObjectDestination {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSpec {
-    S3 { bucket: String, endpoint: Option<String>, region: Option<String>, force_path_style: bool },
+    S3 {
+        bucket: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+        force_path_style: bool,
+        encryption: Option<ServerSideEncryption>,
+    },
     Local { path: PathBuf },
 }
 
@@ -258,6 +324,15 @@ impl Checker<'_> {
     }
 }
 
+/// One pipeline on its own (the control plane's translated requests).
+pub(super) fn single_pipeline(raw: &RawPipeline, name: &str, origin: &str) -> Result<PipelineSpec, ConfigErrors> {
+    let mut c = Checker { origin, errors: Vec::new() };
+    match pipeline(&mut c, raw, name.to_string(), "pipeline") {
+        Some(spec) if c.errors.is_empty() => Ok(spec),
+        _ => Err(ConfigErrors(c.errors)),
+    }
+}
+
 pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErrors> {
     let mut c = Checker { origin, errors: Vec::new() };
 
@@ -347,9 +422,11 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
         }
     }
     let limits = super::api_limits::validate(&raw.api, &mut c.errors, origin);
+    let (identity, security) = super::security::validate(&raw.api, &mut c.errors, origin);
+    let control_plane = raw.control_plane.as_ref().map(|cp| super::control_plane::validate(cp, &mut c.errors, origin));
 
     if c.errors.is_empty() {
-        Ok(Config { listen, limits, storage, pipelines, auto_create })
+        Ok(Config { listen, limits, identity, security, control_plane, storage, pipelines, auto_create })
     } else {
         Err(ConfigErrors(c.errors))
     }
@@ -478,6 +555,8 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         retention: Duration::from_secs_f64(retention_hours * 3600.0),
         delivery,
         processors,
+        version: 1,
+        quotas: quotas(c, &p.quotas, field),
         dynamic_partitioning,
     })
 }
@@ -634,6 +713,7 @@ fn s3_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, fi
         endpoint: o.endpoint.as_ref().map(|e| e.value.clone()),
         region: o.region.as_ref().map(|r| r.value.clone()),
         force_path_style: o.force_path_style.as_ref().is_some_and(|f| f.value),
+        encryption: None,
     })
 }
 

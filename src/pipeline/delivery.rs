@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use super::{now_ms, Done, PipelineStatus, STREAM_VERSION};
+use super::{now_ms, Done, PipelineStatus};
 use crate::buffer::Batch;
 use crate::config::PipelineSpec;
 use crate::format::convert::infer::SchemaInference;
@@ -76,7 +76,7 @@ impl Delivery {
             KeyTemplate::parse(DEFAULT_TIME_PATH).map(|t| t.render(&ctx).unwrap_or_default()).unwrap_or_default()
         });
         let name =
-            object_name(&self.spec.name, STREAM_VERSION, batch.oldest_arrival_ms, partition_seed, first_seq, ext);
+            object_name(&self.spec.name, self.spec.version, batch.oldest_arrival_ms, partition_seed, first_seq, ext);
         format!("{prefix}{name}")
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
@@ -20,7 +20,7 @@ use object_store::{
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-use crate::config::StoreSpec;
+use crate::config::{ServerSideEncryption, StoreSpec};
 
 /// Part size for multipart uploads; S3 needs at least 5 MiB per part but the last.
 const PART_SIZE: usize = 8 << 20;
@@ -68,7 +68,7 @@ impl ObjectSink {
                     probe: super::probe::ProbeTarget::Local(path.clone()),
                 })
             }
-            StoreSpec::S3 { bucket, endpoint, region, force_path_style } => {
+            StoreSpec::S3 { bucket, endpoint, region, force_path_style, encryption } => {
                 let profile = super::aws_profile::load();
                 let credentials = super::probe::CredentialSource::detect(
                     profile.access_key_id.is_some() && profile.secret_access_key.is_some(),
@@ -88,6 +88,16 @@ impl ObjectSink {
                     .or(profile.region)
                     .unwrap_or_else(|| "us-east-1".into());
                 b = b.with_region(region);
+                match encryption {
+                    Some(ServerSideEncryption::S3Managed) => {
+                        // object_store exports the key only by its name.
+                        let key: AmazonS3ConfigKey =
+                            "aws_server_side_encryption".parse().map_err(|e: object_store::Error| SinkError::Setup(e.to_string()))?;
+                        b = b.with_config(key, "AES256");
+                    }
+                    Some(ServerSideEncryption::Kms { key_id }) => b = b.with_sse_kms_encryption(key_id),
+                    None => {}
+                }
                 // One ClientOptions for everything: `with_client_options` replaces earlier
                 // settings such as allow_http.
                 let mut client = ClientOptions::new()
