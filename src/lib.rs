@@ -9,6 +9,7 @@ pub mod api;
 pub mod bench;
 pub mod buffer;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod format;
 pub mod metrics;

@@ -52,6 +52,10 @@ enum Command {
         /// write permission). Without it a failed check is a warning and `/ready` answers 503.
         #[arg(long)]
         require_healthy: bool,
+        /// Listen on a non-loopback address without `api.auth` (anyone who can reach the port can
+        /// create, delete and put to every stream).
+        #[arg(long)]
+        insecure_no_auth: bool,
         /// How long to wait on SIGTERM/SIGINT for buffers to flush before exiting anyway
         /// (undelivered records stay in the WAL for the next start).
         #[arg(long, default_value_t = 60)]
@@ -79,17 +83,24 @@ fn main() -> ExitCode {
             paths.extend(config);
             cli::validate::run(&paths)
         }
-        Command::Run { config, config_dir, listen, storage_dir, require_healthy, shutdown_timeout_seconds } => {
-            runtime().and_then(|rt| {
-                rt.block_on(run(RunOptions {
-                    source: ConfigSource::new(config, config_dir),
-                    listen,
-                    storage_dir,
-                    require_healthy,
-                    shutdown_timeout: Duration::from_secs(shutdown_timeout_seconds),
-                }))
-            })
-        }
+        Command::Run {
+            config,
+            config_dir,
+            listen,
+            storage_dir,
+            require_healthy,
+            insecure_no_auth,
+            shutdown_timeout_seconds,
+        } => runtime().and_then(|rt| {
+            rt.block_on(run(RunOptions {
+                source: ConfigSource::new(config, config_dir),
+                listen,
+                storage_dir,
+                require_healthy,
+                insecure_no_auth,
+                shutdown_timeout: Duration::from_secs(shutdown_timeout_seconds),
+            }))
+        }),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
     };
     match result {
@@ -148,6 +159,7 @@ struct RunOptions {
     listen: Option<SocketAddr>,
     storage_dir: Option<PathBuf>,
     require_healthy: bool,
+    insecure_no_auth: bool,
     shutdown_timeout: Duration,
 }
 
@@ -156,7 +168,7 @@ struct RunOptions {
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 async fn run(options: RunOptions) -> anyhow::Result<()> {
-    let RunOptions { source, listen, storage_dir, require_healthy, shutdown_timeout } = options;
+    let RunOptions { source, listen, storage_dir, require_healthy, insecure_no_auth, shutdown_timeout } = options;
     let mut cfg = source.load()?;
     if let Some(l) = listen {
         cfg.listen = l;
@@ -164,6 +176,19 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     if let Some(d) = storage_dir {
         cfg.storage.dir = d;
     }
+    if !cfg.listen.ip().is_loopback() && cfg.security.access_keys.is_none() {
+        if !insecure_no_auth {
+            anyhow::bail!(
+                "refusing to listen on {} without authentication: add api.auth.access_keys to the config (see docs/security.md), listen on 127.0.0.1, or pass --insecure-no-auth",
+                cfg.listen
+            );
+        }
+        tracing::warn!(address = %cfg.listen, "--insecure-no-auth: anyone who can reach this address can create, delete and put to every delivery stream");
+    }
+    let tls = match &cfg.security.tls {
+        Some(files) => Some(api::tls::TlsReloader::load(files).context("cannot set up TLS for the API")?),
+        None => None,
+    };
     ignore_sighup();
     let handle = metrics::install();
     let fd_limit = api::server::raise_fd_limit();
@@ -184,7 +209,7 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         max_connections: api::server::effective_max_connections(limits.max_connections, fd_limit),
         header_timeout: limits.header_timeout,
     };
-    tracing::info!(address = %listen, streams = ?daemon.names(), max_connections = server_limits.max_connections, fd_limit, "sluice is accepting Firehose API requests");
+    tracing::info!(address = %listen, tls = tls.is_some(), authentication = daemon.config.security.access_keys.is_some(), streams = ?daemon.names(), max_connections = server_limits.max_connections, fd_limit, "sluice is accepting Firehose API requests");
     let app = api::router(api::ApiState { daemon: daemon.clone(), metrics: handle, body_timeout: limits.body_timeout });
     let janitor = {
         let daemon = daemon.clone();
@@ -203,7 +228,10 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
             }
         })
     };
-    api::server::serve(listener, app, server_limits, shutdown_signal()).await;
+    if let Some(tls) = &tls {
+        tls.clone().watch();
+    }
+    api::server::serve(listener, app, server_limits, tls, shutdown_signal()).await;
     janitor.abort();
     tracing::info!("stopped accepting requests; flushing buffers");
     if daemon.shutdown(shutdown_timeout).await {

@@ -103,8 +103,11 @@ fn describe() {
     );
     describe_counter!(
         "sluice_throttled_records_total",
-        "ThrottledRecords: records refused with ServiceUnavailableException (storage full)"
+        "ThrottledRecords: records refused with ServiceUnavailableException (storage full or over the stream's quota)"
     );
+    describe_gauge!("sluice_records_per_second_limit", "RecordsPerSecondLimit: the stream's records/s quota");
+    describe_gauge!("sluice_bytes_per_second_limit", "BytesPerSecondLimit: the stream's bytes/s quota");
+    describe_gauge!("sluice_put_requests_per_second_limit", "PutRequestsPerSecondLimit: the stream's requests/s quota");
     describe_counter!(
         "sluice_delivery_to_s3_records_total",
         "DeliveryToS3.Records: records written to the object store"
@@ -221,6 +224,20 @@ impl PipelineMetrics {
         self.data_freshness_seconds =
             gauge!(format!("sluice_delivery_to_{destination}_data_freshness_seconds"), "delivery_stream_name" => s);
         self
+    }
+
+    /// Firehose's `*PerSecondLimit` metrics: the stream's quotas (absent when unlimited).
+    pub fn set_quota_limits(&self, q: &crate::config::Quotas) {
+        let s = self.stream.clone();
+        for (name, value) in [
+            ("sluice_records_per_second_limit", q.records_per_second),
+            ("sluice_bytes_per_second_limit", q.bytes_per_second),
+            ("sluice_put_requests_per_second_limit", q.requests_per_second),
+        ] {
+            if let Some(v) = value {
+                gauge!(name, "delivery_stream_name" => s.clone()).set(f64::from(v.get()));
+            }
+        }
     }
 
     /// Error-output records of one type (looked up per failure; failures are not the hot path).

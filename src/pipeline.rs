@@ -74,6 +74,8 @@ pub struct PipelineHandle {
     pub status: Arc<PipelineStatus>,
     /// Checks that the destination is reachable and writable (startup and `/ready`).
     pub probe: crate::sink::Probe,
+    /// Direct PUT throughput quotas (`None`: unlimited).
+    pub throttle: Option<crate::source::quota::Throttle>,
 }
 
 /// Opens the pipeline's WAL (replaying whatever was not delivered) and starts its task.
@@ -191,6 +193,8 @@ pub fn start(
         replay: ReplayPlan::default(),
     };
     let source = DirectPutSource::new(reader, appender.clone(), report.controls);
+    let spec_quotas = spec.quotas;
+    metrics.set_quota_limits(&spec_quotas);
     let handle = Arc::new(PipelineHandle {
         spec,
         ingest: DirectPutIngest::new(appender, budget, limit),
@@ -199,6 +203,7 @@ pub fn start(
         seed,
         status,
         probe,
+        throttle: crate::source::quota::Throttle::new(&spec_quotas),
     });
     let task = tokio::spawn(run(Box::new(source), runner, done_rx));
     Ok((handle, task))

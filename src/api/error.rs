@@ -15,6 +15,14 @@ pub enum ApiError {
     /// The body did not arrive in time. Firehose documents no error for this (its front end
     /// answers slow clients itself), so sluice answers 408 with this name.
     RequestTimeout(String),
+    ResourceInUse(String),
+    LimitExceeded(String),
+    ConcurrentModification(String),
+    MissingAuthenticationToken(String),
+    IncompleteSignature(String),
+    InvalidSignature(String),
+    UnrecognizedClient(String),
+    AccessDenied(String),
 }
 
 impl ApiError {
@@ -27,6 +35,14 @@ impl ApiError {
             ApiError::UnknownOperation(_) => "UnknownOperationException",
             ApiError::InternalFailure(_) => "InternalFailure",
             ApiError::RequestTimeout(_) => "RequestTimeoutException",
+            ApiError::ResourceInUse(_) => "ResourceInUseException",
+            ApiError::LimitExceeded(_) => "LimitExceededException",
+            ApiError::ConcurrentModification(_) => "ConcurrentModificationException",
+            ApiError::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
+            ApiError::IncompleteSignature(_) => "IncompleteSignatureException",
+            ApiError::InvalidSignature(_) => "InvalidSignatureException",
+            ApiError::UnrecognizedClient(_) => "UnrecognizedClientException",
+            ApiError::AccessDenied(_) => "AccessDeniedException",
         }
     }
 
@@ -38,11 +54,20 @@ impl ApiError {
             | ApiError::ServiceUnavailable(m)
             | ApiError::UnknownOperation(m)
             | ApiError::InternalFailure(m)
-            | ApiError::RequestTimeout(m) => m,
+            | ApiError::RequestTimeout(m)
+            | ApiError::ResourceInUse(m)
+            | ApiError::LimitExceeded(m)
+            | ApiError::ConcurrentModification(m)
+            | ApiError::MissingAuthenticationToken(m)
+            | ApiError::IncompleteSignature(m)
+            | ApiError::InvalidSignature(m)
+            | ApiError::UnrecognizedClient(m)
+            | ApiError::AccessDenied(m) => m,
         }
     }
 
-    /// awsJson client faults are 400; ServiceUnavailable is modeled as 503; InternalFailure is 500.
+    /// awsJson client faults are 400, the authentication errors included (as AWS's JSON services
+    /// answer them); ServiceUnavailable is modeled as 503; InternalFailure is 500.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -31,12 +31,6 @@ pub struct RecordIn<'a> {
     pub data: Cow<'a, str>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct StreamNameInput {
-    pub delivery_stream_name: String,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListInput {

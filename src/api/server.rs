@@ -68,7 +68,14 @@ pub fn effective_max_connections(configured: usize, fd_limit: u64) -> usize {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for open requests.
-pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, shutdown: impl Future<Output = ()>) {
+/// With `tls`, each connection is a TLS handshake first (bounded by the header timeout).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    tls: Option<Arc<super::tls::TlsReloader>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let metrics = ConnectionMetrics::new();
@@ -99,17 +106,40 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, 
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let watched = graceful.watch(connection);
         let open = metrics.open.clone();
         open.increment(1.0);
-        tokio::spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let watched = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    open.decrement(1.0);
+                    drop(permit);
+                });
             }
-            open.decrement(1.0);
-            drop(permit);
-        });
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let handshake_timeout = limits.header_timeout;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
+                            if let Err(e) = watcher.watch(connection).await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                    open.decrement(1.0);
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;

@@ -161,7 +161,12 @@ pub(super) fn validate(raw: &Spanned<RawControlPlane>, errors: &mut Vec<ConfigEr
         ));
     }
     let tables = r.tables.iter().map(|(k, v)| (k.clone(), PathBuf::from(&v.value))).collect();
-    ControlPlane { max_streams, buckets, functions_dir: r.functions.as_ref().map(|f| PathBuf::from(&f.dir.value)), tables }
+    ControlPlane {
+        max_streams,
+        buckets,
+        functions_dir: r.functions.as_ref().map(|f| PathBuf::from(&f.dir.value)),
+        tables,
+    }
 }
 
 fn at<T>(origin: &str, spanned: &Spanned<T>, field: &str, message: String) -> ConfigError {

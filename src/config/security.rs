@@ -133,11 +133,7 @@ const OPERATIONS: &[&str] = &[
     "UpdateDestination",
 ];
 
-pub(super) fn validate(
-    raw: &super::RawApi,
-    errors: &mut Vec<ConfigError>,
-    origin: &str,
-) -> (Identity, ApiSecurity) {
+pub(super) fn validate(raw: &super::RawApi, errors: &mut Vec<ConfigError>, origin: &str) -> (Identity, ApiSecurity) {
     let mut identity = Identity::default();
     if let Some(a) = &raw.account_id {
         if a.value.len() != 12 || !a.value.bytes().all(|b| b.is_ascii_digit()) {
@@ -153,7 +149,12 @@ pub(super) fn validate(
     }
     let access_keys = raw.auth.as_ref().map(|auth| {
         if auth.value.access_keys.is_empty() {
-            errors.push(at(origin, auth, "api.auth.access_keys", "must list at least one key; remove `auth:` to turn authentication off".into()));
+            errors.push(at(
+                origin,
+                auth,
+                "api.auth.access_keys",
+                "must list at least one key; remove `auth:` to turn authentication off".into(),
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         auth.value
@@ -164,21 +165,42 @@ pub(super) fn validate(
                 let field = format!("api.auth.access_keys[{i}]");
                 let id = &k.value.id;
                 if !(3..=128).contains(&id.value.len()) || !id.value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    errors.push(at(origin, id, &format!("{field}.id"), "must be 3-128 letters and digits (AWS access key ids are 16-128)".into()));
+                    errors.push(at(
+                        origin,
+                        id,
+                        &format!("{field}.id"),
+                        "must be 3-128 letters and digits (AWS access key ids are 16-128)".into(),
+                    ));
                 } else if !seen.insert(id.value.clone()) {
                     errors.push(at(origin, id, &format!("{field}.id"), "is listed twice".into()));
                 }
                 if k.value.secret.value.len() < 8 {
-                    errors.push(at(origin, &k.value.secret, &format!("{field}.secret"), "must be at least 8 characters".into()));
+                    errors.push(at(
+                        origin,
+                        &k.value.secret,
+                        &format!("{field}.secret"),
+                        "must be at least 8 characters".into(),
+                    ));
                 }
-                let actions: Vec<Pattern> = k.value.actions.iter().flatten().map(|a| {
-                    let p = Pattern::new(&a.value);
-                    if !OPERATIONS.iter().any(|op| p.matches(op)) {
-                        let hint = super::teach::hint(&a.value, OPERATIONS.iter().copied());
-                        errors.push(at(origin, a, &format!("{field}.actions"), format!("`{}` matches no Firehose operation{hint}", a.value)));
-                    }
-                    p
-                }).collect();
+                let actions: Vec<Pattern> = k
+                    .value
+                    .actions
+                    .iter()
+                    .flatten()
+                    .map(|a| {
+                        let p = Pattern::new(&a.value);
+                        if !OPERATIONS.iter().any(|op| p.matches(op)) {
+                            let hint = super::teach::hint(&a.value, OPERATIONS.iter().copied());
+                            errors.push(at(
+                                origin,
+                                a,
+                                &format!("{field}.actions"),
+                                format!("`{}` matches no Firehose operation{hint}", a.value),
+                            ));
+                        }
+                        p
+                    })
+                    .collect();
                 AccessKey {
                     id: id.value.clone(),
                     secret: Secret::new(k.value.secret.value.clone()),

@@ -79,6 +79,8 @@ pub struct PipelineSpec {
     /// Firehose's VersionId: 1, raised by each UpdateDestination; it appears in object names.
     pub version: u32,
     pub quotas: Quotas,
+    /// Where the pipeline was declared: a config file's name, or "the Firehose API".
+    pub origin: String,
 }
 
 /// Direct PUT throughput quotas per stream; `None` is unlimited.
@@ -210,7 +212,9 @@ pub enum StoreSpec {
         force_path_style: bool,
         encryption: Option<ServerSideEncryption>,
     },
-    Local { path: PathBuf },
+    Local {
+        path: PathBuf,
+    },
 }
 
 /// Streams created on first put (a sluice extension; Firehose needs CreateDeliveryStream first).
@@ -557,6 +561,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         processors,
         version: 1,
         quotas: quotas(c, &p.quotas, field),
+        origin: c.origin.to_string(),
         dynamic_partitioning,
     })
 }

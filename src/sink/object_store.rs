@@ -91,8 +91,9 @@ impl ObjectSink {
                 match encryption {
                     Some(ServerSideEncryption::S3Managed) => {
                         // object_store exports the key only by its name.
-                        let key: AmazonS3ConfigKey =
-                            "aws_server_side_encryption".parse().map_err(|e: object_store::Error| SinkError::Setup(e.to_string()))?;
+                        let key: AmazonS3ConfigKey = "aws_server_side_encryption"
+                            .parse()
+                            .map_err(|e: object_store::Error| SinkError::Setup(e.to_string()))?;
                         b = b.with_config(key, "AES256");
                     }
                     Some(ServerSideEncryption::Kms { key_id }) => b = b.with_sse_kms_encryption(key_id),

@@ -1,21 +1,27 @@
 //! The running daemon: the set of pipelines, auto-creation, and orderly shutdown.
+//! `control.rs` adds, changes and removes pipelines for the control-plane API.
+
+mod control;
+
+pub use control::ControlError;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use thiserror::Error;
 use tokio::task::JoinHandle;
 
 use crate::buffer::wal::StorageBudget;
+use crate::config::security::Identity;
 use crate::config::{valid_stream_name, Config};
 use crate::pipeline::{self, PipelineError, PipelineHandle};
 
 #[derive(Debug, Error)]
 pub enum LookupError {
-    #[error("Firehose {0} under account {ACCOUNT_ID} not found.")]
+    #[error("Firehose {0} under account {account} not found.", account = account_id())]
     NotFound(String),
-    #[error("Firehose {name} under account {ACCOUNT_ID} not found. sluice creates streams on first use only up to auto_create.max_streams ({max}), and has reached it.")]
+    #[error("Firehose {name} under account {account} not found. sluice creates streams on first use only up to auto_create.max_streams ({max}), and has reached it.", account = account_id())]
     AutoCreateLimit { name: String, max: usize },
     /// An idle auto-created stream is being closed; a retry opens it again.
     #[error("delivery stream {0} is being closed after idling; retry")]
@@ -24,12 +30,27 @@ pub enum LookupError {
     Failed(String),
 }
 
-/// Firehose ARNs need an account; sluice has none, so it uses the placeholder AWS emulators use.
-pub const ACCOUNT_ID: &str = "000000000000";
+/// The account and region in ARNs and messages (`api.account_id`, `api.region`); one per process,
+/// set when the daemon starts.
+static IDENTITY: OnceLock<Identity> = OnceLock::new();
+
+fn identity() -> &'static Identity {
+    IDENTITY.get_or_init(Identity::default)
+}
+
+pub fn account_id() -> &'static str {
+    &identity().account_id
+}
 
 /// A delivery stream's ARN, as DescribeDeliveryStream shows it and the HTTP endpoint sends it.
 pub fn stream_arn(name: &str) -> String {
-    format!("arn:aws:firehose:us-east-1:{ACCOUNT_ID}:deliverystream/{name}")
+    let id = identity();
+    format!("arn:aws:firehose:{}:{}:deliverystream/{name}", id.region, id.account_id)
+}
+
+/// The placeholder role described for destinations declared in YAML.
+pub fn role_arn() -> String {
+    format!("arn:aws:iam::{}:role/sluice", account_id())
 }
 
 pub struct Daemon {
@@ -40,23 +61,32 @@ pub struct Daemon {
     tasks: Mutex<BTreeMap<String, JoinHandle<()>>>,
     /// Auto-created streams being closed: their WAL must not be reopened until the task ends.
     closing: Mutex<BTreeSet<String>>,
+    /// Streams created over the API (`None` without a `control_plane:` section).
+    control: Option<control::ControlState>,
 }
 
 impl Daemon {
     /// Starts every configured pipeline, and every auto-created one that left a WAL behind, so
     /// undelivered records are replayed even if nobody puts to that stream again.
     pub fn start(config: Config) -> Result<Arc<Self>, PipelineError> {
+        let _ = IDENTITY.set(config.identity.clone());
         let global_budget = StorageBudget::new(config.storage.max_bytes, None);
+        let control = control::ControlState::open(&config).map_err(|e| PipelineError::Processor {
+            name: "control_plane".into(),
+            message: format!("cannot open the stored delivery streams: {e}"),
+        })?;
         let daemon = Arc::new(Self {
             config,
             global_budget,
             pipelines: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(BTreeMap::new()),
             closing: Mutex::new(BTreeSet::new()),
+            control,
         });
         for spec in daemon.config.pipelines.clone() {
             daemon.launch(spec)?;
         }
+        daemon.start_stored_streams();
         let dir = daemon.config.storage.dir.join("pipelines");
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
@@ -111,7 +141,7 @@ impl Daemon {
         if self.closing.lock().unwrap_or_else(|p| p.into_inner()).contains(name) {
             return Err(LookupError::Closing(name.to_string()));
         }
-        let auto_created = pipelines.len() - self.config.pipelines.len();
+        let auto_created = pipelines.len().saturating_sub(self.config.pipelines.len() + self.api_stream_count());
         if auto_created >= auto.max_streams {
             metrics::counter!("sluice_auto_create_refused_total").increment(1);
             return Err(LookupError::AutoCreateLimit { name: name.to_string(), max: auto.max_streams });
@@ -145,6 +175,7 @@ impl Daemon {
                 .iter()
                 .filter(|(name, p)| {
                     !declared.contains(name.as_str())
+                        && self.stored_stream(name).is_none()
                         && p.status.drained()
                         && p.status.last_put_ms().max(to_ms(p.created_at)) < idle_since
                 })

@@ -1,0 +1,304 @@
+//! DescribeDeliveryStream and ListDeliveryStreams. A stream created over the API is described
+//! from its stored request (`control::describe`); one declared in YAML from its running spec.
+
+use std::time::UNIX_EPOCH;
+
+use axum::body::Bytes;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::model::{ListInput, ListOutput};
+use super::{ok_json, parse, ApiError, ApiState};
+use crate::config::StoreSpec;
+use crate::daemon::{role_arn, LookupError};
+use crate::format::convert::orc::OrcCompression;
+use crate::format::convert::parquet::ParquetCompression;
+use crate::format::convert::{ConversionSpec, InputRules, OutputFormat};
+use crate::pipeline::PipelineHandle;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeInput {
+    delivery_stream_name: String,
+    limit: Option<i64>,
+    exclusive_start_destination_id: Option<String>,
+}
+
+const DESTINATION_ID: &str = "destinationId-000000000001";
+
+pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
+    let input: DescribeInput = parse(body)?;
+    let name = &input.delivery_stream_name;
+    super::check_name(name)?;
+    if let Some(limit) = input.limit {
+        if !(1..=10_000).contains(&limit) {
+            return Err(ApiError::constraint("limit", "Member must have value between 1 and 10000"));
+        }
+    }
+    // One destination per stream: starting after it leaves none.
+    let past_the_only_destination = input.exclusive_start_destination_id.as_deref() == Some(DESTINATION_ID);
+    let not_found = || ApiError::ResourceNotFound(LookupError::NotFound(name.clone()).to_string());
+    let mut description = match state.daemon.stored_stream(name) {
+        Some(stored) => {
+            let created = stored.created_ms as f64 / 1000.0;
+            let mut d = serde_json::json!({
+                "DeliveryStreamName": stored.name,
+                "DeliveryStreamARN": crate::daemon::stream_arn(&stored.name),
+                "DeliveryStreamStatus": stored.status.name(),
+                "DeliveryStreamType": stored.stream_type,
+                "DeliveryStreamEncryptionConfiguration": crate::control::describe::encryption(&stored),
+                "VersionId": stored.version.to_string(),
+                "CreateTimestamp": created,
+                "Destinations": [crate::control::describe::destination(&stored)],
+                "HasMoreDestinations": false,
+            });
+            if stored.updated_ms != stored.created_ms {
+                if let Some(o) = d.as_object_mut() {
+                    o.insert("LastUpdateTimestamp".into(), (stored.updated_ms as f64 / 1000.0).into());
+                }
+            }
+            d
+        }
+        None => describe_stream(&*state.daemon.get(name).ok_or_else(not_found)?, state.daemon.encrypted(name)),
+    };
+    if past_the_only_destination {
+        if let Some(o) = description.as_object_mut() {
+            o.insert("Destinations".into(), serde_json::json!([]));
+        }
+    }
+    Ok(ok_json(&serde_json::json!({ "DeliveryStreamDescription": description })))
+}
+
+/// Firehose's `DataFormatConversionConfiguration` for a converting destination. The schema comes
+/// from the config, not Glue, so `SchemaConfiguration` names no table.
+fn data_format_conversion(c: &ConversionSpec) -> serde_json::Value {
+    let deserializer = match &c.input {
+        InputRules::OpenX { case_insensitive, dots_to_underscores, column_to_json_key } => serde_json::json!({
+            "OpenXJsonSerDe": {
+                "CaseInsensitive": case_insensitive,
+                "ConvertDotsInJsonKeysToUnderscores": dots_to_underscores,
+                "ColumnToJsonKeyMappings": column_to_json_key,
+            }
+        }),
+        InputRules::Hive { timestamp_formats } => serde_json::json!({
+            "HiveJsonSerDe": {
+                "TimestampFormats": timestamp_formats.iter().map(|f| f.as_configured()).collect::<Vec<_>>(),
+            }
+        }),
+    };
+    let serializer = match &c.output {
+        OutputFormat::Parquet(p) => serde_json::json!({
+            "ParquetSerDe": {
+                "BlockSizeBytes": p.block_size_bytes,
+                "PageSizeBytes": p.page_size_bytes,
+                "Compression": match p.compression {
+                    ParquetCompression::Uncompressed => "UNCOMPRESSED",
+                    ParquetCompression::Snappy => "SNAPPY",
+                    ParquetCompression::Gzip => "GZIP",
+                    ParquetCompression::Zstd => "ZSTD",
+                },
+                "EnableDictionaryCompression": p.enable_dictionary_compression,
+                "MaxPaddingBytes": 0,
+                "WriterVersion": if p.writer_version_2 { "V2" } else { "V1" },
+            }
+        }),
+        OutputFormat::Orc(o) => serde_json::json!({
+            "OrcSerDe": {
+                "StripeSizeBytes": o.stripe_size_bytes,
+                "RowIndexStride": o.row_index_stride,
+                "EnablePadding": false,
+                "Compression": match o.compression {
+                    OrcCompression::None => "NONE",
+                    OrcCompression::Zlib => "ZLIB",
+                    OrcCompression::Snappy => "SNAPPY",
+                    OrcCompression::Zstd => "ZSTD",
+                },
+                "BloomFilterColumns": o.bloom_filter_columns,
+                "BloomFilterFalsePositiveProbability": o.bloom_filter_fpp,
+                "DictionaryKeyThreshold": o.dictionary_key_threshold,
+                "FormatVersion": if o.format_0_11 { "V0_11" } else { "V0_12" },
+            }
+        }),
+    };
+    serde_json::json!({
+        "Enabled": true,
+        "SchemaConfiguration": {},
+        "InputFormatConfiguration": { "Deserializer": deserializer },
+        "OutputFormatConfiguration": { "Serializer": serializer },
+    })
+}
+
+fn describe_stream(p: &PipelineHandle, _encrypted: bool) -> serde_json::Value {
+    let spec = &p.spec;
+    let d = &spec.destination;
+    let created = p.created_at.duration_since(UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
+    let bucket_arn = match &d.store {
+        StoreSpec::S3 { bucket, .. } => format!("arn:aws:s3:::{bucket}"),
+        StoreSpec::Local { path } => format!("file://{}", path.display()),
+    };
+    let s3 = serde_json::json!({
+        "RoleARN": role_arn(),
+        "BucketARN": bucket_arn,
+        "Prefix": d.configured_prefix.clone().unwrap_or_default(),
+        "ErrorOutputPrefix": d.configured_error_prefix.clone().unwrap_or_default(),
+        "BufferingHints": {
+            "SizeInMBs": spec.buffering.size_bytes >> 20,
+            "IntervalInSeconds": spec.buffering.interval.as_secs(),
+        },
+        "CompressionFormat": d.compression.name(),
+        "EncryptionConfiguration": { "NoEncryptionConfig": "NoEncryption" },
+        "CloudWatchLoggingOptions": { "Enabled": false },
+    });
+    let mut extended = s3.clone();
+    if let Some(obj) = extended.as_object_mut() {
+        obj.insert("S3BackupMode".into(), "Disabled".into());
+        obj.insert("FileExtension".into(), d.file_extension.clone().into());
+        obj.insert("ProcessingConfiguration".into(), serde_json::json!({ "Enabled": false, "Processors": [] }));
+        if let Some(c) = &d.format_conversion {
+            obj.insert("DataFormatConversionConfiguration".into(), data_format_conversion(c));
+        }
+    }
+    let destination = match spec.endpoint.as_deref() {
+        Some(crate::config::EndpointSpec::Http(h)) => serde_json::json!({
+            "DestinationId": DESTINATION_ID,
+            "HttpEndpointDestinationDescription": http_endpoint_description(spec, h, s3),
+        }),
+        Some(crate::config::EndpointSpec::Search(s)) => serde_json::json!({
+            "DestinationId": DESTINATION_ID,
+            (if s.elasticsearch { "ElasticsearchDestinationDescription" } else { "AmazonopensearchserviceDestinationDescription" }):
+                search_description(spec, s, s3),
+        }),
+        Some(crate::config::EndpointSpec::Splunk(s)) => serde_json::json!({
+            "DestinationId": DESTINATION_ID,
+            "SplunkDestinationDescription": {
+                "HECEndpoint": s.endpoint,
+                "HECEndpointType": if s.raw { "Raw" } else { "Event" },
+                "HECAcknowledgmentTimeoutInSeconds": s.ack_timeout.as_secs(),
+                "RetryOptions": { "DurationInSeconds": s.retry_duration.as_secs() },
+                "S3BackupMode": if s.backup_all { "AllEvents" } else { "FailedEventsOnly" },
+                "S3DestinationDescription": s3,
+                "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+                "CloudWatchLoggingOptions": { "Enabled": false },
+                "BufferingHints": {
+                    "SizeInMBs": spec.buffering.size_bytes >> 20,
+                    "IntervalInSeconds": spec.buffering.interval.as_secs(),
+                },
+            },
+        }),
+        None => serde_json::json!({
+            "DestinationId": DESTINATION_ID,
+            "ExtendedS3DestinationDescription": extended,
+            "S3DestinationDescription": s3,
+        }),
+    };
+    serde_json::json!({
+            "DeliveryStreamName": spec.name,
+            "DeliveryStreamARN": crate::daemon::stream_arn(&spec.name),
+            "DeliveryStreamStatus": "ACTIVE",
+            "DeliveryStreamType": "DirectPut",
+            "DeliveryStreamEncryptionConfiguration": { "Status": "DISABLED" },
+            "VersionId": spec.version.to_string(),
+            "CreateTimestamp": created,
+            "LastUpdateTimestamp": created,
+            "Destinations": [destination],
+            "HasMoreDestinations": false,
+    })
+}
+
+/// Firehose's `HttpEndpointDestinationDescription`. The access key is never described (Firehose
+/// omits it too).
+fn http_endpoint_description(
+    spec: &crate::config::PipelineSpec,
+    h: &crate::config::HttpEndpointSpec,
+    backup: serde_json::Value,
+) -> serde_json::Value {
+    let attributes: Vec<serde_json::Value> = h
+        .common_attributes
+        .iter()
+        .map(|(k, v)| serde_json::json!({ "AttributeName": k, "AttributeValue": v }))
+        .collect();
+    let mut endpoint = serde_json::json!({ "Url": h.url });
+    if let (Some(name), Some(obj)) = (&h.name, endpoint.as_object_mut()) {
+        obj.insert("Name".into(), name.clone().into());
+    }
+    serde_json::json!({
+        "EndpointConfiguration": endpoint,
+        "BufferingHints": {
+            "SizeInMBs": spec.buffering.size_bytes >> 20,
+            "IntervalInSeconds": spec.buffering.interval.as_secs(),
+        },
+        "CloudWatchLoggingOptions": { "Enabled": false },
+        "RequestConfiguration": {
+            "ContentEncoding": if h.gzip { "GZIP" } else { "NONE" },
+            "CommonAttributes": attributes,
+        },
+        "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+        "RoleARN": role_arn(),
+        "RetryOptions": { "DurationInSeconds": h.retry_duration.as_secs() },
+        "S3BackupMode": if h.backup_all { "AllData" } else { "FailedDataOnly" },
+        "S3DestinationDescription": backup,
+    })
+}
+
+/// Firehose's `AmazonopensearchserviceDestinationDescription` / `ElasticsearchDestinationDescription`
+/// (credentials are never described).
+fn search_description(
+    spec: &crate::config::PipelineSpec,
+    s: &crate::config::SearchSpec,
+    backup: serde_json::Value,
+) -> serde_json::Value {
+    let mut d = serde_json::json!({
+        "RoleARN": role_arn(),
+        "ClusterEndpoint": s.endpoint,
+        "IndexName": s.index,
+        "IndexRotationPeriod": s.rotation.name(),
+        "BufferingHints": {
+            "SizeInMBs": spec.buffering.size_bytes >> 20,
+            "IntervalInSeconds": spec.buffering.interval.as_secs(),
+        },
+        "RetryOptions": { "DurationInSeconds": s.retry_duration.as_secs() },
+        "S3BackupMode": if s.backup_all { "AllDocuments" } else { "FailedDocumentsOnly" },
+        "S3DestinationDescription": backup,
+        "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+        "CloudWatchLoggingOptions": { "Enabled": false },
+        "DocumentIdOptions": {
+            "DefaultDocumentIdFormat": if s.document_ids { "FIREHOSE_DEFAULT" } else { "NO_DOCUMENT_ID" },
+        },
+    });
+    if let (Some(t), Some(obj)) = (&s.type_name, d.as_object_mut()) {
+        obj.insert("TypeName".into(), t.clone().into());
+    }
+    d
+}
+
+pub(super) fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
+    let input: ListInput = if body.iter().all(u8::is_ascii_whitespace) { ListInput::default() } else { parse(body)? };
+    let limit = input.limit.unwrap_or(10);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::constraint("limit", "Member must have value between 1 and 10000"));
+    }
+    let wanted = input.delivery_stream_type.as_deref();
+    if let Some(t) = wanted {
+        if !super::control::STREAM_TYPES.contains(&t) {
+            return Err(ApiError::constraint(
+                "deliveryStreamType",
+                "Member must satisfy enum value set: [DirectPut, KinesisStreamAsSource, MSKAsSource, DatabaseAsSource]",
+            ));
+        }
+    }
+    let mut all: std::collections::BTreeSet<String> = state.daemon.names().into_iter().collect();
+    all.extend(state.daemon.stored_stream_names());
+    let names: Vec<String> = all
+        .into_iter()
+        .filter(|n| input.exclusive_start_delivery_stream_name.as_ref().is_none_or(|s| n > s))
+        .filter(|n| {
+            let t = state.daemon.stored_stream(n).map_or_else(|| "DirectPut".to_string(), |s| s.stream_type);
+            wanted.is_none_or(|w| w == t)
+        })
+        .collect();
+    let has_more = names.len() > limit as usize;
+    Ok(ok_json(&ListOutput {
+        delivery_stream_names: names.into_iter().take(limit as usize).collect(),
+        has_more_delivery_streams: has_more,
+    }))
+}

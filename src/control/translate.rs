@@ -1,0 +1,615 @@
+//! A CreateDeliveryStream/UpdateDestination configuration (Firehose's JSON) → a sluice pipeline
+//! (the same shape as a `pipelines:` entry in YAML), which then goes through the config's own
+//! validation. Everything the request says either maps onto something sluice runs or is refused
+//! here with InvalidArgumentException naming the member: nothing is accepted and then ignored.
+//!
+//! ARNs are resolved through `control_plane:` (buckets, Lambda functions, Glue tables).
+
+use serde_json::{json, Map, Value};
+
+use super::{StoredStream, TranslateError};
+use crate::config::control_plane::ControlPlane;
+
+/// The destination members sluice can run, with the sluice destination each becomes.
+pub const SUPPORTED_DESTINATIONS: &[&str] = &[
+    "S3DestinationConfiguration",
+    "ExtendedS3DestinationConfiguration",
+    "HttpEndpointDestinationConfiguration",
+    "AmazonopensearchserviceDestinationConfiguration",
+    "ElasticsearchDestinationConfiguration",
+    "SplunkDestinationConfiguration",
+];
+
+/// Destination members of the Firehose model that sluice cannot deliver to.
+pub const UNSUPPORTED_DESTINATIONS: &[&str] = &[
+    "RedshiftDestinationConfiguration",
+    "SnowflakeDestinationConfiguration",
+    "AmazonOpenSearchServerlessDestinationConfiguration",
+    "IcebergDestinationConfiguration",
+];
+
+type Result<T> = std::result::Result<T, TranslateError>;
+
+fn refuse<T>(message: impl Into<String>) -> Result<T> {
+    Err(TranslateError(message.into()))
+}
+
+/// Object members, refusing any the translation does not know (so none is silently dropped).
+struct Members<'a> {
+    path: String,
+    object: &'a Map<String, Value>,
+}
+
+impl<'a> Members<'a> {
+    fn of(value: &'a Value, path: &str, known: &[&str]) -> Result<Self> {
+        let Some(object) = value.as_object() else { return refuse(format!("{path} must be an object")) };
+        if let Some(unknown) = object.keys().find(|k| !known.contains(&k.as_str())) {
+            return refuse(format!("{path}.{unknown} is not supported by sluice"));
+        }
+        Ok(Self { path: path.to_string(), object })
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.object.get(key).filter(|v| !v.is_null())
+    }
+
+    fn str(&self, key: &str) -> Result<Option<&'a str>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => refuse(format!("{}.{key} must be a string", self.path)),
+        }
+    }
+
+    fn required_str(&self, key: &str) -> Result<&'a str> {
+        self.str(key)?.ok_or_else(|| TranslateError(format!("{}.{key} is required", self.path)))
+    }
+
+    fn number(&self, key: &str) -> Result<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => {
+                v.as_f64().map(Some).ok_or_else(|| TranslateError(format!("{}.{key} must be a number", self.path)))
+            }
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => refuse(format!("{}.{key} must be true or false", self.path)),
+        }
+    }
+
+    fn child(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+}
+
+/// The sluice pipeline (as JSON in the YAML config's shape) for a stored stream.
+pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> {
+    let key = stream.destination_key.as_str();
+    let config = &stream.destination;
+    let mut pipeline = Map::new();
+    pipeline.insert("name".into(), stream.name.clone().into());
+    if stream.stream_type != "DirectPut" {
+        return refuse(format!(
+            "DeliveryStreamType {} is not supported by sluice yet: only DirectPut streams can be created",
+            stream.stream_type
+        ));
+    }
+    let (destination, buffering, processing) = match key {
+        "S3DestinationConfiguration" | "ExtendedS3DestinationConfiguration" => {
+            let extended = key.starts_with("Extended");
+            let m = Members::of(config, key, if extended { EXTENDED_S3 } else { S3 })?;
+            let (store, _) = object_store(&m, control, extended)?;
+            if let Some(dp) = m.get("DynamicPartitioningConfiguration") {
+                let dp = Members::of(dp, &m.child("DynamicPartitioningConfiguration"), &["Enabled", "RetryOptions"])?;
+                if dp.bool("Enabled")?.unwrap_or(false) {
+                    pipeline.insert("dynamic_partitioning".into(), json!({ "enabled": true }));
+                }
+            }
+            if let Some(mode) = m.str("S3BackupMode")? {
+                if mode != "Disabled" {
+                    return refuse(format!("{}.S3BackupMode {mode} (a copy of the source records) is not supported by sluice; use Disabled", m.path));
+                }
+            }
+            if m.get("S3BackupConfiguration").is_some() {
+                return refuse(format!("{} is not supported by sluice", m.child("S3BackupConfiguration")));
+            }
+            (store, m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
+        }
+        "HttpEndpointDestinationConfiguration" => {
+            let m = Members::of(config, key, HTTP_ENDPOINT)?;
+            let endpoint =
+                m.get("EndpointConfiguration").ok_or_else(|| TranslateError(format!("{} is required", m.child("EndpointConfiguration"))))?;
+            let e = Members::of(endpoint, &m.child("EndpointConfiguration"), &["Url", "Name", "AccessKey"])?;
+            let mut d = Map::new();
+            d.insert("url".into(), e.required_str("Url")?.into());
+            if let Some(n) = e.str("Name")? {
+                d.insert("name".into(), n.into());
+            }
+            if let Some(k) = e.str("AccessKey")? {
+                d.insert("access_key".into(), k.into());
+            }
+            if let Some(rc) = m.get("RequestConfiguration") {
+                let rc = Members::of(rc, &m.child("RequestConfiguration"), &["ContentEncoding", "CommonAttributes"])?;
+                if let Some(enc) = rc.str("ContentEncoding")? {
+                    d.insert("content_encoding".into(), enc.into());
+                }
+                if let Some(attrs) = rc.get("CommonAttributes").and_then(Value::as_array) {
+                    let mut map = Map::new();
+                    for (i, a) in attrs.iter().enumerate() {
+                        let a = Members::of(a, &format!("{}.CommonAttributes[{i}]", rc.path), &["AttributeName", "AttributeValue"])?;
+                        map.insert(a.required_str("AttributeName")?.into(), a.required_str("AttributeValue")?.into());
+                    }
+                    d.insert("common_attributes".into(), map.into());
+                }
+            }
+            endpoint_common(&m, &mut d, control, "FailedDataOnly")?;
+            (json!({ "http_endpoint": d }), m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
+        }
+        "AmazonopensearchserviceDestinationConfiguration" | "ElasticsearchDestinationConfiguration" => {
+            let m = Members::of(config, key, SEARCH)?;
+            let Some(cluster) = m.str("ClusterEndpoint")? else {
+                return refuse(format!(
+                    "{} is required: sluice cannot resolve a DomainARN to an address, so give the cluster's URL",
+                    m.child("ClusterEndpoint")
+                ));
+            };
+            let mut d = Map::new();
+            d.insert("endpoint".into(), cluster.into());
+            d.insert("index".into(), m.required_str("IndexName")?.into());
+            if let Some(r) = m.str("IndexRotationPeriod")? {
+                d.insert("index_rotation".into(), r.into());
+            }
+            if let Some(t) = m.str("TypeName")? {
+                d.insert("type_name".into(), t.into());
+            }
+            if let Some(ids) = m.get("DocumentIdOptions") {
+                let ids = Members::of(ids, &m.child("DocumentIdOptions"), &["DefaultDocumentIdFormat"])?;
+                d.insert("document_id".into(), ids.required_str("DefaultDocumentIdFormat")?.into());
+            }
+            endpoint_common(&m, &mut d, control, "FailedDocumentsOnly")?;
+            let kind = if key.starts_with("Elasticsearch") { "elasticsearch" } else { "opensearch" };
+            (json!({ kind: d }), m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
+        }
+        "SplunkDestinationConfiguration" => {
+            let m = Members::of(config, key, SPLUNK)?;
+            let mut d = Map::new();
+            d.insert("hec_endpoint".into(), m.required_str("HECEndpoint")?.into());
+            d.insert("hec_token".into(), m.required_str("HECToken")?.into());
+            if let Some(t) = m.str("HECEndpointType")? {
+                d.insert("hec_endpoint_type".into(), t.into());
+            }
+            if let Some(t) = m.number("HECAcknowledgmentTimeoutInSeconds")? {
+                d.insert("hec_acknowledgment_timeout_seconds".into(), (t as u64).into());
+            }
+            endpoint_common(&m, &mut d, control, "FailedEventsOnly")?;
+            (json!({ "splunk": d }), m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
+        }
+        other if UNSUPPORTED_DESTINATIONS.contains(&other) => {
+            return refuse(format!("{other} is not supported by sluice: it delivers to S3-compatible stores, local directories, HTTP endpoints, OpenSearch/Elasticsearch and Splunk"))
+        }
+        other => return refuse(format!("{other} is not a destination configuration sluice knows")),
+    };
+    pipeline.insert("destination".into(), destination);
+    if let Some(hints) = buffering {
+        let h = Members::of(hints, &format!("{key}.BufferingHints"), &["SizeInMBs", "IntervalInSeconds"])?;
+        let mut b = Map::new();
+        if let Some(s) = h.number("SizeInMBs")? {
+            b.insert("size_mb".into(), s.into());
+        }
+        if let Some(i) = h.number("IntervalInSeconds")? {
+            b.insert("interval_seconds".into(), (i as u64).into());
+        }
+        pipeline.insert("buffering".into(), b.into());
+    }
+    if let Some((processing, path)) = processing {
+        let processors = processors(processing, &path, control)?;
+        if !processors.is_empty() {
+            pipeline.insert("processors".into(), processors.into());
+        }
+    }
+    Ok(Value::Object(pipeline))
+}
+
+const S3: &[&str] = &[
+    "RoleARN",
+    "BucketARN",
+    "Prefix",
+    "ErrorOutputPrefix",
+    "BufferingHints",
+    "CompressionFormat",
+    "EncryptionConfiguration",
+    "CloudWatchLoggingOptions",
+];
+const EXTENDED_S3: &[&str] = &[
+    "RoleARN",
+    "BucketARN",
+    "Prefix",
+    "ErrorOutputPrefix",
+    "BufferingHints",
+    "CompressionFormat",
+    "EncryptionConfiguration",
+    "CloudWatchLoggingOptions",
+    "ProcessingConfiguration",
+    "S3BackupMode",
+    "S3BackupConfiguration",
+    "DataFormatConversionConfiguration",
+    "DynamicPartitioningConfiguration",
+    "FileExtension",
+    "CustomTimeZone",
+];
+const HTTP_ENDPOINT: &[&str] = &[
+    "EndpointConfiguration",
+    "BufferingHints",
+    "CloudWatchLoggingOptions",
+    "RequestConfiguration",
+    "ProcessingConfiguration",
+    "RoleARN",
+    "RetryOptions",
+    "S3BackupMode",
+    "S3Configuration",
+];
+const SEARCH: &[&str] = &[
+    "RoleARN",
+    "DomainARN",
+    "ClusterEndpoint",
+    "IndexName",
+    "TypeName",
+    "IndexRotationPeriod",
+    "BufferingHints",
+    "RetryOptions",
+    "S3BackupMode",
+    "S3Configuration",
+    "ProcessingConfiguration",
+    "CloudWatchLoggingOptions",
+    "DocumentIdOptions",
+];
+const SPLUNK: &[&str] = &[
+    "HECEndpoint",
+    "HECEndpointType",
+    "HECToken",
+    "HECAcknowledgmentTimeoutInSeconds",
+    "RetryOptions",
+    "S3BackupMode",
+    "S3Configuration",
+    "ProcessingConfiguration",
+    "CloudWatchLoggingOptions",
+    "BufferingHints",
+];
+
+/// The bucket name in a BucketARN (`arn:aws:s3:::name`; a malformed ARN's last `:` part).
+pub fn bucket_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+/// An S3 configuration → a sluice object-store block (s3: or local:), through the bucket mapping.
+/// Returns the block and the bucket name.
+fn object_store(m: &Members<'_>, control: &ControlPlane, extended: bool) -> Result<(Value, String)> {
+    let arn = m.required_str("BucketARN")?;
+    let bucket = bucket_name(arn);
+    if bucket.is_empty() {
+        return refuse(format!("{} `{arn}` names no bucket", m.child("BucketARN")));
+    }
+    let Some(target) = control.bucket(bucket) else {
+        return refuse(format!(
+            "{} names bucket `{bucket}`, which control_plane.buckets does not map (add it, or \"*\")",
+            m.child("BucketARN")
+        ));
+    };
+    let mut block = target.to_destination(bucket);
+    let Some(inner) = block.as_object_mut().and_then(|o| o.values_mut().next()).and_then(Value::as_object_mut) else {
+        return refuse("internal: a bucket mapping is not an object");
+    };
+    if let Some(p) = m.str("Prefix")? {
+        inner.insert("prefix".into(), p.into());
+    }
+    if let Some(p) = m.str("ErrorOutputPrefix")? {
+        inner.insert("error_output_prefix".into(), p.into());
+    }
+    if let Some(c) = m.str("CompressionFormat")? {
+        inner.insert("compression".into(), c.into());
+    }
+    if let Some(e) = m.get("EncryptionConfiguration") {
+        let e = Members::of(e, &m.child("EncryptionConfiguration"), &["NoEncryptionConfig", "KMSEncryptionConfig"])?;
+        if let Some(kms) = e.get("KMSEncryptionConfig") {
+            Members::of(kms, &e.child("KMSEncryptionConfig"), &["AWSKMSKeyARN"])?.required_str("AWSKMSKeyARN")?;
+        }
+    }
+    if let Some(cw) = m.get("CloudWatchLoggingOptions") {
+        Members::of(cw, &m.child("CloudWatchLoggingOptions"), &["Enabled", "LogGroupName", "LogStreamName"])?;
+    }
+    if extended {
+        if let Some(ext) = m.str("FileExtension")? {
+            inner.insert("file_extension".into(), ext.into());
+        }
+        if let Some(tz) = m.str("CustomTimeZone")? {
+            if !matches!(tz, "UTC" | "Etc/UTC" | "") {
+                return refuse(format!(
+                    "{} {tz} is not supported by sluice: prefixes are evaluated in UTC",
+                    m.child("CustomTimeZone")
+                ));
+            }
+        }
+        if let Some(conversion) = m.get("DataFormatConversionConfiguration") {
+            if let Some(c) = format_conversion(conversion, &m.child("DataFormatConversionConfiguration"), control)? {
+                inner.insert("format_conversion".into(), c);
+            }
+        }
+    }
+    Ok((block, bucket.to_string()))
+}
+
+/// What the HTTP endpoint, search and Splunk destinations share: retry duration, backup mode and
+/// the backup bucket.
+fn endpoint_common(
+    m: &Members<'_>,
+    d: &mut Map<String, Value>,
+    control: &ControlPlane,
+    default_mode: &str,
+) -> Result<()> {
+    if let Some(r) = m.get("RetryOptions") {
+        let r = Members::of(r, &m.child("RetryOptions"), &["DurationInSeconds"])?;
+        if let Some(s) = r.number("DurationInSeconds")? {
+            d.insert("retry_duration_seconds".into(), (s as u64).into());
+        }
+    }
+    d.insert("s3_backup_mode".into(), m.str("S3BackupMode")?.unwrap_or(default_mode).into());
+    if let Some(cw) = m.get("CloudWatchLoggingOptions") {
+        Members::of(cw, &m.child("CloudWatchLoggingOptions"), &["Enabled", "LogGroupName", "LogStreamName"])?;
+    }
+    let s3 = m
+        .get("S3Configuration")
+        .ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
+    let s3 = Members::of(s3, &m.child("S3Configuration"), S3)?;
+    let (backup, _) = object_store(&s3, control, false)?;
+    d.insert("backup".into(), backup);
+    Ok(())
+}
+
+/// `ProcessingConfiguration` → sluice processors, one for one. A Lambda function becomes the WASM
+/// module of the same name in `control_plane.functions.dir`.
+fn processors(value: &Value, path: &str, control: &ControlPlane) -> Result<Vec<Value>> {
+    let m = Members::of(value, path, &["Enabled", "Processors"])?;
+    if !m.bool("Enabled")?.unwrap_or(false) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (i, p) in m.get("Processors").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let at = format!("{path}.Processors[{i}]");
+        let p = Members::of(p, &at, &["Type", "Parameters"])?;
+        let kind = p.required_str("Type")?;
+        let mut params = std::collections::BTreeMap::new();
+        for (j, param) in p.get("Parameters").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let param = Members::of(param, &format!("{at}.Parameters[{j}]"), &["ParameterName", "ParameterValue"])?;
+            params.insert(param.required_str("ParameterName")?, param.required_str("ParameterValue")?);
+        }
+        let known = |names: &[&str]| -> Result<()> {
+            match params.keys().find(|k| !names.contains(k)) {
+                Some(k) => refuse(format!("{at}: parameter {k} of a {kind} processor is not supported by sluice")),
+                None => Ok(()),
+            }
+        };
+        let required = |name: &str| -> Result<&str> {
+            params
+                .get(name)
+                .copied()
+                .ok_or_else(|| TranslateError(format!("{at}: a {kind} processor needs the {name} parameter")))
+        };
+        out.push(match kind {
+            "RecordDeAggregation" => {
+                known(&["SubRecordType", "Delimiter"])?;
+                let mut d = Map::new();
+                d.insert("sub_record_type".into(), required("SubRecordType")?.into());
+                if let Some(delim) = params.get("Delimiter") {
+                    d.insert("delimiter".into(), (*delim).into());
+                }
+                json!({ "record_deaggregation": d })
+            }
+            "Decompression" => {
+                known(&["CompressionFormat"])?;
+                json!({ "decompression": { "format": required("CompressionFormat")? } })
+            }
+            "CloudWatchLogProcessing" => {
+                known(&["DataMessageExtraction"])?;
+                let extract = required("DataMessageExtraction")?.eq_ignore_ascii_case("true");
+                json!({ "cloudwatch_log_processing": { "data_message_extraction": extract } })
+            }
+            "MetadataExtraction" => {
+                known(&["MetadataExtractionQuery", "JsonParsingEngine"])?;
+                let mut d = Map::new();
+                d.insert("query".into(), required("MetadataExtractionQuery")?.into());
+                if let Some(engine) = params.get("JsonParsingEngine") {
+                    d.insert("json_parsing_engine".into(), (*engine).into());
+                }
+                json!({ "metadata_extraction": d })
+            }
+            "AppendDelimiterToRecord" => {
+                known(&[])?;
+                json!({ "append_delimiter": {} })
+            }
+            "Lambda" => {
+                known(&["LambdaArn", "NumberOfRetries", "RoleArn", "BufferSizeInMBs", "BufferIntervalInSeconds"])?;
+                let arn = required("LambdaArn")?;
+                let Some(dir) = &control.functions_dir else {
+                    return refuse(format!("{at}: LambdaArn {arn} cannot run: control_plane.functions.dir is not set, so sluice has no WASM module for it"));
+                };
+                let function = lambda_function_name(arn)
+                    .ok_or_else(|| TranslateError(format!("{at}: `{arn}` is not a Lambda function ARN")))?;
+                let module = dir.join(format!("{function}.wasm"));
+                let mut d = Map::new();
+                d.insert("module".into(), module.to_string_lossy().into_owned().into());
+                let number = |name: &str| -> Result<Option<f64>> {
+                    params
+                        .get(name)
+                        .map(|v| v.parse::<f64>().map_err(|_| TranslateError(format!("{at}: {name} `{v}` is not a number"))))
+                        .transpose()
+                };
+                if let Some(n) = number("NumberOfRetries")? {
+                    d.insert("number_of_retries".into(), (n as u64).into());
+                }
+                if let Some(n) = number("BufferSizeInMBs")? {
+                    d.insert("buffer_size_mb".into(), n.into());
+                }
+                if let Some(n) = number("BufferIntervalInSeconds")? {
+                    d.insert("buffer_interval_seconds".into(), (n as u64).into());
+                }
+                json!({ "wasm": d })
+            }
+            other => return refuse(format!("{at}: processor type {other} is not supported by sluice")),
+        });
+    }
+    Ok(out)
+}
+
+/// `arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]` → `<name>`, which must be a
+/// plain file name.
+pub fn lambda_function_name(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    let name = parts.by_ref().skip_while(|p| *p != "function").nth(1)?;
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    plain.then_some(name)
+}
+
+/// `DataFormatConversionConfiguration` → sluice's `format_conversion`. The schema comes from the
+/// schema file `control_plane.tables` maps the Glue `DatabaseName.TableName` to.
+fn format_conversion(value: &Value, path: &str, control: &ControlPlane) -> Result<Option<Value>> {
+    let m = Members::of(
+        value,
+        path,
+        &["SchemaConfiguration", "InputFormatConfiguration", "OutputFormatConfiguration", "Enabled"],
+    )?;
+    if !m.bool("Enabled")?.unwrap_or(true) {
+        return Ok(None);
+    }
+    let schema = m
+        .get("SchemaConfiguration")
+        .ok_or_else(|| TranslateError(format!("{} is required", m.child("SchemaConfiguration"))))?;
+    let s = Members::of(
+        schema,
+        &m.child("SchemaConfiguration"),
+        &["RoleARN", "CatalogId", "DatabaseName", "TableName", "Region", "VersionId"],
+    )?;
+    let table = format!("{}.{}", s.required_str("DatabaseName")?, s.required_str("TableName")?);
+    let Some(file) = control.tables.get(&table) else {
+        return refuse(format!(
+            "{}: Glue table {table} cannot be resolved: map it to a schema file in control_plane.tables",
+            s.path
+        ));
+    };
+    let mut out = Map::new();
+    out.insert("schema".into(), json!({ "file": file.to_string_lossy() }));
+    if let Some(input) = m.get("InputFormatConfiguration") {
+        let i = Members::of(input, &m.child("InputFormatConfiguration"), &["Deserializer"])?;
+        if let Some(d) = i.get("Deserializer") {
+            let d = Members::of(d, &i.child("Deserializer"), &["OpenXJsonSerDe", "HiveJsonSerDe"])?;
+            if let Some(o) = d.get("OpenXJsonSerDe") {
+                let o = Members::of(
+                    o,
+                    &d.child("OpenXJsonSerDe"),
+                    &["ConvertDotsInJsonKeysToUnderscores", "CaseInsensitive", "ColumnToJsonKeyMappings"],
+                )?;
+                let mut x = Map::new();
+                if let Some(b) = o.bool("CaseInsensitive")? {
+                    x.insert("case_insensitive".into(), b.into());
+                }
+                if let Some(b) = o.bool("ConvertDotsInJsonKeysToUnderscores")? {
+                    x.insert("convert_dots_in_json_keys_to_underscores".into(), b.into());
+                }
+                if let Some(map) = o.get("ColumnToJsonKeyMappings") {
+                    x.insert("column_to_json_key_mappings".into(), map.clone());
+                }
+                out.insert("input".into(), json!({ "openx_json": x }));
+            } else if let Some(h) = d.get("HiveJsonSerDe") {
+                let h = Members::of(h, &d.child("HiveJsonSerDe"), &["TimestampFormats"])?;
+                let mut x = Map::new();
+                if let Some(f) = h.get("TimestampFormats") {
+                    x.insert("timestamp_formats".into(), f.clone());
+                }
+                out.insert("input".into(), json!({ "hive_json": x }));
+            }
+        }
+    }
+    let output = m
+        .get("OutputFormatConfiguration")
+        .ok_or_else(|| TranslateError(format!("{} is required", m.child("OutputFormatConfiguration"))))?;
+    let o = Members::of(output, &m.child("OutputFormatConfiguration"), &["Serializer"])?;
+    let serializer =
+        o.get("Serializer").ok_or_else(|| TranslateError(format!("{} is required", o.child("Serializer"))))?;
+    let s = Members::of(serializer, &o.child("Serializer"), &["ParquetSerDe", "OrcSerDe"])?;
+    let snake = |key: &str| -> String {
+        let mut out = String::new();
+        for (i, ch) in key.chars().enumerate() {
+            if ch.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        }
+        out
+    };
+    let serde_block = |value: &Value, path: String, known: &[&str]| -> Result<Map<String, Value>> {
+        let m = Members::of(value, &path, known)?;
+        Ok(m.object.iter().map(|(k, v)| (snake(k), v.clone())).collect())
+    };
+    if let Some(p) = s.get("ParquetSerDe") {
+        let p = serde_block(
+            p,
+            s.child("ParquetSerDe"),
+            &[
+                "BlockSizeBytes",
+                "PageSizeBytes",
+                "Compression",
+                "EnableDictionaryCompression",
+                "MaxPaddingBytes",
+                "WriterVersion",
+            ],
+        )?;
+        out.insert("output".into(), json!({ "parquet": p }));
+    } else if let Some(orc) = s.get("OrcSerDe") {
+        let orc = serde_block(
+            orc,
+            s.child("OrcSerDe"),
+            &[
+                "StripeSizeBytes",
+                "BlockSizeBytes",
+                "RowIndexStride",
+                "EnablePadding",
+                "PaddingTolerance",
+                "Compression",
+                "BloomFilterColumns",
+                "BloomFilterFalsePositiveProbability",
+                "DictionaryKeyThreshold",
+                "FormatVersion",
+            ],
+        )?;
+        out.insert("output".into(), json!({ "orc": orc }));
+    } else {
+        return refuse(format!("{} needs ParquetSerDe or OrcSerDe", s.path));
+    }
+    Ok(Some(Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_arns_name_a_module() {
+        assert_eq!(lambda_function_name("arn:aws:lambda:us-east-1:123456789012:function:redact"), Some("redact"));
+        assert_eq!(
+            lambda_function_name("arn:aws:lambda:us-east-1:123456789012:function:redact:$LATEST"),
+            Some("redact")
+        );
+        assert_eq!(lambda_function_name("arn:aws:lambda:us-east-1:1:function:../etc"), None);
+        assert_eq!(lambda_function_name("redact"), None);
+    }
+
+    #[test]
+    fn bucket_names_come_from_the_arn() {
+        assert_eq!(bucket_name("arn:aws:s3:::data-lake-raw"), "data-lake-raw");
+        assert_eq!(bucket_name("arn:aws:s3::firehosetestbucket"), "firehosetestbucket");
+    }
+}
