@@ -127,7 +127,7 @@ class Sluice:
     def client(self, **config):
         return boto3.client(
             "firehose", endpoint_url=self.endpoint, region_name="us-east-1",
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+            config=Config(**{"retries": {"max_attempts": 1, "mode": "standard"}, **config}),
         )
 
     def raw(self, target, body, headers=None):

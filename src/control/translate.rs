@@ -442,6 +442,14 @@ fn processors(value: &Value, path: &str, control: &ControlPlane) -> Result<Vec<V
                 let module = dir.join(format!("{function}.wasm"));
                 let mut d = Map::new();
                 d.insert("module".into(), module.to_string_lossy().into_owned().into());
+                // A Lambda takes no configuration; a plugin may: `<name>.json` beside the module.
+                let config_file = dir.join(format!("{function}.json"));
+                if let Ok(text) = std::fs::read_to_string(&config_file) {
+                    let config: Value = serde_json::from_str(&text).map_err(|e| {
+                        TranslateError(format!("{at}: {} is not valid JSON: {e}", config_file.display()))
+                    })?;
+                    d.insert("config".into(), config);
+                }
                 let number = |name: &str| -> Result<Option<f64>> {
                     params
                         .get(name)

@@ -241,16 +241,17 @@ impl Daemon {
     async fn finish_delete(self: Arc<Self>, name: &str, force: bool) {
         let Some(control) = &self.control else { return };
         if force {
-            // Discard: the task is stopped where it is; its WAL goes below.
+            // Discard: the task is stopped before intake closes (closing would flush the buffers
+            // and deliver them); uploads already under way finish. Its WAL goes below.
             self.closing.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
-            let pipeline = self.pipelines.write().unwrap_or_else(|p| p.into_inner()).remove(name);
-            if let Some(p) = pipeline {
-                p.ingest.close().await;
-            }
             let task = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
             if let Some(task) = task {
                 task.abort();
                 let _ = task.await;
+            }
+            let pipeline = self.pipelines.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+            if let Some(p) = pipeline {
+                p.ingest.close().await;
             }
         } else {
             self.stop_pipeline(name).await;

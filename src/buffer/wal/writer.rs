@@ -237,10 +237,17 @@ impl Writer {
             return;
         }
         if self.closed {
-            for (_, reply) in group.drain(..) {
+            // Closed to records, not to batch intents: the pipeline still cuts and records its
+            // last batches while it drains (shutdown, UpdateDestination), and a crash during that
+            // drain must find their identities.
+            let (controls, records): (Vec<_>, Vec<_>) = group.drain(..).partition(|(frame, _)| frame.control);
+            for (_, reply) in records {
                 let _ = reply.send(Err(WalError::Closed));
             }
-            return;
+            *group = controls;
+            if group.is_empty() {
+                return;
+            }
         }
         if let Some(d) = &self.degraded {
             for (_, reply) in group.drain(..) {
