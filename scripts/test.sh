@@ -2,7 +2,9 @@
 # Runs every sluice test, installing what the tests need first:
 #   - the wasm32-wasip1 Rust target, and the example transform plugins built with it,
 #   - the Python test peers in tests/requirements.txt (boto3, the AWS CLI, moto_server, and
-#     independent decoders) into ./.venv.
+#     independent decoders) into ./.venv,
+#   - moto's own Firehose test suite (its source distribution) into ./.test-peers,
+#   - the JavaScript SDK v3 (tests/js, from npm's lockfile).
 # Then: formatting and lint checks, unit tests, and the integration tests in tests/, which drive
 # the real binary with real clients against a real S3-compatible server.
 set -euo pipefail
@@ -21,6 +23,18 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+step "moto's Firehose test suite (.test-peers)"
+MOTO_VERSION=$(sed -n 's/^moto\[server\]==//p' tests/requirements.txt)
+if [ ! -d ".test-peers/moto-$MOTO_VERSION/tests/test_firehose" ]; then
+  mkdir -p .test-peers
+  .venv/bin/pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps "moto==$MOTO_VERSION" -d .test-peers
+  tar -xzf ".test-peers/moto-$MOTO_VERSION.tar.gz" -C .test-peers
+fi
+
+step "JavaScript SDK v3 (tests/js)"
+command -v npm >/dev/null || { echo "npm is missing: install Node.js 20 and npm (apt-get install nodejs npm)" >&2; exit 1; }
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 step "cargo fmt --check and clippy"
 cargo fmt --all -- --check

@@ -134,6 +134,12 @@ pub(super) async fn delete(state: &ApiState, body: &Bytes) -> Result<Response, A
         .delete_stream(&input.delivery_stream_name, input.allow_force_delete.unwrap_or(false))
         .await
         .map_err(control_error)?;
+    // Firehose deletes in the background; a stream that drains quickly (the usual case) is gone
+    // by the time this answers, so a List right after does not show it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while daemon.stored_stream(&input.delivery_stream_name).is_some() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     Ok(ok_json(&serde_json::json!({})))
 }
 
@@ -171,6 +177,12 @@ pub(super) async fn update(state: &ApiState, body: &Bytes) -> Result<Response, A
             }
             if destination_id != "destinationId-000000000001" {
                 return Err(ControlError::Invalid(format!("Destination Id {destination_id} not found")));
+            }
+            let http = |k: &str| k.starts_with("HttpEndpoint");
+            if http(&s.destination_key) != http(&new_key) {
+                return Err(ControlError::Invalid(
+                    "Changing the destination type to or from HttpEndpoint is not supported at this time.".into(),
+                ));
             }
             let search = |k: &str| k.starts_with("Amazonopensearchservice") || k.starts_with("Elasticsearch");
             if search(&s.destination_key) != search(&new_key) {
@@ -319,8 +331,9 @@ pub(super) fn list_tags(state: &ApiState, body: &Bytes) -> Result<Response, ApiE
         None if state.daemon.get(&name).is_some() => Vec::new(),
         None => return Err(not_found(&name)),
     };
-    let after: Vec<Tag> = match start {
-        Some(key) => tags.iter().skip_while(|t| t.key != key).skip(1).cloned().collect(),
+    // A start key that is not a tag starts from the beginning, as Firehose does.
+    let after: Vec<Tag> = match start.and_then(|key| tags.iter().position(|t| t.key == key)) {
+        Some(at) => tags[at + 1..].to_vec(),
         None => tags,
     };
     let has_more = after.len() > limit as usize;

@@ -41,7 +41,7 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
     let mut description = match state.daemon.stored_stream(name) {
         Some(stored) => {
             let created = stored.created_ms as f64 / 1000.0;
-            let mut d = serde_json::json!({
+            serde_json::json!({
                 "DeliveryStreamName": stored.name,
                 "DeliveryStreamARN": crate::daemon::stream_arn(&stored.name),
                 "DeliveryStreamStatus": stored.status.name(),
@@ -49,15 +49,10 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
                 "DeliveryStreamEncryptionConfiguration": crate::control::describe::encryption(&stored),
                 "VersionId": stored.version.to_string(),
                 "CreateTimestamp": created,
+                "LastUpdateTimestamp": stored.updated_ms as f64 / 1000.0,
                 "Destinations": [crate::control::describe::destination(&stored)],
                 "HasMoreDestinations": false,
-            });
-            if stored.updated_ms != stored.created_ms {
-                if let Some(o) = d.as_object_mut() {
-                    o.insert("LastUpdateTimestamp".into(), (stored.updated_ms as f64 / 1000.0).into());
-                }
-            }
-            d
+            })
         }
         None => describe_stream(&*state.daemon.get(name).ok_or_else(not_found)?, state.daemon.encrypted(name)),
     };
