@@ -93,6 +93,44 @@ struct IngestArgs {
     /// over every record, so more bodies give more distinct partition keys).
     #[arg(long, default_value_t = 8)]
     bodies: u64,
+    /// Sign every request with SigV4, as an SDK does (for a daemon with `api.auth`).
+    #[arg(long, env = "SLUICE_BENCH_ACCESS_KEY_ID", requires = "secret_access_key")]
+    access_key_id: Option<String>,
+    #[arg(long, env = "SLUICE_BENCH_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: Option<String>,
+}
+
+/// What `put` signs with, when the bench signs.
+#[derive(Clone)]
+struct Signer {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+impl Signer {
+    /// The SigV4 headers an SDK would add to this PutRecordBatch (signed now, over the body).
+    fn headers(&self, url: &str, body: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        let identity =
+            aws_credential_types::Credentials::new(&self.access_key_id, &self.secret_access_key, None, None, "bench").into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("firehose")
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()?
+            .into();
+        let host = reqwest::Url::parse(url)?.authority().to_string();
+        let headers = [
+            ("host", host.as_str()),
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "Firehose_20150804.PutRecordBatch"),
+        ];
+        let request = SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Bytes(body))?;
+        let (instructions, _) = sign(request, &params)?.into_parts();
+        Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -158,13 +196,18 @@ async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> an
 
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(a.connections).build()?;
+    let signer = match (&a.access_key_id, &a.secret_access_key) {
+        (Some(id), Some(secret)) => Some(Signer { access_key_id: id.clone(), secret_access_key: secret.clone() }),
+        _ => None,
+    };
+    let endpoint = if a.endpoint.ends_with('/') { a.endpoint.clone() } else { format!("{}/", a.endpoint) };
     let bodies = Arc::new(bodies(&a.stream, a.batch, a.record_bytes, a.bodies));
     let record_bytes = record(0, a.record_bytes).len();
     // Warm up (and auto-create the stream) before measuring; the warm-up batch counts toward
     // the records the drain below waits for.
     let delivered_before = delivered(&client, &a.endpoint, &a.stream).await.unwrap_or(0);
     let warm_up_failed =
-        put(&client, &a.endpoint, bodies[0].clone()).await.context("the daemon did not accept a first batch")?;
+        put(&client, &endpoint, signer.as_ref(), bodies[0].clone()).await.context("the daemon did not accept a first batch")?;
     let warm_up = a.batch as u64 - warm_up_failed;
 
     let acked = Arc::new(AtomicU64::new(0));
@@ -173,15 +216,15 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..a.connections {
-        let (client, bodies, acked, failed, stop, endpoint) =
-            (client.clone(), bodies.clone(), acked.clone(), failed.clone(), stop.clone(), a.endpoint.clone());
+        let (client, bodies, acked, failed, stop, endpoint, signer) =
+            (client.clone(), bodies.clone(), acked.clone(), failed.clone(), stop.clone(), endpoint.clone(), signer.clone());
         let batch = a.batch as u64;
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut i = c;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                match put(&client, &endpoint, bodies[i % bodies.len()].clone()).await {
+                match put(&client, &endpoint, signer.as_ref(), bodies[i % bodies.len()].clone()).await {
                     Ok(failed_count) => {
                         acked.fetch_add(batch - failed_count, Ordering::Relaxed);
                         failed.fetch_add(failed_count, Ordering::Relaxed);
@@ -242,15 +285,18 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Sends one PutRecordBatch and returns its FailedPutCount.
-async fn put(client: &reqwest::Client, endpoint: &str, body: bytes::Bytes) -> anyhow::Result<u64> {
-    let response = client
+/// Sends one PutRecordBatch (signed, with a signer) and returns its FailedPutCount.
+async fn put(client: &reqwest::Client, endpoint: &str, signer: Option<&Signer>, body: bytes::Bytes) -> anyhow::Result<u64> {
+    let mut request = client
         .post(endpoint)
         .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", "Firehose_20150804.PutRecordBatch")
-        .body(body)
-        .send()
-        .await?;
+        .header("x-amz-target", "Firehose_20150804.PutRecordBatch");
+    if let Some(signer) = signer {
+        for (name, value) in signer.headers(endpoint, &body)? {
+            request = request.header(name, value);
+        }
+    }
+    let response = request.body(body).send().await?;
     let status = response.status();
     let text = response.text().await?;
     if !status.is_success() {
