@@ -112,7 +112,8 @@ impl Signer {
     fn headers(&self, url: &str, body: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
         use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
         let identity =
-            aws_credential_types::Credentials::new(&self.access_key_id, &self.secret_access_key, None, None, "bench").into();
+            aws_credential_types::Credentials::new(&self.access_key_id, &self.secret_access_key, None, None, "bench")
+                .into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region("us-east-1")
@@ -206,8 +207,9 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     // Warm up (and auto-create the stream) before measuring; the warm-up batch counts toward
     // the records the drain below waits for.
     let delivered_before = delivered(&client, &a.endpoint, &a.stream).await.unwrap_or(0);
-    let warm_up_failed =
-        put(&client, &endpoint, signer.as_ref(), bodies[0].clone()).await.context("the daemon did not accept a first batch")?;
+    let warm_up_failed = put(&client, &endpoint, signer.as_ref(), bodies[0].clone())
+        .await
+        .context("the daemon did not accept a first batch")?;
     let warm_up = a.batch as u64 - warm_up_failed;
 
     let acked = Arc::new(AtomicU64::new(0));
@@ -216,8 +218,15 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..a.connections {
-        let (client, bodies, acked, failed, stop, endpoint, signer) =
-            (client.clone(), bodies.clone(), acked.clone(), failed.clone(), stop.clone(), endpoint.clone(), signer.clone());
+        let (client, bodies, acked, failed, stop, endpoint, signer) = (
+            client.clone(),
+            bodies.clone(),
+            acked.clone(),
+            failed.clone(),
+            stop.clone(),
+            endpoint.clone(),
+            signer.clone(),
+        );
         let batch = a.batch as u64;
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -286,7 +295,12 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
 }
 
 /// Sends one PutRecordBatch (signed, with a signer) and returns its FailedPutCount.
-async fn put(client: &reqwest::Client, endpoint: &str, signer: Option<&Signer>, body: bytes::Bytes) -> anyhow::Result<u64> {
+async fn put(
+    client: &reqwest::Client,
+    endpoint: &str,
+    signer: Option<&Signer>,
+    body: bytes::Bytes,
+) -> anyhow::Result<u64> {
     let mut request = client
         .post(endpoint)
         .header("content-type", "application/x-amz-json-1.1")
