@@ -2,7 +2,7 @@
 
 moto's tests (`tests/test_firehose/` of the moto source distribution that matches the moto in
 tests/requirements.txt; scripts/test.sh downloads it into .test-peers/) run in moto's server mode,
-pointed at a sluice started fresh for each test (tests/moto_suite/sluice_per_test.py). Every test
+pointed at a sluice started fresh for each test (tests/moto_suite/fresh_sluice_plugin.py). Every test
 must pass except the ones listed below, each with the reason sluice differs; docs/control-plane.md
 repeats the list for users. A test that starts passing, or a new failure, fails this test.
 """
@@ -74,7 +74,7 @@ def test_moto_firehose_suite_passes_except_documented_differences(tmp_path):
         "PYTHONPATH": str(ROOT / "tests" / "moto_suite"),
     }
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "sluice_per_test", "-p", "no:cacheprovider", "-q", "--tb=line",
+        [sys.executable, "-m", "pytest", "-p", "fresh_sluice_plugin", "-p", "no:cacheprovider", "-q", "--tb=line",
          f"--junitxml={report}", "tests/test_firehose"],
         cwd=SUITE, env=env, capture_output=True, text=True, timeout=600)
     outcomes = {}
