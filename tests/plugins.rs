@@ -26,6 +26,7 @@ fn plugin(name: &str, config: serde_json::Value) -> WasmProcessor {
         retries: 0,
         timeout: Duration::from_secs(5),
         memory_limit_bytes: 64 << 20,
+        lambda_arn: None,
     })
     .unwrap()
 }

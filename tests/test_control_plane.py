@@ -71,13 +71,18 @@ def test_the_issue_example_creates_describes_and_delivers(sluice_factory):
     fh.update_destination(DeliveryStreamName="sensor-data", CurrentDeliveryStreamVersionId="1",
                           DestinationId="destinationId-000000000001",
                           ExtendedS3DestinationUpdate={"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1}})
-    fh.put_record(DeliveryStreamName="sensor-data", Record={"Data": json.dumps({"user": "u1", "password": "hunter2"}).encode()})
+    fh.put_record_batch(DeliveryStreamName="sensor-data", Records=[
+        {"Data": json.dumps({"user": "u1", "password": "hunter2"}).encode()}, {"Data": b"not json"}])
     root = d.workdir / "data" / "data-lake-raw"
-    objects = wait_for(lambda: local_objects(root), what="an object in ./data/data-lake-raw/")
-    (key,) = objects
+    objects = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(local_objects(root)), what="a data and an error object")
+    (key,) = [k for k in objects if k.startswith("sensor-data/")]
     assert key.startswith(f"sensor-data/year={time.gmtime().tm_year}/month=") and "/sensor-data-2-" in key and key.endswith(".gz")
     record = json.loads(gzip.decompress(objects[key]))
     assert record["password"] == "[REDACTED]"  # the Lambda ARN ran ./plugins/redact.wasm
+    (error_key,) = [k for k in objects if k.startswith("errors/")]
+    failure = json.loads(gzip.decompress(objects[error_key]))
+    assert failure["errorCode"] == "Lambda.ProcessingFailedStatus"
+    assert failure["lambdaArn"] == "arn:aws:lambda:us-east-1:123456789012:function:redact"  # the ARN, as Firehose writes it
 
 
 def test_update_checks_the_version_and_object_names_carry_it(sluice_factory):
@@ -134,10 +139,18 @@ def test_streams_declared_in_yaml_are_listed_but_not_changed(sluice_factory):
     d = start(sluice_factory, extra="""
 pipelines:
   - name: declared
+    processors:
+      - record_deaggregation: { sub_record_type: JSON }
+      - append_delimiter: {}
     destination: { local: { path: ./data/declared } }
 """)
     fh = d.client()
     assert "declared" in fh.list_delivery_streams()["DeliveryStreamNames"]
+    desc = fh.describe_delivery_stream(DeliveryStreamName="declared")["DeliveryStreamDescription"]
+    processing = desc["Destinations"][0]["ExtendedS3DestinationDescription"]["ProcessingConfiguration"]
+    assert processing == {"Enabled": True, "Processors": [
+        {"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]},
+        {"Type": "AppendDelimiterToRecord", "Parameters": []}]}
     code, message = error_code(lambda: fh.delete_delivery_stream(DeliveryStreamName="declared"))
     assert code == "ResourceInUseException" and "sluice.yaml" in message
     code, message = error_code(lambda: fh.update_destination(

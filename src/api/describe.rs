@@ -148,7 +148,11 @@ fn describe_stream(p: &PipelineHandle, _encrypted: bool) -> serde_json::Value {
     if let Some(obj) = extended.as_object_mut() {
         obj.insert("S3BackupMode".into(), "Disabled".into());
         obj.insert("FileExtension".into(), d.file_extension.clone().into());
-        obj.insert("ProcessingConfiguration".into(), serde_json::json!({ "Enabled": false, "Processors": [] }));
+        obj.insert("ProcessingConfiguration".into(), processing_configuration(spec));
+        obj.insert(
+            "DynamicPartitioningConfiguration".into(),
+            serde_json::json!({ "Enabled": spec.dynamic_partitioning.is_some() }),
+        );
         if let Some(c) = &d.format_conversion {
             obj.insert("DataFormatConversionConfiguration".into(), data_format_conversion(c));
         }
@@ -172,7 +176,7 @@ fn describe_stream(p: &PipelineHandle, _encrypted: bool) -> serde_json::Value {
                 "RetryOptions": { "DurationInSeconds": s.retry_duration.as_secs() },
                 "S3BackupMode": if s.backup_all { "AllEvents" } else { "FailedEventsOnly" },
                 "S3DestinationDescription": s3,
-                "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+                "ProcessingConfiguration": processing_configuration(spec),
                 "CloudWatchLoggingOptions": { "Enabled": false },
                 "BufferingHints": {
                     "SizeInMBs": spec.buffering.size_bytes >> 20,
@@ -227,7 +231,7 @@ fn http_endpoint_description(
             "ContentEncoding": if h.gzip { "GZIP" } else { "NONE" },
             "CommonAttributes": attributes,
         },
-        "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+        "ProcessingConfiguration": processing_configuration(spec),
         "RoleARN": role_arn(),
         "RetryOptions": { "DurationInSeconds": h.retry_duration.as_secs() },
         "S3BackupMode": if h.backup_all { "AllData" } else { "FailedDataOnly" },
@@ -254,7 +258,7 @@ fn search_description(
         "RetryOptions": { "DurationInSeconds": s.retry_duration.as_secs() },
         "S3BackupMode": if s.backup_all { "AllDocuments" } else { "FailedDocumentsOnly" },
         "S3DestinationDescription": backup,
-        "ProcessingConfiguration": { "Enabled": false, "Processors": [] },
+        "ProcessingConfiguration": processing_configuration(spec),
         "CloudWatchLoggingOptions": { "Enabled": false },
         "DocumentIdOptions": {
             "DefaultDocumentIdFormat": if s.document_ids { "FIREHOSE_DEFAULT" } else { "NO_DOCUMENT_ID" },
@@ -296,4 +300,47 @@ pub(super) fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError>
         delivery_stream_names: names.into_iter().take(limit as usize).collect(),
         has_more_delivery_streams: has_more,
     }))
+}
+
+/// The pipeline's processors as Firehose's `ProcessingConfiguration`. A WASM plugin is described
+/// as the `Lambda` processor it stands in for (its module path as `LambdaArn`); the jq transform
+/// and KPL de-aggregation have no Firehose equivalent and appear as the sluice extensions `Jq` and
+/// `SubRecordType: KPL`.
+fn processing_configuration(spec: &crate::config::PipelineSpec) -> serde_json::Value {
+    use crate::config::ProcessorSpec;
+    use crate::process::deaggregate::SubRecordType;
+    use base64::Engine;
+    let param = |name: &str, value: String| serde_json::json!({ "ParameterName": name, "ParameterValue": value });
+    let processors: Vec<serde_json::Value> = spec
+        .processors
+        .iter()
+        .map(|p| match p {
+            ProcessorSpec::GzipDecompression => serde_json::json!({ "Type": "Decompression",
+                "Parameters": [param("CompressionFormat", "GZIP".into())] }),
+            ProcessorSpec::CloudWatchLogProcessing => serde_json::json!({ "Type": "CloudWatchLogProcessing",
+                "Parameters": [param("DataMessageExtraction", "true".into())] }),
+            ProcessorSpec::Deaggregation(kind) => {
+                let params = match kind {
+                    SubRecordType::Json => vec![param("SubRecordType", "JSON".into())],
+                    SubRecordType::Kpl => vec![param("SubRecordType", "KPL".into())],
+                    SubRecordType::Delimited(d) => vec![
+                        param("SubRecordType", "DELIMITED".into()),
+                        param("Delimiter", base64::engine::general_purpose::STANDARD.encode(d)),
+                    ],
+                };
+                serde_json::json!({ "Type": "RecordDeAggregation", "Parameters": params })
+            }
+            ProcessorSpec::MetadataExtraction(query) => serde_json::json!({ "Type": "MetadataExtraction",
+                "Parameters": [param("MetadataExtractionQuery", query.clone()), param("JsonParsingEngine", "JQ-1.6".into())] }),
+            ProcessorSpec::Jq { query, raw_output } => serde_json::json!({ "Type": "Jq",
+                "Parameters": [param("Query", query.clone()), param("RawOutput", raw_output.to_string())] }),
+            ProcessorSpec::AppendDelimiter => serde_json::json!({ "Type": "AppendDelimiterToRecord", "Parameters": [] }),
+            ProcessorSpec::Wasm(w) => serde_json::json!({ "Type": "Lambda", "Parameters": [
+                param("LambdaArn", w.module.display().to_string()),
+                param("NumberOfRetries", w.retries.to_string()),
+                param("BufferSizeInMBs", format!("{}", w.max_invocation_bytes as f64 / (1 << 20) as f64)),
+            ] }),
+        })
+        .collect();
+    serde_json::json!({ "Enabled": !processors.is_empty(), "Processors": processors })
 }

@@ -431,6 +431,7 @@ fn wasm(a: WasmArgs) -> anyhow::Result<()> {
         retries: 0,
         timeout: Duration::from_secs(60),
         memory_limit_bytes: 256 << 20,
+        lambda_arn: None,
     };
     let records: Vec<Record> = (0..a.records as u64)
         .map(|n| Record { seq: n, arrival_ms: 1_783_951_509_000, data: bytes::Bytes::from(record(n, a.record_bytes)) })

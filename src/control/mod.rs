@@ -91,6 +91,13 @@ pub fn build_spec(stream: &StoredStream, control: &ControlPlane) -> Result<Pipel
         TranslateError(format!("the configuration cannot run: {}", messages.join("; ")))
     })?;
     spec.version = stream.version;
+    // Each Lambda processor became a WASM one, in order: error records name the ARN, as Firehose's do.
+    let mut arns = lambda_arns(stream).into_iter();
+    for p in &mut spec.processors {
+        if let crate::config::ProcessorSpec::Wasm(settings) = p {
+            settings.lambda_arn = arns.next();
+        }
+    }
     spec.origin = "the Firehose API".into();
     let encryption = destination_kms_key(stream).map(|key_id| ServerSideEncryption::Kms { key_id }).or_else(|| {
         stream.encryption.as_ref().filter(|e| e.enabled).map(|e| match &e.key_arn {
@@ -102,6 +109,29 @@ pub fn build_spec(stream: &StoredStream, control: &ControlPlane) -> Result<Pipel
         *sse = encryption;
     }
     Ok(spec)
+}
+
+/// The LambdaArn of each Lambda processor of the request, in order.
+fn lambda_arns(stream: &StoredStream) -> Vec<String> {
+    let processors = stream
+        .destination
+        .pointer("/ProcessingConfiguration/Processors")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    processors
+        .iter()
+        .filter(|p| p.get("Type").and_then(Value::as_str) == Some("Lambda"))
+        .filter_map(|p| {
+            p.get("Parameters")?
+                .as_array()?
+                .iter()
+                .find(|param| param.get("ParameterName").and_then(Value::as_str) == Some("LambdaArn"))?
+                .get("ParameterValue")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
 }
 
 /// The destination's own `EncryptionConfiguration.KMSEncryptionConfig.AWSKMSKeyARN`.

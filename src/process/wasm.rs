@@ -40,6 +40,9 @@ pub struct WasmSettings {
     pub retries: u32,
     pub timeout: Duration,
     pub memory_limit_bytes: usize,
+    /// The Lambda ARN this module stands in for (streams created over the API); error records and
+    /// logs name it. `None`: the module's path is named instead.
+    pub lambda_arn: Option<String>,
 }
 
 /// One engine for the process, with a thread advancing its epoch so deadlines fire.
@@ -160,7 +163,7 @@ impl WasmProcessor {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(|e| e.to_string())?;
-        let arn: Arc<str> = Arc::from(path.display().to_string());
+        let arn: Arc<str> = Arc::from(settings.lambda_arn.clone().unwrap_or_else(|| path.display().to_string()));
         let label = arn.to_string();
         let processor = Self {
             arn: arn.clone(),

@@ -175,6 +175,7 @@ fn wasm_processor(c: &mut Checker, w: &crate::config::RawWasm, at: &str) -> Opti
         retries,
         timeout: Duration::from_millis(timeout_ms),
         memory_limit_bytes: (memory_mb as usize) << 20,
+        lambda_arn: None,
     };
     // Loading compiles the module, checks its ABI version and runs its sluice_init with the config,
     // so `sluice validate` catches a missing file, a bad module and a refused config.

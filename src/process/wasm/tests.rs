@@ -16,6 +16,7 @@ fn load(rel: &str) -> Result<WasmProcessor, String> {
         retries: 1,
         timeout: Duration::from_millis(200),
         memory_limit_bytes: 8 << 20,
+        lambda_arn: None,
     })
 }
 
