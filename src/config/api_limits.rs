@@ -24,36 +24,29 @@ impl Default for ApiLimits {
 
 pub(super) fn validate(raw: &RawApi, errors: &mut Vec<ConfigError>, origin: &str) -> ApiLimits {
     let defaults = ApiLimits::default();
-    let mut check = |value: &Option<Spanned<u64>>,
-                     field: &str,
-                     range: std::ops::RangeInclusive<u64>,
-                     default: Duration| {
-        let Some(v) = value else { return default };
-        if !range.contains(&v.value) {
-            errors.push(at(origin, v, field, format!("must be between {} and {} seconds", range.start(), range.end())));
-        }
-        Duration::from_secs(v.value)
-    };
+    let mut check =
+        |value: &Option<Spanned<u64>>, field: &str, range: std::ops::RangeInclusive<u64>, default: Duration| {
+            let Some(v) = value else { return default };
+            if !range.contains(&v.value) {
+                errors.push(ConfigError::at(
+                    origin,
+                    v,
+                    field,
+                    format!("must be between {} and {} seconds", range.start(), range.end()),
+                ));
+            }
+            Duration::from_secs(v.value)
+        };
     let header_timeout =
         check(&raw.header_timeout_seconds, "api.header_timeout_seconds", 1..=3600, defaults.header_timeout);
     let body_timeout = check(&raw.body_timeout_seconds, "api.body_timeout_seconds", 1..=3600, defaults.body_timeout);
     let max_connections = match &raw.max_connections {
         Some(m) if !(1..=1_000_000).contains(&m.value) => {
-            errors.push(at(origin, m, "api.max_connections", "must be between 1 and 1000000".into()));
+            errors.push(ConfigError::at(origin, m, "api.max_connections", "must be between 1 and 1000000".into()));
             m.value
         }
         Some(m) => m.value,
         None => defaults.max_connections,
     };
     ApiLimits { max_connections, header_timeout, body_timeout }
-}
-
-fn at<T>(origin: &str, spanned: &Spanned<T>, field: &str, message: String) -> ConfigError {
-    ConfigError {
-        origin: origin.to_string(),
-        line: spanned.referenced.line(),
-        column: spanned.referenced.column(),
-        field: field.to_string(),
-        message,
-    }
 }

@@ -124,7 +124,7 @@ pub(super) fn validate(raw: &Spanned<RawControlPlane>, errors: &mut Vec<ConfigEr
     let r = &raw.value;
     let max_streams = r.max_streams.as_ref().map_or(DEFAULT_MAX_STREAMS, |m| {
         if !(1..=5000).contains(&m.value) {
-            errors.push(at(origin, m, "control_plane.max_streams", "must be between 1 and 5000".into()));
+            errors.push(ConfigError::at(origin, m, "control_plane.max_streams", "must be between 1 and 5000".into()));
         }
         m.value
     });
@@ -140,7 +140,7 @@ pub(super) fn validate(raw: &Spanned<RawControlPlane>, errors: &mut Vec<ConfigEr
             },
             RawBucket::Local(l) => {
                 if name == ANY_BUCKET && !l.path.value.contains(BUCKET_PLACEHOLDER) {
-                    errors.push(at(
+                    errors.push(ConfigError::at(
                         origin,
                         &l.path,
                         &format!("{field}.local.path"),
@@ -153,7 +153,7 @@ pub(super) fn validate(raw: &Spanned<RawControlPlane>, errors: &mut Vec<ConfigEr
         buckets.insert(name.clone(), target);
     }
     if buckets.is_empty() {
-        errors.push(at(
+        errors.push(ConfigError::at(
             origin,
             raw,
             "control_plane.buckets",
@@ -166,15 +166,5 @@ pub(super) fn validate(raw: &Spanned<RawControlPlane>, errors: &mut Vec<ConfigEr
         buckets,
         functions_dir: r.functions.as_ref().map(|f| PathBuf::from(&f.dir.value)),
         tables,
-    }
-}
-
-fn at<T>(origin: &str, spanned: &Spanned<T>, field: &str, message: String) -> ConfigError {
-    ConfigError {
-        origin: origin.to_string(),
-        line: spanned.referenced.line(),
-        column: spanned.referenced.column(),
-        field: field.to_string(),
-        message,
     }
 }

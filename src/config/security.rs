@@ -137,19 +137,24 @@ pub(super) fn validate(raw: &super::RawApi, errors: &mut Vec<ConfigError>, origi
     let mut identity = Identity::default();
     if let Some(a) = &raw.account_id {
         if a.value.len() != 12 || !a.value.bytes().all(|b| b.is_ascii_digit()) {
-            errors.push(at(origin, a, "api.account_id", "must be 12 digits, as AWS account ids are".into()));
+            errors.push(ConfigError::at(
+                origin,
+                a,
+                "api.account_id",
+                "must be 12 digits, as AWS account ids are".into(),
+            ));
         }
         identity.account_id = a.value.clone();
     }
     if let Some(r) = &raw.region {
         if r.value.is_empty() || !r.value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            errors.push(at(origin, r, "api.region", "must be a region name such as us-east-1".into()));
+            errors.push(ConfigError::at(origin, r, "api.region", "must be a region name such as us-east-1".into()));
         }
         identity.region = r.value.clone();
     }
     let access_keys = raw.auth.as_ref().map(|auth| {
         if auth.value.access_keys.is_empty() {
-            errors.push(at(
+            errors.push(ConfigError::at(
                 origin,
                 auth,
                 "api.auth.access_keys",
@@ -165,17 +170,17 @@ pub(super) fn validate(raw: &super::RawApi, errors: &mut Vec<ConfigError>, origi
                 let field = format!("api.auth.access_keys[{i}]");
                 let id = &k.value.id;
                 if !(3..=128).contains(&id.value.len()) || !id.value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    errors.push(at(
+                    errors.push(ConfigError::at(
                         origin,
                         id,
                         &format!("{field}.id"),
                         "must be 3-128 letters and digits (AWS access key ids are 16-128)".into(),
                     ));
                 } else if !seen.insert(id.value.clone()) {
-                    errors.push(at(origin, id, &format!("{field}.id"), "is listed twice".into()));
+                    errors.push(ConfigError::at(origin, id, &format!("{field}.id"), "is listed twice".into()));
                 }
                 if k.value.secret.value.len() < 8 {
-                    errors.push(at(
+                    errors.push(ConfigError::at(
                         origin,
                         &k.value.secret,
                         &format!("{field}.secret"),
@@ -191,7 +196,7 @@ pub(super) fn validate(raw: &super::RawApi, errors: &mut Vec<ConfigError>, origi
                         let p = Pattern::new(&a.value);
                         if !OPERATIONS.iter().any(|op| p.matches(op)) {
                             let hint = super::teach::hint(&a.value, OPERATIONS.iter().copied());
-                            errors.push(at(
+                            errors.push(ConfigError::at(
                                 origin,
                                 a,
                                 &format!("{field}.actions"),
@@ -215,16 +220,6 @@ pub(super) fn validate(raw: &super::RawApi, errors: &mut Vec<ConfigError>, origi
         key_file: PathBuf::from(&t.value.key_file.value),
     });
     (identity, ApiSecurity { access_keys, tls })
-}
-
-fn at<T>(origin: &str, spanned: &Spanned<T>, field: &str, message: String) -> ConfigError {
-    ConfigError {
-        origin: origin.to_string(),
-        line: spanned.referenced.line(),
-        column: spanned.referenced.column(),
-        field: field.to_string(),
-        message,
-    }
 }
 
 #[cfg(test)]

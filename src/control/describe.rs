@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::translate::S3_MEMBERS;
 use super::StoredStream;
 
 /// Firehose's defaults for what a configuration may leave out.
@@ -14,18 +15,6 @@ fn fill_s3_defaults(d: &mut Map<String, Value>) {
     d.entry("CloudWatchLoggingOptions").or_insert_with(|| json!({ "Enabled": false }));
     d.entry("Prefix").or_insert_with(|| "".into());
 }
-
-/// The plain-S3 members of an S3 or Extended S3 configuration.
-const S3_MEMBERS: &[&str] = &[
-    "RoleARN",
-    "BucketARN",
-    "Prefix",
-    "ErrorOutputPrefix",
-    "BufferingHints",
-    "CompressionFormat",
-    "EncryptionConfiguration",
-    "CloudWatchLoggingOptions",
-];
 
 fn s3_description(config: &Value) -> Value {
     let mut d: Map<String, Value> = config

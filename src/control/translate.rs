@@ -102,7 +102,7 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
     let (destination, buffering, processing) = match key {
         "S3DestinationConfiguration" | "ExtendedS3DestinationConfiguration" => {
             let extended = key.starts_with("Extended");
-            let m = Members::of(config, key, if extended { EXTENDED_S3 } else { S3 })?;
+            let m = Members::of(config, key, if extended { EXTENDED_S3 } else { S3_MEMBERS })?;
             let (store, _) = object_store(&m, control, extended)?;
             if let Some(dp) = m.get("DynamicPartitioningConfiguration") {
                 let dp = Members::of(dp, &m.child("DynamicPartitioningConfiguration"), &["Enabled", "RetryOptions"])?;
@@ -215,7 +215,8 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
     Ok(Value::Object(pipeline))
 }
 
-const S3: &[&str] = &[
+/// The members of an S3 configuration (and of the S3 part of an Extended S3 one).
+pub const S3_MEMBERS: &[&str] = &[
     "RoleARN",
     "BucketARN",
     "Prefix",
@@ -364,7 +365,7 @@ fn endpoint_common(
     let s3 = m
         .get("S3Configuration")
         .ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
-    let s3 = Members::of(s3, &m.child("S3Configuration"), S3)?;
+    let s3 = Members::of(s3, &m.child("S3Configuration"), S3_MEMBERS)?;
     let (backup, _) = object_store(&s3, control, false)?;
     d.insert("backup".into(), backup);
     Ok(())
