@@ -239,7 +239,7 @@ def test_create_update_delete_under_load_loses_and_repeats_nothing(sluice_factor
     fh = d.client(retries={"max_attempts": 10, "mode": "standard"})
     fh.create_delivery_stream(DeliveryStreamName="busy", S3DestinationConfiguration={
         "RoleARN": "arn:aws:iam::1:role/r", "BucketARN": "arn:aws:s3:::busy", "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1}})
-    acknowledged, stop = [], threading.Event()
+    acknowledged, refusals, stop = [], [], threading.Event()
 
     def producer():
         client = d.client(retries={"max_attempts": 10, "mode": "standard"})
@@ -248,7 +248,8 @@ def test_create_update_delete_under_load_loses_and_repeats_nothing(sluice_factor
             batch = [f"{n + i}" for i in range(50)]
             try:
                 out = client.put_record_batch(DeliveryStreamName="busy", Records=[{"Data": f"{r}\n".encode()} for r in batch])
-            except botocore.exceptions.ClientError:
+            except botocore.exceptions.ClientError as e:
+                refusals.append(e.response["Error"]["Code"])
                 continue
             acknowledged.extend(r for r, res in zip(batch, out["RequestResponses"]) if "RecordId" in res)
             n += 50
@@ -262,6 +263,8 @@ def test_create_update_delete_under_load_loses_and_repeats_nothing(sluice_factor
         time.sleep(0.3)
     stop.set()
     thread.join()
+    # During a swap puts are refused with 503, which SDKs retry: never a "not found".
+    assert set(refusals) <= {"ServiceUnavailableException"}, refusals
     fh.delete_delivery_stream(DeliveryStreamName="busy")
     wait_for(lambda: fh.list_delivery_streams()["DeliveryStreamNames"] == [], what="the stream to be deleted")
     objects = local_objects(d.workdir / "data" / "busy")

@@ -23,8 +23,9 @@ pub enum LookupError {
     NotFound(String),
     #[error("Firehose {name} under account {account} not found. sluice creates streams on first use only up to auto_create.max_streams ({max}), and has reached it.", account = account_id())]
     AutoCreateLimit { name: String, max: usize },
-    /// An idle auto-created stream is being closed; a retry opens it again.
-    #[error("delivery stream {0} is being closed after idling; retry")]
+    /// The stream's pipeline is being replaced (UpdateDestination) or closed after idling; a
+    /// retry finds it again.
+    #[error("delivery stream {0} is being reconfigured or reopened; retry")]
     Closing(String),
     #[error("{0}")]
     Failed(String),
@@ -126,6 +127,10 @@ impl Daemon {
     pub fn lookup(&self, name: &str) -> Result<Arc<PipelineHandle>, LookupError> {
         if let Some(p) = self.get(name) {
             return Ok(p);
+        }
+        // Being swapped (UpdateDestination, encryption) or closed: a retry finds it again.
+        if self.closing.lock().unwrap_or_else(|p| p.into_inner()).contains(name) {
+            return Err(LookupError::Closing(name.to_string()));
         }
         let Some(auto) = &self.config.auto_create else {
             return Err(LookupError::NotFound(name.to_string()));
