@@ -127,7 +127,14 @@ pub fn start(
         None => PipelineMetrics::new(&name),
     };
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
-    let chain = build_chain(&spec.processors)
+    // Firehose de-aggregates KPL records from a Kinesis stream by itself.
+    let mut processors = spec.processors.clone();
+    if matches!(spec.source, crate::config::SourceSpec::Kinesis(_))
+        && !processors.iter().any(|p| matches!(p, ProcessorSpec::Deaggregation(_)))
+    {
+        processors.insert(0, ProcessorSpec::Deaggregation(crate::process::deaggregate::SubRecordType::Kpl));
+    }
+    let chain = build_chain(&processors)
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?
         .with_timers(timers);
     let partitioner = Partitioner::new(&d.prefix);
@@ -192,7 +199,17 @@ pub fn start(
         ledger: Arc::new(NoLedger),
         replay: ReplayPlan::default(),
     };
-    let source = DirectPutSource::new(reader, appender.clone(), report.controls);
+    let direct_put = DirectPutSource::new(reader, appender.clone(), report.controls);
+    let source: Box<dyn Source> = match &spec.source {
+        crate::config::SourceSpec::DirectPut => Box::new(direct_put),
+        crate::config::SourceSpec::Kinesis(k) => {
+            let dir = storage.dir.join("pipelines").join(&name);
+            let kinesis = crate::source::kinesis::KinesisSource::open(k, &dir, &name, Box::new(direct_put))
+                .map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
+            status.set_source_start_ms(kinesis.delivery_start_ms());
+            Box::new(kinesis)
+        }
+    };
     let spec_quotas = spec.quotas;
     metrics.set_quota_limits(&spec_quotas);
     let handle = Arc::new(PipelineHandle {
@@ -205,7 +222,7 @@ pub fn start(
         probe,
         throttle: crate::source::quota::Throttle::new(&spec_quotas),
     });
-    let task = tokio::spawn(run(Box::new(source), runner, done_rx));
+    let task = tokio::spawn(run(source, runner, done_rx));
     Ok((handle, task))
 }
 

@@ -123,6 +123,14 @@ fn data_format_conversion(c: &ConversionSpec) -> serde_json::Value {
     })
 }
 
+/// Firehose's DeliveryStreamType for a pipeline's source.
+pub(super) fn stream_type(spec: &crate::config::PipelineSpec) -> &'static str {
+    match spec.source {
+        crate::config::SourceSpec::DirectPut => "DirectPut",
+        crate::config::SourceSpec::Kinesis(_) => "KinesisStreamAsSource",
+    }
+}
+
 fn describe_stream(p: &PipelineHandle, _encrypted: bool) -> serde_json::Value {
     let spec = &p.spec;
     let d = &spec.destination;
@@ -190,18 +198,30 @@ fn describe_stream(p: &PipelineHandle, _encrypted: bool) -> serde_json::Value {
             "S3DestinationDescription": s3,
         }),
     };
-    serde_json::json!({
+    let mut description = serde_json::json!({
             "DeliveryStreamName": spec.name,
             "DeliveryStreamARN": crate::daemon::stream_arn(&spec.name),
             "DeliveryStreamStatus": "ACTIVE",
-            "DeliveryStreamType": "DirectPut",
+            "DeliveryStreamType": stream_type(spec),
             "DeliveryStreamEncryptionConfiguration": { "Status": "DISABLED" },
             "VersionId": spec.version.to_string(),
             "CreateTimestamp": created,
             "LastUpdateTimestamp": created,
             "Destinations": [destination],
             "HasMoreDestinations": false,
-    })
+    });
+    if let (crate::config::SourceSpec::Kinesis(k), Some(o)) = (&spec.source, description.as_object_mut()) {
+        o.insert(
+            "Source".into(),
+            serde_json::json!({ "KinesisStreamSourceDescription": {
+                "KinesisStreamARN": k.stream_arn,
+                "RoleARN": role_arn(),
+                // Reading starts here: LATEST means from the pipeline's first start.
+                "DeliveryStartTimestamp": p.status.source_start_ms().map_or(created, |ms| ms as f64 / 1000.0),
+            } }),
+        );
+    }
+    description
 }
 
 /// Firehose's `HttpEndpointDestinationDescription`. The access key is never described (Firehose
@@ -291,7 +311,11 @@ pub(super) fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError>
         .into_iter()
         .filter(|n| input.exclusive_start_delivery_stream_name.as_ref().is_none_or(|s| n > s))
         .filter(|n| {
-            let t = state.daemon.stored_stream(n).map_or_else(|| "DirectPut".to_string(), |s| s.stream_type);
+            let t = match (state.daemon.stored_stream(n), state.daemon.get(n)) {
+                (Some(s), _) => s.stream_type,
+                (None, Some(p)) => stream_type(&p.spec).to_string(),
+                (None, None) => "DirectPut".to_string(),
+            };
             wanted.is_none_or(|w| w == t)
         })
         .collect();

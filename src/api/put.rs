@@ -59,8 +59,14 @@ fn record_id(pipeline: &PipelineHandle, seq: u64) -> RecordId {
     RecordId { seed: pipeline.seed, seq }
 }
 
-/// Whether the stream's request quota lets this call in.
+/// Whether the stream's request quota lets this call in. A stream that reads a Kinesis stream
+/// takes no puts, as in Firehose.
 fn admit_request(pipeline: &PipelineHandle, records: usize) -> Result<(), ApiError> {
+    if matches!(pipeline.spec.source, crate::config::SourceSpec::Kinesis(_)) {
+        return Err(ApiError::InvalidArgument(
+            "This operation is not permitted on KinesisStreamAsSource DeliveryStream type.".into(),
+        ));
+    }
     match &pipeline.throttle {
         Some(t) if !t.admit_request() => {
             pipeline.metrics.throttled_records.increment(records as u64);

@@ -26,8 +26,8 @@ pub use teach::{code_frame, did_you_mean};
 pub use validate::{load_schema_file, LoadSchemaError};
 pub use validate::{
     resolve_listen, valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors,
-    DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas,
-    ServerSideEncryption, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
+    DeliverySettings, DynamicPartitioning, KinesisSourceSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas,
+    ServerSideEncryption, SourceSpec, StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
 pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 
@@ -198,6 +198,23 @@ pub struct RawDynamicPartitioning {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawSource {
     DirectPut(RawDirectPut),
+    /// A Kinesis Data Stream (Firehose's KinesisStreamAsSource).
+    Kinesis(Box<RawKinesis>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKinesis {
+    pub stream_arn: Option<Spanned<String>>,
+    pub stream_name: Option<Spanned<String>>,
+    pub region: Option<Spanned<String>>,
+    /// kinesalite, LocalStack, a VPC endpoint.
+    pub endpoint: Option<Spanned<String>>,
+    /// LATEST (Firehose's default) | TRIM_HORIZON | AT_TIMESTAMP
+    pub starting_position: Option<Spanned<String>>,
+    pub starting_timestamp: Option<Spanned<String>>,
+    /// Shards shared by several daemons through a DynamoDB lease table (not yet supported).
+    pub leases: Option<Spanned<serde_json::Value>>,
 }
 
 impl Default for RawSource {

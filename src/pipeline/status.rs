@@ -16,12 +16,22 @@ pub struct PipelineStatus {
     last_error: Mutex<Option<String>>,
     /// Why the destination check failed, until a check or a delivery succeeds.
     check_error: Mutex<Option<String>>,
+    /// A stream source's DeliveryStartTimestamp (0: not a stream source).
+    source_start_ms: AtomicI64,
 }
 
 impl PipelineStatus {
     pub fn put_accepted(&self, now_ms: i64) {
         self.last_put_ms.store(now_ms, Ordering::Relaxed);
         self.drained.store(false, Ordering::Relaxed);
+    }
+
+    pub fn set_source_start_ms(&self, ms: i64) {
+        self.source_start_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn source_start_ms(&self) -> Option<i64> {
+        Some(self.source_start_ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
     }
 
     pub fn last_put_ms(&self) -> i64 {

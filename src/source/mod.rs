@@ -7,6 +7,7 @@
 //! no upstream log, so its source is the WAL and commit frees WAL segments.
 
 pub mod direct_put;
+pub mod kinesis;
 pub mod quota;
 
 use async_trait::async_trait;

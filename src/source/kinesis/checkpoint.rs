@@ -1,0 +1,86 @@
+//! The Kinesis source's checkpoint: per shard, the last sequence number below which everything is
+//! delivered (or in the error output), and which shards are finished. One JSON file, replaced
+//! atomically (temporary file, fsync, rename, directory fsync).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::Seq;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ShardCheckpoint {
+    /// Everything up to and including this sequence number is delivered.
+    pub sequence: Option<String>,
+    /// Read to its end and delivered: never read again; its children may start.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    #[serde(skip)]
+    path: PathBuf,
+    /// The pipeline's watermark when this was written: new records are numbered from here, so
+    /// object names after a restart never reuse those of records already delivered.
+    pub delivered_below: Seq,
+    /// When this pipeline first started: `LATEST` means "from here", also after a restart that
+    /// finds a shard without a checkpoint (Firehose's DeliveryStartTimestamp).
+    pub delivery_start_ms: i64,
+    pub shards: BTreeMap<String, ShardCheckpoint>,
+}
+
+impl Checkpoint {
+    /// Reads the checkpoint, or starts one (and writes it, so the start time survives a crash).
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let mut c: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
+                    std::io::Error::other(format!("{} is not a Kinesis checkpoint: {e}", path.display()))
+                })?;
+                c.path = path.to_path_buf();
+                Ok(c)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let c = Checkpoint {
+                    path: path.to_path_buf(),
+                    delivered_below: 0,
+                    delivery_start_ms: crate::pipeline::now_ms(),
+                    shards: BTreeMap::new(),
+                };
+                c.save()?;
+                Ok(c)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn save(&self) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    pub fn position(&self, shard: &str) -> Option<String> {
+        self.shards.get(shard).and_then(|s| s.sequence.clone())
+    }
+
+    pub fn set_position(&mut self, shard: &str, sequence: String) {
+        self.shards.entry(shard.to_string()).or_default().sequence = Some(sequence);
+    }
+
+    pub fn finish(&mut self, shard: &str) {
+        self.shards.entry(shard.to_string()).or_default().finished = true;
+    }
+
+    pub fn finished_shards(&self) -> HashSet<String> {
+        self.shards.iter().filter(|(_, s)| s.finished).map(|(id, _)| id.clone()).collect()
+    }
+}

@@ -1,0 +1,310 @@
+//! A Kinesis Data Stream as a pipeline's source (Firehose's KinesisStreamAsSource).
+//!
+//! The stream is its own durable log, so records are not copied into the WAL. One task per shard
+//! reads (`reader.rs`); this source numbers the records in the pipeline's sequence space and keeps,
+//! per shard, which pipeline sequence each Kinesis position got. When the pipeline commits a
+//! watermark, every shard's checkpoint moves to the last record below it and is persisted
+//! (`checkpoint.rs`); a restart resumes after it. So nothing is skipped, and what a crash can
+//! repeat is bounded by what was read but not yet checkpointed.
+//!
+//! Resharding: a child shard is read only once its parents are finished, meaning read to their end
+//! and delivered, so per-key order holds across a split or a merge.
+//!
+//! The pipeline still owns an (empty) WAL for a Kinesis pipeline: puts are refused at the API, and
+//! its closing is the shutdown signal this source follows, as Direct PUT's does.
+
+mod checkpoint;
+pub mod client;
+mod reader;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{Source, SourceError};
+use crate::buffer::intent::{BatchIntent, NoLedger, SharedLedger};
+use crate::config::KinesisSourceSpec;
+use crate::record::{Record, Seq};
+use checkpoint::Checkpoint;
+use client::KinesisClient;
+use reader::{ReaderMsg, ShardReader};
+
+/// How often the shard list is read again (new shards after a reshard).
+const LIST_SHARDS_EVERY: Duration = Duration::from_secs(10);
+/// The checkpoint is written at most this often, unless forced (shutdown).
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+
+/// Metrics under Firehose's names (spec §10).
+#[derive(Clone)]
+pub struct KinesisMetrics {
+    pub records: metrics::Counter,
+    pub bytes: metrics::Counter,
+    pub millis_behind: metrics::Gauge,
+    pub throttled_get_records: metrics::Counter,
+    pub throttled_get_shard_iterator: metrics::Counter,
+    pub throttled_list_shards: metrics::Counter,
+    pub shards_reading: metrics::Gauge,
+}
+
+impl KinesisMetrics {
+    fn new(stream: &str) -> Self {
+        let s = stream.to_string();
+        Self {
+            records: metrics::counter!("sluice_data_read_from_kinesis_stream_records_total", "delivery_stream_name" => s.clone()),
+            bytes: metrics::counter!("sluice_data_read_from_kinesis_stream_bytes_total", "delivery_stream_name" => s.clone()),
+            millis_behind: metrics::gauge!("sluice_kinesis_millis_behind_latest", "delivery_stream_name" => s.clone()),
+            throttled_get_records: metrics::counter!("sluice_throttled_get_records_total", "delivery_stream_name" => s.clone()),
+            throttled_get_shard_iterator: metrics::counter!("sluice_throttled_get_shard_iterator_total", "delivery_stream_name" => s.clone()),
+            throttled_list_shards: metrics::counter!("sluice_throttled_describe_stream_total", "delivery_stream_name" => s.clone()),
+            shards_reading: metrics::gauge!("sluice_kinesis_shards_reading", "delivery_stream_name" => s),
+        }
+    }
+}
+
+/// Per shard: the pipeline sequences handed out and the Kinesis positions they stand for.
+#[derive(Default)]
+struct ShardProgress {
+    outstanding: VecDeque<(Seq, String)>,
+    /// Read to its end: finished once every record below this sequence is delivered.
+    ended_below: Option<Seq>,
+}
+
+pub struct KinesisSource {
+    /// The pipeline's WAL, used only for its end: it closes at shutdown.
+    closer: Box<dyn Source>,
+    rx: mpsc::Receiver<ReaderMsg>,
+    coordinator: JoinHandle<()>,
+    checkpoint: Arc<Mutex<Checkpoint>>,
+    progress: BTreeMap<Arc<str>, ShardProgress>,
+    next_seq: Seq,
+    delivered_below: Seq,
+    last_persist: Instant,
+    metrics: KinesisMetrics,
+    pipeline: String,
+}
+
+impl KinesisSource {
+    /// Opens the checkpoint under `dir` and starts reading the stream's shards.
+    pub fn open(spec: &KinesisSourceSpec, dir: &Path, pipeline: &str, closer: Box<dyn Source>) -> Result<Self, String> {
+        let client = Arc::new(KinesisClient::new(spec.endpoint.as_deref(), &spec.region).map_err(|e| e.to_string())?);
+        let checkpoint = Checkpoint::load(&dir.join("kinesis-checkpoint.json")).map_err(|e| e.to_string())?;
+        let delivered_below = checkpoint.delivered_below;
+        let checkpoint = Arc::new(Mutex::new(checkpoint));
+        let metrics = KinesisMetrics::new(pipeline);
+        let (tx, rx) = mpsc::channel(32);
+        let coordinator = tokio::spawn(coordinate(
+            client,
+            spec.clone(),
+            checkpoint.clone(),
+            tx,
+            metrics.clone(),
+            pipeline.to_string(),
+        ));
+        Ok(Self {
+            closer,
+            rx,
+            coordinator,
+            checkpoint,
+            progress: BTreeMap::new(),
+            next_seq: delivered_below,
+            delivered_below,
+            last_persist: Instant::now(),
+            metrics,
+            pipeline: pipeline.to_string(),
+        })
+    }
+
+    /// Firehose's DeliveryStartTimestamp: when this pipeline first started reading.
+    pub fn delivery_start_ms(&self) -> i64 {
+        self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).delivery_start_ms
+    }
+
+    fn take(&mut self, msg: ReaderMsg) -> Option<Vec<Record>> {
+        match msg {
+            ReaderMsg::Records { shard, records, millis_behind } => {
+                self.metrics.millis_behind.set(millis_behind as f64);
+                let progress = self.progress.entry(shard).or_default();
+                let mut out = Vec::with_capacity(records.len());
+                for r in records {
+                    self.metrics.records.increment(1);
+                    self.metrics.bytes.increment(r.data.len() as u64);
+                    progress.outstanding.push_back((self.next_seq, r.sequence_number));
+                    out.push(Record { seq: self.next_seq, arrival_ms: r.arrival_ms, data: r.data });
+                    self.next_seq += 1;
+                }
+                (!out.is_empty()).then_some(out)
+            }
+            ReaderMsg::Ended { shard } => {
+                self.progress.entry(shard).or_default().ended_below = Some(self.next_seq);
+                self.advance(self.delivered_below);
+                None
+            }
+        }
+    }
+
+    /// Moves every shard's checkpoint to its last record below the watermark.
+    fn advance(&mut self, delivered_below: Seq) -> bool {
+        let mut changed = false;
+        let mut checkpoint = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+        let mut finished = Vec::new();
+        for (shard, progress) in &mut self.progress {
+            let mut last = None;
+            while progress.outstanding.front().is_some_and(|(seq, _)| *seq < delivered_below) {
+                last = progress.outstanding.pop_front().map(|(_, position)| position);
+            }
+            if let Some(position) = last {
+                checkpoint.set_position(shard, position);
+                changed = true;
+            }
+            if progress.outstanding.is_empty() && progress.ended_below.is_some_and(|end| end <= delivered_below) {
+                checkpoint.finish(shard);
+                finished.push(shard.clone());
+                changed = true;
+            }
+        }
+        for shard in finished {
+            self.progress.remove(&shard);
+            tracing::info!(pipeline = %self.pipeline, shard = %shard, "shard read to its end and delivered; its children may start");
+        }
+        if delivered_below > checkpoint.delivered_below {
+            checkpoint.delivered_below = delivered_below;
+            changed = true;
+        }
+        changed
+    }
+}
+
+impl Drop for KinesisSource {
+    fn drop(&mut self) {
+        self.coordinator.abort();
+    }
+}
+
+#[async_trait]
+impl Source for KinesisSource {
+    fn delivered_below(&self) -> Seq {
+        self.delivered_below
+    }
+
+    async fn next_batch(&mut self, max_bytes: usize) -> Result<Option<Vec<Record>>, SourceError> {
+        loop {
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { return Ok(None) };
+                    if let Some(records) = self.take(msg) {
+                        return Ok(Some(records));
+                    }
+                }
+                end = self.closer.next_batch(max_bytes) => {
+                    // Shutdown: stop reading; what was read but not handed over is read again
+                    // from the checkpoint next time.
+                    if end?.is_none() {
+                        self.coordinator.abort();
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError> {
+        self.delivered_below = delivered_below;
+        let changed = self.advance(delivered_below);
+        if (changed && self.last_persist.elapsed() >= PERSIST_EVERY) || force {
+            self.last_persist = Instant::now();
+            let snapshot = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Err(e) = snapshot.save() {
+                tracing::warn!(pipeline = %self.pipeline, error = %e, "cannot write the Kinesis checkpoint; records after the last one written will be read again after a restart");
+            }
+        }
+        self.closer.commit(0, force).await
+    }
+
+    fn ledger(&self) -> SharedLedger {
+        Arc::new(NoLedger)
+    }
+
+    fn take_recovered_intents(&mut self) -> Vec<BatchIntent> {
+        Vec::new()
+    }
+}
+
+/// Lists the shards now and then and starts a reader for each shard that may be read: not
+/// finished, not already reading, and whose parents are finished (or gone from the stream).
+async fn coordinate(
+    client: Arc<KinesisClient>,
+    spec: KinesisSourceSpec,
+    checkpoint: Arc<Mutex<Checkpoint>>,
+    tx: mpsc::Sender<ReaderMsg>,
+    metrics: KinesisMetrics,
+    pipeline: String,
+) {
+    let mut running: HashSet<String> = HashSet::new();
+    let mut readers: Vec<JoinHandle<()>> = Vec::new();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match client.list_shards(&spec.stream_name).await {
+            Ok(shards) => {
+                backoff = Duration::from_secs(1);
+                let known: HashSet<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
+                let (finished, start_ms) = {
+                    let c = checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+                    (c.finished_shards(), c.delivery_start_ms)
+                };
+                for shard in &shards {
+                    if running.contains(&shard.shard_id) || finished.contains(&shard.shard_id) {
+                        continue;
+                    }
+                    let parents = [&shard.parent_shard_id, &shard.adjacent_parent_shard_id];
+                    let waiting =
+                        parents.iter().filter_map(|p| p.as_deref()).any(|p| known.contains(p) && !finished.contains(p));
+                    if waiting {
+                        continue;
+                    }
+                    let has_parent = parents.iter().any(|p| p.as_deref().is_some_and(|p| known.contains(p)));
+                    let position = checkpoint.lock().unwrap_or_else(|p| p.into_inner()).position(&shard.shard_id);
+                    running.insert(shard.shard_id.clone());
+                    let reader = ShardReader {
+                        client: client.clone(),
+                        stream: spec.stream_name.clone(),
+                        shard: Arc::from(shard.shard_id.as_str()),
+                        after: position,
+                        // A child shard is read from its start; a first read follows the config.
+                        start: if has_parent {
+                            crate::config::StartingPosition::TrimHorizon
+                        } else {
+                            spec.starting_position
+                        },
+                        delivery_start_ms: start_ms,
+                        tx: tx.clone(),
+                        metrics: metrics.clone(),
+                        pipeline: pipeline.clone(),
+                    };
+                    readers.push(tokio::spawn(reader.run()));
+                }
+                metrics.shards_reading.set(readers.iter().filter(|r| !r.is_finished()).count() as f64);
+            }
+            Err(e) => {
+                if matches!(e, client::KinesisError::Throttled(_)) {
+                    metrics.throttled_list_shards.increment(1);
+                }
+                tracing::warn!(pipeline = %pipeline, stream = %spec.stream_name, error = %e, "cannot list the stream's shards; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LIST_SHARDS_EVERY) => {}
+            _ = tx.closed() => break,
+        }
+    }
+    for r in readers {
+        r.abort();
+    }
+}

@@ -1,0 +1,141 @@
+"""A Kinesis Data Stream as a pipeline's source, against kinesalite (npm; scripts/test.sh installs
+it into tests/js) with boto3 producers: every record of every shard delivered once, KPL aggregates
+de-aggregated, a restart resuming from the checkpoint, a shard split mid-load.
+"""
+
+import json
+import subprocess
+import time
+
+import boto3
+import pytest
+from aws_kinesis_agg.aggregator import RecordAggregator
+
+from conftest import ROOT, free_port, local_objects, wait_for, http_get
+
+KINESALITE = ROOT / "tests" / "js" / "node_modules" / ".bin" / "kinesalite"
+
+
+@pytest.fixture(scope="module")
+def kinesalite():
+    assert KINESALITE.exists(), "run `npm ci --prefix tests/js` (scripts/test.sh does)"
+    port = free_port()
+    proc = subprocess.Popen([str(KINESALITE), "--port", str(port), "--createStreamMs", "0", "--deleteStreamMs", "0",
+                             "--updateStreamMs", "0", "--shardLimit", "100"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return http_get(endpoint + "/")[0] in (200, 400)
+        except Exception as e:  # noqa: BLE001 - kinesalite answers 400 to a bare GET, urllib raises
+            return "400" in str(e) or "403" in str(e)
+    wait_for(up, 30, what="kinesalite")
+    yield endpoint
+    proc.terminate()
+    proc.wait(10)
+
+
+def kinesis(endpoint):
+    return boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def make_stream(endpoint, name, shards):
+    k = kinesis(endpoint)
+    k.create_stream(StreamName=name, ShardCount=shards)
+    wait_for(lambda: k.describe_stream(StreamName=name)["StreamDescription"]["StreamStatus"] == "ACTIVE", what="the stream")
+    return k
+
+
+def put(k, name, records):
+    """records: [(partition key, bytes)], in batches of 500."""
+    for i in range(0, len(records), 500):
+        out = k.put_records(StreamName=name, Records=[{"PartitionKey": key, "Data": data} for key, data in records[i:i + 500]])
+        assert out["FailedRecordCount"] == 0
+
+
+def pipeline(sluice_factory, endpoint, stream, name="daemon", extra=""):
+    return sluice_factory(f"""
+storage: {{ dir: ./var }}
+pipelines:
+  - name: from-kinesis
+    source:
+      kinesis:
+        stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/{stream}
+        endpoint: {endpoint}
+        starting_position: TRIM_HORIZON
+    buffering: {{ size_mb: 1, interval_seconds: 1 }}
+    destination: {{ local: {{ path: ./data, append_delimiter: true }} }}
+{extra}
+""", name=name)
+
+
+def delivered_lines(d):
+    return [line for body in local_objects(d.workdir / "data").values() for line in body.decode().splitlines()]
+
+
+def test_every_record_of_four_shards_is_delivered_once(sluice_factory, kinesalite):
+    k = make_stream(kinesalite, "four", 4)
+    sent = [(f"key{i % 37}", json.dumps({"i": i}).encode()) for i in range(3000)]
+    put(k, "four", sent)
+    d = pipeline(sluice_factory, kinesalite, "four").start()
+    wait_for(lambda: len(delivered_lines(d)) >= 3000, timeout=60, what="3000 records")
+    time.sleep(1.5)
+    assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in sent)
+    assert d.metric("sluice_data_read_from_kinesis_stream_records_total", "from-kinesis") == 3000
+    fh = d.client()
+    desc = fh.describe_delivery_stream(DeliveryStreamName="from-kinesis")["DeliveryStreamDescription"]
+    assert desc["DeliveryStreamType"] == "KinesisStreamAsSource"
+    assert desc["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"].endswith(":stream/four")
+    assert "DeliveryStartTimestamp" in desc["Source"]["KinesisStreamSourceDescription"]
+    assert fh.list_delivery_streams(DeliveryStreamType="KinesisStreamAsSource")["DeliveryStreamNames"] == ["from-kinesis"]
+    status, _, body = d.raw("PutRecord", {"DeliveryStreamName": "from-kinesis", "Record": {"Data": "eA=="}})
+    assert (status, body["__type"]) == (400, "InvalidArgumentException")
+    assert body["message"] == "This operation is not permitted on KinesisStreamAsSource DeliveryStream type."
+
+
+def test_kpl_aggregates_are_deaggregated(sluice_factory, kinesalite):
+    k = make_stream(kinesalite, "kpl", 1)
+    aggregator = RecordAggregator()
+    sent = [json.dumps({"user": i}) for i in range(250)]
+    aggregated = []
+    for i, data in enumerate(sent):
+        done = aggregator.add_user_record(f"pk{i % 5}", data.encode())
+        if done:
+            aggregated.append(done)
+    if aggregator.get_num_user_records():
+        aggregated.append(aggregator.clear_and_get())
+    put(k, "kpl", [(a.get_contents()[0], a.get_contents()[2]) for a in aggregated])
+    d = pipeline(sluice_factory, kinesalite, "kpl").start()
+    wait_for(lambda: len(delivered_lines(d)) >= 250, timeout=60, what="250 user records")
+    assert sorted(delivered_lines(d)) == sorted(sent)
+
+
+def test_a_restart_resumes_after_the_checkpoint(sluice_factory, kinesalite):
+    k = make_stream(kinesalite, "resume", 2)
+    first = [(f"k{i}", f"first-{i}".encode()) for i in range(400)]
+    put(k, "resume", first)
+    d = pipeline(sluice_factory, kinesalite, "resume").start()
+    wait_for(lambda: len(delivered_lines(d)) >= 400, timeout=60, what="the first records")
+    assert d.stop() == 0  # SIGTERM: the checkpoint is written as the pipeline drains
+    second = [(f"k{i}", f"second-{i}".encode()) for i in range(400)]
+    put(k, "resume", second)
+    d.start()
+    wait_for(lambda: len(delivered_lines(d)) >= 800, timeout=60, what="the records put while stopped")
+    time.sleep(2.5)  # anything read twice would show up by now
+    assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in first + second)
+
+
+def test_a_shard_split_mid_load_loses_nothing(sluice_factory, kinesalite):
+    k = make_stream(kinesalite, "split", 1)
+    before = [(f"k{i % 10}", f"before-{i}".encode()) for i in range(300)]
+    put(k, "split", before)
+    d = pipeline(sluice_factory, kinesalite, "split").start()
+    shard = k.list_shards(StreamName="split")["Shards"][0]
+    lo, hi = int(shard["HashKeyRange"]["StartingHashKey"]), int(shard["HashKeyRange"]["EndingHashKey"])
+    k.split_shard(StreamName="split", ShardToSplit=shard["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
+    wait_for(lambda: k.describe_stream(StreamName="split")["StreamDescription"]["StreamStatus"] == "ACTIVE", what="the split")
+    after = [(f"k{i % 10}", f"after-{i}".encode()) for i in range(300)]
+    put(k, "split", after)
+    wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what="records from the parent and both children")
+    time.sleep(1.5)
+    assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in before + after)
