@@ -125,9 +125,10 @@ def test_requests_sluice_cannot_run_are_refused_naming_the_member(sluice_factory
             {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:1:function:missing"}]}]}}),
          "missing.wasm"),
         (dict(S3DestinationConfiguration=s3, ExtendedS3DestinationConfiguration=s3), "Exactly one destination configuration"),
-        (dict(DeliveryStreamType="KinesisStreamAsSource", KinesisStreamSourceConfiguration={
-            "KinesisStreamARN": "arn:aws:kinesis:us-east-1:1:stream/s", "RoleARN": "arn:aws:iam::1:role/r"}, S3DestinationConfiguration=s3),
-         "KinesisStreamAsSource is not supported by sluice yet"),
+        (dict(DeliveryStreamType="MSKAsSource", MSKSourceConfiguration={
+            "MSKClusterARN": "arn:aws:kafka:us-east-1:1:cluster/c/1", "TopicName": "t",
+            "AuthenticationConfiguration": {"RoleARN": "arn:aws:iam::1:role/r", "Connectivity": "PUBLIC"}}, S3DestinationConfiguration=s3),
+         "DeliveryStreamType MSKAsSource is not supported by sluice"),
     ]
     for i, (kwargs, expected) in enumerate(cases):
         code, message = error_code(lambda: fh.create_delivery_stream(DeliveryStreamName=f"bad{i}", **kwargs))

@@ -139,3 +139,31 @@ def test_a_shard_split_mid_load_loses_nothing(sluice_factory, kinesalite):
     wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what="records from the parent and both children")
     time.sleep(1.5)
     assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in before + after)
+
+
+def test_a_kinesis_sourced_stream_created_over_the_api(sluice_factory, kinesalite):
+    k = make_stream(kinesalite, "api-source", 2)
+    d = sluice_factory(f"""
+storage: {{ dir: ./var }}
+control_plane:
+  buckets: {{ "*": {{ local: {{ path: "./data/{{bucket}}" }} }} }}
+  kinesis: {{ endpoint: {kinesalite} }}
+""").start()
+    fh = d.client()
+    fh.create_delivery_stream(
+        DeliveryStreamName="from-api", DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/api-source",
+                                          "RoleARN": "arn:aws:iam::000000000000:role/firehose"},
+        ExtendedS3DestinationConfiguration={"RoleARN": "arn:aws:iam::000000000000:role/firehose", "BucketARN": "arn:aws:s3:::lake",
+                                            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1}})
+    desc = fh.describe_delivery_stream(DeliveryStreamName="from-api")["DeliveryStreamDescription"]
+    assert desc["DeliveryStreamType"] == "KinesisStreamAsSource"
+    source = desc["Source"]["KinesisStreamSourceDescription"]
+    assert source["KinesisStreamARN"].endswith(":stream/api-source") and "DeliveryStartTimestamp" in source
+    time.sleep(1.5)  # LATEST: records put after the stream was created are read
+    sent = [(f"k{i}", f"{i}\n".encode()) for i in range(100)]
+    put(k, "api-source", sent)
+    root = d.workdir / "data" / "lake"
+    wait_for(lambda: sum(len(b.splitlines()) for b in local_objects(root).values()) >= 100, timeout=60, what="the records")
+    lines = sorted(line for b in local_objects(root).values() for line in b.decode().splitlines())
+    assert lines == sorted(str(i) for i in range(100))

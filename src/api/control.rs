@@ -112,6 +112,7 @@ pub(super) async fn create(state: &ApiState, body: &Bytes) -> Result<Response, A
         version: 1,
         destination_key: destination_key.to_string(),
         destination: request.get(destination_key.as_str()).cloned().unwrap_or(Value::Null),
+        source: request.get("KinesisStreamSourceConfiguration").cloned(),
         tags,
         encryption,
     };

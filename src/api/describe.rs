@@ -41,7 +41,7 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
     let mut description = match state.daemon.stored_stream(name) {
         Some(stored) => {
             let created = stored.created_ms as f64 / 1000.0;
-            serde_json::json!({
+            let mut d = serde_json::json!({
                 "DeliveryStreamName": stored.name,
                 "DeliveryStreamARN": crate::daemon::stream_arn(&stored.name),
                 "DeliveryStreamStatus": stored.status.name(),
@@ -52,7 +52,17 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
                 "LastUpdateTimestamp": stored.updated_ms as f64 / 1000.0,
                 "Destinations": [crate::control::describe::destination(&stored)],
                 "HasMoreDestinations": false,
-            })
+            });
+            if let (Some(source), Some(o)) = (&stored.source, d.as_object_mut()) {
+                let start =
+                    state.daemon.get(name).and_then(|p| p.status.source_start_ms()).unwrap_or(stored.created_ms);
+                let mut description = source.clone();
+                if let Some(s) = description.as_object_mut() {
+                    s.insert("DeliveryStartTimestamp".into(), (start as f64 / 1000.0).into());
+                }
+                o.insert("Source".into(), serde_json::json!({ "KinesisStreamSourceDescription": description }));
+            }
+            d
         }
         None => describe_stream(&*state.daemon.get(name).ok_or_else(not_found)?, state.daemon.encrypted(name)),
     };

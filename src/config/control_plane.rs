@@ -12,6 +12,7 @@
 //!   functions: { dir: ./plugins }         # …:function:redact → ./plugins/redact.wasm
 //!   tables:                               # Glue DatabaseName.TableName → a schema file
 //!     analytics.events: ./schemas/events.yaml
+//!   kinesis: { endpoint: http://127.0.0.1:4567 }   # where KinesisStreamARNs are (default: AWS)
 //! ```
 //!
 //! Without this section CreateDeliveryStream is refused, saying how to turn it on.
@@ -39,6 +40,15 @@ pub struct RawControlPlane {
     pub functions: Option<RawFunctions>,
     #[serde(default)]
     pub tables: BTreeMap<String, Spanned<String>>,
+    /// Where the Kinesis streams that KinesisStreamSourceConfiguration names are (default: AWS's
+    /// endpoint for the ARN's region).
+    pub kinesis: Option<RawKinesisEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKinesisEndpoint {
+    pub endpoint: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +118,7 @@ pub struct ControlPlane {
     pub functions_dir: Option<PathBuf>,
     /// `database.table` → schema file.
     pub tables: BTreeMap<String, PathBuf>,
+    pub kinesis_endpoint: Option<String>,
 }
 
 impl ControlPlane {
@@ -166,5 +177,6 @@ pub(super) fn validate(raw: &Spanned<RawControlPlane>, errors: &mut Vec<ConfigEr
         buckets,
         functions_dir: r.functions.as_ref().map(|f| PathBuf::from(&f.dir.value)),
         tables,
+        kinesis_endpoint: r.kinesis.as_ref().map(|k| k.endpoint.value.clone()),
     }
 }

@@ -76,6 +76,9 @@ pub struct StoredStream {
     /// The request member that configured the destination, e.g. `ExtendedS3DestinationConfiguration`.
     pub destination_key: String,
     pub destination: Value,
+    /// `KinesisStreamSourceConfiguration` of a KinesisStreamAsSource stream.
+    #[serde(default)]
+    pub source: Option<Value>,
     #[serde(default)]
     pub tags: Vec<Tag>,
     #[serde(default)]
@@ -239,6 +242,7 @@ mod tests {
             version: 3,
             destination_key: key.into(),
             destination,
+            source: None,
             tags: vec![],
             encryption: None,
         }
