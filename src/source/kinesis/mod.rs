@@ -36,6 +36,8 @@ use reader::{ReaderMsg, ShardReader};
 
 /// How often the shard list is read again (new shards after a reshard).
 const LIST_SHARDS_EVERY: Duration = Duration::from_secs(10);
+/// GetRecords pages read ahead of the pipeline (each at most `reader::RECORDS_PER_CALL` records).
+const PAGES_IN_FLIGHT: usize = 8;
 /// The checkpoint is written at most this often, unless forced (shutdown).
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
@@ -96,7 +98,7 @@ impl KinesisSource {
         let delivered_below = checkpoint.delivered_below;
         let checkpoint = Arc::new(Mutex::new(checkpoint));
         let metrics = KinesisMetrics::new(pipeline);
-        let (tx, rx) = mpsc::channel(32);
+        let (tx, rx) = mpsc::channel(PAGES_IN_FLIGHT);
         let coordinator = tokio::spawn(coordinate(
             client,
             spec.clone(),

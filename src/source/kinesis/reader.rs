@@ -24,7 +24,8 @@ pub enum ReaderMsg {
     },
 }
 
-const RECORDS_PER_CALL: usize = 10_000;
+/// Per GetRecords call (Kinesis allows 10,000); smaller pages keep what a crash can repeat small.
+const RECORDS_PER_CALL: usize = 1_000;
 const BEHIND_POLL: Duration = Duration::from_millis(200);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
