@@ -102,6 +102,12 @@ impl KinesisClient {
     }
 
     async fn call(&self, operation: &str, body: Value) -> Result<Value, KinesisError> {
+        let bytes = self.call_raw(operation, body).await?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// One signed call; the successful answer's body, unparsed.
+    async fn call_raw(&self, operation: &str, body: Value) -> Result<Bytes, KinesisError> {
         let body = body.to_string().into_bytes();
         let target = format!("Kinesis_20131202.{operation}");
         let url = if self.endpoint.ends_with('/') { self.endpoint.clone() } else { format!("{}/", self.endpoint) };
@@ -133,11 +139,11 @@ impl KinesisClient {
         }
         let response = request.body(body).send().await.map_err(|e| transport(e.to_string()))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| transport(e.to_string()))?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let bytes = response.bytes().await.map_err(|e| transport(e.to_string()))?;
         if status.is_success() {
-            return Ok(value);
+            return Ok(bytes);
         }
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let kind = value
             .get("__type")
             .and_then(Value::as_str)
@@ -205,26 +211,45 @@ impl KinesisClient {
     }
 
     pub async fn get_records(&self, iterator: &str, limit: usize) -> Result<RecordsPage, KinesisError> {
-        let out = self.call("GetRecords", json!({ "ShardIterator": iterator, "Limit": limit })).await?;
-        let mut records = Vec::new();
-        for r in out.get("Records").and_then(Value::as_array).into_iter().flatten() {
-            let (Some(seq), Some(data)) =
-                (r.get("SequenceNumber").and_then(Value::as_str), r.get("Data").and_then(Value::as_str))
-            else {
-                continue;
-            };
-            let data = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| KinesisError::Service {
-                kind: "GetRecords".into(),
-                message: format!("a record's Data is not base64: {e}"),
-            })?;
-            let arrival_ms =
-                r.get("ApproximateArrivalTimestamp").and_then(Value::as_f64).map_or(0, |t| (t * 1000.0) as i64);
-            records.push(KinesisRecord { sequence_number: seq.to_string(), arrival_ms, data: Bytes::from(data) });
+        /// GetRecords' answer, parsed in place: `Data` stays borrowed until it is decoded.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Page<'a> {
+            #[serde(borrow, default)]
+            records: Vec<Rec<'a>>,
+            next_shard_iterator: Option<String>,
+            #[serde(default)]
+            millis_behind_latest: u64,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Rec<'a> {
+            #[serde(borrow)]
+            sequence_number: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            data: std::borrow::Cow<'a, str>,
+            #[serde(default)]
+            approximate_arrival_timestamp: f64,
+        }
+        let body = self.call_raw("GetRecords", json!({ "ShardIterator": iterator, "Limit": limit })).await?;
+        let bad = |message: String| KinesisError::Service { kind: "GetRecords".into(), message };
+        let page: Page =
+            serde_json::from_slice(&body).map_err(|e| bad(format!("the answer is not GetRecords output: {e}")))?;
+        let mut records = Vec::with_capacity(page.records.len());
+        for r in page.records {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(r.data.as_bytes())
+                .map_err(|e| bad(format!("a record's Data is not base64: {e}")))?;
+            records.push(KinesisRecord {
+                sequence_number: r.sequence_number.into_owned(),
+                arrival_ms: (r.approximate_arrival_timestamp * 1000.0) as i64,
+                data: Bytes::from(data),
+            });
         }
         Ok(RecordsPage {
             records,
-            next_iterator: out.get("NextShardIterator").and_then(Value::as_str).map(str::to_string),
-            millis_behind_latest: out.get("MillisBehindLatest").and_then(Value::as_u64).unwrap_or(0),
+            next_iterator: page.next_shard_iterator,
+            millis_behind_latest: page.millis_behind_latest,
         })
     }
 }

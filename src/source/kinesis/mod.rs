@@ -132,9 +132,9 @@ impl KinesisSource {
                 self.metrics.millis_behind.set(millis_behind as f64);
                 let progress = self.progress.entry(shard).or_default();
                 let mut out = Vec::with_capacity(records.len());
+                self.metrics.records.increment(records.len() as u64);
+                self.metrics.bytes.increment(records.iter().map(|r| r.data.len() as u64).sum());
                 for r in records {
-                    self.metrics.records.increment(1);
-                    self.metrics.bytes.increment(r.data.len() as u64);
                     progress.outstanding.push_back((self.next_seq, r.sequence_number));
                     out.push(Record { seq: self.next_seq, arrival_ms: r.arrival_ms, data: r.data });
                     self.next_seq += 1;

@@ -25,7 +25,7 @@ pub enum ReaderMsg {
 }
 
 /// Per GetRecords call (Kinesis allows 10,000); smaller pages keep what a crash can repeat small.
-const RECORDS_PER_CALL: usize = 1_000;
+const RECORDS_PER_CALL: usize = 2_000;
 const BEHIND_POLL: Duration = Duration::from_millis(200);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -85,7 +85,8 @@ impl ShardReader {
             match self.client.get_records(&iterator, RECORDS_PER_CALL).await {
                 Ok(page) => {
                     backoff = Duration::from_millis(200);
-                    let caught_up = page.records.is_empty() || page.millis_behind_latest == 0;
+                    // Behind: a full page, or Kinesis says so (emulators may always say 0).
+                    let caught_up = page.records.len() < RECORDS_PER_CALL && page.millis_behind_latest == 0;
                     if let Some(last) = page.records.last() {
                         self.after = Some(last.sequence_number.clone());
                     }
