@@ -139,6 +139,13 @@ def test_a_shard_split_mid_load_loses_nothing(sluice_factory, kinesalite):
     wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what="records from the parent and both children")
     time.sleep(1.5)
     assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in before + after)
+    # Children wait until the parent is delivered: every object holding a record put before the
+    # split was written before any object holding a record put after it (per-key order holds).
+    root = d.workdir / "data"
+    files = [p for p in root.rglob("*") if p.is_file() and "#" not in p.name]
+    parent = [p.stat().st_mtime_ns for p in files if b"before-" in p.read_bytes()]
+    children = [p.stat().st_mtime_ns for p in files if b"after-" in p.read_bytes()]
+    assert parent and children and max(parent) < min(children)
 
 
 def test_a_kinesis_sourced_stream_created_over_the_api(sluice_factory, kinesalite):
