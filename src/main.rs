@@ -210,7 +210,12 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         header_timeout: limits.header_timeout,
     };
     tracing::info!(address = %listen, tls = tls.is_some(), authentication = daemon.config.security.access_keys.is_some(), streams = ?daemon.names(), max_connections = server_limits.max_connections, fd_limit, "sluice is accepting Firehose API requests");
-    let app = api::router(api::ApiState { daemon: daemon.clone(), metrics: handle, body_timeout: limits.body_timeout });
+    let app = api::router(api::ApiState {
+        daemon: daemon.clone(),
+        metrics: handle,
+        body_timeout: limits.body_timeout,
+        seen_requests: Default::default(),
+    });
     let janitor = {
         let daemon = daemon.clone();
         tokio::spawn(async move {

@@ -201,7 +201,9 @@ pub fn start(
     };
     let direct_put = DirectPutSource::new(reader, appender.clone(), report.controls);
     let source: Box<dyn Source> = match &spec.source {
-        crate::config::SourceSpec::DirectPut => Box::new(direct_put),
+        crate::config::SourceSpec::DirectPut | crate::config::SourceSpec::FirehoseHttpEndpoint { .. } => {
+            Box::new(direct_put)
+        }
         crate::config::SourceSpec::Kinesis(k) => {
             let dir = storage.dir.join("pipelines").join(&name);
             let kinesis = crate::source::kinesis::KinesisSource::open(k, &dir, &name, Box::new(direct_put))

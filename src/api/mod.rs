@@ -8,6 +8,7 @@ mod auth;
 mod control;
 mod describe;
 mod error;
+mod firehose_http;
 mod health;
 mod model;
 mod put;
@@ -45,11 +46,14 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// How long a request body may take to arrive.
     pub body_timeout: std::time::Duration,
+    /// Firehose HTTP endpoint requests already (partly) written, for deduplicating their retries.
+    pub seen_requests: Arc<std::sync::Mutex<firehose_http::SeenRequests>>,
 }
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", post(dispatch))
+        .route("/http-endpoint/{stream}", post(firehose_http::receive))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::render_metrics))

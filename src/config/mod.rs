@@ -200,6 +200,17 @@ pub enum RawSource {
     DirectPut(RawDirectPut),
     /// A Kinesis Data Stream (Firehose's KinesisStreamAsSource).
     Kinesis(Box<RawKinesis>),
+    /// Firehose's own HTTP endpoint delivery (protocol 1.0), so an AWS Firehose stream, or
+    /// another sluice, can deliver here: `POST /http-endpoint/<name>` on the API port.
+    FirehoseHttpEndpoint(RawFirehoseHttpEndpoint),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirehoseHttpEndpoint {
+    /// The AccessKey the sender is configured with (`X-Amz-Firehose-Access-Key`); required unless
+    /// the API listens on loopback only.
+    pub access_key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -175,6 +175,11 @@ struct PartitionContext {
 pub enum SourceSpec {
     DirectPut,
     Kinesis(KinesisSourceSpec),
+    /// Records arrive through Firehose's HTTP endpoint protocol and are kept in the WAL, as Direct
+    /// PUT's are; `access_key` is what senders must present.
+    FirehoseHttpEndpoint {
+        access_key: Option<Secret>,
+    },
 }
 
 /// Where a KinesisStreamAsSource pipeline reads.
@@ -493,6 +498,9 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
     let errors_before = c.errors.len();
     let source = match &p.source {
         RawSource::DirectPut(_) => SourceSpec::DirectPut,
+        RawSource::FirehoseHttpEndpoint(h) => {
+            SourceSpec::FirehoseHttpEndpoint { access_key: h.access_key.as_ref().map(|k| Secret::new(k.value.clone())) }
+        }
         RawSource::Kinesis(k) => match kinesis_source(c, k, field) {
             Some(spec) => SourceSpec::Kinesis(spec),
             None => SourceSpec::DirectPut,
