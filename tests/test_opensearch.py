@@ -91,6 +91,8 @@ def test_the_retry_duration_ends_throttled_documents_in_error_records(sluice_fac
         (err,) = [json.loads(line) for v in objects.values() for line in v.splitlines()]
         assert err["errorCode"] == "429" and "es_rejected_execution_exception" in err["errorMessage"]
         assert err["attemptsMade"] >= 2
+        # Given up after the retry duration, a document still names its index and id.
+        assert err["esIndexName"].startswith("logs") and err["esDocumentId"] == fake.requests[0][0]
     finally:
         fake.stop()
 

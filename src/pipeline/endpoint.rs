@@ -58,7 +58,7 @@ impl Delivery {
             }
             failed.extend(given_up.into_iter().map(|(i, e, attempts)| Failed {
                 attempts,
-                detail: e.detail,
+                detail: if e.detail.is_empty() { endpoint.record_detail(&request_id, records, i) } else { e.detail },
                 ..Failed::new(records[i].clone(), kind, e.code, e.message)
             }));
         }

@@ -66,4 +66,10 @@ pub trait Destination: Send + Sync {
     /// crash and replay, so ids derived from them (document ids) are stable. Indexes in the
     /// outcome are positions in `indexes`.
     async fn send(&self, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome;
+
+    /// Fields an error record for `records[index]` carries besides Firehose's common ones, when
+    /// the records are given up as a whole (OpenSearch: `esDocumentId`, `esIndexName`).
+    fn record_detail(&self, _request_id: &str, _records: &[Record], _index: usize) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }

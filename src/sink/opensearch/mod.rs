@@ -135,6 +135,12 @@ impl Destination for OpenSearch {
         super::http_client::split(records, usize::MAX, self.spec.bulk_max_bytes, |r| r.data.len() + 160)
     }
 
+    fn record_detail(&self, request_id: &str, records: &[Record], index: usize) -> Vec<(&'static str, String)> {
+        let Some(record) = records.get(index) else { return Vec::new() };
+        let name = self.spec.rotation.index(&self.spec.index, record.arrival_ms);
+        detail(self.document_id(request_id, index).as_deref(), &name)
+    }
+
     async fn send(&self, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome {
         let (body, sent, mut rejected) = self.body(request_id, records, indexes);
         if sent.is_empty() {
