@@ -236,7 +236,10 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     if let Some(tls) = &tls {
         tls.clone().watch();
     }
+    cli::systemd::ready(&format!("accepting Firehose API requests on {listen}"));
+    cli::systemd::spawn_watchdog();
     api::server::serve(listener, app, server_limits, tls, shutdown_signal()).await;
+    cli::systemd::stopping();
     janitor.abort();
     tracing::info!("stopped accepting requests; flushing buffers");
     if daemon.shutdown(shutdown_timeout).await {
