@@ -6,6 +6,7 @@
 //! [`daemon`] runs them.
 
 pub mod api;
+pub mod aws_request;
 pub mod bench;
 pub mod buffer;
 pub mod config;

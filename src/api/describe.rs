@@ -64,7 +64,7 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
             }
             d
         }
-        None => describe_stream(&*state.daemon.get(name).ok_or_else(not_found)?, state.daemon.encrypted(name)),
+        None => describe_stream(&*state.daemon.get(name).ok_or_else(not_found)?),
     };
     if past_the_only_destination {
         if let Some(o) = description.as_object_mut() {
@@ -142,7 +142,7 @@ pub(super) fn stream_type(spec: &crate::config::PipelineSpec) -> &'static str {
     }
 }
 
-fn describe_stream(p: &PipelineHandle, _encrypted: bool) -> serde_json::Value {
+fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
     let spec = &p.spec;
     let d = &spec.destination;
     let created = p.created_at.duration_since(UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());

@@ -12,7 +12,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::sync::Mutex;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, State};
@@ -166,9 +165,11 @@ pub(super) async fn receive(
         return answer(StatusCode::PAYLOAD_TOO_LARGE, &request_id, Some(format!("more than {MAX_RECORDS} records")));
     }
     let key = (stream.clone(), request.request_id.clone());
-    let mut written = seen(&state).lock().unwrap_or_else(|p| p.into_inner()).written(&key);
+    let mut written = state.seen_requests.lock().unwrap_or_else(|p| p.into_inner()).written(&key);
     while written < request.records.len() {
-        let mut frame = FrameBuilder::new(now_ms(), FRAME_BYTES);
+        // Sized to what is left (base64 is 4/3 of the data), not to the frame limit.
+        let left: usize = request.records[written..].iter().map(|r| r.data.len() / 4 * 3).sum();
+        let mut frame = FrameBuilder::new(now_ms(), left.min(FRAME_BYTES + MAX_RECORD));
         let mut bytes = 0;
         let mut sizes = Vec::new();
         for (i, record) in request.records.iter().enumerate().skip(written) {
@@ -201,7 +202,7 @@ pub(super) async fn receive(
         match pipeline.ingest.put(frame).await {
             Ok(accepted) => {
                 written += accepted.accepted;
-                seen(&state).lock().unwrap_or_else(|p| p.into_inner()).record(key.clone(), written);
+                state.seen_requests.lock().unwrap_or_else(|p| p.into_inner()).record(key.clone(), written);
                 pipeline.status.put_accepted(now_ms());
                 let m = &pipeline.metrics;
                 m.incoming_records.increment(accepted.accepted as u64);
@@ -212,8 +213,4 @@ pub(super) async fn receive(
     }
     pipeline.metrics.incoming_put_requests.increment(1);
     answer(StatusCode::OK, &request.request_id, None)
-}
-
-fn seen(state: &ApiState) -> &Mutex<SeenRequests> {
-    &state.seen_requests
 }

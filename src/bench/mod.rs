@@ -106,35 +106,20 @@ struct IngestArgs {
 
 /// What `put` signs with, when the bench signs.
 #[derive(Clone)]
-struct Signer {
-    access_key_id: String,
-    secret_access_key: String,
-}
+struct Signer(crate::aws_request::Keys);
 
 impl Signer {
     /// The SigV4 headers an SDK would add to this PutRecordBatch (signed now, over the body).
     fn headers(&self, url: &str, body: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
-        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-        let identity =
-            aws_credential_types::Credentials::new(&self.access_key_id, &self.secret_access_key, None, None, "bench")
-                .into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("firehose")
-            .time(std::time::SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()?
-            .into();
-        let host = reqwest::Url::parse(url)?.authority().to_string();
-        let headers = [
-            ("host", host.as_str()),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", "Firehose_20150804.PutRecordBatch"),
-        ];
-        let request = SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Bytes(body))?;
-        let (instructions, _) = sign(request, &params)?.into_parts();
-        Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        crate::aws_request::signed_json_headers(
+            &self.0,
+            "us-east-1",
+            "firehose",
+            url,
+            "Firehose_20150804.PutRecordBatch",
+            body,
+        )
+        .map_err(anyhow::Error::msg)
     }
 }
 
@@ -202,7 +187,9 @@ async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> an
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(a.connections).build()?;
     let signer = match (&a.access_key_id, &a.secret_access_key) {
-        (Some(id), Some(secret)) => Some(Signer { access_key_id: id.clone(), secret_access_key: secret.clone() }),
+        (Some(id), Some(secret)) => {
+            Some(Signer(crate::aws_request::Keys { id: id.clone(), secret: secret.clone(), token: None }))
+        }
         _ => None,
     };
     let endpoint = if a.endpoint.ends_with('/') { a.endpoint.clone() } else { format!("{}/", a.endpoint) };

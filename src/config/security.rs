@@ -89,10 +89,8 @@ impl Pattern {
 
     pub fn matches(&self, text: &str) -> bool {
         let parts: Vec<&str> = self.0.split('*').collect();
+        // No `*`: one part, matched exactly.
         let [first, middle @ .., last] = parts.as_slice() else { return self.0 == text };
-        if parts.len() == 1 {
-            return self.0 == text;
-        }
         let Some(mut rest) = text.strip_prefix(first) else { return false };
         for part in middle {
             match rest.find(part) {

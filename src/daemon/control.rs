@@ -200,7 +200,7 @@ impl Daemon {
     /// Replaces a running pipeline by one with a new spec on the same WAL.
     async fn swap_pipeline(&self, spec: PipelineSpec) -> Result<(), ControlError> {
         let name = spec.name.clone();
-        self.stop_pipeline(&name).await;
+        self.stop_pipeline(&name, false).await;
         let result = self
             .launch(spec)
             .map(|_| ())
@@ -209,15 +209,22 @@ impl Daemon {
         result
     }
 
-    /// Stops intake and waits until the pipeline has delivered what it buffered. The name stays
-    /// in `closing` (puts get 503) until the caller removes it.
-    async fn stop_pipeline(&self, name: &str) {
+    /// Stops intake and waits until the pipeline has delivered what it buffered; with `discard`, the
+    /// task is stopped first (closing intake would flush the buffers and deliver them) and only
+    /// uploads already under way finish. The name stays in `closing` (puts get 503) until the
+    /// caller removes it.
+    async fn stop_pipeline(&self, name: &str, discard: bool) {
         self.closing.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
+        let task = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        if discard {
+            if let Some(task) = &task {
+                task.abort();
+            }
+        }
         let pipeline = self.pipelines.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         if let Some(p) = pipeline {
             p.ingest.close().await;
         }
-        let task = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
         if let Some(task) = task {
             let _ = task.await;
         }
@@ -240,22 +247,7 @@ impl Daemon {
 
     async fn finish_delete(self: Arc<Self>, name: &str, force: bool) {
         let Some(control) = &self.control else { return };
-        if force {
-            // Discard: the task is stopped before intake closes (closing would flush the buffers
-            // and deliver them); uploads already under way finish. Its WAL goes below.
-            self.closing.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
-            let task = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
-            if let Some(task) = task {
-                task.abort();
-                let _ = task.await;
-            }
-            let pipeline = self.pipelines.write().unwrap_or_else(|p| p.into_inner()).remove(name);
-            if let Some(p) = pipeline {
-                p.ingest.close().await;
-            }
-        } else {
-            self.stop_pipeline(name).await;
-        }
+        self.stop_pipeline(name, force).await;
         let dir = self.config.storage.dir.join("pipelines").join(name);
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {

@@ -5,15 +5,13 @@
 //! its MSRV moves faster than ours (../shared/crates.md). The API surface here is three calls, and
 //! the signer is the same crate that verifies sluice's own API (api/auth.rs).
 
-use std::time::SystemTime;
-
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use base64::Engine;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use thiserror::Error;
+
+use crate::aws_request::{signed_json_headers, Keys};
 
 #[derive(Debug, Error)]
 pub enum KinesisError {
@@ -34,23 +32,14 @@ pub enum KinesisError {
 
 /// Static credentials for the signer, from the environment or the shared files (the chain the S3
 /// destination uses); anonymous placeholders otherwise, which local emulators accept.
-#[derive(Clone)]
-struct Keys {
-    id: String,
-    secret: String,
-    token: Option<String>,
-}
-
-impl Keys {
-    fn from_chain() -> Self {
-        if let (Ok(id), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
-            return Keys { id, secret, token: std::env::var("AWS_SESSION_TOKEN").ok() };
-        }
-        let profile = crate::sink::aws_profile::load();
-        match (profile.access_key_id, profile.secret_access_key) {
-            (Some(id), Some(secret)) => Keys { id, secret, token: profile.session_token },
-            _ => Keys { id: "anonymous".into(), secret: "anonymous".into(), token: None },
-        }
+fn keys_from_chain() -> Keys {
+    if let (Ok(id), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
+        return Keys { id, secret, token: std::env::var("AWS_SESSION_TOKEN").ok() };
+    }
+    let profile = crate::sink::aws_profile::load();
+    match (profile.access_key_id, profile.secret_access_key) {
+        (Some(id), Some(secret)) => Keys { id, secret, token: profile.session_token },
+        _ => Keys { id: "anonymous".into(), secret: "anonymous".into(), token: None },
     }
 }
 
@@ -98,7 +87,7 @@ impl KinesisClient {
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .map_err(|e| KinesisError::Transport { endpoint: endpoint.clone(), message: e.to_string() })?;
-        Ok(Self { http, endpoint, region: region.to_string(), keys: Keys::from_chain() })
+        Ok(Self { http, endpoint, region: region.to_string(), keys: keys_from_chain() })
     }
 
     async fn call(&self, operation: &str, body: Value) -> Result<Value, KinesisError> {
@@ -112,29 +101,11 @@ impl KinesisClient {
         let target = format!("Kinesis_20131202.{operation}");
         let url = if self.endpoint.ends_with('/') { self.endpoint.clone() } else { format!("{}/", self.endpoint) };
         let transport = |message: String| KinesisError::Transport { endpoint: self.endpoint.clone(), message };
-        let host = reqwest::Url::parse(&url).map_err(|e| transport(e.to_string()))?.authority().to_string();
-        let headers = [
-            ("host", host.as_str()),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target.as_str()),
-        ];
-        let identity =
-            Credentials::new(&self.keys.id, &self.keys.secret, self.keys.token.clone(), None, "sluice").into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("kinesis")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| transport(e.to_string()))?
-            .into();
-        let signable = SignableRequest::new("POST", &url, headers.iter().copied(), SignableBody::Bytes(&body))
-            .map_err(|e| transport(e.to_string()))?;
-        let (instructions, _) = sign(signable, &params).map_err(|e| transport(e.to_string()))?.into_parts();
+        let signed =
+            signed_json_headers(&self.keys, &self.region, "kinesis", &url, &target, &body).map_err(transport)?;
         let mut request =
             self.http.post(&url).header("content-type", "application/x-amz-json-1.1").header("x-amz-target", &target);
-        for (name, value) in instructions.headers() {
+        for (name, value) in signed {
             request = request.header(name, value);
         }
         let response = request.body(body).send().await.map_err(|e| transport(e.to_string()))?;
