@@ -4,7 +4,7 @@
 #   - the Python test peers in tests/requirements.txt (boto3, the AWS CLI, moto_server, and
 #     independent decoders) into ./.venv,
 #   - moto's own Firehose test suite (its source distribution) into ./.test-peers,
-#   - from npm's lockfile (tests/js): the JavaScript SDK v3 and kinesalite (a Kinesis server).
+#   - from npm's lockfile (tests/js): the JavaScript SDK v3 and kinesalite (a Kinesis server), dynalite (a DynamoDB server for the lease table).
 # Then: formatting and lint checks, unit tests, and the integration tests in tests/, which drive
 # the real binary with real clients against a real S3-compatible server.
 set -euo pipefail
@@ -32,7 +32,7 @@ if [ ! -d ".test-peers/moto-$MOTO_VERSION/tests/test_firehose" ]; then
   tar -xzf ".test-peers/moto-$MOTO_VERSION.tar.gz" -C .test-peers
 fi
 
-step "npm test peers: JavaScript SDK v3, kinesalite (tests/js)"
+step "npm test peers: JavaScript SDK v3, kinesalite, dynalite (tests/js)"
 command -v npm >/dev/null || { echo "npm is missing: install Node.js 20 and npm (apt-get install nodejs npm)" >&2; exit 1; }
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 

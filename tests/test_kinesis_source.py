@@ -1,6 +1,7 @@
 """A Kinesis Data Stream as a pipeline's source, against kinesalite (npm; scripts/test.sh installs
 it into tests/js) with boto3 producers: every record of every shard delivered once, KPL aggregates
-de-aggregated, a restart resuming from the checkpoint, a shard split mid-load.
+de-aggregated, a restart resuming from the checkpoint, a shard split mid-load; and several daemons
+sharing one stream through a lease table in dynalite (npm, the same way).
 """
 
 import json
@@ -14,6 +15,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from conftest import ROOT, free_port, local_objects, wait_for, http_get
 
 KINESALITE = ROOT / "tests" / "js" / "node_modules" / ".bin" / "kinesalite"
+DYNALITE = ROOT / "tests" / "js" / "node_modules" / ".bin" / "dynalite"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,26 @@ def kinesalite():
         except Exception as e:  # noqa: BLE001 - kinesalite answers 400 to a bare GET, urllib raises
             return "400" in str(e) or "403" in str(e)
     wait_for(up, 30, what="kinesalite")
+    yield endpoint
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def dynalite():
+    assert DYNALITE.exists(), "run `npm ci --prefix tests/js` (scripts/test.sh does)"
+    port = free_port()
+    proc = subprocess.Popen([str(DYNALITE), "--port", str(port), "--createTableMs", "0", "--deleteTableMs", "0",
+                             "--updateTableMs", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1").list_tables()
+            return True
+        except Exception:  # noqa: BLE001 - not listening yet
+            return False
+    wait_for(up, 30, what="dynalite")
     yield endpoint
     proc.terminate()
     proc.wait(10)
@@ -192,3 +214,82 @@ def test_kill9_under_load_loses_nothing(sluice_factory, kinesalite):
     assert set(lines) == {data.decode() for _, data in sent}  # nothing lost
     # What a crash can repeat: records read but not yet checkpointed (README: "Kinesis source").
     assert len(lines) - len(sent) <= (8 + 2) * 2000 + 3000
+
+
+def leased(sluice_factory, kinesalite, dynalite, stream, name, duration=3):
+    """A daemon sharing `stream` through the lease table `leases-<stream>`, named `name` in it."""
+    return sluice_factory(f"""
+storage: {{ dir: ./var }}
+pipelines:
+  - name: from-kinesis
+    source:
+      kinesis:
+        stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/{stream}
+        endpoint: {kinesalite}
+        starting_position: TRIM_HORIZON
+        leases:
+          dynamodb: {{ table: leases-{stream}, endpoint: {dynalite} }}
+          owner: {name}
+          lease_duration_seconds: {duration}
+    buffering: {{ size_mb: 1, interval_seconds: 1 }}
+    destination: {{ local: {{ path: ./data, append_delimiter: true }} }}
+""", name=name)
+
+
+def lease_owners(dynalite, stream):
+    table = boto3.client("dynamodb", endpoint_url=dynalite, region_name="us-east-1")
+    items = table.scan(TableName=f"leases-{stream}", ConsistentRead=True)["Items"]
+    return {i["leaseKey"]["S"]: i.get("leaseOwner", {}).get("S") for i in items}
+
+
+def held(d):
+    return d.metric("sluice_kinesis_leases_held", "from-kinesis")
+
+
+def test_two_daemons_share_the_shards_and_hand_them_over_without_duplicates(sluice_factory, kinesalite, dynalite):
+    k = make_stream(kinesalite, "shared", 4)
+    a = leased(sluice_factory, kinesalite, dynalite, "shared", "daemon-a").start()
+    wait_for(lambda: held(a) == 4, timeout=30, what="the first daemon to take every shard")
+    first = [(f"k{i % 41}", f"first-{i}".encode()) for i in range(4000)]
+    put(k, "shared", first[:2000])
+    b = leased(sluice_factory, kinesalite, dynalite, "shared", "daemon-b").start()
+    put(k, "shared", first[2000:])
+    # B asks A for its fair share; A hands each shard over once what it read from it is delivered.
+    wait_for(lambda: held(a) == 2 and held(b) == 2, timeout=40, what="two shards each")
+    assert sorted(lease_owners(dynalite, "shared").values()) == ["daemon-a", "daemon-a", "daemon-b", "daemon-b"]
+    second = [(f"k{i % 41}", f"second-{i}".encode()) for i in range(2000)]
+    put(k, "shared", second)
+    both = lambda: delivered_lines(a) + delivered_lines(b)  # noqa: E731
+    wait_for(lambda: len(both()) >= 6000, timeout=60, what="6000 records between the two")
+    assert len(delivered_lines(b)) > 0
+    # SIGTERM: B writes its final checkpoint and frees its leases; A takes them at once.
+    assert b.stop() == 0
+    wait_for(lambda: held(a) == 4, timeout=20, what="the remaining daemon to take the freed shards")
+    third = [(f"k{i % 41}", f"third-{i}".encode()) for i in range(2000)]
+    put(k, "shared", third)
+    wait_for(lambda: len(both()) >= 8000, timeout=60, what="8000 records")
+    time.sleep(3)  # anything read twice would show up by now
+    assert sorted(both()) == sorted(data.decode() for _, data in first + second + third)
+    assert set(lease_owners(dynalite, "shared").values()) == {"daemon-a"}
+    assert "handed the lease over" in a.log()
+
+
+def test_a_killed_daemons_shards_are_taken_over_after_the_lease_expires(sluice_factory, kinesalite, dynalite):
+    k = make_stream(kinesalite, "takeover", 4)
+    a = leased(sluice_factory, kinesalite, dynalite, "takeover", "daemon-a").start()
+    b = leased(sluice_factory, kinesalite, dynalite, "takeover", "daemon-b").start()
+    wait_for(lambda: held(a) == 2 and held(b) == 2, timeout=40, what="two shards each")
+    sent = [(f"k{i % 29}", f"r{i}".encode()) for i in range(6000)]
+    put(k, "takeover", sent[:3000])
+    wait_for(lambda: len(delivered_lines(b)) >= 200, timeout=60, what="the second daemon delivering")
+    b.kill9()
+    put(k, "takeover", sent[3000:])
+    # A sees B's lease counters stand still for a lease duration (3 s) and takes the shards.
+    wait_for(lambda: held(a) == 4, timeout=30, what="the surviving daemon to take the dead one's shards")
+    want = {data.decode() for _, data in sent}
+    wait_for(lambda: set(delivered_lines(a) + delivered_lines(b)) >= want, timeout=60, what="every record")
+    lines = delivered_lines(a) + delivered_lines(b)
+    assert set(lines) == want  # nothing lost
+    # Repeated at most: what B read after its last checkpoint (README: "Kinesis source").
+    assert len(lines) - len(sent) <= (8 + 2) * 2000
+    assert "took a lease" in a.log() and "daemon-b" in a.log()

@@ -116,7 +116,7 @@ impl Signer {
             "us-east-1",
             "firehose",
             url,
-            "Firehose_20150804.PutRecordBatch",
+            (crate::aws_request::JSON_1_1, "Firehose_20150804.PutRecordBatch"),
             body,
         )
         .map_err(anyhow::Error::msg)

@@ -26,8 +26,9 @@ pub use teach::{code_frame, did_you_mean};
 pub use validate::{load_schema_file, LoadSchemaError};
 pub use validate::{
     resolve_listen, valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors,
-    DeliverySettings, DynamicPartitioning, KinesisSourceSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas,
-    ServerSideEncryption, SourceSpec, StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
+    DeliverySettings, DynamicPartitioning, KinesisSourceSpec, LeaseSpec, ObjectDestination, PipelineSpec,
+    ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec, StartingPosition, StorageSettings, StoreSpec,
+    STREAM_PLACEHOLDER,
 };
 pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 
@@ -224,8 +225,28 @@ pub struct RawKinesis {
     /// LATEST (Firehose's default) | TRIM_HORIZON | AT_TIMESTAMP
     pub starting_position: Option<Spanned<String>>,
     pub starting_timestamp: Option<Spanned<String>>,
-    /// Shards shared by several daemons through a DynamoDB lease table (not yet supported).
-    pub leases: Option<Spanned<serde_json::Value>>,
+    /// Shards shared by several daemons through a DynamoDB lease table.
+    pub leases: Option<RawLeases>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeases {
+    pub dynamodb: RawLeaseTable,
+    /// This daemon's name in the table (default: host name and a random suffix).
+    pub owner: Option<Spanned<String>>,
+    /// How long a lease lasts without renewal before another daemon may take it (KCL's
+    /// failover time; default 10).
+    pub lease_duration_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeaseTable {
+    pub table: Spanned<String>,
+    pub endpoint: Option<Spanned<String>>,
+    /// Default: the stream's region.
+    pub region: Option<Spanned<String>>,
 }
 
 impl Default for RawSource {

@@ -190,6 +190,19 @@ pub struct KinesisSourceSpec {
     pub region: String,
     pub endpoint: Option<String>,
     pub starting_position: StartingPosition,
+    /// Shards shared with other daemons through a lease table; `None`: this daemon reads them all.
+    pub leases: Option<LeaseSpec>,
+}
+
+/// A DynamoDB lease table in the KCL's style (source/kinesis/leases.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseSpec {
+    pub table: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Unique per daemon; a restarted daemon with the same name takes its leases back at once.
+    pub owner: String,
+    pub lease_duration: std::time::Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

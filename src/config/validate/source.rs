@@ -77,14 +77,67 @@ pub(super) fn kinesis_source(c: &mut Checker, k: &crate::config::RawKinesis, fie
             StartingPosition::Latest
         }
     };
-    if let Some(l) = &k.leases {
-        c.at(l, &format!("{field}.leases"), "shared leases (several daemons on one stream) are not supported yet: remove `leases:` and run one daemon per stream");
-    }
+    let leases = k.leases.as_ref().map(|l| lease_spec(c, l, &field, &region));
     (c.errors.len() == before).then(|| KinesisSourceSpec {
         stream_name,
         stream_arn,
         region,
         endpoint: k.endpoint.as_ref().map(|e| e.value.clone()),
         starting_position,
+        leases,
     })
+}
+
+/// `leases:`: the DynamoDB table shards are shared through.
+fn lease_spec(c: &mut Checker, l: &crate::config::RawLeases, field: &str, region: &str) -> LeaseSpec {
+    let table = &l.dynamodb.table;
+    // DynamoDB's own rule for table names.
+    let valid = (3..=255).contains(&table.value.len())
+        && table.value.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch));
+    if !valid {
+        c.at(table, &format!("{field}.leases.dynamodb.table"), "must be 3 to 255 letters, digits, `_`, `-` or `.`");
+    }
+    if let Some(e) = &l.dynamodb.endpoint {
+        if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
+            c.at(e, &format!("{field}.leases.dynamodb.endpoint"), "must be an http:// or https:// URL");
+        }
+    }
+    let seconds = l.lease_duration_seconds.as_ref().map_or(10, |d| d.value);
+    if let Some(d) = &l.lease_duration_seconds {
+        if !(1..=3600).contains(&d.value) {
+            c.at(d, &format!("{field}.leases.lease_duration_seconds"), "must be between 1 and 3600");
+        }
+    }
+    let owner = match &l.owner {
+        Some(o) if o.value.trim().is_empty() => {
+            c.at(o, &format!("{field}.leases.owner"), "must not be empty");
+            String::new()
+        }
+        Some(o) => o.value.clone(),
+        None => default_lease_owner(),
+    };
+    LeaseSpec {
+        table: table.value.clone(),
+        endpoint: l.dynamodb.endpoint.as_ref().map(|e| e.value.clone()),
+        region: l.dynamodb.region.as_ref().map_or_else(|| region.to_string(), |r| r.value.clone()),
+        owner,
+        lease_duration: std::time::Duration::from_secs(seconds),
+    }
+}
+
+/// The host's name and a random suffix: unique per daemon run (the same for every pipeline of
+/// it, so validating a config twice gives the same spec), and readable in the table.
+fn default_lease_owner() -> String {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(host_and_suffix).clone()
+}
+
+fn host_and_suffix() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sluice".to_string());
+    format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }

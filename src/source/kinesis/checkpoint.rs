@@ -17,6 +17,17 @@ pub struct ShardCheckpoint {
     /// Read to its end and delivered: never read again; its children may start.
     #[serde(default)]
     pub finished: bool,
+    /// With leases: which holding of the lease `sequence` belongs to. Positions reported for an
+    /// earlier holding (a lease lost and taken again) are ignored.
+    #[serde(skip)]
+    pub generation: u64,
+    /// With leases: changed since it was last written to the lease table.
+    #[serde(skip)]
+    pub dirty: bool,
+    /// With leases: reading stopped because another daemon asked for the shard, and everything
+    /// read from it is delivered; the lease may be handed over.
+    #[serde(skip)]
+    pub handed_back: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,15 +83,61 @@ impl Checkpoint {
         self.shards.get(shard).and_then(|s| s.sequence.clone())
     }
 
-    pub fn set_position(&mut self, shard: &str, sequence: String) {
-        self.shards.entry(shard.to_string()).or_default().sequence = Some(sequence);
+    /// Everything up to `sequence` is delivered (ignored when it belongs to an earlier holding).
+    pub fn set_position(&mut self, shard: &str, generation: u64, sequence: String) {
+        let entry = self.shards.entry(shard.to_string()).or_default();
+        if entry.generation == generation {
+            entry.sequence = Some(sequence);
+            entry.dirty = true;
+        }
     }
 
-    pub fn finish(&mut self, shard: &str) {
-        self.shards.entry(shard.to_string()).or_default().finished = true;
+    /// Read to its end and delivered.
+    pub fn finish(&mut self, shard: &str, generation: u64) {
+        let entry = self.shards.entry(shard.to_string()).or_default();
+        if entry.generation == generation {
+            entry.finished = true;
+            entry.dirty = true;
+        }
+    }
+
+    /// Stopped on request and delivered: ready to hand over.
+    pub fn hand_back(&mut self, shard: &str, generation: u64) {
+        let entry = self.shards.entry(shard.to_string()).or_default();
+        if entry.generation == generation {
+            entry.handed_back = true;
+        }
+    }
+
+    /// A lease taken: positions now come from this holding, starting at the table's checkpoint.
+    pub fn hold(&mut self, shard: &str, generation: u64, sequence: Option<String>) {
+        self.shards.insert(
+            shard.to_string(),
+            ShardCheckpoint { sequence, finished: false, generation, dirty: false, handed_back: false },
+        );
     }
 
     pub fn finished_shards(&self) -> HashSet<String> {
         self.shards.iter().filter(|(_, s)| s.finished).map(|(id, _)| id.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_from_an_earlier_holding_of_a_lease_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Checkpoint::load(&dir.path().join("c.json")).unwrap();
+        c.hold("shard-1", 1, Some("TRIM_HORIZON".into()));
+        c.set_position("shard-1", 1, "100".into());
+        c.hold("shard-1", 2, Some("150".into())); // lost, then taken again from the table
+        c.set_position("shard-1", 1, "120".into()); // late delivery of the first holding's records
+        c.finish("shard-1", 1);
+        assert_eq!(c.position("shard-1").as_deref(), Some("150"));
+        assert!(c.finished_shards().is_empty());
+        c.set_position("shard-1", 2, "200".into());
+        assert_eq!(c.position("shard-1").as_deref(), Some("200"));
     }
 }

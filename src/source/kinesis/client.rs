@@ -1,9 +1,5 @@
 //! A small Kinesis Data Streams client: the three read calls sluice needs (ListShards,
-//! GetShardIterator, GetRecords) over JSON 1.1 on reqwest, signed with aws-sigv4.
-//!
-//! Why not aws-sdk-kinesis: it works, but adds about 200 crates and 90 s to a clean debug build and
-//! its MSRV moves faster than ours (../shared/crates.md). The API surface here is three calls, and
-//! the signer is the same crate that verifies sluice's own API (api/auth.rs).
+//! GetShardIterator, GetRecords) over AWS JSON 1.1 (`aws_request::AwsJsonClient`).
 
 use base64::Engine;
 use bytes::Bytes;
@@ -11,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use crate::aws_request::{signed_json_headers, Keys};
+use crate::aws_request::{AwsCallError, AwsJsonClient, JSON_1_1};
 
 #[derive(Debug, Error)]
 pub enum KinesisError {
@@ -23,31 +19,31 @@ pub enum KinesisError {
     ExpiredIterator(String),
     #[error("ResourceNotFoundException: {0}")]
     NotFound(String),
-    /// Anything else the service answered (access denied, validation, 5xx).
-    #[error("{kind}: {message}")]
-    Service { kind: String, message: String },
-    #[error("cannot reach Kinesis at {endpoint}: {message}")]
-    Transport { endpoint: String, message: String },
+    /// Anything else the service answered (access denied, validation, 5xx), or no answer.
+    #[error(transparent)]
+    Other(AwsCallError),
 }
 
-/// Static credentials for the signer, from the environment or the shared files (the chain the S3
-/// destination uses); anonymous placeholders otherwise, which local emulators accept.
-fn keys_from_chain() -> Keys {
-    if let (Ok(id), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
-        return Keys { id, secret, token: std::env::var("AWS_SESSION_TOKEN").ok() };
+impl From<AwsCallError> for KinesisError {
+    fn from(e: AwsCallError) -> Self {
+        match e {
+            AwsCallError::Service { kind, message } => match kind.as_str() {
+                "ProvisionedThroughputExceededException" | "LimitExceededException" => KinesisError::Throttled(message),
+                "ExpiredIteratorException" => KinesisError::ExpiredIterator(message),
+                "ResourceNotFoundException" => KinesisError::NotFound(message),
+                _ => KinesisError::Other(AwsCallError::Service { kind, message }),
+            },
+            other => KinesisError::Other(other),
+        }
     }
-    let profile = crate::sink::aws_profile::load();
-    match (profile.access_key_id, profile.secret_access_key) {
-        (Some(id), Some(secret)) => Keys { id, secret, token: profile.session_token },
-        _ => Keys { id: "anonymous".into(), secret: "anonymous".into(), token: None },
-    }
+}
+
+fn malformed(operation: &str, message: String) -> KinesisError {
+    KinesisError::Other(AwsCallError::Service { kind: operation.to_string(), message })
 }
 
 pub struct KinesisClient {
-    http: reqwest::Client,
-    endpoint: String,
-    region: String,
-    keys: Keys,
+    aws: AwsJsonClient,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,52 +77,11 @@ pub enum IteratorStart<'a> {
 
 impl KinesisClient {
     pub fn new(endpoint: Option<&str>, region: &str) -> Result<Self, KinesisError> {
-        let endpoint = endpoint.map_or_else(|| format!("https://kinesis.{region}.amazonaws.com"), str::to_string);
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .build()
-            .map_err(|e| KinesisError::Transport { endpoint: endpoint.clone(), message: e.to_string() })?;
-        Ok(Self { http, endpoint, region: region.to_string(), keys: keys_from_chain() })
+        Ok(Self { aws: AwsJsonClient::new(endpoint, region, "kinesis", (JSON_1_1, "Kinesis_20131202"))? })
     }
 
     async fn call(&self, operation: &str, body: Value) -> Result<Value, KinesisError> {
-        let bytes = self.call_raw(operation, body).await?;
-        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    /// One signed call; the successful answer's body, unparsed.
-    async fn call_raw(&self, operation: &str, body: Value) -> Result<Bytes, KinesisError> {
-        let body = body.to_string().into_bytes();
-        let target = format!("Kinesis_20131202.{operation}");
-        let url = if self.endpoint.ends_with('/') { self.endpoint.clone() } else { format!("{}/", self.endpoint) };
-        let transport = |message: String| KinesisError::Transport { endpoint: self.endpoint.clone(), message };
-        let signed =
-            signed_json_headers(&self.keys, &self.region, "kinesis", &url, &target, &body).map_err(transport)?;
-        let mut request =
-            self.http.post(&url).header("content-type", "application/x-amz-json-1.1").header("x-amz-target", &target);
-        for (name, value) in signed {
-            request = request.header(name, value);
-        }
-        let response = request.body(body).send().await.map_err(|e| transport(e.to_string()))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| transport(e.to_string()))?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let kind = value
-            .get("__type")
-            .and_then(Value::as_str)
-            .map_or_else(|| format!("HTTP {status}"), |t| t.rsplit('#').next().unwrap_or(t).to_string());
-        let message =
-            value.get("message").or_else(|| value.get("Message")).and_then(Value::as_str).unwrap_or("").to_string();
-        Err(match kind.as_str() {
-            "ProvisionedThroughputExceededException" | "LimitExceededException" => KinesisError::Throttled(message),
-            "ExpiredIteratorException" => KinesisError::ExpiredIterator(message),
-            "ResourceNotFoundException" => KinesisError::NotFound(message),
-            _ => KinesisError::Service { kind, message },
-        })
+        Ok(self.aws.call(operation, &body).await?)
     }
 
     /// Every shard of the stream, open and closed (ListShards, all pages).
@@ -140,7 +95,7 @@ impl KinesisClient {
             };
             let page = self.call("ListShards", body).await?;
             let listed: Vec<Shard> = serde_json::from_value(page.get("Shards").cloned().unwrap_or(Value::Null))
-                .map_err(|e| KinesisError::Service { kind: "ListShards".into(), message: e.to_string() })?;
+                .map_err(|e| malformed("ListShards", e.to_string()))?;
             shards.extend(listed);
             next = page.get("NextToken").and_then(Value::as_str).map(str::to_string);
             if next.is_none() {
@@ -175,10 +130,10 @@ impl KinesisClient {
             }
         }
         let out = self.call("GetShardIterator", body).await?;
-        out.get("ShardIterator").and_then(Value::as_str).map(str::to_string).ok_or_else(|| KinesisError::Service {
-            kind: "GetShardIterator".into(),
-            message: "the answer holds no ShardIterator".into(),
-        })
+        out.get("ShardIterator")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| malformed("GetShardIterator", "the answer holds no ShardIterator".into()))
     }
 
     pub async fn get_records(&self, iterator: &str, limit: usize) -> Result<RecordsPage, KinesisError> {
@@ -202,8 +157,8 @@ impl KinesisClient {
             #[serde(default)]
             approximate_arrival_timestamp: f64,
         }
-        let body = self.call_raw("GetRecords", json!({ "ShardIterator": iterator, "Limit": limit })).await?;
-        let bad = |message: String| KinesisError::Service { kind: "GetRecords".into(), message };
+        let body = self.aws.call_raw("GetRecords", &json!({ "ShardIterator": iterator, "Limit": limit })).await?;
+        let bad = |message: String| malformed("GetRecords", message);
         let page: Page =
             serde_json::from_slice(&body).map_err(|e| bad(format!("the answer is not GetRecords output: {e}")))?;
         let mut records = Vec::with_capacity(page.records.len());

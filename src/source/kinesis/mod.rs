@@ -10,11 +10,17 @@
 //! Resharding: a child shard is read only once its parents are finished, meaning read to their end
 //! and delivered, so per-key order holds across a split or a merge.
 //!
+//! Alone, this daemon reads every shard and keeps the checkpoint in its state dir (`coordinate`
+//! below). With `leases:`, shards are shared with other daemons through a DynamoDB table that also
+//! holds the checkpoints (`leases.rs`); the state dir then keeps only the pipeline's watermark.
+//!
 //! The pipeline still owns an (empty) WAL for a Kinesis pipeline: puts are refused at the API, and
 //! its closing is the shutdown signal this source follows, as Direct PUT's does.
 
 mod checkpoint;
 pub mod client;
+mod lease_table;
+mod leases;
 mod reader;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -23,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Source, SourceError};
@@ -32,10 +38,11 @@ use crate::config::KinesisSourceSpec;
 use crate::record::{Record, Seq};
 use checkpoint::Checkpoint;
 use client::KinesisClient;
-use reader::{ReaderMsg, ShardReader};
+use leases::{LeaseControl, LeaseCoordinator};
+use reader::{ReadPermit, ReaderMsg, ShardReader};
 
 /// How often the shard list is read again (new shards after a reshard).
-const LIST_SHARDS_EVERY: Duration = Duration::from_secs(10);
+pub(super) const LIST_SHARDS_EVERY: Duration = Duration::from_secs(10);
 /// GetRecords pages read ahead of the pipeline (each at most `reader::RECORDS_PER_CALL` records).
 const PAGES_IN_FLIGHT: usize = 8;
 /// The checkpoint is written at most this often, unless forced (shutdown).
@@ -51,6 +58,7 @@ pub struct KinesisMetrics {
     pub throttled_get_shard_iterator: metrics::Counter,
     pub throttled_list_shards: metrics::Counter,
     pub shards_reading: metrics::Gauge,
+    pub leases_held: metrics::Gauge,
 }
 
 impl KinesisMetrics {
@@ -63,7 +71,8 @@ impl KinesisMetrics {
             throttled_get_records: metrics::counter!("sluice_throttled_get_records_total", "delivery_stream_name" => s.clone()),
             throttled_get_shard_iterator: metrics::counter!("sluice_throttled_get_shard_iterator_total", "delivery_stream_name" => s.clone()),
             throttled_list_shards: metrics::counter!("sluice_throttled_describe_stream_total", "delivery_stream_name" => s.clone()),
-            shards_reading: metrics::gauge!("sluice_kinesis_shards_reading", "delivery_stream_name" => s),
+            shards_reading: metrics::gauge!("sluice_kinesis_shards_reading", "delivery_stream_name" => s.clone()),
+            leases_held: metrics::gauge!("sluice_kinesis_leases_held", "delivery_stream_name" => s),
         }
     }
 }
@@ -71,9 +80,54 @@ impl KinesisMetrics {
 /// Per shard: the pipeline sequences handed out and the Kinesis positions they stand for.
 #[derive(Default)]
 struct ShardProgress {
+    /// Which holding of the shard's lease these records were read under (0 without leases).
+    generation: u64,
     outstanding: VecDeque<(Seq, String)>,
-    /// Read to its end: finished once every record below this sequence is delivered.
+    /// Read to its end, or stopped: finished (or handed back) once every record below this
+    /// sequence is delivered.
     ended_below: Option<Seq>,
+    /// Stopped because another daemon asked for the shard, rather than read to its end.
+    handing_back: bool,
+}
+
+/// Starts shard readers: what every reader of this source shares.
+#[derive(Clone)]
+pub(super) struct ReaderSpawner {
+    client: Arc<KinesisClient>,
+    stream: String,
+    starting_position: crate::config::StartingPosition,
+    delivery_start_ms: i64,
+    tx: mpsc::Sender<ReaderMsg>,
+    metrics: KinesisMetrics,
+    pipeline: String,
+}
+
+impl ReaderSpawner {
+    /// Reads `shard` after `after` (a checkpoint), or, without one, from its start for a child
+    /// shard and from the configured position otherwise.
+    fn spawn(
+        &self,
+        shard: &str,
+        generation: u64,
+        permit: Arc<ReadPermit>,
+        after: Option<String>,
+        child: bool,
+    ) -> JoinHandle<()> {
+        let reader = ShardReader {
+            client: self.client.clone(),
+            stream: self.stream.clone(),
+            shard: Arc::from(shard),
+            generation,
+            permit,
+            after,
+            start: if child { crate::config::StartingPosition::TrimHorizon } else { self.starting_position },
+            delivery_start_ms: self.delivery_start_ms,
+            tx: self.tx.clone(),
+            metrics: self.metrics.clone(),
+            pipeline: self.pipeline.clone(),
+        };
+        tokio::spawn(reader.run())
+    }
 }
 
 pub struct KinesisSource {
@@ -88,7 +142,12 @@ pub struct KinesisSource {
     last_persist: Instant,
     metrics: KinesisMetrics,
     pipeline: String,
+    /// With `leases:`: the lease coordinator, told when reading stops and when to let go.
+    leases: Option<mpsc::Sender<LeaseControl>>,
 }
+
+/// How long a shutdown waits for the final checkpoint and the freed leases to be written.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl KinesisSource {
     /// Opens the checkpoint under `dir` and starts reading the stream's shards.
@@ -99,14 +158,35 @@ impl KinesisSource {
         let checkpoint = Arc::new(Mutex::new(checkpoint));
         let metrics = KinesisMetrics::new(pipeline);
         let (tx, rx) = mpsc::channel(PAGES_IN_FLIGHT);
-        let coordinator = tokio::spawn(coordinate(
-            client,
-            spec.clone(),
-            checkpoint.clone(),
+        let spawner = ReaderSpawner {
+            client: client.clone(),
+            stream: spec.stream_name.clone(),
+            starting_position: spec.starting_position,
+            delivery_start_ms: checkpoint.lock().unwrap_or_else(|p| p.into_inner()).delivery_start_ms,
             tx,
-            metrics.clone(),
-            pipeline.to_string(),
-        ));
+            metrics: metrics.clone(),
+            pipeline: pipeline.to_string(),
+        };
+        let (coordinator, leases) = match &spec.leases {
+            None => (tokio::spawn(coordinate(client, spec.stream_name.clone(), checkpoint.clone(), spawner)), None),
+            Some(lease_spec) => {
+                let table =
+                    lease_table::LeaseTable::new(&lease_spec.table, lease_spec.endpoint.as_deref(), &lease_spec.region)
+                        .map_err(|e| e.to_string())?;
+                let (control_tx, control_rx) = mpsc::channel(4);
+                let coordinator = LeaseCoordinator::new(
+                    table,
+                    lease_spec.clone(),
+                    client,
+                    spec.stream_name.clone(),
+                    spec.starting_position,
+                    spawner,
+                    checkpoint.clone(),
+                    pipeline.to_string(),
+                );
+                (tokio::spawn(coordinator.run(control_rx)), Some(control_tx))
+            }
+        };
         Ok(Self {
             closer,
             rx,
@@ -118,6 +198,7 @@ impl KinesisSource {
             last_persist: Instant::now(),
             metrics,
             pipeline: pipeline.to_string(),
+            leases,
         })
     }
 
@@ -128,50 +209,64 @@ impl KinesisSource {
 
     fn take(&mut self, msg: ReaderMsg) -> Option<Vec<Record>> {
         match msg {
-            ReaderMsg::Records { shard, records, millis_behind } => {
+            ReaderMsg::Records { shard, generation, records, millis_behind } => {
                 self.metrics.millis_behind.set(millis_behind as f64);
-                let progress = self.progress.entry(shard).or_default();
+                let progress = progress_of(&mut self.progress, shard, generation);
                 let mut out = Vec::with_capacity(records.len());
-                self.metrics.records.increment(records.len() as u64);
-                self.metrics.bytes.increment(records.iter().map(|r| r.data.len() as u64).sum());
+                let mut next_seq = self.next_seq;
+                let bytes: usize = records.iter().map(|r| r.data.len()).sum();
                 for r in records {
-                    progress.outstanding.push_back((self.next_seq, r.sequence_number));
-                    out.push(Record { seq: self.next_seq, arrival_ms: r.arrival_ms, data: r.data });
-                    self.next_seq += 1;
+                    progress.outstanding.push_back((next_seq, r.sequence_number));
+                    out.push(Record { seq: next_seq, arrival_ms: r.arrival_ms, data: r.data });
+                    next_seq += 1;
                 }
+                self.metrics.records.increment(out.len() as u64);
+                self.metrics.bytes.increment(bytes as u64);
+                self.next_seq = next_seq;
                 (!out.is_empty()).then_some(out)
             }
-            ReaderMsg::Ended { shard } => {
-                self.progress.entry(shard).or_default().ended_below = Some(self.next_seq);
-                self.advance(self.delivered_below);
-                None
-            }
+            ReaderMsg::Ended { shard, generation } => self.end(shard, generation, false),
+            ReaderMsg::Stopped { shard, generation } => self.end(shard, generation, true),
         }
+    }
+
+    /// Nothing more comes from this shard: it is done once what was read is delivered.
+    fn end(&mut self, shard: Arc<str>, generation: u64, handing_back: bool) -> Option<Vec<Record>> {
+        let next_seq = self.next_seq;
+        let progress = progress_of(&mut self.progress, shard, generation);
+        progress.ended_below = Some(next_seq);
+        progress.handing_back = handing_back;
+        self.advance(self.delivered_below);
+        None
     }
 
     /// Moves every shard's checkpoint to its last record below the watermark.
     fn advance(&mut self, delivered_below: Seq) -> bool {
         let mut changed = false;
         let mut checkpoint = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
-        let mut finished = Vec::new();
+        let mut done = Vec::new();
         for (shard, progress) in &mut self.progress {
             let mut last = None;
             while progress.outstanding.front().is_some_and(|(seq, _)| *seq < delivered_below) {
                 last = progress.outstanding.pop_front().map(|(_, position)| position);
             }
             if let Some(position) = last {
-                checkpoint.set_position(shard, position);
+                checkpoint.set_position(shard, progress.generation, position);
                 changed = true;
             }
             if progress.outstanding.is_empty() && progress.ended_below.is_some_and(|end| end <= delivered_below) {
-                checkpoint.finish(shard);
-                finished.push(shard.clone());
+                if progress.handing_back {
+                    checkpoint.hand_back(shard, progress.generation);
+                } else {
+                    checkpoint.finish(shard, progress.generation);
+                    tracing::info!(pipeline = %self.pipeline, shard = %shard, "shard read to its end and delivered; its children may start");
+                }
+                done.push(shard.clone());
                 changed = true;
             }
         }
-        for shard in finished {
+        for shard in done {
             self.progress.remove(&shard);
-            tracing::info!(pipeline = %self.pipeline, shard = %shard, "shard read to its end and delivered; its children may start");
         }
         if delivered_below > checkpoint.delivered_below {
             checkpoint.delivered_below = delivered_below;
@@ -179,6 +274,20 @@ impl KinesisSource {
         }
         changed
     }
+}
+
+/// The progress of this holding of the shard; a newer holding replaces an older one (whose
+/// positions no longer matter: the lease was lost).
+fn progress_of(
+    progress: &mut BTreeMap<Arc<str>, ShardProgress>,
+    shard: Arc<str>,
+    generation: u64,
+) -> &mut ShardProgress {
+    let entry = progress.entry(shard).or_default();
+    if entry.generation != generation {
+        *entry = ShardProgress { generation, ..ShardProgress::default() };
+    }
+    entry
 }
 
 impl Drop for KinesisSource {
@@ -206,7 +315,13 @@ impl Source for KinesisSource {
                     // Shutdown: stop reading; what was read but not handed over is read again
                     // from the checkpoint next time.
                     if end?.is_none() {
-                        self.coordinator.abort();
+                        match &self.leases {
+                            // Leases stay held (and renewed) while the pipeline drains.
+                            Some(leases) => {
+                                let _ = leases.send(LeaseControl::StopReading).await;
+                            }
+                            None => self.coordinator.abort(),
+                        }
                         return Ok(None);
                     }
                 }
@@ -224,6 +339,16 @@ impl Source for KinesisSource {
                 tracing::warn!(pipeline = %self.pipeline, error = %e, "cannot write the Kinesis checkpoint; records after the last one written will be read again after a restart");
             }
         }
+        if let Some(leases) = self.leases.take_if(|_| force) {
+            // The final checkpoint goes to the lease table and the leases are freed, so other
+            // daemons take the shards over at once and repeat nothing.
+            let (done, wait) = oneshot::channel();
+            if leases.send(LeaseControl::Release(done)).await.is_ok()
+                && tokio::time::timeout(RELEASE_TIMEOUT, wait).await.is_err()
+            {
+                tracing::warn!(pipeline = %self.pipeline, "the lease table did not answer in time; the leases expire instead and what was delivered since the last checkpoint may be delivered again");
+            }
+        }
         self.closer.commit(0, force).await
     }
 
@@ -236,28 +361,24 @@ impl Source for KinesisSource {
     }
 }
 
-/// Lists the shards now and then and starts a reader for each shard that may be read: not
-/// finished, not already reading, and whose parents are finished (or gone from the stream).
+/// Alone on the stream: lists the shards now and then and starts a reader for each shard that may
+/// be read: not finished, not already reading, and whose parents are finished (or gone).
 async fn coordinate(
     client: Arc<KinesisClient>,
-    spec: KinesisSourceSpec,
+    stream: String,
     checkpoint: Arc<Mutex<Checkpoint>>,
-    tx: mpsc::Sender<ReaderMsg>,
-    metrics: KinesisMetrics,
-    pipeline: String,
+    spawner: ReaderSpawner,
 ) {
     let mut running: HashSet<String> = HashSet::new();
     let mut readers: Vec<JoinHandle<()>> = Vec::new();
     let mut backoff = Duration::from_secs(1);
+    let metrics = spawner.metrics.clone();
     loop {
-        match client.list_shards(&spec.stream_name).await {
+        match client.list_shards(&stream).await {
             Ok(shards) => {
                 backoff = Duration::from_secs(1);
                 let known: HashSet<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
-                let (finished, start_ms) = {
-                    let c = checkpoint.lock().unwrap_or_else(|p| p.into_inner());
-                    (c.finished_shards(), c.delivery_start_ms)
-                };
+                let finished = checkpoint.lock().unwrap_or_else(|p| p.into_inner()).finished_shards();
                 for shard in &shards {
                     if running.contains(&shard.shard_id) || finished.contains(&shard.shard_id) {
                         continue;
@@ -268,26 +389,10 @@ async fn coordinate(
                     if waiting {
                         continue;
                     }
-                    let has_parent = parents.iter().any(|p| p.as_deref().is_some_and(|p| known.contains(p)));
+                    let child = parents.iter().any(|p| p.as_deref().is_some_and(|p| known.contains(p)));
                     let position = checkpoint.lock().unwrap_or_else(|p| p.into_inner()).position(&shard.shard_id);
                     running.insert(shard.shard_id.clone());
-                    let reader = ShardReader {
-                        client: client.clone(),
-                        stream: spec.stream_name.clone(),
-                        shard: Arc::from(shard.shard_id.as_str()),
-                        after: position,
-                        // A child shard is read from its start; a first read follows the config.
-                        start: if has_parent {
-                            crate::config::StartingPosition::TrimHorizon
-                        } else {
-                            spec.starting_position
-                        },
-                        delivery_start_ms: start_ms,
-                        tx: tx.clone(),
-                        metrics: metrics.clone(),
-                        pipeline: pipeline.clone(),
-                    };
-                    readers.push(tokio::spawn(reader.run()));
+                    readers.push(spawner.spawn(&shard.shard_id, 0, ReadPermit::unlimited(), position, child));
                 }
                 metrics.shards_reading.set(readers.iter().filter(|r| !r.is_finished()).count() as f64);
             }
@@ -295,7 +400,7 @@ async fn coordinate(
                 if matches!(e, client::KinesisError::Throttled(_)) {
                     metrics.throttled_list_shards.increment(1);
                 }
-                tracing::warn!(pipeline = %pipeline, stream = %spec.stream_name, error = %e, "cannot list the stream's shards; retrying");
+                tracing::warn!(pipeline = %spawner.pipeline, stream = %stream, error = %e, "cannot list the stream's shards; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
@@ -303,7 +408,7 @@ async fn coordinate(
         }
         tokio::select! {
             _ = tokio::time::sleep(LIST_SHARDS_EVERY) => {}
-            _ = tx.closed() => break,
+            _ = spawner.tx.closed() => break,
         }
     }
     for r in readers {
