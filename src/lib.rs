@@ -12,6 +12,7 @@ pub mod buffer;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod durable_file;
 pub mod format;
 pub mod metrics;
 pub mod pipeline;

@@ -282,5 +282,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = sluice::daemon::shutdown_requested() => tracing::info!("a source has ended; shutting down"),
     }
 }

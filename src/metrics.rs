@@ -102,6 +102,10 @@ fn describe() {
         "IncomingPutRequests: PutRecord and PutRecordBatch requests accepted"
     );
     describe_counter!(
+        "sluice_lines_truncated_total",
+        "lines longer than the source's max_line_bytes, cut to it (file, stdin and http sources)"
+    );
+    describe_counter!(
         "sluice_throttled_records_total",
         "ThrottledRecords: records refused with ServiceUnavailableException (storage full or over the stream's quota)"
     );
@@ -151,6 +155,8 @@ pub struct PipelineMetrics {
     pub incoming_records: Counter,
     pub incoming_bytes: Counter,
     pub incoming_put_requests: Counter,
+    /// Lines longer than the source's `max_line_bytes`, cut (file, stdin).
+    pub lines_truncated: Counter,
     pub throttled_records: Counter,
     pub delivered_records: Counter,
     pub delivered_bytes: Counter,
@@ -185,6 +191,7 @@ impl PipelineMetrics {
             incoming_records: counter!("sluice_incoming_records_total", "delivery_stream_name" => s.clone()),
             incoming_bytes: counter!("sluice_incoming_bytes_total", "delivery_stream_name" => s.clone()),
             incoming_put_requests: counter!("sluice_incoming_put_requests_total", "delivery_stream_name" => s.clone()),
+            lines_truncated: counter!("sluice_lines_truncated_total", "delivery_stream_name" => s.clone()),
             throttled_records: counter!("sluice_throttled_records_total", "delivery_stream_name" => s.clone()),
             delivered_records: counter!("sluice_delivery_to_s3_records_total", "delivery_stream_name" => s.clone()),
             delivered_bytes: counter!("sluice_delivery_to_s3_bytes_total", "delivery_stream_name" => s.clone()),

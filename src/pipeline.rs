@@ -200,18 +200,9 @@ pub fn start(
         replay: ReplayPlan::default(),
     };
     let direct_put = DirectPutSource::new(reader, appender.clone(), report.controls);
-    let source: Box<dyn Source> = match &spec.source {
-        crate::config::SourceSpec::DirectPut | crate::config::SourceSpec::FirehoseHttpEndpoint { .. } => {
-            Box::new(direct_put)
-        }
-        crate::config::SourceSpec::Kinesis(k) => {
-            let dir = storage.dir.join("pipelines").join(&name);
-            let kinesis = crate::source::kinesis::KinesisSource::open(k, &dir, &name, Box::new(direct_put))
-                .map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
-            status.set_source_start_ms(kinesis.delivery_start_ms());
-            Box::new(kinesis)
-        }
-    };
+    let dir = storage.dir.join("pipelines").join(&name);
+    let source = crate::source::open(&spec.source, &dir, &name, direct_put, &status)
+        .map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
     let spec_quotas = spec.quotas;
     metrics.set_quota_limits(&spec_quotas);
     let handle = Arc::new(PipelineHandle {
@@ -224,6 +215,9 @@ pub fn start(
         probe,
         throttle: crate::source::quota::Throttle::new(&spec_quotas),
     });
+    if let crate::config::SourceSpec::Stdin { max_line_bytes } = handle.spec.source {
+        crate::source::stdin::spawn(handle.clone(), max_line_bytes);
+    }
     let task = tokio::spawn(run(source, runner, done_rx));
     Ok((handle, task))
 }

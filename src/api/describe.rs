@@ -136,9 +136,10 @@ fn data_format_conversion(c: &ConversionSpec) -> serde_json::Value {
 /// Firehose's DeliveryStreamType for a pipeline's source.
 pub(super) fn stream_type(spec: &crate::config::PipelineSpec) -> &'static str {
     match spec.source {
-        // Records arrive over HTTP, not from a stream Firehose reads: Direct PUT in Firehose's terms.
-        crate::config::SourceSpec::DirectPut | crate::config::SourceSpec::FirehoseHttpEndpoint { .. } => "DirectPut",
         crate::config::SourceSpec::Kinesis(_) => "KinesisStreamAsSource",
+        // Records arrive over HTTP or from the host (stdin, files), not from a stream Firehose
+        // reads: Direct PUT in Firehose's terms.
+        _ => "DirectPut",
     }
 }
 

@@ -10,6 +10,7 @@ mod describe;
 mod error;
 mod firehose_http;
 mod health;
+mod http_source;
 mod model;
 mod put;
 pub mod server;
@@ -57,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::render_metrics))
+        .fallback(http_source::receive)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

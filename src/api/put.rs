@@ -60,12 +60,23 @@ fn record_id(pipeline: &PipelineHandle, seq: u64) -> RecordId {
 }
 
 /// Whether the stream's request quota lets this call in. A stream that reads a Kinesis stream
-/// takes no puts, as in Firehose.
+/// takes no puts, as in Firehose; nor does one that tails files.
 fn admit_request(pipeline: &PipelineHandle, records: usize) -> Result<(), ApiError> {
-    if matches!(pipeline.spec.source, crate::config::SourceSpec::Kinesis(_)) {
-        return Err(ApiError::InvalidArgument(
-            "This operation is not permitted on KinesisStreamAsSource DeliveryStream type.".into(),
-        ));
+    match &pipeline.spec.source {
+        crate::config::SourceSpec::Kinesis(_) => {
+            return Err(ApiError::InvalidArgument(
+                "This operation is not permitted on KinesisStreamAsSource DeliveryStream type.".into(),
+            ))
+        }
+        // Its records come from the files it tails, and only from them: its positions are file
+        // offsets, so there is no WAL to put into.
+        crate::config::SourceSpec::File(_) => {
+            return Err(ApiError::InvalidArgument(format!(
+                "This operation is not permitted on delivery stream {}: it reads files (source: file).",
+                pipeline.spec.name
+            )))
+        }
+        _ => {}
     }
     match &pipeline.throttle {
         Some(t) if !t.admit_request() => {

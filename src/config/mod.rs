@@ -26,9 +26,9 @@ pub use teach::{code_frame, did_you_mean};
 pub use validate::{load_schema_file, LoadSchemaError};
 pub use validate::{
     resolve_listen, valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors,
-    DeliverySettings, DynamicPartitioning, KinesisSourceSpec, LeaseSpec, ObjectDestination, PipelineSpec,
-    ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec, StartingPosition, StorageSettings, StoreSpec,
-    STREAM_PLACEHOLDER,
+    DeliverySettings, DynamicPartitioning, FileSourceSpec, HttpFormat, HttpSourceSpec, KinesisSourceSpec, LeaseSpec,
+    MultilineSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec,
+    StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
 pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 
@@ -204,14 +204,75 @@ pub enum RawSource {
     /// Firehose's own HTTP endpoint delivery (protocol 1.0), so an AWS Firehose stream, or
     /// another sluice, can deliver here: `POST /http-endpoint/<name>` on the API port.
     FirehoseHttpEndpoint(RawFirehoseHttpEndpoint),
+    /// Lines on standard input: `tail -F app.log | sluice run --config pipe.yaml`.
+    Stdin(RawStdin),
+    /// Plain HTTP: `POST` an NDJSON, text or raw body to `path` on the API port.
+    Http(Box<RawHttpSource>),
+    /// Tailed files (source/file/).
+    File(Box<RawFileSource>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStdin {
+    /// Longer lines are cut to this many bytes (counted; default 1 MiB).
+    pub max_line_bytes: Option<Spanned<ByteSize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpSource {
+    /// Default `/ingest/<pipeline>`.
+    pub path: Option<Spanned<String>>,
+    /// `ndjson` (default: one JSON record per line, checked), `lines` (one record per line, any
+    /// text) or `raw` (the whole body is one record).
+    pub format: Option<Spanned<String>>,
+    /// Clients must send `Authorization: Bearer <token>`; required unless the API listens on
+    /// loopback only.
+    pub bearer_token: Option<Spanned<String>>,
+    /// Largest body taken, after decompression (default 10 MiB).
+    pub max_body_bytes: Option<Spanned<ByteSize>>,
+    /// Largest record (default 1 MiB, as Firehose's 1,000 KiB record limit rounds up).
+    pub max_line_bytes: Option<Spanned<ByteSize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileSource {
+    pub include: Spanned<Vec<String>>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// `beginning` or `end` (default): where a file seen for the first time is read from.
+    pub start_at: Option<Spanned<String>>,
+    pub multiline: Option<RawMultiline>,
+    pub max_line_bytes: Option<Spanned<ByteSize>>,
+    /// Wrap each line as JSON: `{"message": .., "file": .., <fields>}`.
+    pub fields: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// Lines skipped at the start of every file (Kinesis Agent's skipHeaderLines).
+    pub skip_header_lines: Option<Spanned<u64>>,
+    /// Appended to a line that was cut (Kinesis Agent's truncatedRecordTerminator).
+    pub truncated_line_terminator: Option<Spanned<String>>,
+    /// How often the globs are scanned again (default 1000).
+    pub glob_interval_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMultiline {
+    /// A line matching this starts a new record; others are joined to the one before.
+    pub start_pattern: Spanned<String>,
+    /// A record is let go this long after its last line (default 1000).
+    pub timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFirehoseHttpEndpoint {
-    /// The AccessKey the sender is configured with (`X-Amz-Firehose-Access-Key`); required unless
-    /// the API listens on loopback only.
+    /// The AccessKey the sender is configured with (`X-Amz-Firehose-Access-Key`).
     pub access_key: Option<Spanned<String>>,
+    /// Several accepted keys (a rotation: old and new), in addition to `access_key`.
+    #[serde(default)]
+    pub access_keys: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,7 +36,8 @@ pub use conversion::{load_schema_file, LoadSchemaError};
 use destination::destination;
 pub use endpoint::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 use processors::processors;
-use source::kinesis_source;
+use source::{file_source, http_source, kinesis_source, max_line_bytes};
+pub use source::{FileSourceSpec, HttpFormat, HttpSourceSpec, MultilineSpec};
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
 /// Auto-created streams at most, unless `auto_create.max_streams` says otherwise. Firehose's own
@@ -176,10 +177,26 @@ pub enum SourceSpec {
     DirectPut,
     Kinesis(KinesisSourceSpec),
     /// Records arrive through Firehose's HTTP endpoint protocol and are kept in the WAL, as Direct
-    /// PUT's are; `access_key` is what senders must present.
+    /// PUT's are; senders must present one of `access_keys` (any key when empty).
     FirehoseHttpEndpoint {
-        access_key: Option<Secret>,
+        access_keys: Vec<Secret>,
     },
+    /// Lines on standard input, kept in the WAL; the daemon exits once they are delivered.
+    Stdin {
+        max_line_bytes: usize,
+    },
+    /// Plain HTTP posts on the API port, kept in the WAL.
+    Http(HttpSourceSpec),
+    /// Tailed files: their own durable log, checkpointed after delivery.
+    File(FileSourceSpec),
+}
+
+impl SourceSpec {
+    /// Whether records arrive into the WAL (and Direct PUT calls are taken too), as opposed to a
+    /// source with its own log.
+    pub fn uses_wal(&self) -> bool {
+        !matches!(self, SourceSpec::Kinesis(_) | SourceSpec::File(_))
+    }
 }
 
 /// Where a KinesisStreamAsSource pipeline reads.
@@ -440,6 +457,8 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
         }
     }
 
+    source::check_sources_together(&mut c, &pipelines);
+
     let auto_create = raw.auto_create.as_ref().and_then(|t| {
         if let Some(n) = &t.value.name {
             c.at(
@@ -511,9 +530,14 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
     let errors_before = c.errors.len();
     let source = match &p.source {
         RawSource::DirectPut(_) => SourceSpec::DirectPut,
-        RawSource::FirehoseHttpEndpoint(h) => {
-            SourceSpec::FirehoseHttpEndpoint { access_key: h.access_key.as_ref().map(|k| Secret::new(k.value.clone())) }
-        }
+        RawSource::FirehoseHttpEndpoint(h) => SourceSpec::FirehoseHttpEndpoint {
+            access_keys: h.access_key.iter().chain(&h.access_keys).map(|k| Secret::new(k.value.clone())).collect(),
+        },
+        RawSource::Stdin(s) => SourceSpec::Stdin {
+            max_line_bytes: max_line_bytes(c, s.max_line_bytes.as_ref(), &format!("{field}.source.stdin")),
+        },
+        RawSource::Http(h) => SourceSpec::Http(http_source(c, h, &name, field)),
+        RawSource::File(f) => SourceSpec::File(file_source(c, f, field)),
         RawSource::Kinesis(k) => match kinesis_source(c, k, field) {
             Some(spec) => SourceSpec::Kinesis(spec),
             None => SourceSpec::DirectPut,

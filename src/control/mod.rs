@@ -10,7 +10,6 @@
 pub mod describe;
 pub mod translate;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -184,14 +183,7 @@ impl StreamStore {
 
     /// Stores the stream atomically and durably.
     pub fn save(&self, stream: &StoredStream) -> std::io::Result<()> {
-        let path = self.dir.join(format!("{}.json", stream.name));
-        let tmp = self.dir.join(format!("{}.json.tmp", stream.name));
-        let body = serde_json::to_vec_pretty(stream).map_err(std::io::Error::other)?;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&body)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&self.dir)?.sync_all()
+        crate::durable_file::replace_json(&self.dir.join(format!("{}.json", stream.name)), stream)
     }
 
     pub fn remove(&self, name: &str) -> std::io::Result<()> {

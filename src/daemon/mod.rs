@@ -39,6 +39,19 @@ fn identity() -> &'static Identity {
     IDENTITY.get_or_init(Identity::default)
 }
 
+/// Asked for by a source that has ended (stdin at end of input): the daemon shuts down as on
+/// SIGTERM, delivering everything first.
+static SHUTDOWN: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+
+pub fn request_shutdown() {
+    // `notify_one` keeps a permit when nobody waits yet, so an early end is not missed.
+    SHUTDOWN.get_or_init(tokio::sync::Notify::new).notify_one();
+}
+
+pub async fn shutdown_requested() {
+    SHUTDOWN.get_or_init(tokio::sync::Notify::new).notified().await;
+}
+
 pub fn account_id() -> &'static str {
     &identity().account_id
 }

@@ -138,3 +138,40 @@ impl Source for DirectPutSource {
         std::mem::take(&mut self.recovered)
     }
 }
+
+/// Frames of about this much are written at a time by the line sources (like a PutRecordBatch).
+const LINE_FRAME_BYTES: usize = 4 << 20;
+
+/// Writes `records` into a WAL-backed pipeline in frames of about 4 MiB, each acknowledged after
+/// its fsync, counting them as incoming. `Err((written, e))`: the first `written` records are
+/// durable and the rest were refused (storage full, shutting down).
+pub async fn ingest_all<R: AsRef<[u8]>>(
+    pipeline: &crate::pipeline::PipelineHandle,
+    records: &[R],
+) -> Result<(), (usize, IngestError)> {
+    let mut written = 0;
+    while written < records.len() {
+        let mut end = written;
+        let mut bytes = 0;
+        while end < records.len() && (bytes < LINE_FRAME_BYTES || end == written) {
+            bytes += records[end].as_ref().len();
+            end += 1;
+        }
+        let mut frame = FrameBuilder::new(crate::pipeline::now_ms(), bytes);
+        for r in &records[written..end] {
+            frame.push(r.as_ref());
+        }
+        match pipeline.ingest.put(frame).await {
+            Ok(accepted) => {
+                let m = &pipeline.metrics;
+                m.incoming_records.increment(accepted.accepted as u64);
+                let taken = &records[written..written + accepted.accepted];
+                m.incoming_bytes.increment(taken.iter().map(|r| r.as_ref().len() as u64).sum());
+                pipeline.status.put_accepted(crate::pipeline::now_ms());
+                written += accepted.accepted;
+            }
+            Err(e) => return Err((written, e)),
+        }
+    }
+    Ok(())
+}

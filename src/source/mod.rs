@@ -7,8 +7,12 @@
 //! no upstream log, so its source is the WAL and commit frees WAL segments.
 
 pub mod direct_put;
+pub mod file;
 pub mod kinesis;
+pub mod lines;
+pub mod positions;
 pub mod quota;
+pub mod stdin;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -28,6 +32,30 @@ impl SourceError {
     pub fn is_transient(&self) -> bool {
         matches!(self, SourceError::Wal(crate::buffer::wal::WalError::Io { .. }))
     }
+}
+
+/// The source a pipeline reads: its WAL (Direct PUT and everything that arrives into the WAL:
+/// HTTP, stdin), or a log of its own (a Kinesis stream, files) with the WAL kept for its end.
+pub fn open(
+    spec: &crate::config::SourceSpec,
+    dir: &std::path::Path,
+    pipeline: &str,
+    wal: direct_put::DirectPutSource,
+    status: &crate::pipeline::PipelineStatus,
+) -> Result<Box<dyn Source>, String> {
+    use crate::config::SourceSpec;
+    Ok(match spec {
+        SourceSpec::Kinesis(k) => {
+            let kinesis = kinesis::KinesisSource::open(k, dir, pipeline, Box::new(wal))?;
+            status.set_source_start_ms(kinesis.delivery_start_ms());
+            Box::new(kinesis)
+        }
+        SourceSpec::File(f) => Box::new(file::FileSource::open(f, dir, pipeline, Box::new(wal))?),
+        SourceSpec::DirectPut
+        | SourceSpec::FirehoseHttpEndpoint { .. }
+        | SourceSpec::Stdin { .. }
+        | SourceSpec::Http(_) => Box::new(wal),
+    })
 }
 
 #[async_trait]

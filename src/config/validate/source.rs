@@ -1,6 +1,7 @@
 //! Sources other than Direct PUT: where a pipeline reads.
 
 use super::*;
+use crate::config::ByteSize;
 
 /// `source: kinesis:`: the stream by ARN, or by name and region.
 pub(super) fn kinesis_source(c: &mut Checker, k: &crate::config::RawKinesis, field: &str) -> Option<KinesisSourceSpec> {
@@ -140,4 +141,182 @@ fn host_and_suffix() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "sluice".to_string());
     format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Where a `source: http:` pipeline is posted to and what its bodies hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpSourceSpec {
+    pub path: String,
+    pub format: HttpFormat,
+    pub bearer_token: Option<Secret>,
+    pub max_body_bytes: usize,
+    pub max_line_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpFormat {
+    /// One JSON value per line, each checked.
+    Ndjson,
+    /// One record per line, any bytes.
+    Lines,
+    /// The whole body is one record.
+    Raw,
+}
+
+/// What a `source: file:` pipeline tails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSourceSpec {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Files seen for the first time are read from their start (else from their end).
+    pub start_at_beginning: bool,
+    pub multiline: Option<MultilineSpec>,
+    pub max_line_bytes: usize,
+    /// Non-empty: each line becomes `{"message": line, "file": path, ..fields}`.
+    pub fields: std::collections::BTreeMap<String, String>,
+    pub skip_header_lines: u64,
+    pub truncated_line_terminator: Option<String>,
+    pub glob_interval: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultilineSpec {
+    pub start_pattern: String,
+    pub timeout: Duration,
+}
+
+/// Paths the API itself answers on.
+const RESERVED_PATHS: [&str; 5] = ["/", "/health", "/ready", "/metrics", "/http-endpoint"];
+const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+pub(super) fn max_line_bytes(c: &mut Checker, v: Option<&Spanned<ByteSize>>, field: &str) -> usize {
+    match v {
+        Some(b) if !(1..=64 << 20).contains(&b.value.0) => {
+            c.at(b, &format!("{field}.max_line_bytes"), "must be between 1 byte and 64MiB");
+            DEFAULT_MAX_LINE
+        }
+        Some(b) => b.value.0 as usize,
+        None => DEFAULT_MAX_LINE,
+    }
+}
+
+pub(super) fn http_source(
+    c: &mut Checker,
+    h: &crate::config::RawHttpSource,
+    name: &str,
+    field: &str,
+) -> HttpSourceSpec {
+    let field = format!("{field}.source.http");
+    let path = h.path.as_ref().map_or_else(|| format!("/ingest/{name}"), |p| p.value.clone());
+    if let Some(p) = &h.path {
+        let reserved =
+            RESERVED_PATHS.iter().any(|r| p.value == *r || (*r != "/" && p.value.starts_with(&format!("{r}/"))));
+        if !p.value.starts_with('/') || p.value.contains(['?', '#', ' ']) {
+            c.at(p, &format!("{field}.path"), "must be a URL path such as /ingest/app-logs");
+        } else if reserved {
+            c.at(p, &format!("{field}.path"), format!("`{}` is one of the API's own paths", p.value));
+        }
+    }
+    let format = match h.format.as_ref().map(|f| f.value.as_str()) {
+        None | Some("ndjson") => HttpFormat::Ndjson,
+        Some("lines") => HttpFormat::Lines,
+        Some("raw") => HttpFormat::Raw,
+        Some(other) => {
+            if let Some(f) = &h.format {
+                let hint = crate::config::teach::hint(other, ["ndjson", "lines", "raw"]);
+                c.at(f, &format!("{field}.format"), format!("`{other}` is not ndjson, lines or raw{hint}"));
+            }
+            HttpFormat::Ndjson
+        }
+    };
+    let max_body_bytes = match &h.max_body_bytes {
+        Some(b) if !(1024..=1 << 30).contains(&b.value.0) => {
+            c.at(b, &format!("{field}.max_body_bytes"), "must be between 1KiB and 1GiB");
+            10 << 20
+        }
+        Some(b) => b.value.0 as usize,
+        None => 10 << 20,
+    };
+    if let Some(t) = &h.bearer_token {
+        if t.value.trim().is_empty() {
+            c.at(t, &format!("{field}.bearer_token"), "must not be empty");
+        }
+    }
+    HttpSourceSpec {
+        path,
+        format,
+        bearer_token: h.bearer_token.as_ref().map(|t| Secret::new(t.value.clone())),
+        max_body_bytes,
+        max_line_bytes: max_line_bytes(c, h.max_line_bytes.as_ref(), &field),
+    }
+}
+
+pub(super) fn file_source(c: &mut Checker, f: &crate::config::RawFileSource, field: &str) -> FileSourceSpec {
+    let field = format!("{field}.source.file");
+    if f.include.value.is_empty() {
+        c.at(&f.include, &format!("{field}.include"), "needs at least one path or glob such as /var/log/app/*.log");
+    }
+    for (i, pattern) in f.include.value.iter().chain(&f.exclude).enumerate() {
+        if let Err(e) = glob::Pattern::new(pattern) {
+            c.at(&f.include, &format!("{field}.include/exclude[{i}]"), format!("`{pattern}` is not a glob: {e}"));
+        }
+    }
+    let start_at_beginning = match f.start_at.as_ref().map(|s| s.value.as_str()) {
+        None | Some("end") => false,
+        Some("beginning") => true,
+        Some(other) => {
+            if let Some(s) = &f.start_at {
+                c.at(s, &format!("{field}.start_at"), format!("`{other}` is not beginning or end"));
+            }
+            false
+        }
+    };
+    let multiline = f.multiline.as_ref().map(|m| {
+        if let Err(e) = regex::Regex::new(&m.start_pattern.value) {
+            c.at(
+                &m.start_pattern,
+                &format!("{field}.multiline.start_pattern"),
+                format!("is not a regular expression: {e}"),
+            );
+        }
+        MultilineSpec {
+            start_pattern: m.start_pattern.value.clone(),
+            timeout: Duration::from_millis(m.timeout_ms.as_ref().map_or(1000, |t| t.value)),
+        }
+    });
+    let glob_interval = Duration::from_millis(f.glob_interval_ms.as_ref().map_or(1000, |t| t.value.max(10)));
+    FileSourceSpec {
+        include: f.include.value.clone(),
+        exclude: f.exclude.clone(),
+        start_at_beginning,
+        multiline,
+        max_line_bytes: max_line_bytes(c, f.max_line_bytes.as_ref(), &field),
+        fields: f.fields.as_ref().map(|m| m.value.clone()).unwrap_or_default(),
+        skip_header_lines: f.skip_header_lines.as_ref().map_or(0, |s| s.value),
+        truncated_line_terminator: f.truncated_line_terminator.as_ref().map(|t| t.value.clone()),
+        glob_interval,
+    }
+}
+
+/// Rules across pipelines: one standard input, one pipeline per HTTP path.
+pub(super) fn check_sources_together(c: &mut Checker, pipelines: &[PipelineSpec]) {
+    let stdin: Vec<&str> =
+        pipelines.iter().filter(|p| matches!(p.source, SourceSpec::Stdin { .. })).map(|p| p.name.as_str()).collect();
+    if stdin.len() > 1 {
+        c.errors.push(ConfigError::plain(
+            c.origin,
+            format!("pipelines {} all read stdin: there is only one standard input", stdin.join(", ")),
+        ));
+    }
+    let mut paths: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for p in pipelines {
+        if let SourceSpec::Http(h) = &p.source {
+            if let Some(other) = paths.insert(&h.path, &p.name) {
+                c.errors.push(ConfigError::plain(
+                    c.origin,
+                    format!("pipelines {other} and {} both take HTTP posts at {}", p.name, h.path),
+                ));
+            }
+        }
+    }
 }

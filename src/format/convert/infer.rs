@@ -15,7 +15,7 @@
 //!   kept in the pipeline's storage directory (written and fsynced before any file uses it), so a
 //!   restart continues with it.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 
 use jiter::{Jiter, Peek};
@@ -218,14 +218,7 @@ impl SchemaInference {
     fn persist(&self) -> io::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
         let Shape::Struct(columns) = &self.root else { return Ok(()) };
-        let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(&Persisted { columns: columns.clone() }).map_err(io::Error::other)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        crate::durable_file::replace_json(path, &Persisted { columns: columns.clone() })
     }
 }
 

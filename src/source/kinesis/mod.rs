@@ -23,7 +23,7 @@ mod lease_table;
 mod leases;
 mod reader;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::positions::{Moved, Positions};
 use super::{Source, SourceError};
 use crate::buffer::intent::{BatchIntent, NoLedger, SharedLedger};
 use crate::config::KinesisSourceSpec;
@@ -75,19 +76,6 @@ impl KinesisMetrics {
             leases_held: metrics::gauge!("sluice_kinesis_leases_held", "delivery_stream_name" => s),
         }
     }
-}
-
-/// Per shard: the pipeline sequences handed out and the Kinesis positions they stand for.
-#[derive(Default)]
-struct ShardProgress {
-    /// Which holding of the shard's lease these records were read under (0 without leases).
-    generation: u64,
-    outstanding: VecDeque<(Seq, String)>,
-    /// Read to its end, or stopped: finished (or handed back) once every record below this
-    /// sequence is delivered.
-    ended_below: Option<Seq>,
-    /// Stopped because another daemon asked for the shard, rather than read to its end.
-    handing_back: bool,
 }
 
 /// Starts shard readers: what every reader of this source shares.
@@ -136,8 +124,7 @@ pub struct KinesisSource {
     rx: mpsc::Receiver<ReaderMsg>,
     coordinator: JoinHandle<()>,
     checkpoint: Arc<Mutex<Checkpoint>>,
-    progress: BTreeMap<Arc<str>, ShardProgress>,
-    next_seq: Seq,
+    positions: Positions<String>,
     delivered_below: Seq,
     last_persist: Instant,
     metrics: KinesisMetrics,
@@ -192,8 +179,7 @@ impl KinesisSource {
             rx,
             coordinator,
             checkpoint,
-            progress: BTreeMap::new(),
-            next_seq: delivered_below,
+            positions: Positions::new(delivered_below),
             delivered_below,
             last_persist: Instant::now(),
             metrics,
@@ -211,18 +197,13 @@ impl KinesisSource {
         match msg {
             ReaderMsg::Records { shard, generation, records, millis_behind } => {
                 self.metrics.millis_behind.set(millis_behind as f64);
-                let progress = progress_of(&mut self.progress, shard, generation);
+                self.metrics.records.increment(records.len() as u64);
+                self.metrics.bytes.increment(records.iter().map(|r| r.data.len() as u64).sum());
                 let mut out = Vec::with_capacity(records.len());
-                let mut next_seq = self.next_seq;
-                let bytes: usize = records.iter().map(|r| r.data.len()).sum();
-                for r in records {
-                    progress.outstanding.push_back((next_seq, r.sequence_number));
-                    out.push(Record { seq: next_seq, arrival_ms: r.arrival_ms, data: r.data });
-                    next_seq += 1;
-                }
-                self.metrics.records.increment(out.len() as u64);
-                self.metrics.bytes.increment(bytes as u64);
-                self.next_seq = next_seq;
+                let numbered = records.into_iter().map(|r| (r.sequence_number, (r.arrival_ms, r.data)));
+                self.positions.number(shard, generation, numbered, |seq, (arrival_ms, data)| {
+                    out.push(Record { seq, arrival_ms, data })
+                });
                 (!out.is_empty()).then_some(out)
             }
             ReaderMsg::Ended { shard, generation } => self.end(shard, generation, false),
@@ -232,10 +213,7 @@ impl KinesisSource {
 
     /// Nothing more comes from this shard: it is done once what was read is delivered.
     fn end(&mut self, shard: Arc<str>, generation: u64, handing_back: bool) -> Option<Vec<Record>> {
-        let next_seq = self.next_seq;
-        let progress = progress_of(&mut self.progress, shard, generation);
-        progress.ended_below = Some(next_seq);
-        progress.handing_back = handing_back;
+        self.positions.end(shard, generation, handing_back);
         self.advance(self.delivered_below);
         None
     }
@@ -244,50 +222,24 @@ impl KinesisSource {
     fn advance(&mut self, delivered_below: Seq) -> bool {
         let mut changed = false;
         let mut checkpoint = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
-        let mut done = Vec::new();
-        for (shard, progress) in &mut self.progress {
-            let mut last = None;
-            while progress.outstanding.front().is_some_and(|(seq, _)| *seq < delivered_below) {
-                last = progress.outstanding.pop_front().map(|(_, position)| position);
-            }
-            if let Some(position) = last {
-                checkpoint.set_position(shard, progress.generation, position);
-                changed = true;
-            }
-            if progress.outstanding.is_empty() && progress.ended_below.is_some_and(|end| end <= delivered_below) {
-                if progress.handing_back {
-                    checkpoint.hand_back(shard, progress.generation);
-                } else {
-                    checkpoint.finish(shard, progress.generation);
-                    tracing::info!(pipeline = %self.pipeline, shard = %shard, "shard read to its end and delivered; its children may start");
+        let pipeline = &self.pipeline;
+        self.positions.advance(delivered_below, |moved| {
+            changed = true;
+            match moved {
+                Moved::Position { part, generation, position } => checkpoint.set_position(part, generation, position),
+                Moved::Ended { part, generation, handing_back: true } => checkpoint.hand_back(part, generation),
+                Moved::Ended { part, generation, handing_back: false } => {
+                    checkpoint.finish(part, generation);
+                    tracing::info!(pipeline = %pipeline, shard = %part, "shard read to its end and delivered; its children may start");
                 }
-                done.push(shard.clone());
-                changed = true;
             }
-        }
-        for shard in done {
-            self.progress.remove(&shard);
-        }
+        });
         if delivered_below > checkpoint.delivered_below {
             checkpoint.delivered_below = delivered_below;
             changed = true;
         }
         changed
     }
-}
-
-/// The progress of this holding of the shard; a newer holding replaces an older one (whose
-/// positions no longer matter: the lease was lost).
-fn progress_of(
-    progress: &mut BTreeMap<Arc<str>, ShardProgress>,
-    shard: Arc<str>,
-    generation: u64,
-) -> &mut ShardProgress {
-    let entry = progress.entry(shard).or_default();
-    if entry.generation != generation {
-        *entry = ShardProgress { generation, ..ShardProgress::default() };
-    }
-    entry
 }
 
 impl Drop for KinesisSource {
