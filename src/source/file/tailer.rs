@@ -186,7 +186,13 @@ impl Tailer {
                 }
                 // Same inode, other first line: truncated and written again between two looks.
                 if matches!(first_line_fingerprint(&t.file), Ok(Some(fp)) if fp != t.fingerprint) {
-                    self.files.remove(&id);
+                    tracing::warn!(pipeline = %self.pipeline, file = %path.display(), "file truncated and written again (copytruncate?): reading it again from its start");
+                    self.truncations.increment(1);
+                    if let Some(old) = self.files.remove(&id) {
+                        self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).files.remove(&*old.key);
+                        // Its lines in flight still count toward delivery; nothing more comes.
+                        let _ = self.tx.blocking_send(TailMsg::Released { key: old.key, generation: old.generation });
+                    }
                 } else {
                     continue;
                 }

@@ -1,0 +1,264 @@
+"""The log shipper's sources with the real binary: stdin, plain HTTP, and tailed files (rotation by
+rename and by copytruncate under a fast writer, kill -9 during rotation, multiline, a 10 MB line, a
+deleted file, 2,000 files, restart from the checkpoint)."""
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from conftest import BINARY, free_port, local_objects, wait_for
+
+
+def lines_in(root):
+    return [line for body in local_objects(root).values() for line in body.decode(errors="replace").splitlines()]
+
+
+def post(url, body, headers=None):
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+# --- stdin -------------------------------------------------------------------------------------
+
+def test_stdin_lines_are_delivered_and_the_daemon_exits_0_at_end_of_input(tmp_path):
+    (tmp_path / "pipe.yaml").write_text("""
+storage: { dir: ./var }
+pipelines:
+  - name: piped
+    source: { stdin: {} }
+    buffering: { size_mb: 1, interval_seconds: 60 }
+    destination: { local: { path: ./out } }
+""")
+    sent = [json.dumps({"i": i}) for i in range(20000)]
+    body = ("\n".join(sent)).encode()  # the last line has no newline: it is taken at end of input
+    proc = subprocess.run([str(BINARY), "run", "--config", "pipe.yaml", "--listen", f"127.0.0.1:{free_port()}"],
+                          input=body, cwd=tmp_path, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    # The 60 s buffer interval did not hold the exit: end of input flushes everything.
+    assert lines_in(tmp_path / "out") == sent
+
+
+# --- http --------------------------------------------------------------------------------------
+
+HTTP_CONFIG = """
+storage: { dir: ./var }
+pipelines:
+  - name: curl-friendly
+    source: { http: { format: ndjson, bearer_token: s3cret, max_line_bytes: 1KiB } }
+    buffering: { size_mb: 1, interval_seconds: 1 }
+    destination: { local: { path: ./ndjson } }
+  - name: raw
+    source: { http: { path: /ingest/raw-things, format: raw } }
+    buffering: { size_mb: 1, interval_seconds: 1 }
+    destination: { local: { path: ./raw, append_delimiter: true } }
+"""
+
+
+def test_http_source_takes_ndjson_gzip_and_raw_bodies_and_refuses_bad_ones_whole(sluice_factory):
+    d = sluice_factory(HTTP_CONFIG).start()
+    url = d.endpoint + "/ingest/curl-friendly"
+    auth = {"Authorization": "Bearer s3cret"}
+    assert post(url, b'{"a":1}\n\n{"a":2}\n', auth) == (200, {"accepted": 2})
+    gz = gzip.compress(b'{"a":3}\n{"a":4}')
+    assert post(url, gz, {**auth, "Content-Encoding": "gzip"}) == (200, {"accepted": 2})
+    status, body = post(url, b'{"a":5}\nnot json\n', auth)
+    assert status == 400 and "line 2 is not JSON" in body["error"] and "nothing was written" in body["error"]
+    status, body = post(url, b'{"a":6}\n"' + b"x" * 2000 + b'"\n', auth)
+    assert status == 413 and "line 2 exceeds max_line_bytes" in body["error"]
+    assert post(url, b'{"a":7}\n')[0] == 401
+    assert post(url, b'{"a":7}\n', {"Authorization": "Bearer wrong"})[0] == 401
+    assert post(url, b"\x1f\x8b junk", {**auth, "Content-Encoding": "gzip"})[0] == 400
+    assert post(d.endpoint + "/ingest/nothing-here", b"{}")[0] == 404
+    assert post(d.endpoint + "/ingest/raw-things", b"one record\nwith two lines") == (200, {"accepted": 1})
+    wait_for(lambda: len(lines_in(d.workdir / "ndjson")) >= 4, timeout=15, what="the ndjson records")
+    wait_for(lambda: local_objects(d.workdir / "raw"), timeout=15, what="the raw record")
+    time.sleep(1.5)
+    assert sorted(lines_in(d.workdir / "ndjson")) == [f'{{"a":{i}}}' for i in range(1, 5)]
+    assert list(local_objects(d.workdir / "raw").values()) == [b"one record\nwith two lines\n"]
+    assert "s3cret" not in d.log()
+
+
+# --- files -------------------------------------------------------------------------------------
+
+def file_pipeline(sluice_factory, extra="", include='["./logs/*.log"]', name="daemon"):
+    return sluice_factory(f"""
+storage: {{ dir: ./var }}
+pipelines:
+  - name: tail
+    source:
+      file:
+        include: {include}
+        start_at: beginning
+        glob_interval_ms: 200
+{extra}
+    buffering: {{ size_mb: 1, interval_seconds: 1 }}
+    destination: {{ local: {{ path: ./out }} }}
+""", name=name)
+
+
+class Writer(threading.Thread):
+    """Writes `total` numbered lines to logs/app.log at about `rate` lines/s, rotating every
+    `every` lines: by rename-and-create (`app.log` → `app.log.<n>`) or by copytruncate."""
+
+    def __init__(self, logs, total, rate, every, mode):
+        super().__init__(daemon=True)
+        self.logs, self.total, self.rate, self.every, self.mode = logs, total, rate, every, mode
+        self.rotations = 0
+
+    def run(self):
+        path = self.logs / "app.log"
+        f = open(path, "a")
+        start = time.monotonic()
+        for i in range(self.total):
+            f.write(f"line-{i:07d} " + "x" * 180 + "\n")
+            if i % 1000 == 999:
+                f.flush()
+                ahead = (i + 1) / self.rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if i % self.every == self.every - 1:
+                f.flush()
+                self.rotations += 1
+                if self.mode == "rename":
+                    f.close()
+                    os.rename(path, self.logs / f"app.log.{self.rotations}")
+                    f = open(path, "a")
+                else:
+                    # copytruncate, as logrotate does it; lines written between the copy and the
+                    # truncation would be lost by any tailer, so this writer pauses like the app's
+                    # buffer would and gives the tailer time to read up to here.
+                    time.sleep(0.4)
+                    shutil.copyfile(path, self.logs / f"app.log.{self.rotations}")
+                    f.truncate(0)
+                    f.seek(0)
+        f.close()
+
+
+def expected(total):
+    return [f"line-{i:07d} " + "x" * 180 for i in range(total)]
+
+
+def test_rename_rotation_under_a_fast_writer_delivers_every_line_once(sluice_factory):
+    d = file_pipeline(sluice_factory)
+    (d.workdir / "logs").mkdir(parents=True)
+    d.start()
+    w = Writer(d.workdir / "logs", total=150_000, rate=50_000, every=40_000, mode="rename")
+    w.start()
+    w.join(60)
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 150_000, timeout=60, what="every line")
+    time.sleep(1.5)
+    got = lines_in(d.workdir / "out")
+    assert len(got) == 150_000 and sorted(got) == expected(150_000)
+    assert w.rotations == 3 and "letting it go" in d.log()
+
+
+def test_copytruncate_rotation_reads_the_file_again_from_its_start(sluice_factory):
+    d = file_pipeline(sluice_factory)
+    (d.workdir / "logs").mkdir(parents=True)
+    d.start()
+    w = Writer(d.workdir / "logs", total=60_000, rate=50_000, every=20_000, mode="copytruncate")
+    w.start()
+    w.join(60)
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 60_000, timeout=60, what="every line")
+    time.sleep(1.5)
+    got = lines_in(d.workdir / "out")
+    assert sorted(got) == expected(60_000)
+    assert d.metric("sluice_file_truncations_total", "tail") == 3
+
+
+def test_kill9_during_rotation_loses_nothing(sluice_factory):
+    # Rotated files stay matched (app.log*), so a file renamed while sluice is down is found again.
+    d = file_pipeline(sluice_factory, include='["./logs/app.log*"]')
+    (d.workdir / "logs").mkdir(parents=True)
+    d.start()
+    w = Writer(d.workdir / "logs", total=150_000, rate=50_000, every=30_000, mode="rename")
+    w.start()
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 20_000, timeout=30, what="some lines delivered")
+    d.kill9()
+    time.sleep(0.5)
+    d.start()
+    w.join(60)
+    want = set(expected(150_000))
+    wait_for(lambda: set(lines_in(d.workdir / "out")) >= want, timeout=60, what="every line after the crash")
+    time.sleep(1.5)
+    got = lines_in(d.workdir / "out")
+    assert set(got) == want
+    # Read twice at most: what was read after the last checkpoint (README: "Tailing files").
+    assert len(got) - len(want) <= 16 * 5_000 + 2 * 5_000
+
+
+def test_a_restart_resumes_after_the_checkpoint_without_duplicates(sluice_factory):
+    d = file_pipeline(sluice_factory)
+    logs = d.workdir / "logs"
+    logs.mkdir(parents=True)
+    (logs / "a.log").write_text("".join(f"first-{i}\n" for i in range(1000)))
+    d.start()
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 1000, timeout=30, what="the first lines")
+    assert d.stop() == 0
+    with open(logs / "a.log", "a") as f:
+        f.write("".join(f"second-{i}\n" for i in range(1000)))
+        f.write("held until complete")  # no newline: not a line yet
+    d.start()
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 2000, timeout=30, what="the lines written while stopped")
+    time.sleep(1.5)
+    with open(logs / "a.log", "a") as f:
+        f.write(" now\n")
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 2001, timeout=30, what="the completed line")
+    time.sleep(1.5)
+    got = lines_in(d.workdir / "out")
+    assert sorted(got) == sorted([f"first-{i}" for i in range(1000)] + [f"second-{i}" for i in range(1000)]
+                                 + ["held until complete now"])
+
+
+def test_multiline_long_lines_headers_fields_and_a_deleted_file(sluice_factory):
+    d = file_pipeline(sluice_factory, extra="""        multiline: { start_pattern: '^\\d{4}-\\d{2}-\\d{2}', timeout_ms: 500 }
+        max_line_bytes: 1MiB
+        truncated_line_terminator: "[cut]"
+        skip_header_lines: 1
+        fields: { host: web-1 }""")
+    logs = d.workdir / "logs"
+    logs.mkdir(parents=True)
+    trace = "2026-12-02 ERROR boom\n  at a.b(C.java:1)\n  at d.e(F.java:2)\n"
+    (logs / "app.log").write_text("#header\n" + trace + "2026-12-02 INFO " + "y" * (10 << 20) + "\n2026-12-02 INFO after\n")
+    d.start()
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 3, timeout=30, what="three records")
+    time.sleep(1.5)
+    records = [json.loads(line) for line in lines_in(d.workdir / "out")]
+    by_start = {r["message"][:21]: r for r in records}
+    assert by_start["2026-12-02 ERROR boom"]["message"] == trace.rstrip("\n")
+    long = by_start["2026-12-02 INFO yyyyy"]["message"]
+    assert len(long) == (1 << 20) + len("[cut]") and long.endswith("[cut]")
+    assert by_start["2026-12-02 INFO after"]["host"] == "web-1"
+    assert all(r["file"].endswith("app.log") for r in records) and len(records) == 3
+    assert d.metric("sluice_lines_truncated_total", "tail") == 1
+    # A file deleted right after more lines were written: its open descriptor reads them first.
+    with open(logs / "app.log", "a") as f:
+        f.write("".join(f"2026-12-02 last {i}\n" for i in range(100)))
+    os.remove(logs / "app.log")
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 103, timeout=30, what="the deleted file's last lines")
+    wait_for(lambda: "letting it go" in d.log(), timeout=10, what="the deleted file let go")
+
+
+def test_two_thousand_files(sluice_factory):
+    d = file_pipeline(sluice_factory, include='["./logs/**/*.log"]')
+    logs = d.workdir / "logs"
+    for i in range(2000):
+        sub = logs / f"d{i % 20}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i}.log").write_text("".join(f"file{i}-line{j}\n" for j in range(10)))
+    d.start()
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 20_000, timeout=90, what="20,000 lines from 2,000 files")
+    time.sleep(1.5)
+    got = lines_in(d.workdir / "out")
+    assert sorted(got) == sorted(f"file{i}-line{j}" for i in range(2000) for j in range(10))
+    assert d.metric("sluice_files_tracked", "tail") == 2000
