@@ -37,7 +37,10 @@ use destination::destination;
 pub use endpoint::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 use processors::processors;
 use source::{file_source, http_source, kinesis_source, max_line_bytes};
-pub use source::{FileSourceSpec, HttpFormat, HttpSourceSpec, MultilineSpec};
+pub use source::{
+    FileSourceSpec, HttpFormat, HttpSourceSpec, KinesisSourceSpec, LeaseSpec, MultilineSpec, SourceSpec,
+    StartingPosition,
+};
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
 /// Auto-created streams at most, unless `auto_create.max_streams` says otherwise. Firehose's own
@@ -170,64 +173,6 @@ struct PartitionContext {
     enabled: bool,
     has_query: bool,
     has_plugin: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SourceSpec {
-    DirectPut,
-    Kinesis(KinesisSourceSpec),
-    /// Records arrive through Firehose's HTTP endpoint protocol and are kept in the WAL, as Direct
-    /// PUT's are; senders must present one of `access_keys` (any key when empty).
-    FirehoseHttpEndpoint {
-        access_keys: Vec<Secret>,
-    },
-    /// Lines on standard input, kept in the WAL; the daemon exits once they are delivered.
-    Stdin {
-        max_line_bytes: usize,
-    },
-    /// Plain HTTP posts on the API port, kept in the WAL.
-    Http(HttpSourceSpec),
-    /// Tailed files: their own durable log, checkpointed after delivery.
-    File(FileSourceSpec),
-}
-
-impl SourceSpec {
-    /// Whether records arrive into the WAL (and Direct PUT calls are taken too), as opposed to a
-    /// source with its own log.
-    pub fn uses_wal(&self) -> bool {
-        !matches!(self, SourceSpec::Kinesis(_) | SourceSpec::File(_))
-    }
-}
-
-/// Where a KinesisStreamAsSource pipeline reads.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KinesisSourceSpec {
-    pub stream_name: String,
-    pub stream_arn: String,
-    pub region: String,
-    pub endpoint: Option<String>,
-    pub starting_position: StartingPosition,
-    /// Shards shared with other daemons through a lease table; `None`: this daemon reads them all.
-    pub leases: Option<LeaseSpec>,
-}
-
-/// A DynamoDB lease table in the KCL's style (source/kinesis/leases.rs).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeaseSpec {
-    pub table: String,
-    pub endpoint: Option<String>,
-    pub region: String,
-    /// Unique per daemon; a restarted daemon with the same name takes its leases back at once.
-    pub owner: String,
-    pub lease_duration: std::time::Duration,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartingPosition {
-    Latest,
-    TrimHorizon,
-    /// Milliseconds since the epoch.
-    AtTimestamp(i64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

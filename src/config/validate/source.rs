@@ -3,6 +3,65 @@
 use super::*;
 use crate::config::ByteSize;
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    DirectPut,
+    Kinesis(KinesisSourceSpec),
+    /// Records arrive through Firehose's HTTP endpoint protocol and are kept in the WAL, as Direct
+    /// PUT's are; senders must present one of `access_keys` (any key when empty).
+    FirehoseHttpEndpoint {
+        access_keys: Vec<Secret>,
+    },
+    /// Lines on standard input, kept in the WAL; the daemon exits once they are delivered.
+    Stdin {
+        max_line_bytes: usize,
+    },
+    /// Plain HTTP posts on the API port, kept in the WAL.
+    Http(HttpSourceSpec),
+    /// Tailed files: their own durable log, checkpointed after delivery.
+    File(FileSourceSpec),
+}
+
+impl SourceSpec {
+    /// Whether records arrive into the WAL (and Direct PUT calls are taken too), as opposed to a
+    /// source with its own log.
+    pub fn uses_wal(&self) -> bool {
+        !matches!(self, SourceSpec::Kinesis(_) | SourceSpec::File(_))
+    }
+}
+
+/// Where a KinesisStreamAsSource pipeline reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KinesisSourceSpec {
+    pub stream_name: String,
+    pub stream_arn: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub starting_position: StartingPosition,
+    /// Shards shared with other daemons through a lease table; `None`: this daemon reads them all.
+    pub leases: Option<LeaseSpec>,
+}
+
+/// A DynamoDB lease table in the KCL's style (source/kinesis/leases.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseSpec {
+    pub table: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Unique per daemon; a restarted daemon with the same name takes its leases back at once.
+    pub owner: String,
+    pub lease_duration: std::time::Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartingPosition {
+    Latest,
+    TrimHorizon,
+    /// Milliseconds since the epoch.
+    AtTimestamp(i64),
+}
+
+
 /// `source: kinesis:`: the stream by ARN, or by name and region.
 pub(super) fn kinesis_source(c: &mut Checker, k: &crate::config::RawKinesis, field: &str) -> Option<KinesisSourceSpec> {
     let field = format!("{field}.source.kinesis");
