@@ -34,6 +34,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Ask a running daemon whether it is alive (GET /health); exit 0 if it is. For container
+    /// health checks, where no curl is installed.
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:4573/health")]
+        url: String,
+    },
     /// Run the daemon (on the embedded default config unless --config or --config-dir is given).
     Run {
         /// The pipeline config file (YAML).
@@ -102,6 +108,7 @@ fn main() -> ExitCode {
             }))
         }),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+        Command::Health { url } => runtime().and_then(|rt| rt.block_on(health(&url))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,6 +117,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn health(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let response = client.get(url).send().await.with_context(|| format!("cannot reach {url}"))?;
+    anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
+    println!("{}", response.text().await.unwrap_or_default().trim());
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

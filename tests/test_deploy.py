@@ -102,3 +102,21 @@ def test_the_manifests_say_what_they_claim():
     assert "preStop" in gateway["template"]["spec"]["containers"][0]["lifecycle"]
     assert kind("gateway", "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert kind("gateway", "Service")["spec"]["ports"][0]["port"] == 4573
+
+
+def test_the_container_health_check_asks_the_daemon_itself(tmp_path):
+    dockerfile = (DEPLOY / "container" / "Dockerfile").read_text()
+    assert 'HEALTHCHECK' in dockerfile and '"/usr/local/bin/sluice", "health"' in dockerfile
+    assert "USER sluice" in dockerfile and 'VOLUME ["/var/lib/sluice"]' in dockerfile
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/health"
+    assert subprocess.run([str(BINARY), "health", "--url", url], capture_output=True).returncode != 0
+    (tmp_path / "c.yaml").write_text("storage: { dir: ./var }\n")
+    proc = subprocess.Popen([str(BINARY), "run", "--config", "c.yaml", "--listen", f"127.0.0.1:{port}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: subprocess.run([str(BINARY), "health", "--url", url], capture_output=True).returncode == 0,
+                 20, what="sluice health to pass")
+    finally:
+        proc.terminate()
+        proc.wait(30)
