@@ -262,3 +262,16 @@ def test_two_thousand_files(sluice_factory):
     got = lines_in(d.workdir / "out")
     assert sorted(got) == sorted(f"file{i}-line{j}" for i in range(2000) for j in range(10))
     assert d.metric("sluice_files_tracked", "tail") == 2000
+
+
+def test_a_file_source_that_cannot_read_its_paths_is_not_ready(sluice_factory):
+    d = file_pipeline(sluice_factory, include='["./missing-dir/*.log"]')
+    d.start()
+    wait_for(lambda: d.ready()[0] == 503, timeout=10, what="/ready to say 503")
+    status, body = d.ready()
+    assert "cannot list missing-dir" in body["pipelines"]["tail"]["reason"]
+    assert body["pipelines"]["tail"]["source_healthy"] is False
+    (d.workdir / "missing-dir").mkdir()
+    (d.workdir / "missing-dir" / "a.log").write_text("hello\n")
+    wait_for(lambda: d.ready()[0] == 200, timeout=10, what="/ready once the directory exists")
+    wait_for(lambda: lines_in(d.workdir / "out") == ["hello"], timeout=15, what="the line")

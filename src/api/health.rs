@@ -28,6 +28,10 @@ pub(super) async fn ready(State(state): State<ApiState>) -> Response {
         if let Some(why) = &wal {
             reasons.push(format!("the WAL cannot write: {why}"));
         }
+        let source = p.status.source_problem();
+        if let Some(why) = &source {
+            reasons.push(format!("the source cannot read: {why}"));
+        }
         let check = p.status.check_error();
         if let Some(why) = &check {
             reasons.push(format!("the destination check failed: {why}"));
@@ -43,7 +47,7 @@ pub(super) async fn ready(State(state): State<ApiState>) -> Response {
                 "reason": (!reasons.is_empty()).then(|| reasons.join("; ")),
                 "wal_writable": wal.is_none(),
                 // Direct PUT's source is the API itself: it is healthy when its WAL can write.
-                "source_healthy": wal.is_none(),
+                "source_healthy": wal.is_none() && source.is_none(),
                 "destination_check_passed": check.is_none(),
                 "delivery_failures_in_row": failures,
                 "last_delivery_error": last_error,

@@ -18,6 +18,8 @@ pub struct PipelineStatus {
     check_error: Mutex<Option<String>>,
     /// A stream source's DeliveryStartTimestamp (0: not a stream source).
     source_start_ms: AtomicI64,
+    /// Why the source cannot read (files it cannot open, a stream it cannot list), until it can.
+    source_problem: Mutex<Option<String>>,
 }
 
 impl PipelineStatus {
@@ -28,6 +30,22 @@ impl PipelineStatus {
 
     pub fn set_source_start_ms(&self, ms: i64) {
         self.source_start_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The source says what keeps it from reading (`None`: nothing); logged when it changes.
+    pub fn set_source_problem(&self, problem: Option<String>) {
+        let mut current = self.source_problem.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != problem {
+            match &problem {
+                Some(why) => tracing::warn!(problem = %why, "the source cannot read; /ready says so"),
+                None => tracing::info!("the source reads again"),
+            }
+            *current = problem;
+        }
+    }
+
+    pub fn source_problem(&self) -> Option<String> {
+        self.source_problem.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn source_start_ms(&self) -> Option<i64> {

@@ -41,7 +41,7 @@ pub fn open(
     dir: &std::path::Path,
     pipeline: &str,
     wal: direct_put::DirectPutSource,
-    status: &crate::pipeline::PipelineStatus,
+    status: &std::sync::Arc<crate::pipeline::PipelineStatus>,
 ) -> Result<Box<dyn Source>, String> {
     use crate::config::SourceSpec;
     Ok(match spec {
@@ -50,7 +50,7 @@ pub fn open(
             status.set_source_start_ms(kinesis.delivery_start_ms());
             Box::new(kinesis)
         }
-        SourceSpec::File(f) => Box::new(file::FileSource::open(f, dir, pipeline, Box::new(wal))?),
+        SourceSpec::File(f) => Box::new(file::FileSource::open(f, dir, pipeline, Box::new(wal), status.clone())?),
         SourceSpec::DirectPut
         | SourceSpec::FirehoseHttpEndpoint { .. }
         | SourceSpec::Stdin { .. }

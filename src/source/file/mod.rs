@@ -42,12 +42,18 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    pub fn open(spec: &FileSourceSpec, dir: &Path, pipeline: &str, closer: Box<dyn Source>) -> Result<Self, String> {
+    pub fn open(
+        spec: &FileSourceSpec,
+        dir: &Path,
+        pipeline: &str,
+        closer: Box<dyn Source>,
+        status: Arc<crate::pipeline::PipelineStatus>,
+    ) -> Result<Self, String> {
         let checkpoint = FileCheckpoint::load(&dir.join("file-checkpoint.json")).map_err(|e| e.to_string())?;
         let delivered_below = checkpoint.delivered_below;
         let checkpoint = Arc::new(Mutex::new(checkpoint));
         let (tx, rx) = mpsc::channel(READS_IN_FLIGHT);
-        let tailer = Tailer::new(spec.clone(), checkpoint.clone(), tx, pipeline)?;
+        let tailer = Tailer::new(spec.clone(), checkpoint.clone(), tx, pipeline, status)?;
         std::thread::Builder::new()
             .name(format!("tail-{pipeline}"))
             .spawn(move || tailer.run())

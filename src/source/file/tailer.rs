@@ -16,7 +16,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,8 @@ pub struct Tailer {
     multiline: Option<regex::bytes::Regex>,
     /// Files that could not be opened, reported once each.
     unreadable: BTreeSet<PathBuf>,
+    /// Where `/ready` learns that files cannot be read.
+    status: Arc<crate::pipeline::PipelineStatus>,
 }
 
 impl Tailer {
@@ -92,6 +94,7 @@ impl Tailer {
         checkpoint: Arc<Mutex<FileCheckpoint>>,
         tx: mpsc::Sender<TailMsg>,
         pipeline: &str,
+        status: Arc<crate::pipeline::PipelineStatus>,
     ) -> Result<Self, String> {
         let exclude = spec
             .exclude
@@ -117,6 +120,7 @@ impl Tailer {
             exclude,
             multiline,
             unreadable: BTreeSet::new(),
+            status,
         })
     }
 
@@ -170,6 +174,8 @@ impl Tailer {
     /// Finds new files and notices which tracked files left the globs.
     fn scan(&mut self, start_at_end: bool) {
         let paths = self.matched_paths();
+        // A file that could not be opened and is gone no longer counts as a problem.
+        self.unreadable.retain(|p| paths.contains(p));
         let mut seen = BTreeSet::new();
         for path in paths {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
@@ -199,6 +205,7 @@ impl Tailer {
             }
             self.track(path, id, meta.len(), start_at_end);
         }
+        self.report_problems();
         for (id, t) in &mut self.files {
             if !seen.contains(id) && !t.gone {
                 t.gone = true;
@@ -206,6 +213,28 @@ impl Tailer {
             }
         }
         self.files_tracked.set(self.files.len() as f64);
+    }
+
+    /// Files matched but not readable, and include globs whose directory is missing or not
+    /// readable, make the pipeline not ready (a glob that matches nothing yet is fine).
+    fn report_problems(&self) {
+        let mut problems: Vec<String> = Vec::new();
+        if let Some(first) = self.unreadable.iter().next() {
+            problems.push(format!("{} matched file(s) cannot be opened, e.g. {}", self.unreadable.len(), first.display()));
+        }
+        for pattern in &self.include {
+            let fixed: PathBuf = Path::new(pattern)
+                .components()
+                .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+                .collect();
+            let dir = if fixed.as_os_str() == pattern.as_str() { fixed.parent().map(Path::to_path_buf) } else { Some(fixed) };
+            if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                if let Err(e) = std::fs::read_dir(&dir) {
+                    problems.push(format!("cannot list {} ({e})", dir.display()));
+                }
+            }
+        }
+        self.status.set_source_problem((!problems.is_empty()).then(|| problems.join("; ")));
     }
 
     fn track(&mut self, path: PathBuf, id: (u64, u64), len: u64, start_at_end: bool) {
