@@ -6,7 +6,8 @@
 #   - moto's own Firehose test suite (its source distribution) into ./.test-peers,
 #   - from npm's lockfile (tests/js): the JavaScript SDK v3, kinesalite (a Kinesis server) and dynalite
 #     (a DynamoDB server for the Kinesis source's lease table),
-#   - Debian's systemd package if `systemd-analyze` is missing (it verifies deploy/systemd).
+#   - Debian's systemd and systemd-journal-remote packages if missing (systemd-analyze verifies
+#     deploy/systemd; journalctl and real journal files test the journald source).
 # Then: formatting and lint checks, unit tests, and the integration tests in tests/, which drive
 # the real binary with real clients against a real S3-compatible server.
 set -euo pipefail
@@ -38,11 +39,12 @@ step "npm test peers: JavaScript SDK v3, kinesalite, dynalite (tests/js)"
 command -v npm >/dev/null || { echo "npm is missing: install Node.js 20 and npm (apt-get install nodejs npm)" >&2; exit 1; }
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
-step "Debian packages: systemd (systemd-analyze verifies deploy/systemd/sluice.service)"
-if ! command -v systemd-analyze >/dev/null; then
+step "Debian packages: systemd (systemd-analyze, journalctl), systemd-journal-remote (writes test journals)"
+if ! command -v systemd-analyze >/dev/null || ! command -v journalctl >/dev/null || [ ! -x /lib/systemd/systemd-journal-remote ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends systemd >/dev/null; } ||
-    { echo "systemd-analyze is missing and could not be installed: apt-get install systemd" >&2; exit 1; }
+  { $SUDO apt-get update -qq &&
+    $SUDO apt-get install -y -qq --no-install-recommends systemd systemd-journal-remote >/dev/null; } ||
+    { echo "missing and could not be installed: apt-get install systemd systemd-journal-remote" >&2; exit 1; }
 fi
 
 step "cargo fmt --check and clippy"

@@ -269,9 +269,67 @@ def test_a_file_source_that_cannot_read_its_paths_is_not_ready(sluice_factory):
     d.start()
     wait_for(lambda: d.ready()[0] == 503, timeout=10, what="/ready to say 503")
     status, body = d.ready()
-    assert "cannot list missing-dir" in body["pipelines"]["tail"]["reason"]
+    assert "cannot list ./missing-dir (No such file or directory" in body["pipelines"]["tail"]["reason"]
     assert body["pipelines"]["tail"]["source_healthy"] is False
     (d.workdir / "missing-dir").mkdir()
     (d.workdir / "missing-dir" / "a.log").write_text("hello\n")
     wait_for(lambda: d.ready()[0] == 200, timeout=10, what="/ready once the directory exists")
     wait_for(lambda: lines_in(d.workdir / "out") == ["hello"], timeout=15, what="the line")
+
+
+# --- journald ----------------------------------------------------------------------------------
+# Real journal files: systemd-journal-remote (Debian's package; scripts/test.sh installs it) writes
+# entries given in the journal export format into a journal file, and sluice reads the directory
+# through the real journalctl, as it reads a host's journal.
+
+JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
+
+
+def write_journal(directory, name, first, count):
+    assert os.path.exists(JOURNAL_REMOTE), "scripts/test.sh installs Debian's systemd-journal-remote for this"
+    now = int(time.time() * 1e6)
+    export = "".join(
+        f"__REALTIME_TIMESTAMP={now + i}\n__MONOTONIC_TIMESTAMP={i + 1}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n"
+        f"MESSAGE=entry {i}\n_SYSTEMD_UNIT={'nginx' if i % 2 == 0 else 'cron'}.service\nPRIORITY=6\n\n"
+        for i in range(first, first + count))
+    subprocess.run([JOURNAL_REMOTE, f"--output={directory / name}", "-"], input=export.encode(), check=True,
+                   capture_output=True)
+
+
+def journald_pipeline(sluice_factory, journal_dir, journalctl="journalctl"):
+    return sluice_factory(f"""
+storage: {{ dir: ./var }}
+pipelines:
+  - name: system
+    source: {{ journald: {{ units: [nginx.service], directory: "{journal_dir}", journalctl: {journalctl} }} }}
+    buffering: {{ size_mb: 1, interval_seconds: 1 }}
+    destination: {{ local: {{ path: ./out }} }}
+""")
+
+
+def messages(d):
+    return [json.loads(line)["MESSAGE"] for line in lines_in(d.workdir / "out")]
+
+
+def test_journal_entries_are_delivered_and_a_restart_continues_after_the_cursor(sluice_factory, tmp_path):
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    write_journal(journal, "a.journal", 0, 100)
+    d = journald_pipeline(sluice_factory, journal).start()
+    wait_for(lambda: len(messages(d)) >= 50, timeout=30, what="the nginx entries")
+    entry = json.loads(lines_in(d.workdir / "out")[0])
+    assert entry["_SYSTEMD_UNIT"] == "nginx.service" and "__CURSOR" in entry
+    write_journal(journal, "b.journal", 100, 100)  # followed while running
+    wait_for(lambda: len(messages(d)) >= 100, timeout=30, what="entries written while following")
+    assert d.stop() == 0
+    write_journal(journal, "c.journal", 200, 100)  # written while sluice is stopped
+    d.start()
+    wait_for(lambda: len(messages(d)) >= 150, timeout=30, what="entries written while stopped")
+    time.sleep(2)
+    assert sorted(messages(d)) == sorted(f"entry {i}" for i in range(0, 300, 2))  # each once, nginx only
+
+
+def test_a_journal_reader_that_cannot_run_is_not_ready(sluice_factory, tmp_path):
+    d = journald_pipeline(sluice_factory, tmp_path, journalctl="/nonexistent/journalctl").start()
+    wait_for(lambda: d.ready()[0] == 503, timeout=10, what="/ready to say 503")
+    assert "cannot run /nonexistent/journalctl" in d.ready()[1]["pipelines"]["system"]["reason"]

@@ -68,11 +68,11 @@ fn admit_request(pipeline: &PipelineHandle, records: usize) -> Result<(), ApiErr
                 "This operation is not permitted on KinesisStreamAsSource DeliveryStream type.".into(),
             ))
         }
-        // Its records come from the files it tails, and only from them: its positions are file
-        // offsets, so there is no WAL to put into.
-        crate::config::SourceSpec::File(_) => {
+        // Its records come from the files it tails or the journal, and only from there: its
+        // positions are file offsets or journal cursors, so there is no WAL to put into.
+        crate::config::SourceSpec::File(_) | crate::config::SourceSpec::Journald(_) => {
             return Err(ApiError::InvalidArgument(format!(
-                "This operation is not permitted on delivery stream {}: it reads files (source: file).",
+                "This operation is not permitted on delivery stream {}: it reads from the host (source: file or journald).",
                 pipeline.spec.name
             )))
         }

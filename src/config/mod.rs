@@ -26,8 +26,8 @@ pub use teach::{code_frame, did_you_mean};
 pub use validate::{load_schema_file, LoadSchemaError};
 pub use validate::{
     resolve_listen, valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors,
-    DeliverySettings, DynamicPartitioning, FileSourceSpec, HttpFormat, HttpSourceSpec, KinesisSourceSpec, LeaseSpec,
-    MultilineSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec,
+    DeliverySettings, DynamicPartitioning, FileSourceSpec, HttpFormat, HttpSourceSpec, JournaldSpec, KinesisSourceSpec,
+    LeaseSpec, MultilineSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec,
     StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
 pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
@@ -210,6 +210,25 @@ pub enum RawSource {
     Http(Box<RawHttpSource>),
     /// Tailed files (source/file/).
     File(Box<RawFileSource>),
+    /// The systemd journal, through `journalctl -o json --follow`.
+    Journald(RawJournald),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournald {
+    /// Only these units (`journalctl -u`); default: every entry.
+    #[serde(default)]
+    pub units: Vec<Spanned<String>>,
+    /// journalctl matches such as `_TRANSPORT=kernel` or `PRIORITY=3`.
+    #[serde(default)]
+    pub matches: Vec<Spanned<String>>,
+    /// First run only: start at the journal's end instead of its beginning.
+    pub since_now: Option<bool>,
+    /// Read the journal files of this directory (`journalctl --directory`; a mounted host journal).
+    pub directory: Option<Spanned<String>>,
+    /// The journalctl to run (default: `journalctl` on the PATH).
+    pub journalctl: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

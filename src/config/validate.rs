@@ -36,9 +36,9 @@ pub use conversion::{load_schema_file, LoadSchemaError};
 use destination::destination;
 pub use endpoint::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 use processors::processors;
-use source::{file_source, http_source, kinesis_source, max_line_bytes};
+use source::{file_source, http_source, journald_source, kinesis_source, max_line_bytes};
 pub use source::{
-    FileSourceSpec, HttpFormat, HttpSourceSpec, KinesisSourceSpec, LeaseSpec, MultilineSpec, SourceSpec,
+    FileSourceSpec, HttpFormat, HttpSourceSpec, JournaldSpec, KinesisSourceSpec, LeaseSpec, MultilineSpec, SourceSpec,
     StartingPosition,
 };
 
@@ -483,6 +483,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         },
         RawSource::Http(h) => SourceSpec::Http(http_source(c, h, &name, field)),
         RawSource::File(f) => SourceSpec::File(file_source(c, f, field)),
+        RawSource::Journald(j) => SourceSpec::Journald(journald_source(c, j, field)),
         RawSource::Kinesis(k) => match kinesis_source(c, k, field) {
             Some(spec) => SourceSpec::Kinesis(spec),
             None => SourceSpec::DirectPut,

@@ -8,6 +8,7 @@
 
 pub mod direct_put;
 pub mod file;
+pub mod journald;
 pub mod kinesis;
 pub mod lines;
 pub mod positions;
@@ -51,6 +52,9 @@ pub fn open(
             Box::new(kinesis)
         }
         SourceSpec::File(f) => Box::new(file::FileSource::open(f, dir, pipeline, Box::new(wal), status.clone())?),
+        SourceSpec::Journald(j) => {
+            Box::new(journald::JournaldSource::open(j, dir, pipeline, Box::new(wal), status.clone())?)
+        }
         SourceSpec::DirectPut
         | SourceSpec::FirehoseHttpEndpoint { .. }
         | SourceSpec::Stdin { .. }

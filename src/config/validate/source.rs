@@ -20,13 +20,24 @@ pub enum SourceSpec {
     Http(HttpSourceSpec),
     /// Tailed files: their own durable log, checkpointed after delivery.
     File(FileSourceSpec),
+    /// The systemd journal, its cursor checkpointed after delivery.
+    Journald(JournaldSpec),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournaldSpec {
+    pub units: Vec<String>,
+    pub matches: Vec<String>,
+    pub since_now: bool,
+    pub directory: Option<String>,
+    pub journalctl: String,
 }
 
 impl SourceSpec {
     /// Whether records arrive into the WAL (and Direct PUT calls are taken too), as opposed to a
     /// source with its own log.
     pub fn uses_wal(&self) -> bool {
-        !matches!(self, SourceSpec::Kinesis(_) | SourceSpec::File(_))
+        !matches!(self, SourceSpec::Kinesis(_) | SourceSpec::File(_) | SourceSpec::Journald(_))
     }
 }
 
@@ -60,7 +71,6 @@ pub enum StartingPosition {
     /// Milliseconds since the epoch.
     AtTimestamp(i64),
 }
-
 
 /// `source: kinesis:`: the stream by ARN, or by name and region.
 pub(super) fn kinesis_source(c: &mut Checker, k: &crate::config::RawKinesis, field: &str) -> Option<KinesisSourceSpec> {
@@ -377,5 +387,33 @@ pub(super) fn check_sources_together(c: &mut Checker, pipelines: &[PipelineSpec]
                 ));
             }
         }
+    }
+}
+
+pub(super) fn journald_source(c: &mut Checker, j: &crate::config::RawJournald, field: &str) -> JournaldSpec {
+    let field = format!("{field}.source.journald");
+    for (i, m) in j.matches.iter().enumerate() {
+        let valid = m.value.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty() && name.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+        });
+        if !valid {
+            c.at(
+                m,
+                &format!("{field}.matches[{i}]"),
+                format!("`{}` is not a journal match such as PRIORITY=3 or _TRANSPORT=kernel", m.value),
+            );
+        }
+    }
+    for (i, u) in j.units.iter().enumerate() {
+        if u.value.trim().is_empty() || u.value.starts_with('-') {
+            c.at(u, &format!("{field}.units[{i}]"), "must be a unit name such as nginx.service");
+        }
+    }
+    JournaldSpec {
+        units: j.units.iter().map(|u| u.value.clone()).collect(),
+        matches: j.matches.iter().map(|m| m.value.clone()).collect(),
+        since_now: j.since_now.unwrap_or(false),
+        directory: j.directory.as_ref().map(|d| d.value.clone()),
+        journalctl: j.journalctl.as_ref().map_or_else(|| "journalctl".to_string(), |p| p.value.clone()),
     }
 }

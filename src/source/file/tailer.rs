@@ -220,14 +220,19 @@ impl Tailer {
     fn report_problems(&self) {
         let mut problems: Vec<String> = Vec::new();
         if let Some(first) = self.unreadable.iter().next() {
-            problems.push(format!("{} matched file(s) cannot be opened, e.g. {}", self.unreadable.len(), first.display()));
+            problems.push(format!(
+                "{} matched file(s) cannot be opened, e.g. {}",
+                self.unreadable.len(),
+                first.display()
+            ));
         }
         for pattern in &self.include {
             let fixed: PathBuf = Path::new(pattern)
                 .components()
                 .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
                 .collect();
-            let dir = if fixed.as_os_str() == pattern.as_str() { fixed.parent().map(Path::to_path_buf) } else { Some(fixed) };
+            let dir =
+                if fixed.as_os_str() == pattern.as_str() { fixed.parent().map(Path::to_path_buf) } else { Some(fixed) };
             if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
                 if let Err(e) = std::fs::read_dir(&dir) {
                     problems.push(format!("cannot list {} ({e})", dir.display()));
