@@ -10,6 +10,8 @@ use sluice::{api, bench, config, daemon::Daemon, metrics};
 
 mod cli;
 
+use cli::config_source::{ConfigSource, Overrides};
+
 /// mimalloc rather than glibc's malloc: a pipeline allocates and frees millions of small records a
 /// second across threads, and glibc's free-list consolidation was a tenth of a partitioned
 /// pipeline's CPU (BENCHMARKS.md, "A partitioned pipeline end to end").
@@ -66,6 +68,10 @@ enum Command {
         /// (undelivered records stay in the WAL for the next start).
         #[arg(long, default_value_t = 60)]
         shutdown_timeout_seconds: u64,
+        /// Reload the config when its file(s) or a WASM module they name change (SIGHUP always
+        /// reloads).
+        #[arg(long)]
+        watch_config: bool,
     },
     /// Check config files, directories of them, or table schema files; print every problem with
     /// its file:line:column and exit non-zero if any is invalid.
@@ -97,11 +103,12 @@ fn main() -> ExitCode {
             require_healthy,
             insecure_no_auth,
             shutdown_timeout_seconds,
+            watch_config,
         } => runtime().and_then(|rt| {
             rt.block_on(run(RunOptions {
                 source: ConfigSource::new(config, config_dir),
-                listen,
-                storage_dir,
+                overrides: Overrides { listen, storage_dir },
+                watch_config,
                 require_healthy,
                 insecure_no_auth,
                 shutdown_timeout: Duration::from_secs(shutdown_timeout_seconds),
@@ -131,48 +138,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-/// Where `sluice run` takes its config from.
-enum ConfigSource {
-    Embedded,
-    File(PathBuf),
-    Dir(PathBuf),
-}
-
-impl ConfigSource {
-    fn new(file: Option<PathBuf>, dir: Option<PathBuf>) -> Self {
-        match (file, dir) {
-            (Some(f), _) => ConfigSource::File(f),
-            (None, Some(d)) => ConfigSource::Dir(d),
-            (None, None) => ConfigSource::Embedded,
-        }
-    }
-
-    fn load(&self) -> anyhow::Result<config::Config> {
-        let (loaded, path) = match self {
-            ConfigSource::Embedded => {
-                let c = config::load_str(config::EMBEDDED_DEFAULT, "<embedded default>", PathBuf::new());
-                (c, None)
-            }
-            ConfigSource::File(p) => (config::load_file(p), Some(p)),
-            ConfigSource::Dir(d) => (config::load_dir(d), Some(d)),
-        };
-        loaded.map_err(|errors| {
-            if let Some(path) = path {
-                cli::validate::report(path, "config", &errors);
-            }
-            anyhow::anyhow!(
-                "the config is invalid ({} problem{})",
-                errors.0.len(),
-                if errors.0.len() == 1 { "" } else { "s" }
-            )
-        })
-    }
-}
-
 struct RunOptions {
     source: ConfigSource,
-    listen: Option<SocketAddr>,
-    storage_dir: Option<PathBuf>,
+    overrides: Overrides,
+    watch_config: bool,
     require_healthy: bool,
     insecure_no_auth: bool,
     shutdown_timeout: Duration,
@@ -183,14 +152,8 @@ struct RunOptions {
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 async fn run(options: RunOptions) -> anyhow::Result<()> {
-    let RunOptions { source, listen, storage_dir, require_healthy, insecure_no_auth, shutdown_timeout } = options;
-    let mut cfg = source.load()?;
-    if let Some(l) = listen {
-        cfg.listen = l;
-    }
-    if let Some(d) = storage_dir {
-        cfg.storage.dir = d;
-    }
+    let RunOptions { source, overrides, watch_config, require_healthy, insecure_no_auth, shutdown_timeout } = options;
+    let cfg = overrides.apply(source.load()?);
     if !cfg.listen.ip().is_loopback() && cfg.security.access_keys.is_none() {
         if !insecure_no_auth {
             anyhow::bail!(
@@ -204,11 +167,11 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         Some(files) => Some(api::tls::TlsReloader::load(files).context("cannot set up TLS for the API")?),
         None => None,
     };
-    ignore_sighup();
     let handle = metrics::install();
     let fd_limit = api::server::raise_fd_limit();
     let (listen, limits) = (cfg.listen, cfg.limits);
     let daemon = Daemon::start(cfg).context("cannot start pipelines")?;
+    cli::reload::spawn(daemon.clone(), source, overrides, watch_config);
     // Before accepting traffic: is every destination reachable, with working credentials?
     let failed = daemon.check_destinations(false).await;
     for (pipeline, why) in &failed {
@@ -266,23 +229,6 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// SIGHUP (a `systemctl reload`, a closed SSH session) must not kill the daemon: until hot
-/// reload exists it is logged and ignored. Registering a handler replaces the default action,
-/// which is to terminate.
-fn ignore_sighup() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::hangup()) {
-        Ok(mut hup) => {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::warn!("SIGHUP received: configuration reload is not supported yet; ignoring it (restart to apply a new config)");
-                }
-            });
-        }
-        Err(e) => tracing::error!(error = %e, "cannot handle SIGHUP; it would stop the daemon"),
-    }
 }
 
 async fn shutdown_signal() {

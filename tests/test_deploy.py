@@ -60,7 +60,7 @@ def test_systemd_analyze_verifies_the_unit(tmp_path):
     service.read_string(unit)
     s = service["Service"]
     assert s["DynamicUser"] == "yes" and s["StateDirectory"] == "sluice" and s["ProtectSystem"] == "strict"
-    assert s["NoNewPrivileges"] == "true" and "ExecReload" not in s  # no hot reload yet: restart instead
+    assert s["NoNewPrivileges"] == "true" and s["ExecReload"] == "/bin/kill -HUP $MAINPID"  # hot reload
 
 
 def sluice_validates(tmp_path, text, env=None):

@@ -1,5 +1,7 @@
 //! The binary's own modules: command-line concerns that the library does not need.
 
+pub mod config_source;
 pub mod logging;
+pub mod reload;
 pub mod systemd;
 pub mod validate;

@@ -70,7 +70,7 @@ pub struct StorageSettings {
     pub segment_bytes: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PipelineSpec {
     pub name: String,
     pub source: SourceSpec,
@@ -190,7 +190,7 @@ pub struct DeliverySettings {
     pub retry_max: Duration,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ObjectDestination {
     pub store: StoreSpec,
     /// The prefixes as configured (DescribeDeliveryStream echoes these).
@@ -222,7 +222,7 @@ pub enum StoreSpec {
 }
 
 /// Streams created on first put (a sluice extension; Firehose needs CreateDeliveryStream first).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AutoCreate {
     template: PipelineSpec,
     /// Streams the template may create, in all.

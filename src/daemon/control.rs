@@ -120,7 +120,7 @@ impl Daemon {
     /// Why a stream cannot be changed over the API, if it was not created there.
     fn not_api_created(&self, name: &str) -> ControlError {
         match self.get(name) {
-            Some(p) if self.config.pipelines.iter().any(|d| d.name == name) => ControlError::InUse(format!(
+            Some(p) if self.declared_names().contains(name) => ControlError::InUse(format!(
                 "delivery stream {name} is declared in {}; change it there (streams declared in a config file cannot be changed over the API)",
                 p.spec.origin
             )),
@@ -198,7 +198,7 @@ impl Daemon {
     }
 
     /// Replaces a running pipeline by one with a new spec on the same WAL.
-    async fn swap_pipeline(&self, spec: PipelineSpec) -> Result<(), ControlError> {
+    pub(super) async fn swap_pipeline(&self, spec: PipelineSpec) -> Result<(), ControlError> {
         let name = spec.name.clone();
         self.stop_pipeline(&name, false).await;
         let result = self
@@ -213,7 +213,7 @@ impl Daemon {
     /// task is stopped first (closing intake would flush the buffers and deliver them) and only
     /// uploads already under way finish. The name stays in `closing` (puts get 503) until the
     /// caller removes it.
-    async fn stop_pipeline(&self, name: &str, discard: bool) {
+    pub(super) async fn stop_pipeline(&self, name: &str, discard: bool) {
         self.closing.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
         let task = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
         if discard {

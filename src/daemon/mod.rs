@@ -2,6 +2,7 @@
 //! `control.rs` adds, changes and removes pipelines for the control-plane API.
 
 mod control;
+pub mod reload;
 
 pub use control::ControlError;
 
@@ -77,6 +78,9 @@ pub struct Daemon {
     closing: Mutex<BTreeSet<String>>,
     /// Streams created over the API (`None` without a `control_plane:` section).
     control: Option<control::ControlState>,
+    /// The pipelines declared in the config as now running (a reload changes them), with the
+    /// modification times of their plugin modules when they started.
+    declared: RwLock<Vec<reload::Declared>>,
 }
 
 impl Daemon {
@@ -96,9 +100,11 @@ impl Daemon {
             tasks: Mutex::new(BTreeMap::new()),
             closing: Mutex::new(BTreeSet::new()),
             control,
+            declared: RwLock::new(Vec::new()),
         });
         for spec in daemon.config.pipelines.clone() {
-            daemon.launch(spec)?;
+            daemon.launch(spec.clone())?;
+            daemon.declared.write().unwrap_or_else(|p| p.into_inner()).push(reload::Declared::new(spec));
         }
         daemon.start_stored_streams();
         let dir = daemon.config.storage.dir.join("pipelines");
@@ -159,7 +165,7 @@ impl Daemon {
         if self.closing.lock().unwrap_or_else(|p| p.into_inner()).contains(name) {
             return Err(LookupError::Closing(name.to_string()));
         }
-        let auto_created = pipelines.len().saturating_sub(self.config.pipelines.len() + self.api_stream_count());
+        let auto_created = pipelines.len().saturating_sub(self.declared_names().len() + self.api_stream_count());
         if auto_created >= auto.max_streams {
             metrics::counter!("sluice_auto_create_refused_total").increment(1);
             return Err(LookupError::AutoCreateLimit { name: name.to_string(), max: auto.max_streams });
@@ -170,6 +176,11 @@ impl Daemon {
         pipelines.insert(name.to_string(), handle.clone());
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), task);
         Ok(handle)
+    }
+
+    /// Names of the pipelines declared in the config (as last loaded).
+    pub fn declared_names(&self) -> BTreeSet<String> {
+        self.declared.read().unwrap_or_else(|p| p.into_inner()).iter().map(|d| d.spec.name.clone()).collect()
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -186,7 +197,7 @@ impl Daemon {
     pub async fn close_idle_streams(&self) {
         let Some(auto) = &self.config.auto_create else { return };
         let idle_since = crate::pipeline::now_ms() - auto.idle_close.as_millis() as i64;
-        let declared: BTreeSet<&str> = self.config.pipelines.iter().map(|p| p.name.as_str()).collect();
+        let declared = self.declared_names();
         let idle: Vec<Arc<PipelineHandle>> = {
             let mut pipelines = self.pipelines.write().unwrap_or_else(|p| p.into_inner());
             let names: Vec<String> = pipelines

@@ -7,14 +7,14 @@ use crate::config::RawHttpEndpoint;
 
 /// A non-object destination a pipeline sends its batches to; its object store (the `backup:`)
 /// receives failed records and, with `AllData`, a copy of everything.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum EndpointSpec {
     Http(HttpEndpointSpec),
     Search(SearchSpec),
     Splunk(SplunkSpec),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SplunkSpec {
     pub endpoint: String,
     /// `Raw` (records concatenated) rather than `Event`.
@@ -54,7 +54,7 @@ impl EndpointSpec {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SearchSpec {
     pub endpoint: String,
     pub index: String,
@@ -72,14 +72,14 @@ pub struct SearchSpec {
     pub elasticsearch: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum SearchAuth {
     Basic { username: String, password: Secret },
     ApiKey(Secret),
     AwsSigv4 { service: String, region: String },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HttpEndpointSpec {
     pub url: String,
     pub name: Option<String>,

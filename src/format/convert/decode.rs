@@ -25,7 +25,7 @@ use super::hive_type::HiveType;
 use super::timestamp::{self, HiveTimestampFormat};
 
 /// Which SerDe's rules apply (spec §5).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum InputRules {
     OpenX { case_insensitive: bool, dots_to_underscores: bool, column_to_json_key: HashMap<String, String> },
     Hive { timestamp_formats: Vec<HiveTimestampFormat> },

@@ -21,7 +21,7 @@ pub use hive_type::HiveType;
 
 use crate::record::Record;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ConversionSpec {
     pub schema: SchemaSpec,
     pub input: InputRules,

@@ -141,7 +141,7 @@ fn require(b: &[u8], p: &mut usize, ch: u8) -> Option<()> {
 }
 
 /// One of Hive's `timestamp_formats`: a Joda-Time pattern, or `millis` for epoch milliseconds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum HiveTimestampFormat {
     Millis,
     /// `joda` is the pattern as configured (DescribeDeliveryStream echoes it).
