@@ -85,6 +85,9 @@ enum Command {
     /// Measure throughput: ingest and delivery, built-in processors, WASM plugins (see BENCHMARKS.md).
     #[command(hide = true)]
     Bench(bench::BenchArgs),
+    /// Put the records of an error prefix back into a delivery stream (after fixing the cause);
+    /// a journal makes a second run replay nothing twice.
+    Replay(cli::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
             }))
         }),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+        Command::Replay(args) => runtime().and_then(|rt| rt.block_on(cli::replay::run(args))),
         Command::Health { url } => runtime().and_then(|rt| rt.block_on(health(&url))),
     };
     match result {

@@ -3,5 +3,6 @@
 pub mod config_source;
 pub mod logging;
 pub mod reload;
+pub mod replay;
 pub mod systemd;
 pub mod validate;

@@ -216,6 +216,22 @@ impl ObjectSink {
         }
     }
 
+    /// Every complete object under `prefix` with its size, in key order (`sluice replay` reads
+    /// error outputs this way).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, SinkError> {
+        use futures::TryStreamExt;
+        let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
+        let mut objects: Vec<(String, u64)> = self
+            .store
+            .list(prefix.as_ref())
+            .map_ok(|meta| (meta.location.to_string(), meta.size))
+            .try_collect()
+            .await?;
+        objects.retain(|(key, _)| !is_staging_name(key));
+        objects.sort();
+        Ok(objects)
+    }
+
     /// Reads an object back (the tests use it to check what was written).
     pub async fn get(&self, key: &str) -> Result<Bytes, SinkError> {
         Ok(self.store.get(&Path::from(key)).await?.bytes().await?)
