@@ -88,6 +88,9 @@ enum Command {
     /// Put the records of an error prefix back into a delivery stream (after fixing the cause);
     /// a journal makes a second run replay nothing twice.
     Replay(cli::replay::ReplayArgs),
+    /// Run config unit tests: input records through a pipeline's processors and partitioning,
+    /// compared with the expected records, prefixes and error records (no network needed).
+    Test(cli::test_config::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         }),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(cli::replay::run(args))),
+        Command::Test(args) => cli::test_config::run(args),
         Command::Health { url } => runtime().and_then(|rt| rt.block_on(health(&url))),
     };
     match result {

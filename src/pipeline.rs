@@ -247,7 +247,7 @@ fn stream_seed(dir: &std::path::Path, name: &str) -> u64 {
 }
 
 /// The configured processors, built once per pipeline.
-fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
+pub fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
     let mut processors: Vec<Arc<dyn Processor>> = Vec::new();
     for spec in specs {
         processors.push(match spec {

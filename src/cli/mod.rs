@@ -5,4 +5,5 @@ pub mod logging;
 pub mod reload;
 pub mod replay;
 pub mod systemd;
+pub mod test_config;
 pub mod validate;
