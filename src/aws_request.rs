@@ -70,6 +70,31 @@ pub fn signed_json_headers(
     Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
+/// The headers for a signed `GET url` with no body (`sluice tap`).
+pub fn signed_get_headers(
+    keys: &Keys,
+    region: &str,
+    service: &str,
+    url: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let host = reqwest::Url::parse(url).map_err(|e| e.to_string())?.authority().to_string();
+    let headers = [("host", host.as_str())];
+    let identity = Credentials::new(&keys.id, &keys.secret, keys.token.clone(), None, "sluice").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let request = SignableRequest::new("GET", url, headers.iter().copied(), SignableBody::Bytes(b""))
+        .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
+    Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
 #[derive(Debug, Error)]
 pub enum AwsCallError {
     /// What the service answered: the exception's short name (`__type` without its namespace) and

@@ -91,6 +91,10 @@ enum Command {
     /// Run config unit tests: input records through a pipeline's processors and partitioning,
     /// compared with the expected records, prefixes and error records (no network needed).
     Test(cli::test_config::TestArgs),
+    /// Print live records of a pipeline stage (incoming, processed, delivered, failed) as NDJSON.
+    Tap(cli::observe::TapArgs),
+    /// A refreshing table of every pipeline's rates, WAL bytes, freshness and latency.
+    Top(cli::observe::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +127,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(cli::replay::run(args))),
         Command::Test(args) => cli::test_config::run(args),
+        Command::Tap(args) => runtime().and_then(|rt| rt.block_on(cli::observe::tap(args))),
+        Command::Top(args) => runtime().and_then(|rt| rt.block_on(cli::observe::top(args))),
         Command::Health { url } => runtime().and_then(|rt| rt.block_on(health(&url))),
     };
     match result {

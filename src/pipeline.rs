@@ -18,6 +18,7 @@
 mod delivery;
 mod endpoint;
 mod status;
+pub mod tap;
 
 pub use status::PipelineStatus;
 
@@ -52,6 +53,7 @@ use crate::sink::ObjectSink;
 use crate::source::direct_put::{DirectPutIngest, DirectPutSource};
 use crate::source::Source;
 use delivery::Delivery;
+use tap::Stage;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -76,6 +78,8 @@ pub struct PipelineHandle {
     pub probe: crate::sink::Probe,
     /// Direct PUT throughput quotas (`None`: unlimited).
     pub throttle: Option<crate::source::quota::Throttle>,
+    /// Live records for `sluice tap`.
+    pub taps: Arc<tap::Taps>,
 }
 
 /// Opens the pipeline's WAL (replaying whatever was not delivered) and starts its task.
@@ -180,6 +184,7 @@ pub fn start(
         endpoint,
     });
     let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let taps = Arc::new(tap::Taps::default());
     let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);
     let runner = Runner {
         delivery,
@@ -198,6 +203,7 @@ pub fn start(
         partition_limit_hit: false,
         ledger: Arc::new(NoLedger),
         replay: ReplayPlan::default(),
+        taps: taps.clone(),
     };
     let direct_put = DirectPutSource::new(reader, appender.clone(), report.controls);
     let dir = storage.dir.join("pipelines").join(&name);
@@ -214,12 +220,24 @@ pub fn start(
         status,
         probe,
         throttle: crate::source::quota::Throttle::new(&spec_quotas),
+        taps,
     });
     if let crate::config::SourceSpec::Stdin { max_line_bytes } = handle.spec.source {
         crate::source::stdin::spawn(handle.clone(), max_line_bytes);
     }
     let task = tokio::spawn(run(source, runner, done_rx));
     Ok((handle, task))
+}
+
+/// A record's partition as people read it: `customer_id=c1,year=2026`.
+fn partition_text(keys: Option<&crate::process::PartitionKeys>) -> Option<String> {
+    let keys = keys?;
+    let pairs: Vec<String> = keys.query.iter().chain(&keys.lambda).map(|(k, v)| format!("{k}={v}")).collect();
+    (!pairs.is_empty()).then(|| pairs.join(","))
+}
+
+fn tap_event(stage: Stage, record: &Record, detail: Option<String>) -> tap::TapEvent {
+    tap::TapEvent { stage, seq: record.seq, arrival_ms: record.arrival_ms, detail, data: record.data.clone() }
 }
 
 /// The stream's seed for RecordIds and object names: random when its directory is first made,
@@ -372,6 +390,7 @@ struct Runner {
     ledger: SharedLedger,
     /// Batches recorded before a crash, re-cut while the backlog is replayed.
     replay: ReplayPlan,
+    taps: Arc<tap::Taps>,
 }
 
 impl Runner {
@@ -381,8 +400,14 @@ impl Runner {
     async fn on_records(&mut self, records: Vec<Record>) -> Option<Seq> {
         let now = Instant::now();
         let read_through = records.last().map(|r| r.seq);
+        if self.taps.wants(Stage::Incoming) {
+            self.taps.offer(Stage::Incoming, &records, |r| tap_event(Stage::Incoming, r, None));
+        }
         if self.replay.is_empty() && self.chain.is_empty() && !self.partitioner.is_partitioned() {
             // Fast path: each record is exactly one output, all in one buffer.
+            if self.taps.wants(Stage::Processed) {
+                self.taps.offer(Stage::Processed, &records, |r| tap_event(Stage::Processed, r, None));
+            }
             self.tracker.on_read(&records);
             let root = PartitionKey::from("");
             for record in records {
@@ -415,6 +440,14 @@ impl Runner {
             }
             if own_copies {
                 partition::copy_per_partition(&mut keyed);
+            }
+            if self.taps.wants(Stage::Processed) {
+                self.taps.offer(Stage::Processed, &keyed, |(item, _)| {
+                    tap_event(Stage::Processed, &item.record, partition_text(item.keys.as_deref()))
+                });
+            }
+            if self.taps.wants(Stage::Failed) {
+                self.taps.offer(Stage::Failed, &failed, |f| tap_event(Stage::Failed, &f.record, Some(f.code.clone())));
             }
             for (item, key) in keyed {
                 let seq = item.record.seq;
@@ -557,6 +590,8 @@ impl Runner {
         });
         let (delivery, uploads, done_tx) = (self.delivery.clone(), self.uploads.clone(), self.done_tx.clone());
         let ledger = self.ledger.clone();
+        let tapped = (error_type.is_none() && self.taps.wants(Stage::Delivered))
+            .then(|| (self.taps.clone(), batch.records.clone(), partition_text(batch.keys.as_deref())));
         tokio::spawn(async move {
             if let Some(intent) = intent {
                 if let Err(e) = ledger.record(&intent).await {
@@ -565,6 +600,9 @@ impl Runner {
             }
             let Ok(_permit) = uploads.acquire_owned().await else { return };
             let done = delivery.deliver(batch, error_type).await;
+            if let Some((taps, records, partition)) = tapped {
+                taps.offer(Stage::Delivered, &records, |r| tap_event(Stage::Delivered, r, partition.clone()));
+            }
             let _ = done_tx.send(done);
         });
     }

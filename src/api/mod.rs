@@ -14,6 +14,7 @@ mod http_source;
 mod model;
 mod put;
 pub mod server;
+mod tap;
 pub mod tls;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::render_metrics))
+        .route("/tap/{stream}", get(tap::tap))
         .fallback(http_source::receive)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

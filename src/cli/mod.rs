@@ -2,6 +2,7 @@
 
 pub mod config_source;
 pub mod logging;
+pub mod observe;
 pub mod reload;
 pub mod replay;
 pub mod systemd;

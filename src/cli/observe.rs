@@ -1,0 +1,164 @@
+//! `sluice tap` and `sluice top`: watching a running daemon.
+//!
+//! `tap` prints live records of one pipeline stage (`GET /tap/<pipeline>`, NDJSON, signed with
+//! the usual credentials for daemons with `api.auth`). `top` redraws a table of every pipeline's
+//! rates, WAL bytes, data freshness and delivery latency every `--interval` seconds, read from
+//! `/metrics`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+
+use sluice::aws_request::{signed_get_headers, Keys};
+
+#[derive(clap::Args)]
+pub struct TapArgs {
+    /// The pipeline (delivery stream) to watch.
+    pipeline: String,
+    /// incoming | processed | delivered | failed
+    #[arg(long, default_value = "processed")]
+    stage: String,
+    /// Stop after this many records.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Fraction of records shown (0 to 1).
+    #[arg(long, default_value_t = 1.0)]
+    sample: f64,
+    /// Records per second at most (the daemon caps it at 10,000).
+    #[arg(long, default_value_t = 100)]
+    rate: u32,
+    #[arg(long, default_value = "http://127.0.0.1:4573")]
+    endpoint: String,
+}
+
+pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/tap/{}?stage={}&limit={}&sample={}&rate={}",
+        args.endpoint.trim_end_matches('/'),
+        args.pipeline,
+        args.stage,
+        args.limit,
+        args.sample,
+        args.rate
+    );
+    let mut request = reqwest::Client::new().get(&url);
+    for (k, v) in signed_get_headers(&Keys::from_chain(), "us-east-1", "firehose", &url).map_err(anyhow::Error::msg)? {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.with_context(|| format!("cannot reach {}", args.endpoint))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        bail!("{status}: {}", response.text().await.unwrap_or_default().trim());
+    }
+    let mut body = response.bytes_stream();
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = body.next().await {
+        out.write_all(&chunk?)?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct TopArgs {
+    #[arg(long, default_value = "http://127.0.0.1:4573")]
+    endpoint: String,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 2.0)]
+    interval: f64,
+    /// Print this many tables, then exit (default: until interrupted).
+    #[arg(long)]
+    iterations: Option<usize>,
+}
+
+/// `name{labels} value` lines of a Prometheus text page, by metric and stream.
+fn scrape(text: &str) -> BTreeMap<(String, String), f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let Some((key, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        let (name, labels) = key.split_once('{').unwrap_or((key, ""));
+        let Some(stream) = labels.split("delivery_stream_name=\"").nth(1).and_then(|r| r.split('"').next()) else {
+            continue;
+        };
+        if labels.contains("quantile=") || name.ends_with("_bucket") {
+            continue;
+        }
+        *out.entry((name.to_string(), stream.to_string())).or_default() += value;
+    }
+    out
+}
+
+fn sum(m: &BTreeMap<(String, String), f64>, stream: &str, names: &[&str]) -> f64 {
+    names.iter().map(|n| m.get(&(n.to_string(), stream.to_string())).copied().unwrap_or(0.0)).sum()
+}
+
+const DELIVERED: [&str; 4] = [
+    "sluice_delivery_to_s3_records_total",
+    "sluice_delivery_to_http_endpoint_records_total",
+    "sluice_delivery_to_amazon_opensearch_service_records_total",
+    "sluice_delivery_to_splunk_records_total",
+];
+const FRESHNESS: [&str; 4] = [
+    "sluice_delivery_to_s3_data_freshness_seconds",
+    "sluice_delivery_to_http_endpoint_data_freshness_seconds",
+    "sluice_delivery_to_amazon_opensearch_service_data_freshness_seconds",
+    "sluice_delivery_to_splunk_data_freshness_seconds",
+];
+
+pub async fn top(args: TopArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let url = format!("{}/metrics", args.endpoint.trim_end_matches('/'));
+    let mut previous: Option<(Instant, BTreeMap<(String, String), f64>)> = None;
+    let mut shown = 0;
+    loop {
+        let text = client.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?.text().await?;
+        let now = Instant::now();
+        let m = scrape(&text);
+        let streams: std::collections::BTreeSet<&String> = m.keys().map(|(_, s)| s).collect();
+        let mut table = String::from("\x1b[2J\x1b[H");
+        table += &format!(
+            "{:<28} {:>11} {:>11} {:>9} {:>12} {:>11} {:>11}\n",
+            "PIPELINE", "IN/s", "DELIVERED/s", "FAILED/s", "WAL BYTES", "OLDEST s", "LATENCY s"
+        );
+        for stream in streams {
+            let rate = |names: &[&str]| match &previous {
+                Some((at, before)) => {
+                    let secs = now.duration_since(*at).as_secs_f64().max(0.001);
+                    (sum(&m, stream, names) - sum(before, stream, names)).max(0.0) / secs
+                }
+                None => 0.0,
+            };
+            let latency = {
+                let total = sum(&m, stream, &["sluice_delivery_latency_seconds_sum"]);
+                let count = sum(&m, stream, &["sluice_delivery_latency_seconds_count"]);
+                if count > 0.0 {
+                    total / count
+                } else {
+                    0.0
+                }
+            };
+            table += &format!(
+                "{:<28} {:>11.0} {:>11.0} {:>9.0} {:>12.0} {:>11.1} {:>11.2}\n",
+                stream,
+                rate(&["sluice_incoming_records_total", "sluice_data_read_from_kinesis_stream_records_total"]),
+                rate(&DELIVERED),
+                rate(&["sluice_error_output_records_total"]),
+                sum(&m, stream, &["sluice_wal_bytes"]),
+                sum(&m, stream, &FRESHNESS),
+                latency,
+            );
+        }
+        print!("{table}");
+        std::io::stdout().flush()?;
+        previous = Some((now, m));
+        shown += 1;
+        if args.iterations.is_some_and(|n| shown >= n) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs_f64(args.interval.max(0.2))).await;
+    }
+}
