@@ -74,8 +74,11 @@ pub struct TopArgs {
     iterations: Option<usize>,
 }
 
+/// Metric values by (metric name, stream).
+type Scrape = BTreeMap<(String, String), f64>;
+
 /// `name{labels} value` lines of a Prometheus text page, by metric and stream.
-fn scrape(text: &str) -> BTreeMap<(String, String), f64> {
+fn scrape(text: &str) -> Scrape {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let Some((key, value)) = line.rsplit_once(' ') else { continue };
@@ -92,7 +95,7 @@ fn scrape(text: &str) -> BTreeMap<(String, String), f64> {
     out
 }
 
-fn sum(m: &BTreeMap<(String, String), f64>, stream: &str, names: &[&str]) -> f64 {
+fn sum(m: &Scrape, stream: &str, names: &[&str]) -> f64 {
     names.iter().map(|n| m.get(&(n.to_string(), stream.to_string())).copied().unwrap_or(0.0)).sum()
 }
 
@@ -112,7 +115,7 @@ const FRESHNESS: [&str; 4] = [
 pub async fn top(args: TopArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     let url = format!("{}/metrics", args.endpoint.trim_end_matches('/'));
-    let mut previous: Option<(Instant, BTreeMap<(String, String), f64>)> = None;
+    let mut previous: Option<(Instant, Scrape)> = None;
     let mut shown = 0;
     loop {
         let text = client.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?.text().await?;
