@@ -52,22 +52,7 @@ pub fn signed_json_headers(
     (content_type, target): (&str, &str),
     body: &[u8],
 ) -> Result<Vec<(String, String)>, String> {
-    let host = reqwest::Url::parse(url).map_err(|e| e.to_string())?.authority().to_string();
-    let headers = [("host", host.as_str()), ("content-type", content_type), ("x-amz-target", target)];
-    let identity = Credentials::new(&keys.id, &keys.secret, keys.token.clone(), None, "sluice").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| e.to_string())?
-        .into();
-    let request = SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Bytes(body))
-        .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
-    Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    sign_now(keys, region, service, "POST", url, &[("content-type", content_type), ("x-amz-target", target)], body)
 }
 
 /// The headers for a signed `GET url` with no body (`sluice tap`).
@@ -77,8 +62,21 @@ pub fn signed_get_headers(
     service: &str,
     url: &str,
 ) -> Result<Vec<(String, String)>, String> {
+    sign_now(keys, region, service, "GET", url, &[], b"")
+}
+
+fn sign_now(
+    keys: &Keys,
+    region: &str,
+    service: &str,
+    method: &str,
+    url: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
     let host = reqwest::Url::parse(url).map_err(|e| e.to_string())?.authority().to_string();
-    let headers = [("host", host.as_str())];
+    let mut headers = vec![("host", host.as_str())];
+    headers.extend_from_slice(extra);
     let identity = Credentials::new(&keys.id, &keys.secret, keys.token.clone(), None, "sluice").into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
@@ -89,7 +87,7 @@ pub fn signed_get_headers(
         .build()
         .map_err(|e| e.to_string())?
         .into();
-    let request = SignableRequest::new("GET", url, headers.iter().copied(), SignableBody::Bytes(b""))
+    let request = SignableRequest::new(method, url, headers.iter().copied(), SignableBody::Bytes(body))
         .map_err(|e| e.to_string())?;
     let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
     Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())

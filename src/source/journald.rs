@@ -22,15 +22,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::positions::{Moved, Positions};
-use super::{Source, SourceError};
-use crate::buffer::intent::{BatchIntent, NoLedger, SharedLedger};
+use super::{CheckpointPacer, Source, SourceError};
 use crate::config::JournaldSpec;
 use crate::record::{Record, Seq};
 
 /// Entries handed over per message, at most.
 const ENTRIES_PER_READ: usize = 2_000;
 const READS_IN_FLIGHT: usize = 8;
-const PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// The one part of this source's positions: the journal is one ordered log.
 const JOURNAL: &str = "journal";
 
@@ -52,8 +50,7 @@ pub struct JournaldSource {
     path: PathBuf,
     positions: Positions<String>,
     delivered_below: Seq,
-    last_persist: Instant,
-    changed: bool,
+    pacer: CheckpointPacer,
     /// The running journalctl, killed when the source goes away.
     child: Arc<Mutex<Option<Child>>>,
     pipeline: String,
@@ -99,8 +96,7 @@ impl JournaldSource {
             positions: Positions::new(checkpoint.delivered_below),
             checkpoint,
             path,
-            last_persist: Instant::now(),
-            changed: false,
+            pacer: CheckpointPacer::default(),
             child,
             pipeline: pipeline.to_string(),
         })
@@ -165,23 +161,11 @@ impl Source for JournaldSource {
             checkpoint.delivered_below = delivered_below;
             changed = true;
         }
-        self.changed |= changed;
-        if (self.changed && self.last_persist.elapsed() >= PERSIST_EVERY) || force {
-            self.last_persist = Instant::now();
-            self.changed = false;
-            if let Err(e) = crate::durable_file::replace_json(&self.path, &self.checkpoint) {
-                tracing::warn!(pipeline = %self.pipeline, error = %e, "cannot write the journal cursor; entries after the last one written will be read again after a restart");
-            }
-        }
+        let (path, checkpoint) = (&self.path, &self.checkpoint);
+        self.pacer.persist(changed, force, &self.pipeline, "journal entries", || {
+            crate::durable_file::replace_json(path, checkpoint)
+        });
         self.closer.commit(0, force).await
-    }
-
-    fn ledger(&self) -> SharedLedger {
-        Arc::new(NoLedger)
-    }
-
-    fn take_recovered_intents(&mut self) -> Vec<BatchIntent> {
-        Vec::new()
     }
 }
 

@@ -77,9 +77,53 @@ pub trait Source: Send {
     /// forget it. `force` asks for the checkpoint to be persisted now (shutdown).
     async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError>;
 
-    /// Where the pipeline records each batch's intent before sending it (`buffer::intent`).
-    fn ledger(&self) -> SharedLedger;
+    /// Where the pipeline records each batch's intent before sending it (`buffer::intent`). A
+    /// stream source re-reads from its checkpoint after a crash and records none by default.
+    fn ledger(&self) -> SharedLedger {
+        std::sync::Arc::new(crate::buffer::intent::NoLedger)
+    }
 
     /// The intents recorded before a crash, for replay to re-cut the same batches. Taken once.
-    fn take_recovered_intents(&mut self) -> Vec<BatchIntent>;
+    fn take_recovered_intents(&mut self) -> Vec<BatchIntent> {
+        Vec::new()
+    }
+}
+
+/// Writes a stream source's checkpoint at most once a second when it changed, and always when
+/// forced (shutdown): often enough to bound what a crash repeats, rarely enough to cost nothing.
+pub struct CheckpointPacer {
+    last: std::time::Instant,
+    /// Changed since last written (a change that was not yet due is written by a later call).
+    dirty: bool,
+}
+
+impl Default for CheckpointPacer {
+    fn default() -> Self {
+        Self { last: std::time::Instant::now(), dirty: false }
+    }
+}
+
+impl CheckpointPacer {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Runs `save` if it is due; a failure is logged (what it costs: `what` after the last
+    /// written checkpoint is read again after a restart).
+    pub fn persist(
+        &mut self,
+        changed: bool,
+        force: bool,
+        pipeline: &str,
+        what: &str,
+        save: impl FnOnce() -> std::io::Result<()>,
+    ) {
+        self.dirty |= changed;
+        if !(force || (self.dirty && self.last.elapsed() >= Self::EVERY)) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        self.dirty = false;
+        if let Err(e) = save() {
+            tracing::warn!(pipeline = %pipeline, error = %e, "cannot write the source's checkpoint; {what} after the last one written will be read again after a restart");
+        }
+    }
 }

@@ -14,14 +14,12 @@ mod tailer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::positions::{Moved, Positions};
-use super::{Source, SourceError};
-use crate::buffer::intent::{BatchIntent, NoLedger, SharedLedger};
+use super::{CheckpointPacer, Source, SourceError};
 use crate::config::FileSourceSpec;
 use crate::record::{Record, Seq};
 use checkpoint::FileCheckpoint;
@@ -29,7 +27,6 @@ use tailer::{TailMsg, Tailer};
 
 /// Reads handed over but not yet taken by the pipeline (each at most a megabyte of lines).
 const READS_IN_FLIGHT: usize = 16;
-const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
 pub struct FileSource {
     closer: Box<dyn Source>,
@@ -37,7 +34,7 @@ pub struct FileSource {
     checkpoint: Arc<Mutex<FileCheckpoint>>,
     positions: Positions<u64>,
     delivered_below: Seq,
-    last_persist: Instant,
+    pacer: CheckpointPacer,
     pipeline: String,
 }
 
@@ -64,7 +61,7 @@ impl FileSource {
             checkpoint,
             positions: Positions::new(delivered_below),
             delivered_below,
-            last_persist: Instant::now(),
+            pacer: CheckpointPacer::default(),
             pipeline: pipeline.to_string(),
         })
     }
@@ -128,21 +125,10 @@ impl Source for FileSource {
     async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError> {
         self.delivered_below = delivered_below;
         let changed = self.advance(delivered_below);
-        if (changed && self.last_persist.elapsed() >= PERSIST_EVERY) || force {
-            self.last_persist = Instant::now();
-            let snapshot = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Err(e) = snapshot.save() {
-                tracing::warn!(pipeline = %self.pipeline, error = %e, "cannot write the file checkpoint; lines after the last one written will be read again after a restart");
-            }
-        }
+        let checkpoint = &self.checkpoint;
+        self.pacer.persist(changed, force, &self.pipeline, "lines", || {
+            checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone().save()
+        });
         self.closer.commit(0, force).await
-    }
-
-    fn ledger(&self) -> SharedLedger {
-        Arc::new(NoLedger)
-    }
-
-    fn take_recovered_intents(&mut self) -> Vec<BatchIntent> {
-        Vec::new()
     }
 }

@@ -26,15 +26,14 @@ mod reader;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::positions::{Moved, Positions};
-use super::{Source, SourceError};
-use crate::buffer::intent::{BatchIntent, NoLedger, SharedLedger};
+use super::{CheckpointPacer, Source, SourceError};
 use crate::config::KinesisSourceSpec;
 use crate::record::{Record, Seq};
 use checkpoint::Checkpoint;
@@ -46,8 +45,6 @@ use reader::{ReadPermit, ReaderMsg, ShardReader};
 pub(super) const LIST_SHARDS_EVERY: Duration = Duration::from_secs(10);
 /// GetRecords pages read ahead of the pipeline (each at most `reader::RECORDS_PER_CALL` records).
 const PAGES_IN_FLIGHT: usize = 8;
-/// The checkpoint is written at most this often, unless forced (shutdown).
-const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
 /// Metrics under Firehose's names (spec §10).
 #[derive(Clone)]
@@ -126,7 +123,7 @@ pub struct KinesisSource {
     checkpoint: Arc<Mutex<Checkpoint>>,
     positions: Positions<String>,
     delivered_below: Seq,
-    last_persist: Instant,
+    pacer: CheckpointPacer,
     metrics: KinesisMetrics,
     pipeline: String,
     /// With `leases:`: the lease coordinator, told when reading stops and when to let go.
@@ -181,7 +178,7 @@ impl KinesisSource {
             checkpoint,
             positions: Positions::new(delivered_below),
             delivered_below,
-            last_persist: Instant::now(),
+            pacer: CheckpointPacer::default(),
             metrics,
             pipeline: pipeline.to_string(),
             leases,
@@ -284,13 +281,10 @@ impl Source for KinesisSource {
     async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError> {
         self.delivered_below = delivered_below;
         let changed = self.advance(delivered_below);
-        if (changed && self.last_persist.elapsed() >= PERSIST_EVERY) || force {
-            self.last_persist = Instant::now();
-            let snapshot = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Err(e) = snapshot.save() {
-                tracing::warn!(pipeline = %self.pipeline, error = %e, "cannot write the Kinesis checkpoint; records after the last one written will be read again after a restart");
-            }
-        }
+        let checkpoint = &self.checkpoint;
+        self.pacer.persist(changed, force, &self.pipeline, "records", || {
+            checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone().save()
+        });
         if let Some(leases) = self.leases.take_if(|_| force) {
             // The final checkpoint goes to the lease table and the leases are freed, so other
             // daemons take the shards over at once and repeat nothing.
@@ -302,14 +296,6 @@ impl Source for KinesisSource {
             }
         }
         self.closer.commit(0, force).await
-    }
-
-    fn ledger(&self) -> SharedLedger {
-        Arc::new(NoLedger)
-    }
-
-    fn take_recovered_intents(&mut self) -> Vec<BatchIntent> {
-        Vec::new()
     }
 }
 
