@@ -293,3 +293,25 @@ def test_a_killed_daemons_shards_are_taken_over_after_the_lease_expires(sluice_f
     # Repeated at most: what B read after its last checkpoint (README: "Kinesis source").
     assert len(lines) - len(sent) <= (8 + 2) * 2000
     assert "took a lease" in a.log() and "daemon-b" in a.log()
+
+
+def test_a_shard_merge_mid_load_loses_nothing_and_keeps_order(sluice_factory, kinesalite):
+    k = make_stream(kinesalite, "merge", 2)
+    before = [(f"k{i % 10}", f"before-{i}".encode()) for i in range(300)]
+    put(k, "merge", before)
+    d = pipeline(sluice_factory, kinesalite, "merge").start()
+    shards = sorted(k.list_shards(StreamName="merge")["Shards"], key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    k.merge_shards(StreamName="merge", ShardToMerge=shards[0]["ShardId"], AdjacentShardToMerge=shards[1]["ShardId"])
+    wait_for(lambda: k.describe_stream(StreamName="merge")["StreamDescription"]["StreamStatus"] == "ACTIVE", what="the merge")
+    after = [(f"k{i % 10}", f"after-{i}".encode()) for i in range(300)]
+    put(k, "merge", after)
+    wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what="records from both parents and the child")
+    time.sleep(1.5)
+    assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in before + after)
+    # The child waits for both parents: every object with a record put before the merge was written
+    # before any object with a record put after it.
+    root = d.workdir / "data"
+    files = [p for p in root.rglob("*") if p.is_file() and "#" not in p.name]
+    parents = [p.stat().st_mtime_ns for p in files if b"before-" in p.read_bytes()]
+    child = [p.stat().st_mtime_ns for p in files if b"after-" in p.read_bytes()]
+    assert parents and child and max(parents) < min(child)
