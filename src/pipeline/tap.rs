@@ -122,6 +122,17 @@ impl Taps {
     }
 }
 
+/// A record's partition as people read it: `customer_id=c1,year=2026`.
+pub(super) fn partition_text(keys: Option<&crate::process::PartitionKeys>) -> Option<String> {
+    let keys = keys?;
+    let pairs: Vec<String> = keys.query.iter().chain(&keys.lambda).map(|(k, v)| format!("{k}={v}")).collect();
+    (!pairs.is_empty()).then(|| pairs.join(","))
+}
+
+pub(super) fn tap_event(stage: Stage, record: &crate::record::Record, detail: Option<String>) -> TapEvent {
+    TapEvent { stage, seq: record.seq, arrival_ms: record.arrival_ms, detail, data: record.data.clone() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
