@@ -194,11 +194,7 @@ impl Tailer {
                 if matches!(first_line_fingerprint(&t.file), Ok(Some(fp)) if fp != t.fingerprint) {
                     tracing::warn!(pipeline = %self.pipeline, file = %path.display(), "file truncated and written again (copytruncate?): reading it again from its start");
                     self.truncations.increment(1);
-                    if let Some(old) = self.files.remove(&id) {
-                        self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).files.remove(&*old.key);
-                        // Its lines in flight still count toward delivery; nothing more comes.
-                        let _ = self.tx.blocking_send(TailMsg::Released { key: old.key, generation: old.generation });
-                    }
+                    let _ = self.forget_rewritten(id);
                 } else {
                     continue;
                 }
@@ -319,19 +315,12 @@ impl Tailer {
             Err(_) => return Ok(false),
         };
         if len < t.offset {
+            // Its content is new: it is let go and found again by the next scan as a new file
+            // (new first-line fingerprint, read from offset 0). One path for this and for a
+            // rewrite seen by `scan`, so a truncation is never acted on twice.
             tracing::warn!(pipeline = %self.pipeline, file = %t.path.display(), was = t.offset, now = len, "file truncated in place (copytruncate?): reading it again from its start");
             self.truncations.increment(1);
-            t.splitter.reset();
-            t.multiline = joiner(self.multiline.as_ref(), &self.spec);
-            t.offset = 0;
-            t.header_left = self.spec.skip_header_lines;
-            t.generation = self.next_generation;
-            self.next_generation += 1;
-            let mut c = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(e) = c.files.get_mut(&*t.key) {
-                e.offset = 0;
-                e.generation = t.generation;
-            }
+            return self.forget_rewritten(id).map(|()| false);
         }
         if len == t.offset {
             return Ok(false);
@@ -351,6 +340,15 @@ impl Tailer {
         t.last_growth = Instant::now();
         let records = self.shape(id, lines, false);
         self.send(id, records).map(|()| n > 0)
+    }
+
+    /// Lets go of a file whose content was replaced under it (truncated in place): its lines in
+    /// flight still count toward delivery, nothing more comes under its old key, and its checkpoint
+    /// entry goes (the new content gets a new key when the next scan finds it).
+    fn forget_rewritten(&mut self, id: (u64, u64)) -> Result<(), ()> {
+        let Some(old) = self.files.remove(&id) else { return Ok(()) };
+        self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).files.remove(&*old.key);
+        self.tx.blocking_send(TailMsg::Released { key: old.key, generation: old.generation }).map_err(|_| ())
     }
 
     /// Skips header lines, joins multiline records and wraps lines as configured.
