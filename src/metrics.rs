@@ -130,6 +130,11 @@ fn describe() {
     describe_gauge!("sluice_wal_bytes", "Bytes held in the pipeline's write-ahead log");
     describe_gauge!("sluice_partition_count", "PartitionCount: active dynamic partitions (buffered or uploading)");
     describe_gauge!(
+        "sluice_buffered_bytes",
+        "bytes of records held in memory: in buffers not yet cut, and in batches being uploaded"
+    );
+    describe_gauge!("sluice_buffer_limit_bytes", "the in-memory limit those bytes are held under");
+    describe_gauge!(
         "sluice_partition_count_exceeded",
         "PartitionCountExceeded: 1 if records were refused for exceeding max_active_partitions"
     );
@@ -167,6 +172,8 @@ pub struct PipelineMetrics {
     pub wal_bytes: Gauge,
     pub partition_count: Gauge,
     pub partition_count_exceeded: Gauge,
+    pub buffered_bytes: Gauge,
+    pub buffer_limit_bytes: Gauge,
     pub succeed_conversion_records: Counter,
     pub succeed_conversion_bytes: Counter,
     pub failed_conversion_records: Counter,
@@ -202,6 +209,8 @@ impl PipelineMetrics {
             wal_bytes: gauge!("sluice_wal_bytes", "delivery_stream_name" => s.clone()),
             partition_count: gauge!("sluice_partition_count", "delivery_stream_name" => s.clone()),
             partition_count_exceeded: gauge!("sluice_partition_count_exceeded", "delivery_stream_name" => s.clone()),
+            buffered_bytes: gauge!("sluice_buffered_bytes", "delivery_stream_name" => s.clone()),
+            buffer_limit_bytes: gauge!("sluice_buffer_limit_bytes", "delivery_stream_name" => s.clone()),
             succeed_conversion_records: counter!("sluice_succeed_conversion_records_total", "delivery_stream_name" => s.clone()),
             succeed_conversion_bytes: counter!("sluice_succeed_conversion_bytes_total", "delivery_stream_name" => s.clone()),
             failed_conversion_records: counter!("sluice_failed_conversion_records_total", "delivery_stream_name" => s.clone()),

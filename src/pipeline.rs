@@ -650,6 +650,8 @@ impl Runner {
         let oldest = self.tracker.oldest_pending_arrival_ms();
         let age = oldest.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);
         m.data_freshness_seconds.set(age);
+        m.buffered_bytes.set(self.in_memory as f64);
+        m.buffer_limit_bytes.set((self.buffer_budget * 2) as f64);
         self.delivery.status.set_progress(self.idle() && self.tracker.pending_records() == 0, oldest);
         if self.partitioner.is_partitioned() {
             m.partition_count.set(self.active_partitions() as f64);

@@ -2,8 +2,8 @@
 //!
 //! `tap` prints live records of one pipeline stage (`GET /tap/<pipeline>`, NDJSON, signed with
 //! the usual credentials for daemons with `api.auth`). `top` redraws a table of every pipeline's
-//! rates, WAL bytes, data freshness and delivery latency every `--interval` seconds, read from
-//! `/metrics`.
+//! rates, buffer fill, WAL bytes, data freshness and delivery latency every `--interval` seconds,
+//! read from `/metrics`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -124,8 +124,8 @@ pub async fn top(args: TopArgs) -> anyhow::Result<()> {
         let streams: std::collections::BTreeSet<&String> = m.keys().map(|(_, s)| s).collect();
         let mut table = String::from("\x1b[2J\x1b[H");
         table += &format!(
-            "{:<28} {:>11} {:>11} {:>9} {:>12} {:>11} {:>11}\n",
-            "PIPELINE", "IN/s", "DELIVERED/s", "FAILED/s", "WAL BYTES", "OLDEST s", "LATENCY s"
+            "{:<28} {:>11} {:>11} {:>9} {:>7} {:>12} {:>11} {:>11}\n",
+            "PIPELINE", "IN/s", "DELIVERED/s", "FAILED/s", "BUFFER", "WAL BYTES", "OLDEST s", "LATENCY s"
         );
         for stream in streams {
             let rate = |names: &[&str]| match &previous {
@@ -144,12 +144,15 @@ pub async fn top(args: TopArgs) -> anyhow::Result<()> {
                     0.0
                 }
             };
+            let limit = sum(&m, stream, &["sluice_buffer_limit_bytes"]);
+            let fill = if limit > 0.0 { sum(&m, stream, &["sluice_buffered_bytes"]) / limit * 100.0 } else { 0.0 };
             table += &format!(
-                "{:<28} {:>11.0} {:>11.0} {:>9.0} {:>12.0} {:>11.1} {:>11.2}\n",
+                "{:<28} {:>11.0} {:>11.0} {:>9.0} {:>6.0}% {:>12.0} {:>11.1} {:>11.2}\n",
                 stream,
                 rate(&["sluice_incoming_records_total", "sluice_data_read_from_kinesis_stream_records_total"]),
                 rate(&DELIVERED),
                 rate(&["sluice_error_output_records_total"]),
+                fill,
                 sum(&m, stream, &["sluice_wal_bytes"]),
                 sum(&m, stream, &FRESHNESS),
                 latency,
