@@ -95,6 +95,14 @@ def delivered_lines(d):
     return [line for body in local_objects(d.workdir / "data").values() for line in body.decode().splitlines()]
 
 
+def assert_written_before(d, first, then):
+    """Every object holding a record marked `first` was written before any object holding `then`."""
+    files = [p for p in (d.workdir / "data").rglob("*") if p.is_file() and "#" not in p.name]
+    earlier = [p.stat().st_mtime_ns for p in files if first in p.read_bytes()]
+    later = [p.stat().st_mtime_ns for p in files if then in p.read_bytes()]
+    assert earlier and later and max(earlier) < min(later)
+
+
 def test_every_record_of_four_shards_is_delivered_once(sluice_factory, kinesalite):
     k = make_stream(kinesalite, "four", 4)
     sent = [(f"key{i % 37}", json.dumps({"i": i}).encode()) for i in range(3000)]
@@ -161,13 +169,8 @@ def test_a_shard_split_mid_load_loses_nothing(sluice_factory, kinesalite):
     wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what="records from the parent and both children")
     time.sleep(1.5)
     assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in before + after)
-    # Children wait until the parent is delivered: every object holding a record put before the
-    # split was written before any object holding a record put after it (per-key order holds).
-    root = d.workdir / "data"
-    files = [p for p in root.rglob("*") if p.is_file() and "#" not in p.name]
-    parent = [p.stat().st_mtime_ns for p in files if b"before-" in p.read_bytes()]
-    children = [p.stat().st_mtime_ns for p in files if b"after-" in p.read_bytes()]
-    assert parent and children and max(parent) < min(children)
+    # Children wait until the parent is delivered (per-key order holds).
+    assert_written_before(d, b"before-", b"after-")
 
 
 def test_a_kinesis_sourced_stream_created_over_the_api(sluice_factory, kinesalite):
@@ -308,10 +311,5 @@ def test_a_shard_merge_mid_load_loses_nothing_and_keeps_order(sluice_factory, ki
     wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what="records from both parents and the child")
     time.sleep(1.5)
     assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in before + after)
-    # The child waits for both parents: every object with a record put before the merge was written
-    # before any object with a record put after it.
-    root = d.workdir / "data"
-    files = [p for p in root.rglob("*") if p.is_file() and "#" not in p.name]
-    parents = [p.stat().st_mtime_ns for p in files if b"before-" in p.read_bytes()]
-    child = [p.stat().st_mtime_ns for p in files if b"after-" in p.read_bytes()]
-    assert parents and child and max(parents) < min(child)
+    # The child waits for both parents.
+    assert_written_before(d, b"before-", b"after-")

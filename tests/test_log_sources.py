@@ -148,30 +148,27 @@ def expected(total):
     return [f"line-{i:07d} " + "x" * 180 for i in range(total)]
 
 
-def test_rename_rotation_under_a_fast_writer_delivers_every_line_once(sluice_factory):
+def rotate_under_a_writer(sluice_factory, total, every, mode):
+    """Tails logs/app.log while a Writer rotates it; returns the daemon, the writer and what was delivered."""
     d = file_pipeline(sluice_factory)
     (d.workdir / "logs").mkdir(parents=True)
     d.start()
-    w = Writer(d.workdir / "logs", total=150_000, rate=50_000, every=40_000, mode="rename")
+    w = Writer(d.workdir / "logs", total=total, rate=50_000, every=every, mode=mode)
     w.start()
     w.join(60)
-    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 150_000, timeout=60, what="every line")
-    time.sleep(1.5)
-    got = lines_in(d.workdir / "out")
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= total, timeout=60, what="every line")
+    time.sleep(1.5)  # anything read twice would show up by now
+    return d, w, lines_in(d.workdir / "out")
+
+
+def test_rename_rotation_under_a_fast_writer_delivers_every_line_once(sluice_factory):
+    d, w, got = rotate_under_a_writer(sluice_factory, 150_000, 40_000, "rename")
     assert len(got) == 150_000 and sorted(got) == expected(150_000)
     assert w.rotations == 3 and "letting it go" in d.log()
 
 
 def test_copytruncate_rotation_reads_the_file_again_from_its_start(sluice_factory):
-    d = file_pipeline(sluice_factory)
-    (d.workdir / "logs").mkdir(parents=True)
-    d.start()
-    w = Writer(d.workdir / "logs", total=60_000, rate=50_000, every=20_000, mode="copytruncate")
-    w.start()
-    w.join(60)
-    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 60_000, timeout=60, what="every line")
-    time.sleep(1.5)
-    got = lines_in(d.workdir / "out")
+    d, _, got = rotate_under_a_writer(sluice_factory, 60_000, 20_000, "copytruncate")
     assert sorted(got) == expected(60_000)
     assert d.metric("sluice_file_truncations_total", "tail") == 3
 
