@@ -51,7 +51,10 @@ class Loader(threading.Thread):
                         out = self.client.put_record_batch(DeliveryStreamName=stream,
                                                            Records=[{"Data": r.encode()} for r in pending])
                     except ClientError as e:
-                        assert e.response["Error"]["Code"] == "ServiceUnavailableException", e
+                        code = e.response["Error"]["Code"]
+                        if code == "ResourceNotFoundException" and stream not in self.streams:
+                            break  # removed by the reload while this batch was retried: none of it was acknowledged
+                        assert code == "ServiceUnavailableException", e
                         time.sleep(0.05)
                         continue
                     failed = [r for r, res in zip(pending, out["RequestResponses"]) if "ErrorCode" in res]
