@@ -1,6 +1,7 @@
 //! The unit that flows through a pipeline.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -16,6 +17,28 @@ pub struct Record {
     /// Approximate arrival time, epoch milliseconds (Firehose's `approximateArrivalTimestamp`).
     pub arrival_ms: i64,
     pub data: Bytes,
+    /// Where the record sits in a Kinesis Data Stream, for records read from one; `None` for every
+    /// other source. Shared, so the outputs of one source record cost one pointer each.
+    pub kinesis: Option<Arc<KinesisMetadata>>,
+}
+
+impl Record {
+    /// A record without stream metadata (every source but Kinesis).
+    pub fn new(seq: Seq, arrival_ms: i64, data: Bytes) -> Self {
+        Self { seq, arrival_ms, data, kinesis: None }
+    }
+}
+
+/// A Kinesis record's position and key: Firehose's `kinesisRecordMetadata` (given to transform
+/// plugins) and the `sequenceNumber`/`subSequenceNumber` of its error records. It also names a
+/// batch deterministically from stream positions (see `Batch::identity`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KinesisMetadata {
+    pub shard_id: Arc<str>,
+    pub sequence_number: String,
+    /// The position inside a KPL aggregate; 0 for a record that was not aggregated.
+    pub subsequence_number: u64,
+    pub partition_key: String,
 }
 
 /// Sequence numbers held by a batch, kept as coalesced ranges so that a 5 MiB object of 20,000

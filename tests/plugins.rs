@@ -37,11 +37,7 @@ fn run(p: &WasmProcessor, records: &[&str]) -> (Vec<Item>, Vec<Failed>) {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            Item::new(Record {
-                seq: i as u64,
-                arrival_ms: 1_783_951_509_000,
-                data: Bytes::copy_from_slice(d.as_bytes()),
-            })
+            Item::new(Record::new(i as u64, 1_783_951_509_000, Bytes::copy_from_slice(d.as_bytes())))
         })
         .collect();
     let mut failed = Vec::new();
@@ -110,4 +106,25 @@ fn passthrough_returns_records_unchanged() {
     let (out, failed) = run(&p, &refs);
     assert!(failed.is_empty());
     assert_eq!(out.iter().map(|i| String::from_utf8_lossy(&i.record.data).into_owned()).collect::<Vec<_>>(), records);
+}
+
+#[test]
+fn kinesis_route_reads_the_kinesis_metadata_of_abi_version_2() {
+    let p = plugin("kinesis_route", serde_json::json!({}));
+    let kinesis = sluice::record::KinesisMetadata {
+        shard_id: std::sync::Arc::from("shardId-000000000003"),
+        sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
+        subsequence_number: 2,
+        partition_key: "device-17".into(),
+    };
+    let from_stream = Record { kinesis: Some(std::sync::Arc::new(kinesis)), ..Record::new(0, 1, Bytes::from("a")) };
+    let items = vec![Item::new(from_stream), Item::new(Record::new(1, 1, Bytes::from("b")))];
+    let mut failed = Vec::new();
+    let out = p.process(items, &mut failed);
+    assert_eq!(out.len(), 1);
+    let keys = &out[0].keys.as_ref().unwrap().lambda;
+    assert_eq!(keys["shard_id"], "shardId-000000000003");
+    assert_eq!(keys["partition_key"], "device-17");
+    assert_eq!(failed.len(), 1, "a record without Kinesis metadata is ProcessingFailed");
+    assert_eq!(failed[0].record.data, "b");
 }

@@ -140,6 +140,56 @@ def test_kpl_aggregates_are_deaggregated(sluice_factory, kinesalite):
     assert sorted(delivered_lines(d)) == sorted(sent)
 
 
+def test_plugins_see_kinesis_metadata_and_error_records_carry_the_stream_position(sluice_factory, kinesalite):
+    """ABI version 2: the kinesis_route plugin routes each record by its shard and partition key
+    (Firehose's kinesisRecordMetadata), including the user records of a KPL aggregate, which keep
+    their own keys; a record that fails processing is written with its sequenceNumber."""
+    k = make_stream(kinesalite, "meta", 2)
+    plain = [(f"user-{i % 4}", json.dumps({"i": i}).encode()) for i in range(200)]
+    out = k.put_records(StreamName="meta", Records=[{"PartitionKey": key, "Data": data} for key, data in plain])
+    shard_of = {data.decode(): r["ShardId"] for (_, data), r in zip(plain, out["Records"])}
+    aggregator = RecordAggregator()
+    for i in range(3):
+        aggregator.add_user_record(f"kpl-{i}", json.dumps({"kpl": i}).encode())
+    agg = aggregator.clear_and_get().get_contents()
+    kpl_shard = k.put_record(StreamName="meta", PartitionKey=agg[0], Data=agg[2])["ShardId"]
+    corrupt = k.put_record(StreamName="meta", PartitionKey="bad", Data=b"\xf3\x89\x9a\xc2 not an aggregate")
+    plugin = ROOT / "transforms" / "target" / "wasm32-wasip1" / "release" / "kinesis_route.wasm"
+    d = sluice_factory(f"""
+storage: {{ dir: ./var }}
+pipelines:
+  - name: from-kinesis
+    source:
+      kinesis:
+        stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/meta
+        endpoint: {kinesalite}
+        starting_position: TRIM_HORIZON
+    buffering: {{ size_mb: 1, interval_seconds: 1 }}
+    processors:
+      - wasm: {{ module: {plugin} }}
+      - append_delimiter: {{}}
+    dynamic_partitioning: {{ enabled: true }}
+    destination:
+      local:
+        path: ./data
+        prefix: "!{{partitionKeyFromLambda:shard_id}}/!{{partitionKeyFromLambda:partition_key}}/"
+        error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+""").start()
+    data = d.workdir / "data"
+    wait_for(lambda: sum(len(v.splitlines()) for v in local_objects(data).values()) >= 204, timeout=60, what="every record")
+    placed = {}
+    for path, body in local_objects(data).items():
+        for line in body.decode().splitlines():
+            placed[line] = path.split("/")[:2]
+    for key, record in plain:
+        assert placed[record.decode()] == [shard_of[record.decode()], key]
+    for i in range(3):
+        assert placed[json.dumps({"kpl": i})] == [kpl_shard, f"kpl-{i}"]
+    error = json.loads(next(v for p, v in local_objects(data).items() if p.startswith("errors/processing-failed/")))
+    assert error["errorCode"] == "RecordDeAggregation.Failed"
+    assert (error["sequenceNumber"], error["subSequenceNumber"]) == (corrupt["SequenceNumber"], 0)
+
+
 def test_a_restart_resumes_after_the_checkpoint(sluice_factory, kinesalite):
     k = make_stream(kinesalite, "resume", 2)
     first = [(f"k{i}", f"first-{i}".encode()) for i in range(400)]
@@ -153,6 +203,33 @@ def test_a_restart_resumes_after_the_checkpoint(sluice_factory, kinesalite):
     wait_for(lambda: len(delivered_lines(d)) >= 800, timeout=60, what="the records put while stopped")
     time.sleep(2.5)  # anything read twice would show up by now
     assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in first + second)
+
+
+def test_records_read_again_land_on_the_same_object_names(sluice_factory, kinesalite):
+    """Object names come from the stream positions of the records in them, not from pipeline
+    sequences, which each daemon numbers its own way (another daemon taking a shard over, or this
+    one after a restart, gives the same records other numbers). So a batch read and cut again
+    overwrites its earlier copy. Here the shard positions are dropped from the checkpoint and the
+    pipeline's numbering kept where it was: everything is read again under new numbers, and the
+    destination still holds every record once."""
+    k = make_stream(kinesalite, "again", 1)
+    sent = [(f"k{i}", f"again-{i}".encode()) for i in range(500)]
+    put(k, "again", sent)
+    d = pipeline(sluice_factory, kinesalite, "again").start()
+    wait_for(lambda: len(delivered_lines(d)) >= 500, timeout=60, what="the records")
+    first_names = sorted(local_objects(d.workdir / "data"))
+    assert d.stop() == 0
+    checkpoints = list((d.workdir / "var").rglob("kinesis-checkpoint.json"))
+    assert len(checkpoints) == 1
+    checkpoint = json.loads(checkpoints[0].read_text())
+    assert checkpoint["delivered_below"] >= 500
+    checkpoints[0].write_text(json.dumps({**checkpoint, "shards": {}}))
+    d.start()
+    wait_for(lambda: d.metric("sluice_data_read_from_kinesis_stream_records_total", "from-kinesis") == 500,
+             timeout=60, what="the records read again")
+    time.sleep(2.5)  # delivered by now (1 s buffer interval)
+    assert sorted(local_objects(d.workdir / "data")) == first_names
+    assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in sent)
 
 
 def test_a_shard_split_mid_load_loses_nothing(sluice_factory, kinesalite):

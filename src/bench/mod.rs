@@ -340,7 +340,7 @@ fn processors(a: ProcessorArgs) -> anyhow::Result<()> {
     let data: Vec<bytes::Bytes> =
         (0..a.records as u64).map(|n| bytes::Bytes::from(record(n, a.record_bytes))).collect();
     let as_records = |data: &[bytes::Bytes]| -> Vec<Record> {
-        data.iter().enumerate().map(|(i, d)| Record { seq: i as u64, arrival_ms: 0, data: d.clone() }).collect()
+        data.iter().enumerate().map(|(i, d)| Record::new(i as u64, 0, d.clone())).collect()
     };
     let measure = |name: &str, chain: &Chain, input: Vec<Record>, outputs_per_input: usize| {
         if !name.contains(a.only.as_str()) {
@@ -421,7 +421,7 @@ fn wasm(a: WasmArgs) -> anyhow::Result<()> {
         lambda_arn: None,
     };
     let records: Vec<Record> = (0..a.records as u64)
-        .map(|n| Record { seq: n, arrival_ms: 1_783_951_509_000, data: bytes::Bytes::from(record(n, a.record_bytes)) })
+        .map(|n| Record::new(n, 1_783_951_509_000, bytes::Bytes::from(record(n, a.record_bytes))))
         .collect();
     // The pipeline hands processors up to 4 MiB at a time; the plugin cuts invocations at 1 MiB.
     let per_read = (4 << 20) / a.record_bytes.max(1);
@@ -458,9 +458,8 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
         ("page", "string"),
         ("pad", "string"),
     ])?;
-    let flat_records: Vec<Record> = (0..a.records as u64)
-        .map(|n| Record { seq: n, arrival_ms: 0, data: bytes::Bytes::from(record(n, a.record_bytes)) })
-        .collect();
+    let flat_records: Vec<Record> =
+        (0..a.records as u64).map(|n| Record::new(n, 0, bytes::Bytes::from(record(n, a.record_bytes)))).collect();
     convert_one("flat clickstream", &flat, &flat_records, &a)?;
     convert_inferred(&flat_records, &a)?;
     // The issue's lake schema: decimal, array, struct and map columns.
@@ -493,7 +492,7 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
                 r.push((b'a' + (n.wrapping_add(r.len() as u64) % 26) as u8) as char);
             }
             r.push_str("\"}");
-            Record { seq: n, arrival_ms: 0, data: bytes::Bytes::from(r) }
+            Record::new(n, 0, bytes::Bytes::from(r))
         })
         .collect();
     convert_one("nested lake schema", &nested, &nested_records, &a)

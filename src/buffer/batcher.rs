@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::config::Buffering;
 use crate::process::PartitionKeys;
 use crate::record::{Record, SeqRanges};
+use crate::sink::object_key::{fnv1a, splitmix64};
 
 /// Identifies a partition. Without dynamic partitioning every record shares the empty key;
 /// dynamic partitioning keys buffers by the partition values a record produced.
@@ -47,9 +48,30 @@ impl Batch {
         self.records.push(record);
     }
 
-    /// The object's first sequence number, which names it deterministically.
+    /// The object's first sequence number.
     pub fn first_seq(&self) -> u64 {
         self.seqs.first().unwrap_or_default()
+    }
+
+    /// What names the batch (object key, HTTP request id, document ids) deterministically.
+    ///
+    /// From the WAL, its first sequence number: replay re-cuts exactly the recorded batches
+    /// (`buffer::intent`). From a Kinesis stream, pipeline sequences are numbered afresh after a
+    /// restart, so the name comes from the stream positions of *every* record in the batch: a
+    /// batch re-read and cut the same way overwrites its earlier copy. It must be every record,
+    /// not the first: a batch that starts at the same record but holds others would overwrite
+    /// an object whose other records may not be read again (another shard's checkpoint may have
+    /// passed them), and that would lose them.
+    pub fn identity(&self) -> u64 {
+        if self.records.first().is_none_or(|r| r.kinesis.is_none()) {
+            return self.first_seq();
+        }
+        self.records.iter().fold(0, |h, r| {
+            let position = r.kinesis.as_deref().map(|k| {
+                fnv1a(&[k.shard_id.as_bytes(), k.sequence_number.as_bytes(), &k.subsequence_number.to_le_bytes()])
+            });
+            splitmix64(h ^ position.unwrap_or(r.seq))
+        })
     }
 }
 
@@ -180,7 +202,7 @@ mod tests {
     use std::time::Duration;
 
     fn rec(seq: u64, len: usize) -> Record {
-        Record { seq, arrival_ms: 1000 + seq as i64, data: Bytes::from(vec![b'x'; len]) }
+        Record::new(seq, 1000 + seq as i64, Bytes::from(vec![b'x'; len]))
     }
 
     fn limits(size: usize, secs: u64) -> Buffering {
@@ -243,5 +265,31 @@ mod tests {
         assert_eq!(&*due[0].partition, "a");
         assert_eq!(b.partitions(), 1);
         assert_eq!(b.drain().len(), 1);
+    }
+
+    #[test]
+    fn a_kinesis_batch_is_named_by_the_positions_of_all_its_records() {
+        let at = |seq: u64, position: &str| Record {
+            kinesis: Some(Arc::new(crate::record::KinesisMetadata {
+                shard_id: Arc::from("shardId-000000000000"),
+                sequence_number: position.into(),
+                subsequence_number: 0,
+                partition_key: "k".into(),
+            })),
+            ..rec(seq, 1)
+        };
+        let batch = |records: Vec<Record>| {
+            let mut b = Batch::new(Arc::from(""), None, Instant::now());
+            records.into_iter().for_each(|r| b.push(r, 1));
+            b
+        };
+        // Re-read after a restart: other pipeline sequences, the same stream records.
+        let first = batch(vec![at(5, "100"), at(6, "200")]);
+        assert_eq!(first.identity(), batch(vec![at(90, "100"), at(91, "200")]).identity());
+        // Same first record, other records: another name, so nothing is overwritten.
+        assert_ne!(first.identity(), batch(vec![at(5, "100"), at(6, "300")]).identity());
+        assert_ne!(first.identity(), batch(vec![at(5, "100")]).identity());
+        // Without stream positions the first sequence names the batch.
+        assert_eq!(batch(vec![rec(7, 1), rec(8, 1)]).identity(), 7);
     }
 }

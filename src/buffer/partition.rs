@@ -159,7 +159,7 @@ mod tests {
         for (k, v) in pairs {
             keys.query.insert(k.to_string(), v.to_string());
         }
-        Item { record: Record { seq: 0, arrival_ms: 0, data: Bytes::new() }, keys: Some(Arc::new(keys)) }
+        Item { record: Record::new(0, 0, Bytes::new()), keys: Some(Arc::new(keys)) }
     }
 
     #[test]
@@ -189,7 +189,7 @@ mod tests {
         let mut items: Vec<(Item, PartitionKey)> = [(0..3, "x"), (3..6, "y"), (6..8, "x")]
             .into_iter()
             .map(|(range, k)| {
-                let record = Record { seq: 0, arrival_ms: 0, data: frame.slice(range) };
+                let record = Record::new(0, 0, frame.slice(range));
                 (Item { record, keys: None }, PartitionKey::from(k))
             })
             .collect();

@@ -158,7 +158,7 @@ mod tests {
     }
 
     fn rec(seq: u64) -> Record {
-        Record { seq, arrival_ms: 1, data: Bytes::from(format!("r{seq}")) }
+        Record::new(seq, 1, Bytes::from(format!("r{seq}")))
     }
 
     #[test]

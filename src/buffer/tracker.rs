@@ -102,7 +102,7 @@ mod tests {
     use bytes::Bytes;
 
     fn recs(range: std::ops::Range<u64>, arrival: i64) -> Vec<Record> {
-        range.map(|seq| Record { seq, arrival_ms: arrival, data: Bytes::new() }).collect()
+        range.map(|seq| Record::new(seq, arrival, Bytes::new())).collect()
     }
 
     fn ranges(seqs: &[u64]) -> SeqRanges {

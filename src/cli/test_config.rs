@@ -182,7 +182,7 @@ fn simulate(config: &sluice::config::Config, case: &Case) -> anyhow::Result<Outc
         .input
         .iter()
         .enumerate()
-        .map(|(i, data)| Record { seq: i as u64, arrival_ms, data: Bytes::from(data.clone()) })
+        .map(|(i, data)| Record::new(i as u64, arrival_ms, Bytes::from(data.clone())))
         .collect();
     let (items, failed) = chain.run(records);
     let partitioner = Partitioner::new(&spec.destination.prefix);

@@ -8,9 +8,14 @@
 //! plus `lambdaArn` when a transform plugin failed (the plugin's path stands in for the ARN).
 //!
 //! `format-conversion-failed` has its own documented shape: `lastErrorCode`/`lastErrorMessage`
-//! instead of `errorCode`/`errorMessage`. Its `sequenceNumber`/`subSequenceNumber` (Kinesis
-//! sources) and `dataCatalogTable` (the Glue table) are left out: Direct PUT has no sequence
-//! numbers and sluice's schema comes from the config, not from Glue.
+//! instead of `errorCode`/`errorMessage`, and `sequenceNumber`/`subSequenceNumber` for records read
+//! from a Kinesis stream. Its `dataCatalogTable` (the Glue table) is left out: sluice's schema
+//! comes from the config, not from Glue.
+//!
+//! Firehose documents the stream position only on that shape (and `subsequenceNumber`, so spelt,
+//! on `http-endpoint-failed`). sluice writes it on every error record of a Kinesis-sourced
+//! record, in the spelling of the documented shape closest to it, so any failed record can be
+//! found again in its shard. Records from other sources have no such fields.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -29,6 +34,8 @@ struct ErrorRecord<'a> {
     raw_data: String,
     #[serde(rename = "lambdaArn", skip_serializing_if = "Option::is_none")]
     lambda_arn: Option<&'a str>,
+    #[serde(flatten)]
+    position: Option<Position<'a>>,
     /// Destination-specific fields (`esDocumentId`, `esIndexName`, ...).
     #[serde(flatten)]
     detail: std::collections::BTreeMap<&'a str, &'a str>,
@@ -43,6 +50,31 @@ struct ConversionErrorRecord<'a> {
     last_error_message: &'a str,
     attempt_ending_timestamp: i64,
     raw_data: String,
+    #[serde(flatten)]
+    position: Option<Position<'a>>,
+}
+
+/// Where a Kinesis-sourced record sits in its shard.
+#[derive(Serialize)]
+struct Position<'a> {
+    #[serde(rename = "sequenceNumber")]
+    sequence_number: &'a str,
+    #[serde(rename = "subSequenceNumber", skip_serializing_if = "Option::is_none")]
+    sub_sequence_number: Option<u64>,
+    /// `http-endpoint-failed` spells it this way (spec §6).
+    #[serde(rename = "subsequenceNumber", skip_serializing_if = "Option::is_none")]
+    subsequence_number: Option<u64>,
+}
+
+fn position(failed: &Failed) -> Option<Position<'_>> {
+    let kinesis = failed.record.kinesis.as_deref()?;
+    let sub = Some(kinesis.subsequence_number);
+    let http = failed.kind == ErrorOutputType::HttpEndpointFailed;
+    Some(Position {
+        sequence_number: &kinesis.sequence_number,
+        sub_sequence_number: sub.filter(|_| !http),
+        subsequence_number: sub.filter(|_| http),
+    })
 }
 
 /// Renders one failed record as Firehose's error JSON (without a trailing newline).
@@ -55,6 +87,7 @@ pub fn render(failed: &Failed, attempt_ending_ms: i64) -> Bytes {
             last_error_message: &failed.message,
             attempt_ending_timestamp: attempt_ending_ms,
             raw_data: base64::engine::general_purpose::STANDARD.encode(&failed.record.data),
+            position: position(failed),
         };
         return Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
     }
@@ -66,6 +99,7 @@ pub fn render(failed: &Failed, attempt_ending_ms: i64) -> Bytes {
         attempt_ending_timestamp: attempt_ending_ms,
         raw_data: base64::engine::general_purpose::STANDARD.encode(&failed.record.data),
         lambda_arn: failed.lambda_arn.as_deref(),
+        position: position(failed),
         detail: failed.detail.iter().map(|(k, v)| (*k, v.as_str())).collect(),
     };
     Bytes::from(serde_json::to_vec(&record).unwrap_or_default())
@@ -79,7 +113,7 @@ mod tests {
     #[test]
     fn matches_firehose_field_names() {
         let f = Failed::new(
-            Record { seq: 1, arrival_ms: 1000, data: Bytes::from_static(b"raw") },
+            Record::new(1, 1000, Bytes::from_static(b"raw")),
             ErrorOutputType::ProcessingFailed,
             "X.Code",
             "why",
@@ -95,7 +129,7 @@ mod tests {
     #[test]
     fn format_conversion_failures_use_their_own_field_names() {
         let f = Failed::new(
-            Record { seq: 1, arrival_ms: 1000, data: Bytes::from_static(b"{") },
+            Record::new(1, 1000, Bytes::from_static(b"{")),
             ErrorOutputType::FormatConversionFailed,
             "DataFormatConversion.ParseError",
             "bad",
@@ -106,5 +140,27 @@ mod tests {
             serde_json::json!({"attemptsMade": 1, "arrivalTimestamp": 1000, "lastErrorCode": "DataFormatConversion.ParseError",
                                "lastErrorMessage": "bad", "attemptEndingTimestamp": 2000, "rawData": "ew=="})
         );
+    }
+
+    #[test]
+    fn kinesis_records_carry_their_stream_position() {
+        let kinesis = crate::record::KinesisMetadata {
+            shard_id: std::sync::Arc::from("shardId-000000000000"),
+            sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
+            subsequence_number: 3,
+            partition_key: "k".into(),
+        };
+        let record = Record { kinesis: Some(std::sync::Arc::new(kinesis)), ..Record::new(1, 1000, Bytes::new()) };
+        let fields = |kind| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&render(&Failed::new(record.clone(), kind, "C", "m"), 2000)).unwrap();
+            (v["sequenceNumber"].clone(), v["subSequenceNumber"].clone(), v["subsequenceNumber"].clone())
+        };
+        let seq = serde_json::json!("49590338271490256608559692538361571095921575989136588898");
+        let none = serde_json::Value::Null;
+        let three = serde_json::json!(3);
+        assert_eq!(fields(ErrorOutputType::FormatConversionFailed), (seq.clone(), three.clone(), none.clone()));
+        assert_eq!(fields(ErrorOutputType::ProcessingFailed), (seq.clone(), three.clone(), none.clone()));
+        assert_eq!(fields(ErrorOutputType::HttpEndpointFailed), (seq, none, three));
     }
 }

@@ -73,11 +73,8 @@ mod tests {
 
     #[test]
     fn delimiter_follows_every_record() {
-        let records: Vec<Record> = ["a", "b"]
-            .iter()
-            .enumerate()
-            .map(|(i, d)| Record { seq: i as u64, arrival_ms: 0, data: Bytes::from(*d) })
-            .collect();
+        let records: Vec<Record> =
+            ["a", "b"].iter().enumerate().map(|(i, d)| Record::new(i as u64, 0, Bytes::from(*d))).collect();
         let f = ObjectFormat {
             encoder: RawEncoder { append_delimiter: true },
             compression: Compression::Uncompressed,

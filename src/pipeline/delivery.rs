@@ -40,7 +40,7 @@ pub(super) struct Delivery {
 
 impl Delivery {
     /// `<prefix><stream>-<version>-<time>-<uuid><ext>`, all derived from the batch's partition,
-    /// first sequence number and oldest arrival, so a re-delivery overwrites the same key.
+    /// identity (`Batch::identity`) and oldest arrival, so a re-delivery overwrites the same key.
     /// Error batches use the error prefix with their `!{firehose:error-output-type}`; `kind`
     /// separates the key spaces of data, error batches and a converted batch's failed records.
     pub(super) fn object_key(
@@ -51,7 +51,7 @@ impl Delivery {
         ext: &str,
     ) -> String {
         let partition_seed = fnv1a(&[self.spec.name.as_bytes(), kind.as_bytes(), batch.partition.as_bytes()]);
-        let first_seq = batch.first_seq();
+        let identity = batch.identity();
         let keys = batch.keys.clone();
         let lookup = move |source: &PartitionSource, key: &str| {
             let keys = keys.as_deref()?;
@@ -65,7 +65,7 @@ impl Delivery {
             oldest_arrival_ms: batch.oldest_arrival_ms,
             error_output_type: error_type.map(ErrorOutputType::as_str),
             partition_key: &lookup,
-            seed: partition_seed ^ splitmix64(first_seq),
+            seed: partition_seed ^ splitmix64(identity),
         };
         let d = &self.spec.destination;
         let template = if error_type.is_some() { &d.error_prefix } else { &d.prefix };
@@ -76,7 +76,7 @@ impl Delivery {
             KeyTemplate::parse(DEFAULT_TIME_PATH).map(|t| t.render(&ctx).unwrap_or_default()).unwrap_or_default()
         });
         let name =
-            object_name(&self.spec.name, self.spec.version, batch.oldest_arrival_ms, partition_seed, first_seq, ext);
+            object_name(&self.spec.name, self.spec.version, batch.oldest_arrival_ms, partition_seed, identity, ext);
         format!("{prefix}{name}")
     }
 

@@ -120,11 +120,11 @@ impl Delivery {
     }
 
     /// The request id of part `part` of a batch: derived from what identifies the batch (its
-    /// pipeline, partition and first sequence), so a retry, and a replay after a crash, sends the
+    /// pipeline, partition and `Batch::identity`), so a retry, and a replay after a crash, sends the
     /// same id.
     fn request_id(&self, batch: &Batch, part: usize) -> String {
         let stream = fnv1a(&[self.spec.name.as_bytes(), b"http-endpoint", batch.partition.as_bytes()]);
-        let seq = splitmix64(batch.first_seq() ^ (part as u64).rotate_left(48));
+        let seq = splitmix64(batch.identity() ^ (part as u64).rotate_left(48));
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&stream.to_be_bytes());
         bytes[8..].copy_from_slice(&seq.to_be_bytes());
@@ -201,7 +201,7 @@ mod tests {
         };
         let mut batch = Batch::new("".into(), None, std::time::Instant::now());
         for (seq, name) in ["ok1", "bad1", "slow1", "ok2"].iter().enumerate() {
-            batch.push(Record { seq: seq as u64, arrival_ms: 1, data: Bytes::from(*name) }, 3);
+            batch.push(Record::new(seq as u64, 1, Bytes::from(*name)), 3);
         }
         let picky = Picky { calls: AtomicU32::new(0), seen: Mutex::new(Vec::new()) };
         delivery.deliver_to_endpoint(&batch, &picky, false).await;

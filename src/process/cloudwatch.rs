@@ -60,7 +60,7 @@ mod tests {
     use crate::record::Record;
 
     fn item(data: &str) -> Item {
-        Item::new(Record { seq: 3, arrival_ms: 0, data: Bytes::copy_from_slice(data.as_bytes()) })
+        Item::new(Record::new(3, 0, Bytes::copy_from_slice(data.as_bytes())))
     }
 
     #[test]

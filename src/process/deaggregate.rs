@@ -8,11 +8,14 @@
 //!   MD5 trailer). A record without the magic is passed through unchanged, as the KCL does; a
 //!   truncated, corrupt or mis-hashed aggregate fails the record and never panics.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use prost::Message;
 
 use super::{ErrorOutputType, Failed, Item, Processor};
+use crate::record::KinesisMetadata;
 
 /// Firehose's limit on sub-records per record.
 pub const MAX_SUB_RECORDS: usize = 500;
@@ -41,8 +44,8 @@ impl Processor for Deaggregate {
         for item in items {
             let data = &item.record.data;
             let split = match &self.kind {
-                SubRecordType::Json => split_json(data),
-                SubRecordType::Delimited(d) => Ok(split_delimited(data, d)),
+                SubRecordType::Json => split_json(data).map(unkeyed),
+                SubRecordType::Delimited(d) => Ok(unkeyed(split_delimited(data, d))),
                 SubRecordType::Kpl => split_kpl(data),
             };
             match split {
@@ -52,12 +55,28 @@ impl Processor for Deaggregate {
                     CODE,
                     format!("the record holds {} sub-records; at most {MAX_SUB_RECORDS} are allowed", parts.len()),
                 )),
-                Ok(parts) => out.extend(parts.into_iter().map(|p| item.derive(p))),
+                Ok(parts) => out.extend(parts.into_iter().enumerate().map(|(i, (data, key))| {
+                    let mut sub = item.derive(data);
+                    if let (Some(key), Some(kinesis)) = (key, &item.record.kinesis) {
+                        // A KPL user record has its own partition key and sub-sequence number.
+                        sub.record.kinesis = Some(Arc::new(KinesisMetadata {
+                            subsequence_number: i as u64,
+                            partition_key: key,
+                            ..(**kinesis).clone()
+                        }));
+                    }
+                    sub
+                })),
                 Err(message) => failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, CODE, message)),
             }
         }
         out
     }
+}
+
+/// Sub-records that keep their source record's partition key.
+fn unkeyed(parts: Vec<Bytes>) -> Vec<(Bytes, Option<String>)> {
+    parts.into_iter().map(|p| (p, None)).collect()
 }
 
 fn split_json(data: &Bytes) -> Result<Vec<Bytes>, String> {
@@ -146,9 +165,11 @@ pub fn kpl_aggregate(records: &[Bytes]) -> Bytes {
     Bytes::from(out)
 }
 
-fn split_kpl(data: &Bytes) -> Result<Vec<Bytes>, String> {
+/// The user records of a KPL aggregate with their partition keys; a record that is not an
+/// aggregate comes back whole, keeping its own key.
+fn split_kpl(data: &Bytes) -> Result<Vec<(Bytes, Option<String>)>, String> {
     if !data.starts_with(&KPL_MAGIC) {
-        return Ok(vec![data.clone()]);
+        return Ok(vec![(data.clone(), None)]);
     }
     if data.len() < KPL_MAGIC.len() + MD5_LEN {
         return Err("KPL aggregate is truncated: shorter than its magic and checksum".into());
@@ -160,13 +181,14 @@ fn split_kpl(data: &Bytes) -> Result<Vec<Bytes>, String> {
     }
     let aggregate =
         AggregatedRecord::decode(body).map_err(|e| format!("KPL aggregate is not a valid AggregatedRecord: {e}"))?;
-    let keys = aggregate.partition_key_table.len() as u64;
+    let keys = &aggregate.partition_key_table;
     let mut parts = Vec::with_capacity(aggregate.records.len());
     for (i, r) in aggregate.records.into_iter().enumerate() {
-        if r.partition_key_index >= keys {
-            return Err(format!("KPL sub-record {i} names partition key {} of {keys}", r.partition_key_index));
-        }
-        parts.push(r.data);
+        let key = usize::try_from(r.partition_key_index).ok().and_then(|k| keys.get(k));
+        let Some(key) = key else {
+            return Err(format!("KPL sub-record {i} names partition key {} of {}", r.partition_key_index, keys.len()));
+        };
+        parts.push((r.data, Some(key.clone())));
     }
     Ok(parts)
 }
@@ -178,7 +200,7 @@ mod tests {
 
     fn run(kind: SubRecordType, data: &[u8]) -> (Vec<String>, Vec<Failed>) {
         let mut failed = Vec::new();
-        let item = Item::new(Record { seq: 9, arrival_ms: 0, data: Bytes::copy_from_slice(data) });
+        let item = Item::new(Record::new(9, 0, Bytes::copy_from_slice(data)));
         let out = Deaggregate { kind }.process(vec![item], &mut failed);
         (out.iter().map(|i| String::from_utf8_lossy(&i.record.data).into_owned()).collect(), failed)
     }
@@ -228,6 +250,29 @@ mod tests {
         for cut in [5, 12, good.len() - 1] {
             assert_eq!(run(SubRecordType::Kpl, &good[..cut]).1.len(), 1, "truncated at {cut}");
         }
+    }
+
+    #[test]
+    fn kpl_user_records_carry_their_own_partition_key_and_subsequence_number() {
+        let mut body = kpl(&[b"one", b"two"])[KPL_MAGIC.len()..].to_vec();
+        body.truncate(body.len() - MD5_LEN);
+        let mut agg = AggregatedRecord::decode(&body[..]).unwrap();
+        agg.partition_key_table = vec!["alpha".into(), "beta".into()];
+        agg.records[1].partition_key_index = 1;
+        let body = agg.encode_to_vec();
+        let data = [&KPL_MAGIC[..], &body, &Md5::digest(&body)].concat();
+        let kinesis = KinesisMetadata {
+            shard_id: Arc::from("shardId-000000000001"),
+            sequence_number: "4960".into(),
+            subsequence_number: 0,
+            partition_key: "outer".into(),
+        };
+        let record = Record { kinesis: Some(Arc::new(kinesis)), ..Record::new(3, 0, Bytes::from(data)) };
+        let out = Deaggregate { kind: SubRecordType::Kpl }.process(vec![Item::new(record)], &mut Vec::new());
+        let meta: Vec<_> = out.iter().map(|i| i.record.kinesis.clone().unwrap()).collect();
+        assert_eq!((meta[0].partition_key.as_str(), meta[0].subsequence_number), ("alpha", 0));
+        assert_eq!((meta[1].partition_key.as_str(), meta[1].subsequence_number), ("beta", 1));
+        assert!(meta.iter().all(|m| m.sequence_number == "4960" && &*m.shard_id == "shardId-000000000001"));
     }
 
     #[test]

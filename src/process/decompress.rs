@@ -50,7 +50,7 @@ mod tests {
     use std::io::Write;
 
     fn item(data: &[u8]) -> Item {
-        Item::new(Record { seq: 1, arrival_ms: 0, data: Bytes::copy_from_slice(data) })
+        Item::new(Record::new(1, 0, Bytes::copy_from_slice(data)))
     }
 
     #[test]

@@ -261,8 +261,7 @@ mod tests {
 
     #[test]
     fn parallel_chunks_keep_the_order_of_outputs() {
-        let records: Vec<Record> =
-            (0..5000).map(|seq| Record { seq, arrival_ms: 1, data: Bytes::from(format!("{seq},x")) }).collect();
+        let records: Vec<Record> = (0..5000).map(|seq| Record::new(seq, 1, Bytes::from(format!("{seq},x")))).collect();
         let (one, _) = Chain::new(vec![Arc::new(Split)]).run(records.clone());
         let (many, _) = Chain::new(vec![Arc::new(Split)]).with_parallelism(4).run(records);
         assert_eq!(one.len(), 10_000);
@@ -273,7 +272,7 @@ mod tests {
     #[test]
     fn outputs_keep_their_source_sequence() {
         let chain = Chain::new(vec![Arc::new(Split)]);
-        let rec = |seq, d: &'static [u8]| Record { seq, arrival_ms: 1, data: Bytes::from_static(d) };
+        let rec = |seq, d: &'static [u8]| Record::new(seq, 1, Bytes::from_static(d));
         let (items, failed) = chain.run(vec![rec(1, b"a,b"), rec(2, b"bad"), rec(3, b"c")]);
         let seqs: Vec<_> = items.iter().map(|i| (i.record.seq, i.record.data.clone())).collect();
         assert_eq!(seqs, vec![(1, Bytes::from("a")), (1, Bytes::from("b")), (3, Bytes::from("c"))]);

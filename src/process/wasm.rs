@@ -19,8 +19,8 @@ use super::{ErrorOutputType, Failed, Item, Processor};
 use guard::{Admission, Breaker, Slots};
 
 mod guard;
+mod input;
 
-pub const ABI_VERSION: i32 = 1;
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Instances are replaced after this many calls, so linear memory that only grows is given back.
 const RECYCLE_AFTER_CALLS: u32 = 10_000;
@@ -127,6 +127,8 @@ struct Warm {
     alloc: TypedFunc<i32, i32>,
     process: TypedFunc<(i32, i32), i64>,
     calls: u32,
+    /// The ABI version the module speaks: how its input batches are encoded.
+    version: i32,
 }
 
 pub struct WasmProcessor {
@@ -199,10 +201,10 @@ impl WasmProcessor {
             .map_err(|_| InvocationError::new("Lambda.FunctionError", "the module does not export sluice_abi_version"))?
             .call(&mut store, ())
             .map_err(fail)?;
-        if version != ABI_VERSION {
+        if !input::ABI_VERSIONS.contains(&version) {
             return Err(InvocationError::new(
                 "Lambda.FunctionError",
-                format!("the module speaks ABI version {version}; this sluice speaks {ABI_VERSION}"),
+                format!("the module speaks ABI version {version}; this sluice speaks {:?}", input::ABI_VERSIONS),
             ));
         }
         let memory = instance
@@ -210,7 +212,7 @@ impl WasmProcessor {
             .ok_or_else(|| InvocationError::new("Lambda.FunctionError", "the module does not export its memory"))?;
         let alloc = instance.get_typed_func::<i32, i32>(&mut store, "sluice_alloc").map_err(fail)?;
         let process = instance.get_typed_func::<(i32, i32), i64>(&mut store, "sluice_process").map_err(fail)?;
-        let mut warm = Warm { store, memory, alloc, process, calls: 0 };
+        let mut warm = Warm { store, memory, alloc, process, calls: 0, version };
         if let Ok(init) = instance.get_typed_func::<(i32, i32), i32>(&mut warm.store, "sluice_init") {
             let (ptr, len) = self.write(&mut warm, self.settings.config_json.as_bytes())?;
             let code = init.call(&mut warm.store, (ptr, len)).map_err(fail)?;
@@ -242,7 +244,7 @@ impl WasmProcessor {
 
     /// Encodes the input batch straight into a buffer the plugin allocated (no intermediate copy).
     fn write_batch(&self, warm: &mut Warm, items: &[Item]) -> Result<(i32, i32), InvocationError> {
-        let size = 4 + items.iter().map(|i| 20 + i.record.data.len()).sum::<usize>();
+        let size = input::size(items, warm.version);
         let len = i32::try_from(size)
             .map_err(|_| InvocationError::new("Lambda.FunctionError", "batch too large for a 32-bit plugin"))?;
         let ptr = warm.alloc.call(&mut warm.store, len).map_err(|e| trap_error(&e, self.settings.timeout))?;
@@ -250,7 +252,7 @@ impl WasmProcessor {
         let buf = warm.memory.data_mut(&mut warm.store).get_mut(start..start + size).ok_or_else(|| {
             InvocationError::new("Lambda.FunctionError", "sluice_alloc returned memory outside the module")
         })?;
-        encode_input(items, buf);
+        input::encode(items, warm.version, buf);
         Ok((ptr, len))
     }
 
@@ -355,22 +357,6 @@ pub struct Output {
 pub const RESULT_OK: u8 = 0;
 pub const RESULT_DROPPED: u8 = 1;
 pub const RESULT_FAILED: u8 = 2;
-
-/// Writes the ABI's input batch into `buf`, which is exactly as long as the encoding.
-fn encode_input(items: &[Item], buf: &mut [u8]) {
-    let mut pos = 0;
-    let mut put = |bytes: &[u8]| {
-        buf[pos..pos + bytes.len()].copy_from_slice(bytes);
-        pos += bytes.len();
-    };
-    put(&(items.len() as u32).to_le_bytes());
-    for (id, item) in items.iter().enumerate() {
-        put(&(id as u64).to_le_bytes());
-        put(&item.record.arrival_ms.to_le_bytes());
-        put(&(item.record.data.len() as u32).to_le_bytes());
-        put(&item.record.data);
-    }
-}
 
 struct Cursor<'a> {
     buf: &'a Bytes,

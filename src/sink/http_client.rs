@@ -75,11 +75,9 @@ mod tests {
 
     #[test]
     fn requests_are_cut_by_count_and_size() {
-        let small: Vec<Record> =
-            (0..25_000).map(|seq| Record { seq, arrival_ms: 0, data: Bytes::from_static(b"x") }).collect();
+        let small: Vec<Record> = (0..25_000).map(|seq| Record::new(seq, 0, Bytes::from_static(b"x"))).collect();
         assert_eq!(split(&small, 10_000, usize::MAX, |_| 1), vec![0..10_000, 10_000..20_000, 20_000..25_000]);
-        let big: Vec<Record> =
-            (0..5).map(|seq| Record { seq, arrival_ms: 0, data: Bytes::from(vec![b'a'; 100]) }).collect();
+        let big: Vec<Record> = (0..5).map(|seq| Record::new(seq, 0, Bytes::from(vec![b'a'; 100]))).collect();
         assert_eq!(split(&big, 100, 250, |r| r.data.len()), vec![0..2, 2..4, 4..5]);
         assert_eq!(split(&big, 100, 50, |r| r.data.len()).len(), 5, "an oversize record goes alone");
         assert!(split(&[], 1, 1, |_| 1).is_empty());

@@ -213,11 +213,9 @@ mod tests {
 
     #[test]
     fn batches_split_at_ten_thousand_records_and_64_mib() {
-        let small: Vec<Record> =
-            (0..25_000).map(|seq| Record { seq, arrival_ms: 0, data: Bytes::from_static(b"x") }).collect();
+        let small: Vec<Record> = (0..25_000).map(|seq| Record::new(seq, 0, Bytes::from_static(b"x"))).collect();
         assert_eq!(split(&small), vec![0..10_000, 10_000..20_000, 20_000..25_000]);
-        let big: Vec<Record> =
-            (0..70).map(|seq| Record { seq, arrival_ms: 0, data: Bytes::from(vec![b'a'; 1_000_000]) }).collect();
+        let big: Vec<Record> = (0..70).map(|seq| Record::new(seq, 0, Bytes::from(vec![b'a'; 1_000_000]))).collect();
         let parts = split(&big);
         assert!(parts.len() == 2 && parts[0].end == 50, "{parts:?}");
         assert!(split(&[]).is_empty());

@@ -1,8 +1,9 @@
 //! Firehose object naming: prefix expressions and the object name that follows them.
 //!
 //! Key = `<evaluated prefix><stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>` (spec §4). Unlike
-//! Firehose, everything random in a key is derived from the first sequence number in the object, so
-//! a batch re-delivered after a crash lands on the same key and overwrites instead of duplicating.
+//! Firehose, everything random in a key is derived from the batch's identity (its first sequence
+//! number, or the stream positions of its records for a Kinesis source: `Batch::identity`), so a
+//! batch re-delivered after a crash lands on the same key and overwrites instead of duplicating.
 
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use thiserror::Error;
@@ -303,20 +304,20 @@ fn random_string(seed: u64, occurrence: u64) -> String {
 }
 
 /// The object name after the prefix: `<stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>`.
-/// The uuid holds a hash of the stream and partition in its first half and the object's first
-/// sequence number in its second, so it is unique per object and identical on re-delivery.
+/// The uuid holds a hash of the stream and partition in its first half and the batch's identity
+/// (`Batch::identity`) in its second, so it is unique per object and identical on re-delivery.
 pub fn object_name(
     stream: &str,
     version: u32,
     oldest_arrival_ms: i64,
     partition_seed: u64,
-    first_seq: u64,
+    identity: u64,
     ext: &str,
 ) -> String {
     let t = utc(oldest_arrival_ms);
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&partition_seed.to_be_bytes());
-    bytes[8..].copy_from_slice(&first_seq.to_be_bytes());
+    bytes[8..].copy_from_slice(&identity.to_be_bytes());
     let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
     format!("{stream}-{version}-{}-{id}{ext}", t.format("%Y-%m-%d-%H-%M-%S"))
 }

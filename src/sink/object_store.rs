@@ -327,9 +327,7 @@ mod tests {
     use crate::record::Record;
 
     fn records(n: usize, size: usize) -> Arc<Vec<Record>> {
-        Arc::new(
-            (0..n).map(|i| Record { seq: i as u64, arrival_ms: 0, data: Bytes::from(format!("{i:0size$}")) }).collect(),
-        )
+        Arc::new((0..n).map(|i| Record::new(i as u64, 0, Bytes::from(format!("{i:0size$}")))).collect())
     }
 
     #[tokio::test]

@@ -131,7 +131,7 @@ impl Source for JournaldSource {
                     let arrival_ms = crate::pipeline::now_ms();
                     let mut out = Vec::with_capacity(entries.len());
                     self.positions.number(Arc::from(JOURNAL), 0, entries, |seq, data| {
-                        out.push(Record { seq, arrival_ms, data })
+                        out.push(Record::new(seq, arrival_ms, data))
                     });
                     return Ok(Some(out));
                 }

@@ -239,7 +239,7 @@ impl Frame {
         self.raw_records()
             .filter_map(Result::ok)
             .enumerate()
-            .map(move |(i, data)| Record { seq: first + i as u64, arrival_ms, data })
+            .map(move |(i, data)| Record::new(first + i as u64, arrival_ms, data))
             .filter(move |r| r.seq >= from)
     }
 }

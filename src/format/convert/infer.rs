@@ -229,11 +229,7 @@ mod tests {
     use super::*;
 
     fn records(lines: &[&str]) -> Vec<Record> {
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Record { seq: i as u64, arrival_ms: 0, data: Bytes::from(l.to_string()) })
-            .collect()
+        lines.iter().enumerate().map(|(i, l)| Record::new(i as u64, 0, Bytes::from(l.to_string()))).collect()
     }
 
     fn types(cols: &[(String, HiveType)]) -> Vec<String> {

@@ -82,7 +82,7 @@ mod tests {
         let items = inputs
             .iter()
             .enumerate()
-            .map(|(i, d)| Item::new(Record { seq: i as u64, arrival_ms: 1, data: Bytes::from(d.to_string()) }))
+            .map(|(i, d)| Item::new(Record::new(i as u64, 1, Bytes::from(d.to_string()))))
             .collect();
         let mut failed = Vec::new();
         let out = t.process(items, &mut failed);

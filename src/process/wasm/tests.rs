@@ -21,7 +21,7 @@ fn load(rel: &str) -> Result<WasmProcessor, String> {
 }
 
 fn items(n: usize) -> Vec<Item> {
-    (0..n).map(|i| Item::new(Record { seq: i as u64, arrival_ms: 5, data: Bytes::from(format!("rec-{i}")) })).collect()
+    (0..n).map(|i| Item::new(Record::new(i as u64, 5, Bytes::from(format!("rec-{i}"))))).collect()
 }
 
 #[test]

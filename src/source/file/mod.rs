@@ -98,7 +98,7 @@ impl Source for FileSource {
                         let arrival_ms = crate::pipeline::now_ms();
                         let mut out = Vec::with_capacity(lines.records.len());
                         self.positions.number(lines.key, lines.generation, lines.records, |seq, data| {
-                            out.push(Record { seq, arrival_ms, data })
+                            out.push(Record::new(seq, arrival_ms, data))
                         });
                         if !out.is_empty() {
                             return Ok(Some(out));

@@ -56,6 +56,7 @@ pub struct Shard {
 
 pub struct KinesisRecord {
     pub sequence_number: String,
+    pub partition_key: String,
     pub arrival_ms: i64,
     pub data: Bytes,
 }
@@ -154,6 +155,8 @@ impl KinesisClient {
             sequence_number: std::borrow::Cow<'a, str>,
             #[serde(borrow)]
             data: std::borrow::Cow<'a, str>,
+            #[serde(borrow, default)]
+            partition_key: std::borrow::Cow<'a, str>,
             #[serde(default)]
             approximate_arrival_timestamp: f64,
         }
@@ -168,6 +171,7 @@ impl KinesisClient {
                 .map_err(|e| bad(format!("a record's Data is not base64: {e}")))?;
             records.push(KinesisRecord {
                 sequence_number: r.sequence_number.into_owned(),
+                partition_key: r.partition_key.into_owned(),
                 arrival_ms: (r.approximate_arrival_timestamp * 1000.0) as i64,
                 data: Bytes::from(data),
             });

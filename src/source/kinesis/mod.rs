@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use super::positions::{Moved, Positions};
 use super::{CheckpointPacer, Source, SourceError};
 use crate::config::KinesisSourceSpec;
-use crate::record::{Record, Seq};
+use crate::record::{KinesisMetadata, Record, Seq};
 use checkpoint::Checkpoint;
 use client::KinesisClient;
 use leases::{LeaseControl, LeaseCoordinator};
@@ -197,9 +197,17 @@ impl KinesisSource {
                 self.metrics.records.increment(records.len() as u64);
                 self.metrics.bytes.increment(records.iter().map(|r| r.data.len() as u64).sum());
                 let mut out = Vec::with_capacity(records.len());
-                let numbered = records.into_iter().map(|r| (r.sequence_number, (r.arrival_ms, r.data)));
-                self.positions.number(shard, generation, numbered, |seq, (arrival_ms, data)| {
-                    out.push(Record { seq, arrival_ms, data })
+                let numbered = records.into_iter().map(|r| {
+                    let metadata = KinesisMetadata {
+                        shard_id: shard.clone(),
+                        sequence_number: r.sequence_number.clone(),
+                        subsequence_number: 0,
+                        partition_key: r.partition_key,
+                    };
+                    (r.sequence_number, (r.arrival_ms, r.data, metadata))
+                });
+                self.positions.number(shard.clone(), generation, numbered, |seq, (arrival_ms, data, metadata)| {
+                    out.push(Record { seq, arrival_ms, data, kinesis: Some(Arc::new(metadata)) })
                 });
                 (!out.is_empty()).then_some(out)
             }

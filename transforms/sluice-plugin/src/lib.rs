@@ -29,14 +29,29 @@
 
 pub use sluice_plugin_macros::{transform, transform_batch};
 
-pub const ABI_VERSION: i32 = 1;
+/// Version 2 gives records their Kinesis metadata; sluice still runs version 1 modules.
+pub const ABI_VERSION: i32 = 2;
 
 /// A record handed to the plugin.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     pub data: &'a [u8],
-    /// Approximate arrival time at sluice, epoch milliseconds.
+    /// Approximate arrival time at sluice (at the stream, for a Kinesis source), epoch ms.
     pub arrival_ms: i64,
+    /// Where the record was read, when the pipeline's source is a Kinesis Data Stream (Firehose's
+    /// `kinesisRecordMetadata`); `None` for every other source.
+    pub kinesis: Option<KinesisRecordMetadata<'a>>,
+}
+
+/// Firehose's `kinesisRecordMetadata`. Its `approximateArrivalTimestamp` is the record's
+/// `arrival_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KinesisRecordMetadata<'a> {
+    pub shard_id: &'a str,
+    pub partition_key: &'a str,
+    pub sequence_number: &'a str,
+    /// The user record's position inside a KPL aggregate; 0 for a record that was not aggregated.
+    pub subsequence_number: u64,
 }
 
 use std::borrow::Cow;
@@ -154,25 +169,60 @@ pub mod __private {
         }
     }
 
+    /// Reads the input batch (ABI version 2); stops at the first record that does not fit.
     fn decode(input: &[u8]) -> Vec<(u64, Record<'_>)> {
-        let u32_at = |p: usize| u32::from_le_bytes(input[p..p + 4].try_into().unwrap_or_default());
-        let u64_at = |p: usize| u64::from_le_bytes(input[p..p + 8].try_into().unwrap_or_default());
-        let count = if input.len() >= 4 { u32_at(0) as usize } else { 0 };
-        let mut records = Vec::with_capacity(count);
-        let mut pos = 4;
+        let mut at = Reader { input, pos: 0 };
+        let count = at.u32().unwrap_or(0) as usize;
+        let mut records = Vec::with_capacity(count.min(input.len() / 21));
         for _ in 0..count {
-            if pos + 20 > input.len() {
-                break;
+            match at.record() {
+                Some(r) => records.push(r),
+                None => break,
             }
-            let id = u64_at(pos);
-            let arrival_ms = u64_at(pos + 8) as i64;
-            let len = u32_at(pos + 16) as usize;
-            let start = pos + 20;
-            let Some(data) = input.get(start..start + len) else { break };
-            records.push((id, Record { data, arrival_ms }));
-            pos = start + len;
         }
         records
+    }
+
+    struct Reader<'a> {
+        input: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+            let out = self.input.get(self.pos..self.pos.checked_add(n)?)?;
+            self.pos += n;
+            Some(out)
+        }
+        fn u16(&mut self) -> Option<u16> {
+            Some(u16::from_le_bytes(self.bytes(2)?.try_into().ok()?))
+        }
+        fn u32(&mut self) -> Option<u32> {
+            Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?))
+        }
+        fn u64(&mut self) -> Option<u64> {
+            Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
+        }
+        fn str(&mut self) -> Option<&'a str> {
+            let len = self.u16()? as usize;
+            std::str::from_utf8(self.bytes(len)?).ok()
+        }
+        fn record(&mut self) -> Option<(u64, Record<'a>)> {
+            let id = self.u64()?;
+            let arrival_ms = self.u64()? as i64;
+            let len = self.u32()? as usize;
+            let data = self.bytes(len)?;
+            let kinesis = match self.bytes(1)? {
+                [0] => None,
+                _ => Some(KinesisRecordMetadata {
+                    shard_id: self.str()?,
+                    partition_key: self.str()?,
+                    sequence_number: self.str()?,
+                    subsequence_number: self.u64()?,
+                }),
+            };
+            Some((id, Record { data, arrival_ms, kinesis }))
+        }
     }
 
     fn encode(out: &mut Vec<u8>, id: u64, output: &Output<'_>) {
