@@ -36,9 +36,7 @@ fn run(p: &WasmProcessor, records: &[&str]) -> (Vec<Item>, Vec<Failed>) {
     let items = records
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            Item::new(Record::new(i as u64, 1_783_951_509_000, Bytes::copy_from_slice(d.as_bytes())))
-        })
+        .map(|(i, d)| Item::new(Record::new(i as u64, 1_783_951_509_000, Bytes::copy_from_slice(d.as_bytes()))))
         .collect();
     let mut failed = Vec::new();
     let out = p.process(items, &mut failed);

@@ -326,6 +326,28 @@ def held(d):
     return d.metric("sluice_kinesis_leases_held", "from-kinesis")
 
 
+def test_finished_leases_of_shards_gone_from_the_stream_are_deleted(sluice_factory, kinesalite, dynalite):
+    """The KCL's lease cleanup: once a shard is trimmed from the stream (after the retention
+    period), its finished lease is deleted. kinesalite never trims, so the leases of two shards it
+    does not have are written beforehand: a finished one goes, an unfinished one stays (its records
+    expired unread) with a warning."""
+    k = make_stream(kinesalite, "trim", 1)
+    table = boto3.client("dynamodb", endpoint_url=dynalite, region_name="us-east-1")
+    table.create_table(TableName="leases-trim", KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+                       AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+                       BillingMode="PAY_PER_REQUEST")
+    for shard, checkpoint in [("shardId-000000000098", "49590338271490256608559692538361571095921575989136588898"),
+                              ("shardId-000000000099", "SHARD_END")]:
+        table.put_item(TableName="leases-trim", Item={"leaseKey": {"S": shard}, "leaseCounter": {"N": "7"},
+                                                      "checkpoint": {"S": checkpoint}})
+    d = leased(sluice_factory, kinesalite, dynalite, "trim", "solo").start()
+    put(k, "trim", [("k", b"after cleanup")])
+    wait_for(lambda: delivered_lines(d) == ["after cleanup"], timeout=30, what="the record")
+    wait_for(lambda: "shardId-000000000099" not in lease_owners(dynalite, "trim"), timeout=30, what="the cleanup")
+    assert set(lease_owners(dynalite, "trim")) == {"shardId-000000000000", "shardId-000000000098"}
+    assert "shardId-000000000098" in d.log() and "expired unread" in d.log()
+
+
 def test_two_daemons_share_the_shards_and_hand_them_over_without_duplicates(sluice_factory, kinesalite, dynalite):
     k = make_stream(kinesalite, "shared", 4)
     a = leased(sluice_factory, kinesalite, dynalite, "shared", "daemon-a").start()

@@ -143,6 +143,17 @@ impl LeaseTable {
         conditional(self.aws.call("PutItem", &body).await)
     }
 
+    /// Deletes a finished lease (its checkpoint is `SHARD_END`); any other is left alone.
+    pub async fn delete_finished(&self, shard: &str) -> Result<Written, AwsCallError> {
+        let body = json!({
+            "TableName": self.name,
+            "Key": { "leaseKey": { "S": shard } },
+            "ConditionExpression": "checkpoint = :end",
+            "ExpressionAttributeValues": { ":end": s(SHARD_END) },
+        });
+        conditional(self.aws.call("DeleteItem", &body).await)
+    }
+
     /// One conditional update of a lease; `values` are the expression's `:names`.
     pub async fn update(
         &self,

@@ -69,6 +69,8 @@ pub struct LeaseCoordinator {
     /// Each lease's counter and since when it has stood still, as this daemon saw it.
     seen: HashMap<String, (u64, Instant)>,
     shards_listed: Option<HashSet<String>>,
+    /// Unfinished leases of shards gone from the stream, already warned about.
+    warned_trimmed: HashSet<String>,
     last_list: Option<Instant>,
     generation: u64,
     reading: bool,
@@ -98,6 +100,7 @@ impl LeaseCoordinator {
             held: BTreeMap::new(),
             seen: HashMap::new(),
             shards_listed: None,
+            warned_trimmed: HashSet::new(),
             last_list: None,
             generation: 0,
             reading: true,
@@ -204,7 +207,9 @@ impl LeaseCoordinator {
         };
         self.last_list = Some(Instant::now());
         let listed: HashSet<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
-        let existing: HashSet<String> = self.table.scan().await?.into_iter().map(|l| l.shard).collect();
+        let leases = self.table.scan().await?;
+        self.delete_trimmed(&leases, &listed).await?;
+        let existing: HashSet<String> = leases.into_iter().map(|l| l.shard).collect();
         for shard in &shards {
             if existing.contains(&shard.shard_id) {
                 continue;
@@ -231,6 +236,30 @@ impl LeaseCoordinator {
             }
         }
         self.shards_listed = Some(listed);
+        Ok(())
+    }
+
+    /// Deletes the leases of shards that are finished and no longer in the stream (trimmed after
+    /// the retention period), as the KCL's lease cleanup does, so the table does not grow with
+    /// every reshard. Their children need nothing from them: a parent that has neither a lease nor
+    /// a place in the stream counts as finished (`start_readers`). A shard trimmed before it was
+    /// read to its end keeps its lease, and a warning says its records expired unread.
+    async fn delete_trimmed(
+        &mut self,
+        leases: &[Lease],
+        listed: &HashSet<String>,
+    ) -> Result<(), crate::aws_request::AwsCallError> {
+        for lease in leases.iter().filter(|l| !listed.contains(&l.shard)) {
+            if !lease.finished() {
+                if self.warned_trimmed.insert(lease.shard.clone()) {
+                    tracing::warn!(pipeline = %self.pipeline, shard = %lease.shard, "the shard left the stream before it was read to its end; records past its checkpoint expired unread");
+                }
+                continue;
+            }
+            if self.table.delete_finished(&lease.shard).await? == Written::Done {
+                tracing::info!(pipeline = %self.pipeline, shard = %lease.shard, "the shard was trimmed from the stream; its finished lease is deleted");
+            }
+        }
         Ok(())
     }
 
