@@ -7,7 +7,8 @@
 #   - from npm's lockfile (tests/js): the JavaScript SDK v3, kinesalite (a Kinesis server) and dynalite
 #     (a DynamoDB server for the Kinesis source's lease table),
 #   - Debian's systemd and systemd-journal-remote packages if missing (systemd-analyze verifies
-#     deploy/systemd; journalctl and real journal files test the journald source).
+#     deploy/systemd; journalctl and real journal files test the journald source),
+#   - Debian's postgresql package if missing (the PostgreSQL destination's tests run a real server).
 # Then: formatting and lint checks, unit tests, and the integration tests in tests/, which drive
 # the real binary with real clients against a real S3-compatible server.
 set -euo pipefail
@@ -45,6 +46,14 @@ if ! command -v systemd-analyze >/dev/null || ! command -v journalctl >/dev/null
   { $SUDO apt-get update -qq &&
     $SUDO apt-get install -y -qq --no-install-recommends systemd systemd-journal-remote >/dev/null; } ||
     { echo "missing and could not be installed: apt-get install systemd systemd-journal-remote" >&2; exit 1; }
+fi
+
+step "Debian packages: PostgreSQL (tests/pg.py starts a throwaway cluster with initdb and pg_ctl)"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq &&
+    $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } ||
+    { echo "missing and could not be installed: apt-get install postgresql" >&2; exit 1; }
 fi
 
 step "cargo fmt --check and clippy"

@@ -130,6 +130,7 @@ pub fn start(
         }
         Some(crate::config::EndpointSpec::Splunk(_)) => PipelineMetrics::new(&name).for_destination("splunk"),
         Some(crate::config::EndpointSpec::Http(_)) => PipelineMetrics::new(&name).for_destination("http_endpoint"),
+        Some(crate::config::EndpointSpec::Postgres(_)) => PipelineMetrics::new(&name).for_destination("postgres"),
         None => PipelineMetrics::new(&name),
     };
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
@@ -157,7 +158,8 @@ pub fn start(
     };
     let status = Arc::new(PipelineStatus::default());
     let probe = match spec.endpoint.as_deref() {
-        Some(endpoint) => sink.probe().with_endpoint(endpoint.url()),
+        Some(endpoint) if !endpoint.url().is_empty() => sink.probe().with_endpoint(endpoint.url()),
+        Some(_) => sink.probe(),
         None => sink.probe(),
     };
     let endpoint: Option<Arc<dyn crate::sink::destination::Destination>> = match spec.endpoint.as_deref() {
@@ -173,6 +175,10 @@ pub fn start(
             crate::sink::splunk::Splunk::new(s, &name)
                 .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         )),
+        Some(crate::config::EndpointSpec::Postgres(p)) => Some(Arc::new(
+            crate::sink::postgres::Postgres::new(p)
+                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+        )),
         None => None,
     };
     let delivery = Arc::new(Delivery {
@@ -184,6 +190,7 @@ pub fn start(
         metrics: metrics.clone(),
         status: status.clone(),
         endpoint,
+        seed,
     });
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let taps = Arc::new(tap::Taps::default());

@@ -204,6 +204,20 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
                 },
             },
         }),
+        // Firehose has no PostgreSQL destination: a sluice extension, in Firehose's style. The
+        // URL is left out (it holds the password).
+        Some(crate::config::EndpointSpec::Postgres(p)) => serde_json::json!({
+            "DestinationId": DESTINATION_ID,
+            "PostgresDestinationDescription": {
+                "TableName": p.table,
+                "Columns": p.columns,
+                "JsonbColumn": p.jsonb_column,
+                "RetryOptions": { "DurationInSeconds": p.retry_duration.as_secs() },
+                "S3BackupMode": if p.backup_all { "AllData" } else { "FailedDataOnly" },
+                "S3DestinationDescription": s3,
+                "ProcessingConfiguration": processing_configuration(spec),
+            },
+        }),
         None => serde_json::json!({
             "DestinationId": DESTINATION_ID,
             "ExtendedS3DestinationDescription": extended,

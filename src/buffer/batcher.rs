@@ -53,6 +53,12 @@ impl Batch {
         self.seqs.first().unwrap_or_default()
     }
 
+    /// Whether [`Batch::identity`] comes from Kinesis stream positions (the same for every
+    /// daemon reading the stream) rather than from this state directory's WAL sequences.
+    pub fn named_by_stream_positions(&self) -> bool {
+        self.records.first().is_some_and(|r| r.kinesis.is_some())
+    }
+
     /// What names the batch (object key, HTTP request id, document ids) deterministically.
     ///
     /// From the WAL, its first sequence number: replay re-cuts exactly the recorded batches
@@ -63,7 +69,7 @@ impl Batch {
     /// an object whose other records may not be read again (another shard's checkpoint may have
     /// passed them), and that would lose them.
     pub fn identity(&self) -> u64 {
-        if self.records.first().is_none_or(|r| r.kinesis.is_none()) {
+        if !self.named_by_stream_positions() {
             return self.first_seq();
         }
         self.records.iter().fold(0, |h, r| {

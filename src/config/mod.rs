@@ -32,7 +32,7 @@ pub use validate::{
     LeaseSpec, MultilineSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec,
     StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
-pub use validate::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
+pub use validate::{EndpointSpec, HttpEndpointSpec, PostgresSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -226,6 +226,25 @@ pub enum RawDestination {
     Elasticsearch(Box<RawSearch>),
     /// Splunk's HTTP Event Collector, with indexer acknowledgement.
     Splunk(Box<RawSplunk>),
+    /// A PostgreSQL table, loaded with COPY, exactly once.
+    Postgres(Box<RawPostgres>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// `postgres://user:password@host:port/db?sslmode=...` (`${VAR}` for the password).
+    pub url: Spanned<String>,
+    /// The table, optionally schema-qualified.
+    pub table: Spanned<String>,
+    /// Columns taken from each JSON record by name...
+    pub columns: Option<Spanned<Vec<String>>>,
+    /// ...or the whole record into this json/jsonb column.
+    pub jsonb_column: Option<Spanned<String>>,
+    pub retry_duration_seconds: Option<Spanned<u64>>,
+    /// FailedDataOnly | AllData
+    pub s3_backup_mode: Option<Spanned<String>>,
+    pub backup: Spanned<RawDestination>,
 }
 
 #[derive(Debug, Deserialize)]

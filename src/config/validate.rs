@@ -34,7 +34,7 @@ mod source;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
 use destination::destination;
-pub use endpoint::{EndpointSpec, HttpEndpointSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
+pub use endpoint::{EndpointSpec, HttpEndpointSpec, PostgresSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 use processors::processors;
 use source::{file_source, http_source, journald_source, kinesis_source, max_line_bytes};
 pub use source::{

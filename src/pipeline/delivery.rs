@@ -36,6 +36,10 @@ pub(super) struct Delivery {
     pub(super) status: Arc<PipelineStatus>,
     /// A sending destination; `sink` is then its backup store.
     pub(super) endpoint: Option<Arc<dyn crate::sink::destination::Destination>>,
+    /// The stream's seed (`stream_seed`): makes request ids from WAL sequences unique to this
+    /// state directory, so another daemon, or this one after its state was wiped, never sends
+    /// an id a destination has already seen (PostgreSQL would skip the batch as loaded).
+    pub(super) seed: u64,
 }
 
 impl Delivery {

@@ -121,9 +121,12 @@ impl Delivery {
 
     /// The request id of part `part` of a batch: derived from what identifies the batch (its
     /// pipeline, partition and `Batch::identity`), so a retry, and a replay after a crash, sends the
-    /// same id.
+    /// same id. WAL sequences mean something only in this state directory, so the stream's seed
+    /// is folded in; stream positions mean the same to every daemon reading the stream (a lease
+    /// taken over re-sends the same ids), so it is not.
     fn request_id(&self, batch: &Batch, part: usize) -> String {
-        let stream = fnv1a(&[self.spec.name.as_bytes(), b"http-endpoint", batch.partition.as_bytes()]);
+        let scope = if batch.named_by_stream_positions() { 0 } else { self.seed };
+        let stream = fnv1a(&[self.spec.name.as_bytes(), b"http-endpoint", batch.partition.as_bytes()]) ^ scope;
         let seq = splitmix64(batch.identity() ^ (part as u64).rotate_left(48));
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&stream.to_be_bytes());
@@ -198,6 +201,7 @@ mod tests {
             metrics: crate::metrics::PipelineMetrics::new("p"),
             status: Default::default(),
             endpoint: None,
+            seed: 7,
         };
         let mut batch = Batch::new("".into(), None, std::time::Instant::now());
         for (seq, name) in ["ok1", "bad1", "slow1", "ok2"].iter().enumerate() {

@@ -62,6 +62,8 @@ pub enum ErrorOutputType {
     OpenSearchFailed,
     /// Events Splunk HEC did not acknowledge within the retry duration.
     SplunkFailed,
+    /// Rows PostgreSQL refused, or that could not be loaded within the retry duration.
+    PostgresFailed,
 }
 
 impl ErrorOutputType {
@@ -73,6 +75,7 @@ impl ErrorOutputType {
             ErrorOutputType::HttpEndpointFailed => "http-endpoint-failed",
             ErrorOutputType::OpenSearchFailed => "AmazonOpenSearchService-failed",
             ErrorOutputType::SplunkFailed => "splunk-failed",
+            ErrorOutputType::PostgresFailed => "postgres-failed",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod http_endpoint;
 pub mod object_key;
 pub mod object_store;
 pub mod opensearch;
+pub mod postgres;
 pub mod probe;
 pub mod retry;
 pub mod splunk;

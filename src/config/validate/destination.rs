@@ -53,6 +53,19 @@ pub(super) fn destination(
             let backup = object_destination(c, &s.backup, &format!("{at}.backup"), partitions)?;
             Some((backup, Some(Arc::new(EndpointSpec::Splunk(spec?)))))
         }
+        RawDestination::Postgres(p) => {
+            let at = format!("{field}.postgres");
+            if partitions.enabled {
+                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
+            }
+            let spec = endpoint::postgres(c, p, &at);
+            if !matches!(p.backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
+                c.at(&p.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
+                return None;
+            }
+            let backup = object_destination(c, &p.backup, &format!("{at}.backup"), partitions)?;
+            Some((backup, Some(Arc::new(EndpointSpec::Postgres(spec?)))))
+        }
         _ => object_destination(c, d, field, partitions).map(|o| (o, None)),
     }
 }
@@ -69,7 +82,8 @@ fn object_destination(
         RawDestination::HttpEndpoint(_)
         | RawDestination::Opensearch(_)
         | RawDestination::Elasticsearch(_)
-        | RawDestination::Splunk(_) => return None,
+        | RawDestination::Splunk(_)
+        | RawDestination::Postgres(_) => return None,
     };
     let field = format!("{field}.{kind}");
     let store = if kind == "s3" { s3_store(c, d, o, &field) } else { local_store(c, d, o, &field) };

@@ -12,6 +12,18 @@ pub enum EndpointSpec {
     Http(HttpEndpointSpec),
     Search(SearchSpec),
     Splunk(SplunkSpec),
+    Postgres(PostgresSpec),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostgresSpec {
+    pub url: Secret,
+    pub table: String,
+    /// Empty with `jsonb_column`.
+    pub columns: Vec<String>,
+    pub jsonb_column: Option<String>,
+    pub retry_duration: Duration,
+    pub backup_all: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +45,8 @@ impl EndpointSpec {
             EndpointSpec::Http(h) => &h.url,
             EndpointSpec::Search(s) => &s.endpoint,
             EndpointSpec::Splunk(s) => &s.endpoint,
+            // Checked by connecting, not by the HTTP probe; the URL holds the password.
+            EndpointSpec::Postgres(_) => "",
         }
     }
 
@@ -41,6 +55,7 @@ impl EndpointSpec {
             EndpointSpec::Http(h) => h.retry_duration,
             EndpointSpec::Search(s) => s.retry_duration,
             EndpointSpec::Splunk(s) => s.retry_duration,
+            EndpointSpec::Postgres(p) => p.retry_duration,
         }
     }
 
@@ -50,6 +65,7 @@ impl EndpointSpec {
             EndpointSpec::Http(h) => h.backup_all,
             EndpointSpec::Search(s) => s.backup_all,
             EndpointSpec::Splunk(s) => s.backup_all,
+            EndpointSpec::Postgres(p) => p.backup_all,
         }
     }
 }
@@ -306,6 +322,40 @@ pub(super) fn splunk(c: &mut Checker, s: &crate::config::RawSplunk, field: &str)
         ack_timeout: Duration::from_secs(ack),
         retry_duration: retry,
         ca_file,
+        backup_all,
+    })
+}
+
+pub(super) fn postgres(c: &mut Checker, p: &crate::config::RawPostgres, field: &str) -> Option<PostgresSpec> {
+    let before = c.errors.len();
+    match p.url.value.parse::<tokio_postgres::Config>() {
+        Ok(_) if p.url.value.starts_with("postgres://") || p.url.value.starts_with("postgresql://") => {}
+        // tokio-postgres' message never repeats the URL, so no password reaches the error.
+        Ok(_) => c.at(&p.url, &format!("{field}.url"), "must be a postgres:// URL"),
+        Err(e) => c.at(&p.url, &format!("{field}.url"), format!("is not a PostgreSQL URL: {e}")),
+    }
+    if p.table.value.is_empty() || p.table.value.split('.').count() > 2 {
+        c.at(&p.table, &format!("{field}.table"), "must name a table (`events` or `schema.events`)");
+    }
+    let columns = p.columns.as_ref().map(|c| c.value.clone()).unwrap_or_default();
+    match (&p.columns, &p.jsonb_column) {
+        (Some(cols), None) if cols.value.is_empty() || cols.value.iter().any(String::is_empty) => {
+            c.at(cols, &format!("{field}.columns"), "must list at least one column, none empty")
+        }
+        (Some(_), None) | (None, Some(_)) => {}
+        (Some(cols), Some(_)) => c.at(cols, &format!("{field}.columns"), "give `columns` or `jsonb_column`, not both"),
+        (None, None) => c.at(&p.table, field, "needs `columns: [..]` or `jsonb_column: <column>`"),
+    }
+    let retry = retry_duration(c, &p.retry_duration_seconds, field);
+    let mut backup_all = false;
+    let modes = [("FailedDataOnly", false), ("AllData", true)];
+    super::conversion::choose(c, &p.s3_backup_mode, &format!("{field}.s3_backup_mode"), &modes, &mut backup_all);
+    (c.errors.len() == before).then(|| PostgresSpec {
+        url: Secret(p.url.value.clone()),
+        table: p.table.value.clone(),
+        columns,
+        jsonb_column: p.jsonb_column.as_ref().map(|j| j.value.clone()),
+        retry_duration: retry,
         backup_all,
     })
 }
