@@ -207,3 +207,35 @@ def test_a_batch_committed_just_before_a_crash_is_not_loaded_again(sluice_factor
     wait_for(lambda: "batch already loaded; skipped" in d.log(), timeout=30, what="the replayed batch")
     time.sleep(4)  # a second load would hold its own commit for 3 s
     assert pg.value("SELECT count(*) FROM replayed") == "10"
+
+
+def test_config_mistakes_are_named_and_the_password_is_never_printed(tmp_path):
+    import subprocess
+    from conftest import BINARY
+    secret = "s3cr3t-Pa55word"
+    (tmp_path / "bad.yaml").write_text(f"""
+pipelines:
+  - name: a
+    destination:
+      postgres:
+        url: mysql://loader:{secret}@db:3306/x
+        table: events
+        columns: [a]
+        jsonb_column: doc
+        s3_backup_mode: Sometimes
+        backup: {{ local: {{ path: ./b }} }}
+  - name: b
+    destination:
+      postgres:
+        url: "postgres://loader:{secret}@db:5432/x?sslmode=bogus"
+        table: events
+        backup: {{ local: {{ path: ./b }} }}
+""")
+    r = subprocess.run([str(BINARY), "validate", "--config", str(tmp_path / "bad.yaml")], capture_output=True, text=True)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "must be a postgres:// URL" in out
+    assert "give `columns` or `jsonb_column`, not both" in out
+    assert "s3_backup_mode" in out and "FailedDataOnly" in out
+    assert "is not a PostgreSQL URL" in out and "needs `columns: [..]` or `jsonb_column: <column>`" in out
+    assert secret not in out

@@ -175,6 +175,7 @@ async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> an
         "sluice_delivery_to_http_endpoint_records_total",
         "sluice_delivery_to_amazon_opensearch_service_records_total",
         "sluice_delivery_to_splunk_records_total",
+        "sluice_delivery_to_postgres_records_total",
     ] {
         let key = format!("{metric}{{delivery_stream_name=\"{stream}\"}} ");
         total +=

@@ -163,14 +163,53 @@ fn blank_flow_entry(line: &mut String, key_at: usize) -> bool {
 /// ```
 pub fn code_frame(text: &str, line: u64, column: u64) -> Option<String> {
     let source = text.lines().nth((line as usize).checked_sub(1)?)?;
+    let source = &mask_url_passwords(source);
     let gutter = line.to_string().len();
     let caret_at: usize = source.chars().take((column as usize).saturating_sub(1)).map(|_| 1).sum();
     Some(format!("{:>gutter$} |\n{line} | {source}\n{:>gutter$} | {}^", "", "", " ".repeat(caret_at)))
 }
 
+/// A line with the password of every `scheme://user:password@host` replaced by `***`, so an error
+/// about a database URL written out in the file does not print its password. Same length is not
+/// kept: the caret points at the value's start, which comes before any password.
+fn mask_url_passwords(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c == '?' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at_sign), Some(colon)) if colon < at_sign => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[at_sign..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_passwords_are_masked_in_code_frames() {
+        assert_eq!(
+            mask_url_passwords(r#"  url: "postgres://loader:pa:ss@db:5432/x?sslmode=require" # p://a:b@c"#),
+            r#"  url: "postgres://loader:***@db:5432/x?sslmode=require" # p://a:***@c"#
+        );
+        assert_eq!(mask_url_passwords("endpoint: https://host:8443/path"), "endpoint: https://host:8443/path");
+        let frame = code_frame("a: 1\nurl: postgres://u:hunter2@h/db\n", 2, 6).unwrap();
+        assert!(frame.contains("postgres://u:***@h/db") && !frame.contains("hunter2"), "{frame}");
+    }
 
     #[test]
     fn suggests_the_close_name_and_nothing_for_a_far_one() {

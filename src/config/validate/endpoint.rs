@@ -328,11 +328,11 @@ pub(super) fn splunk(c: &mut Checker, s: &crate::config::RawSplunk, field: &str)
 
 pub(super) fn postgres(c: &mut Checker, p: &crate::config::RawPostgres, field: &str) -> Option<PostgresSpec> {
     let before = c.errors.len();
-    match p.url.value.parse::<tokio_postgres::Config>() {
-        Ok(_) if p.url.value.starts_with("postgres://") || p.url.value.starts_with("postgresql://") => {}
+    if !(p.url.value.starts_with("postgres://") || p.url.value.starts_with("postgresql://")) {
+        c.at(&p.url, &format!("{field}.url"), "must be a postgres:// URL");
+    } else if let Err(e) = p.url.value.parse::<tokio_postgres::Config>() {
         // tokio-postgres' message never repeats the URL, so no password reaches the error.
-        Ok(_) => c.at(&p.url, &format!("{field}.url"), "must be a postgres:// URL"),
-        Err(e) => c.at(&p.url, &format!("{field}.url"), format!("is not a PostgreSQL URL: {e}")),
+        c.at(&p.url, &format!("{field}.url"), format!("is not a PostgreSQL URL: {e}"));
     }
     if p.table.value.is_empty() || p.table.value.split('.').count() > 2 {
         c.at(&p.table, &format!("{field}.table"), "must name a table (`events` or `schema.events`)");

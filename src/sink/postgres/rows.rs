@@ -7,7 +7,9 @@
 //! (`super::load`). BENCHMARKS.md ("PostgreSQL destination") has the measurement behind the choice.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 
 use crate::record::Record;
 
@@ -46,25 +48,31 @@ impl Layout {
     }
 
     /// One line of text COPY input (with its newline), or why the record cannot be a row.
+    ///
+    /// The record is parsed once into borrowed slices (`RawValue`): a field is copied only into
+    /// the line, never into an intermediate tree; a `serde_json::Value` per record (an allocation
+    /// per field) cost more than the rest of the row (BENCHMARKS.md, "PostgreSQL destination").
     pub fn row(&self, record: &Record) -> Result<Bytes, String> {
         let text = std::str::from_utf8(&record.data).map_err(|_| "the record is not UTF-8 text".to_string())?;
-        let value: Value =
-            serde_json::from_str(text.trim()).map_err(|e| format!("the record is not a JSON document: {e}"))?;
-        let mut line = BytesMut::with_capacity(record.data.len() + 16);
+        let text = text.trim();
+        let mut line = BytesMut::with_capacity(text.len() + 16);
         match self {
             Layout::Document(_) => {
-                if !value.is_object() {
+                let raw: &RawValue = serde_json::from_str(text).map_err(not_json)?;
+                if !raw.get().starts_with('{') {
                     return Err("the record is not a JSON object".into());
                 }
-                escape(&mut line, text.trim());
+                escape(&mut line, raw.get());
             }
             Layout::Columns(columns) => {
-                let Value::Object(fields) = value else { return Err("the record is not a JSON object".into()) };
+                let fields = fields(text)?;
                 for (i, column) in columns.iter().enumerate() {
                     if i > 0 {
                         line.put_u8(b'\t');
                     }
-                    field(&mut line, &fields, column)?;
+                    // The last of repeated keys wins, as in serde_json's own maps.
+                    let value = fields.iter().rev().find(|(k, _)| *k == column.name.as_str()).map(|(_, v)| *v);
+                    field(&mut line, value, column)?;
                 }
             }
         }
@@ -73,26 +81,86 @@ impl Layout {
     }
 }
 
-fn field(line: &mut BytesMut, fields: &Map<String, Value>, column: &Column) -> Result<(), String> {
-    match fields.get(&column.name) {
-        None | Some(Value::Null) if column.required => {
+fn not_json(e: serde_json::Error) -> String {
+    format!("the record is not a JSON document: {e}")
+}
+
+/// A record's top-level fields, borrowed from its text (keys with escapes, rare, are unescaped).
+fn fields(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
+    if !text.starts_with('{') {
+        // Text that is not JSON at all still gets the parser's message.
+        serde_json::from_str::<&RawValue>(text).map_err(not_json)?;
+        return Err("the record is not a JSON object".into());
+    }
+    serde_json::from_str::<Fields<'_>>(text).map(|f| f.0).map_err(not_json)
+}
+
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    out.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// An object key, borrowed from the text unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+fn field(line: &mut BytesMut, value: Option<&RawValue>, column: &Column) -> Result<(), String> {
+    match value.map(RawValue::get).filter(|v| *v != "null") {
+        None if column.required => {
             Err(format!("the record has no value for column \"{}\", which is NOT NULL without a default", column.name))
         }
-        None | Some(Value::Null) => {
+        None => {
             line.put_slice(b"\\N");
             Ok(())
         }
-        Some(Value::String(s)) if !column.is_json() => {
-            escape(line, s);
+        // A string's text, unescaped, for every column but json/jsonb (which take it as JSON).
+        Some(raw) if raw.starts_with('"') && !column.is_json() => {
+            match serde_json::from_str::<&str>(raw) {
+                Ok(s) => escape(line, s),
+                // It holds escapes: unescape into a String.
+                Err(_) => escape(line, &serde_json::from_str::<String>(raw).map_err(not_json)?),
+            }
             Ok(())
         }
-        Some(Value::Bool(b)) if !column.is_json() => {
-            line.put_slice(if *b { b"true" } else { b"false" });
-            Ok(())
-        }
-        // Numbers as JSON writes them; objects and arrays (and anything for a json column) as JSON.
-        Some(other) => {
-            escape(line, &other.to_string());
+        // Numbers and booleans as JSON writes them; objects and arrays (and anything for a json
+        // column) as their JSON text.
+        Some(raw) => {
+            escape(line, raw);
             Ok(())
         }
     }
@@ -139,7 +207,8 @@ mod tests {
         ]);
         let out =
             row(&layout, r#"{"id": 7, "note": "a\tb\\c\nd", "ok": true, "doc": {"k": [1]}, "label": "x", "extra": 1}"#);
-        assert_eq!(out.unwrap(), "7\ta\\tb\\\\c\\nd\ttrue\t{\"k\":[1]}\t\"x\"\n");
+        // Objects keep the text the record gave them (jsonb normalizes it).
+        assert_eq!(out.unwrap(), "7\ta\\tb\\\\c\\nd\ttrue\t{\"k\": [1]}\t\"x\"\n");
         assert_eq!(row(&layout, r#"{"id": 1}"#).unwrap(), "1\t\\N\t\\N\t\\N\t\\N\n");
     }
 
