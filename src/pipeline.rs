@@ -21,6 +21,7 @@ mod delivery;
 mod endpoint;
 mod status;
 pub mod tap;
+mod warehouse;
 
 pub use status::PipelineStatus;
 
@@ -131,6 +132,7 @@ pub fn start(
         Some(crate::config::EndpointSpec::Splunk(_)) => PipelineMetrics::new(&name).for_destination("splunk"),
         Some(crate::config::EndpointSpec::Http(_)) => PipelineMetrics::new(&name).for_destination("http_endpoint"),
         Some(crate::config::EndpointSpec::Postgres(_)) => PipelineMetrics::new(&name).for_destination("postgres"),
+        Some(crate::config::EndpointSpec::Redshift(_)) => PipelineMetrics::new(&name).for_destination("redshift"),
         None => PipelineMetrics::new(&name),
     };
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
@@ -179,7 +181,15 @@ pub fn start(
             crate::sink::postgres::Postgres::new(p)
                 .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         )),
-        None => None,
+        // Redshift is not sent batches: they are staged as objects, then loaded (`warehouse`).
+        Some(crate::config::EndpointSpec::Redshift(_)) | None => None,
+    };
+    let warehouse = match spec.endpoint.as_deref() {
+        Some(crate::config::EndpointSpec::Redshift(r)) => Some(Arc::new(
+            crate::sink::redshift::Redshift::new(r)
+                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+        )),
+        _ => None,
     };
     let delivery = Arc::new(Delivery {
         spec: spec.clone(),
@@ -190,6 +200,7 @@ pub fn start(
         metrics: metrics.clone(),
         status: status.clone(),
         endpoint,
+        warehouse,
         seed,
     });
     let (done_tx, done_rx) = mpsc::unbounded_channel();

@@ -113,9 +113,12 @@ def test_requests_sluice_cannot_run_are_refused_naming_the_member(sluice_factory
     fh = start(sluice_factory).client()
     s3 = {"RoleARN": "arn:aws:iam::1:role/r", "BucketARN": "arn:aws:s3:::b"}
     cases = [
+        (dict(SnowflakeDestinationConfiguration={"AccountUrl": "https://a.snowflakecomputing.com", "Database": "d",
+                                                 "Schema": "s", "Table": "t", "RoleARN": "arn:aws:iam::1:role/r",
+                                                 "S3Configuration": s3}), "SnowflakeDestinationConfiguration is not supported"),
         (dict(RedshiftDestinationConfiguration={"RoleARN": "arn:aws:iam::1:role/r", "ClusterJDBCURL": "jdbc:redshift://h:5439/d",
                                                 "CopyCommand": {"DataTableName": "t"}, "Username": "u", "Password": "password1",
-                                                "S3Configuration": s3}), "RedshiftDestinationConfiguration is not supported"),
+                                                "S3Configuration": s3, "S3BackupMode": "Enabled"}), "S3BackupMode Enabled"),
         (dict(ExtendedS3DestinationConfiguration={**s3, "S3BackupMode": "Enabled"}), "S3BackupMode"),
         (dict(ExtendedS3DestinationConfiguration={**s3, "DataFormatConversionConfiguration": {
             "SchemaConfiguration": {"DatabaseName": "db", "TableName": "t", "RoleARN": "arn:aws:iam::1:role/r"},

@@ -204,6 +204,30 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
                 },
             },
         }),
+        // The password is not described (Firehose does not either).
+        Some(crate::config::EndpointSpec::Redshift(r)) => {
+            let mut copy = serde_json::json!({ "DataTableName": r.copy.table });
+            if let Some(columns) = &r.copy.columns {
+                copy["DataTableColumns"] = columns.clone().into();
+            }
+            if let Some(options) = &r.copy.options {
+                copy["CopyOptions"] = options.clone().into();
+            }
+            serde_json::json!({
+                "DestinationId": DESTINATION_ID,
+                "RedshiftDestinationDescription": {
+                    "RoleARN": r.role_arn,
+                    "ClusterJDBCURL": r.cluster_jdbc_url,
+                    "CopyCommand": copy,
+                    "Username": r.username,
+                    "RetryOptions": { "DurationInSeconds": r.retry_duration.as_secs() },
+                    "S3DestinationDescription": s3,
+                    "ProcessingConfiguration": processing_configuration(spec),
+                    "S3BackupMode": "Disabled",
+                    "CloudWatchLoggingOptions": { "Enabled": false },
+                },
+            })
+        }
         // Firehose has no PostgreSQL destination: a sluice extension, in Firehose's style. The
         // URL is left out (it holds the password).
         Some(crate::config::EndpointSpec::Postgres(p)) => serde_json::json!({

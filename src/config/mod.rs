@@ -32,7 +32,9 @@ pub use validate::{
     LeaseSpec, MultilineSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec,
     StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
-pub use validate::{EndpointSpec, HttpEndpointSpec, PostgresSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
+pub use validate::{
+    CopySpec, EndpointSpec, HttpEndpointSpec, PostgresSpec, RedshiftSpec, SearchAuth, SearchSpec, Secret, SplunkSpec,
+};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -228,6 +230,34 @@ pub enum RawDestination {
     Splunk(Box<RawSplunk>),
     /// A PostgreSQL table, loaded with COPY, exactly once.
     Postgres(Box<RawPostgres>),
+    /// Redshift as Firehose loads it: staged in S3, then COPY.
+    Redshift(Box<RawRedshift>),
+}
+
+/// Firehose's RedshiftDestinationConfiguration, in the config's snake case.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedshift {
+    /// `jdbc:redshift://host:5439/db` (`?ssl=false` for a cluster reached without TLS).
+    pub cluster_jdbc_url: Spanned<String>,
+    pub username: Spanned<String>,
+    pub password: Spanned<String>,
+    /// The role Redshift assumes to read the staged objects (COPY's `CREDENTIALS 'aws_iam_role=..'`).
+    pub role_arn: Spanned<String>,
+    pub copy_command: Spanned<RawCopyCommand>,
+    /// 0-7200, default 3600 (Firehose's).
+    pub retry_duration_seconds: Option<Spanned<u64>>,
+    /// The intermediate bucket the batches are staged in (Firehose's S3Configuration).
+    pub s3: Spanned<RawObjectStore>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCopyCommand {
+    pub data_table_name: Spanned<String>,
+    /// `"a,b,c"`, as Firehose takes them.
+    pub data_table_columns: Option<Spanned<String>>,
+    pub copy_options: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,12 +30,14 @@ mod conversion;
 mod destination;
 mod endpoint;
 mod processors;
+mod redshift;
 mod source;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
 use destination::destination;
 pub use endpoint::{EndpointSpec, HttpEndpointSpec, PostgresSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
 use processors::processors;
+pub use redshift::{CopySpec, RedshiftSpec};
 use source::{file_source, http_source, journald_source, kinesis_source, max_line_bytes};
 pub use source::{
     FileSourceSpec, HttpFormat, HttpSourceSpec, JournaldSpec, KinesisSourceSpec, LeaseSpec, MultilineSpec, SourceSpec,

@@ -264,11 +264,11 @@ mod tests {
             serde_json::json!({ "BucketARN": "arn:aws:s3:::lake", "S3BackupMode": "Enabled" }),
         );
         assert!(build_spec(&s, &control()).unwrap_err().0.contains("S3BackupMode"));
-        let s = stream("RedshiftDestinationConfiguration", serde_json::json!({}));
+        let s = stream("SnowflakeDestinationConfiguration", serde_json::json!({}));
         assert!(build_spec(&s, &control())
             .unwrap_err()
             .0
-            .contains("RedshiftDestinationConfiguration is not supported"));
+            .contains("SnowflakeDestinationConfiguration is not supported"));
         let s = stream(
             "ExtendedS3DestinationConfiguration",
             serde_json::json!({ "BucketARN": "arn:aws:s3:::lake", "VpcConfiguration": {} }),

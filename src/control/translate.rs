@@ -19,11 +19,11 @@ pub const SUPPORTED_DESTINATIONS: &[&str] = &[
     "AmazonopensearchserviceDestinationConfiguration",
     "ElasticsearchDestinationConfiguration",
     "SplunkDestinationConfiguration",
+    "RedshiftDestinationConfiguration",
 ];
 
 /// Destination members of the Firehose model that sluice cannot deliver to.
 pub const UNSUPPORTED_DESTINATIONS: &[&str] = &[
-    "RedshiftDestinationConfiguration",
     "SnowflakeDestinationConfiguration",
     "AmazonOpenSearchServerlessDestinationConfiguration",
     "IcebergDestinationConfiguration",
@@ -208,8 +208,47 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
             endpoint_common(&m, &mut d, control, "FailedEventsOnly")?;
             (json!({ "splunk": d }), m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
         }
+        "RedshiftDestinationConfiguration" => {
+            let m = Members::of(config, key, REDSHIFT)?;
+            let mut d = Map::new();
+            d.insert("cluster_jdbc_url".into(), m.required_str("ClusterJDBCURL")?.into());
+            d.insert("username".into(), m.required_str("Username")?.into());
+            d.insert("password".into(), m.required_str("Password")?.into());
+            d.insert("role_arn".into(), m.required_str("RoleARN")?.into());
+            let copy = m.get("CopyCommand").ok_or_else(|| TranslateError(format!("{} is required", m.child("CopyCommand"))))?;
+            let copy = Members::of(copy, &m.child("CopyCommand"), &["DataTableName", "DataTableColumns", "CopyOptions"])?;
+            let mut c = Map::new();
+            c.insert("data_table_name".into(), copy.required_str("DataTableName")?.into());
+            if let Some(columns) = copy.str("DataTableColumns")? {
+                c.insert("data_table_columns".into(), columns.into());
+            }
+            if let Some(options) = copy.str("CopyOptions")? {
+                c.insert("copy_options".into(), options.into());
+            }
+            d.insert("copy_command".into(), c.into());
+            if let Some(r) = m.get("RetryOptions") {
+                let r = Members::of(r, &m.child("RetryOptions"), &["DurationInSeconds"])?;
+                if let Some(s) = r.number("DurationInSeconds")? {
+                    d.insert("retry_duration_seconds".into(), (s as u64).into());
+                }
+            }
+            if let Some(mode) = m.str("S3BackupMode")?.filter(|mode| *mode != "Disabled") {
+                return refuse(format!("{} {mode} is not supported by sluice: the staged objects stay in the intermediate bucket", m.child("S3BackupMode")));
+            }
+            if let Some(cw) = m.get("CloudWatchLoggingOptions") {
+                Members::of(cw, &m.child("CloudWatchLoggingOptions"), &["Enabled", "LogGroupName", "LogStreamName"])?;
+            }
+            let s3 = m.get("S3Configuration").ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
+            let s3 = Members::of(s3, &m.child("S3Configuration"), S3_MEMBERS)?;
+            let (block, bucket) = object_store(&s3, control, false)?;
+            let Some(inner) = block.get("s3").cloned() else {
+                return refuse(format!("{} maps bucket `{bucket}` to a local directory; Redshift's COPY reads from S3, so it must map to an S3 store", m.child("S3Configuration")));
+            };
+            d.insert("s3".into(), inner);
+            (json!({ "redshift": d }), s3.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
+        }
         other if UNSUPPORTED_DESTINATIONS.contains(&other) => {
-            return refuse(format!("{other} is not supported by sluice: it delivers to S3-compatible stores, local directories, HTTP endpoints, OpenSearch/Elasticsearch and Splunk"))
+            return refuse(format!("{other} is not supported by sluice: it delivers to S3-compatible stores, local directories, HTTP endpoints, OpenSearch/Elasticsearch, Splunk and Redshift"))
         }
         other => return refuse(format!("{other} is not a destination configuration sluice knows")),
     };
@@ -288,6 +327,19 @@ const SEARCH: &[&str] = &[
     "CloudWatchLoggingOptions",
     "DocumentIdOptions",
 ];
+const REDSHIFT: &[&str] = &[
+    "RoleARN",
+    "ClusterJDBCURL",
+    "CopyCommand",
+    "Username",
+    "Password",
+    "RetryOptions",
+    "S3Configuration",
+    "ProcessingConfiguration",
+    "S3BackupMode",
+    "CloudWatchLoggingOptions",
+];
+
 const SPLUNK: &[&str] = &[
     "HECEndpoint",
     "HECEndpointType",

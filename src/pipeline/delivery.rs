@@ -40,6 +40,8 @@ pub(super) struct Delivery {
     /// state directory, so another daemon, or this one after its state was wiped, never sends
     /// an id a destination has already seen (PostgreSQL would skip the batch as loaded).
     pub(super) seed: u64,
+    /// Redshift: each data batch, once staged in `sink`, is loaded with COPY (`warehouse.rs`).
+    pub(super) warehouse: Option<Arc<crate::sink::redshift::Redshift>>,
 }
 
 impl Delivery {
@@ -90,6 +92,10 @@ impl Delivery {
         if let (Some(endpoint), None) = (&self.endpoint, error_type) {
             let backup_all = self.spec.endpoint.as_deref().is_some_and(|e| e.backup_all());
             self.deliver_to_endpoint(&batch, endpoint.as_ref(), backup_all).await;
+            return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
+        }
+        if let (Some(redshift), None) = (&self.warehouse, error_type) {
+            self.deliver_to_redshift(&batch, redshift).await;
             return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
         }
         match (&self.spec.destination.format_conversion, error_type) {
@@ -155,19 +161,26 @@ impl Delivery {
         is_data: bool,
         records: Arc<Vec<Record>>,
         format: Arc<ObjectFormat>,
-    ) {
+    ) -> bool {
         let entry = format.entry_name(key);
         self.write_retrying(key, batch, is_data, records.len() as u64, || {
             let (records, format, entry) = (records.clone(), format.clone(), entry.clone());
             move |out: &mut (dyn std::io::Write + Send)| format.write_object(&records, &entry, out)
         })
-        .await;
+        .await
     }
 
     /// Writes one object, retrying with exponential backoff and jitter until it succeeds or the
-    /// batch's oldest record passes the retention period (then it is dropped, logged and counted).
-    /// `encoder` makes a fresh encoding closure for each attempt.
-    async fn write_retrying<E, F>(&self, key: &str, batch: &Batch, is_data: bool, count: u64, encoder: E)
+    /// batch's oldest record passes the retention period (then it is dropped, logged and counted,
+    /// and `false` returned). `encoder` makes a fresh encoding closure for each attempt.
+    pub(super) async fn write_retrying<E, F>(
+        &self,
+        key: &str,
+        batch: &Batch,
+        is_data: bool,
+        count: u64,
+        encoder: E,
+    ) -> bool
     where
         E: Fn() -> F,
         F: FnOnce(&mut (dyn std::io::Write + Send)) -> std::io::Result<()> + Send + 'static,
@@ -193,7 +206,7 @@ impl Delivery {
                     }
                     self.metrics.delivered_objects.increment(1);
                     tracing::debug!(pipeline = %self.spec.name, key, records = count, bytes = batch.bytes, "delivered");
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     self.metrics.delivery_failures.increment(1);
@@ -202,7 +215,7 @@ impl Delivery {
                     if age > self.spec.retention {
                         tracing::error!(pipeline = %self.spec.name, key, records = count, attempts, error = %e, "dropping records older than the retention period after failed deliveries");
                         self.metrics.expired_records.increment(count);
-                        return;
+                        return false;
                     }
                     let wait = backoff.next().unwrap_or(d.retry_max);
                     tracing::warn!(pipeline = %self.spec.name, destination = self.sink.describe(), key, attempts, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying");

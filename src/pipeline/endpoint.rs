@@ -124,7 +124,7 @@ impl Delivery {
     /// same id. WAL sequences mean something only in this state directory, so the stream's seed
     /// is folded in; stream positions mean the same to every daemon reading the stream (a lease
     /// taken over re-sends the same ids), so it is not.
-    fn request_id(&self, batch: &Batch, part: usize) -> String {
+    pub(super) fn request_id(&self, batch: &Batch, part: usize) -> String {
         let scope = if batch.named_by_stream_positions() { 0 } else { self.seed };
         let stream = fnv1a(&[self.spec.name.as_bytes(), b"http-endpoint", batch.partition.as_bytes()]) ^ scope;
         let seq = splitmix64(batch.identity() ^ (part as u64).rotate_left(48));
@@ -202,6 +202,7 @@ mod tests {
             status: Default::default(),
             endpoint: None,
             seed: 7,
+            warehouse: None,
         };
         let mut batch = Batch::new("".into(), None, std::time::Instant::now());
         for (seq, name) in ["ok1", "bad1", "slow1", "ok2"].iter().enumerate() {

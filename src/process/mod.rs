@@ -64,6 +64,8 @@ pub enum ErrorOutputType {
     SplunkFailed,
     /// Rows PostgreSQL refused, or that could not be loaded within the retry duration.
     PostgresFailed,
+    /// Staged batches Redshift's COPY did not load within the retry duration (their manifests).
+    RedshiftFailed,
 }
 
 impl ErrorOutputType {
@@ -76,6 +78,7 @@ impl ErrorOutputType {
             ErrorOutputType::OpenSearchFailed => "AmazonOpenSearchService-failed",
             ErrorOutputType::SplunkFailed => "splunk-failed",
             ErrorOutputType::PostgresFailed => "postgres-failed",
+            ErrorOutputType::RedshiftFailed => "redshift-failed",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod object_store;
 pub mod opensearch;
 pub mod postgres;
 pub mod probe;
+pub mod redshift;
 pub mod retry;
 pub mod splunk;
 

@@ -66,6 +66,14 @@ pub(super) fn destination(
             let backup = object_destination(c, &p.backup, &format!("{at}.backup"), partitions)?;
             Some((backup, Some(Arc::new(EndpointSpec::Postgres(spec?)))))
         }
+        RawDestination::Redshift(r) => {
+            let at = format!("{field}.redshift");
+            if partitions.enabled {
+                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
+            }
+            let (store, spec) = super::redshift::redshift(c, r, &at, partitions)?;
+            Some((store, Some(Arc::new(spec))))
+        }
         _ => object_destination(c, d, field, partitions).map(|o| (o, None)),
     }
 }
@@ -83,10 +91,23 @@ fn object_destination(
         | RawDestination::Opensearch(_)
         | RawDestination::Elasticsearch(_)
         | RawDestination::Splunk(_)
-        | RawDestination::Postgres(_) => return None,
+        | RawDestination::Postgres(_)
+        | RawDestination::Redshift(_) => return None,
     };
-    let field = format!("{field}.{kind}");
-    let store = if kind == "s3" { s3_store(c, d, o, &field) } else { local_store(c, d, o, &field) };
+    store_destination(c, d, kind, o, &format!("{field}.{kind}"), partitions)
+}
+
+/// An object store's destination, from its fields; `at` locates errors about it as a whole.
+pub(super) fn store_destination<T>(
+    c: &mut Checker,
+    at: &Spanned<T>,
+    kind: &str,
+    o: &RawObjectStore,
+    field: &str,
+    partitions: &PartitionContext,
+) -> Option<ObjectDestination> {
+    let field = field.to_string();
+    let store = if kind == "s3" { s3_store(c, at, o, &field) } else { local_store(c, at, o, &field) };
     let (prefix, error_prefix) = prefixes(c, o, &field, partitions)?;
     let compression = o.compression.as_ref().map(|c| c.value).unwrap_or_default();
     let conversion = match &o.format_conversion {
@@ -147,7 +168,7 @@ fn object_destination(
     })
 }
 
-fn s3_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {
+fn s3_store<T>(c: &mut Checker, d: &Spanned<T>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {
     if let Some(p) = &o.path {
         c.at(p, &format!("{field}.path"), "`path` belongs to a `local` destination; an s3 destination takes `bucket`");
     }
@@ -172,7 +193,7 @@ fn s3_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, fi
     })
 }
 
-fn local_store(c: &mut Checker, d: &Spanned<RawDestination>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {
+fn local_store<T>(c: &mut Checker, d: &Spanned<T>, o: &RawObjectStore, field: &str) -> Option<StoreSpec> {
     let misplaced = [
         ("bucket", o.bucket.as_ref().map(|s| (s.referenced.line(), s.referenced.column()))),
         ("endpoint", o.endpoint.as_ref().map(|s| (s.referenced.line(), s.referenced.column()))),

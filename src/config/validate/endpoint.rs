@@ -13,6 +13,7 @@ pub enum EndpointSpec {
     Search(SearchSpec),
     Splunk(SplunkSpec),
     Postgres(PostgresSpec),
+    Redshift(super::redshift::RedshiftSpec),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -46,7 +47,7 @@ impl EndpointSpec {
             EndpointSpec::Search(s) => &s.endpoint,
             EndpointSpec::Splunk(s) => &s.endpoint,
             // Checked by connecting, not by the HTTP probe; the URL holds the password.
-            EndpointSpec::Postgres(_) => "",
+            EndpointSpec::Postgres(_) | EndpointSpec::Redshift(_) => "",
         }
     }
 
@@ -56,6 +57,7 @@ impl EndpointSpec {
             EndpointSpec::Search(s) => s.retry_duration,
             EndpointSpec::Splunk(s) => s.retry_duration,
             EndpointSpec::Postgres(p) => p.retry_duration,
+            EndpointSpec::Redshift(r) => r.retry_duration,
         }
     }
 
@@ -66,6 +68,8 @@ impl EndpointSpec {
             EndpointSpec::Search(s) => s.backup_all,
             EndpointSpec::Splunk(s) => s.backup_all,
             EndpointSpec::Postgres(p) => p.backup_all,
+            // The staged objects are the copy of everything Firehose keeps.
+            EndpointSpec::Redshift(_) => false,
         }
     }
 }
@@ -361,7 +365,7 @@ pub(super) fn postgres(c: &mut Checker, p: &crate::config::RawPostgres, field: &
 }
 
 /// `retry_duration_seconds` (Firehose: 0-7200, default 300), shared by every sending destination.
-fn retry_duration(c: &mut Checker, value: &Option<Spanned<u64>>, field: &str) -> Duration {
+pub(super) fn retry_duration(c: &mut Checker, value: &Option<Spanned<u64>>, field: &str) -> Duration {
     if let Some(r) = value {
         if r.value > 7200 {
             c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");

@@ -322,7 +322,7 @@ fn decode_rejected(text: &str) -> Vec<(usize, SendError)> {
 /// TLS with the system's roots, verifying the server's certificate and name (libpq's
 /// `verify-full`, which sluice applies to `sslmode=require` too: an unverified server would see
 /// the password).
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, SinkError> {
+pub(crate) fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, SinkError> {
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {

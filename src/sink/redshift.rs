@@ -1,0 +1,228 @@
+//! Redshift, loaded the way Firehose loads it: the batch is staged as an object in the intermediate
+//! S3 bucket (by the pipeline, `pipeline/warehouse.rs`), a manifest naming it is written beside it,
+//! and this client runs, over Redshift's PostgreSQL wire protocol,
+//!
+//! ```sql
+//! COPY <table> (<columns>) FROM 's3://<bucket>/<manifest>' CREDENTIALS 'aws_iam_role=<role>' MANIFEST <options>
+//! ```
+//!
+//! inside a transaction that also records the batch's id in `sluice_loaded_batches`, as the
+//! PostgreSQL destination does: a batch staged again after a crash finds its id and is not loaded
+//! twice (Firehose promises no such thing). COPY is atomic in Redshift: a batch loads whole or not
+//! at all, and a failed COPY is retried until the retry duration, then skipped with its manifest
+//! written to the error prefix (Firehose's behaviour).
+//!
+//! Only the simple query protocol is used (statements as text, no prepared statements): it is
+//! what every Redshift-compatible endpoint speaks, and it makes the statements sent exactly the
+//! transcript the tests check. Values inlined in statements are quoted (`literal`); the role ARN is
+//! not a secret, and no key ever goes into a statement.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::destination::SendError;
+use super::SinkError;
+use crate::config::RedshiftSpec;
+
+const LEDGER: &str = "sluice_loaded_batches";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const CODE_COPY: &str = "Redshift.CopyFailed";
+pub const CODE_CONNECTION: &str = "Redshift.ConnectionFailed";
+
+/// What a load did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Loaded {
+    Copied,
+    /// The batch id was found: loaded before (a replay after a crash, or a lost COMMIT answer).
+    AlreadyLoaded,
+}
+
+pub struct Redshift {
+    spec: RedshiftSpec,
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    idle: Mutex<Option<Client>>,
+    /// `host:port/db`, for logs.
+    name: String,
+}
+
+impl Redshift {
+    pub fn new(spec: &RedshiftSpec) -> Result<Self, SinkError> {
+        let jdbc = JdbcUrl::parse(&spec.cluster_jdbc_url).map_err(SinkError::Setup)?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&jdbc.host)
+            .port(jdbc.port)
+            .dbname(&jdbc.database)
+            .user(&spec.username)
+            .password(spec.password.expose())
+            .application_name("sluice")
+            .connect_timeout(CONNECT_TIMEOUT);
+        let tls = if jdbc.ssl {
+            Some(super::postgres::tls()?)
+        } else {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            None
+        };
+        let name = format!("{}:{}/{}", jdbc.host, jdbc.port, jdbc.database);
+        Ok(Self { spec: spec.clone(), config, tls, idle: Mutex::new(None), name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn connect(&self) -> Result<Client, SendError> {
+        let failed = |e: tokio_postgres::Error| SendError::retry(CODE_CONNECTION, format!("cannot connect: {e}"));
+        let client = match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await.map_err(failed)?;
+                tokio::spawn(connection);
+                client
+            }
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await.map_err(failed)?;
+                tokio::spawn(connection);
+                client
+            }
+        };
+        run(
+            &client,
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {LEDGER} (table_name VARCHAR(256) NOT NULL, batch_id VARCHAR(64) NOT NULL, \
+                 loaded_at TIMESTAMP NOT NULL DEFAULT GETDATE())"
+            ),
+        )
+        .await?;
+        Ok(client)
+    }
+
+    /// The COPY statement for a manifest (Firehose's shape).
+    pub fn copy_statement(&self, manifest_url: &str) -> String {
+        let c = &self.spec.copy;
+        let columns = match &c.columns {
+            Some(columns) => format!(" ({columns})"),
+            None => String::new(),
+        };
+        let options = match &c.options {
+            Some(options) => format!(" {options}"),
+            None => String::new(),
+        };
+        format!(
+            "COPY {}{columns} FROM {} CREDENTIALS {} MANIFEST{options}",
+            c.table,
+            literal(manifest_url),
+            literal(&format!("aws_iam_role={}", self.spec.role_arn)),
+        )
+    }
+
+    /// Loads the batch whose manifest is at `manifest_url`, once.
+    pub async fn load(&self, batch_id: &str, manifest_url: &str) -> Result<Loaded, SendError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let client = match idle {
+            Some(c) if !c.is_closed() => c,
+            _ => self.connect().await?,
+        };
+        let result = self.transaction(&client, batch_id, manifest_url).await;
+        match &result {
+            Ok(_) => *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(client),
+            // Leave no transaction open on a connection that may be reused; a broken one is dropped.
+            Err(_) if !client.is_closed() => {
+                if client.simple_query("ROLLBACK").await.is_ok() {
+                    *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn transaction(&self, client: &Client, batch_id: &str, manifest_url: &str) -> Result<Loaded, SendError> {
+        let table = literal(&self.spec.copy.table);
+        let id = literal(batch_id);
+        run(client, "BEGIN").await?;
+        let found = client
+            .simple_query(&format!("SELECT 1 FROM {LEDGER} WHERE table_name = {table} AND batch_id = {id}"))
+            .await
+            .map_err(|e| error(&e))?;
+        if found.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))) {
+            run(client, "COMMIT").await?;
+            return Ok(Loaded::AlreadyLoaded);
+        }
+        run(client, &self.copy_statement(manifest_url)).await?;
+        run(client, &format!("INSERT INTO {LEDGER} (table_name, batch_id) VALUES ({table}, {id})")).await?;
+        run(client, "COMMIT").await?;
+        Ok(Loaded::Copied)
+    }
+}
+
+async fn run(client: &Client, statement: &str) -> Result<(), SendError> {
+    client.simple_query(statement).await.map(|_| ()).map_err(|e| error(&e))
+}
+
+fn error(e: &tokio_postgres::Error) -> SendError {
+    match e.as_db_error() {
+        Some(db) => SendError::retry(CODE_COPY, format!("{} (SQLSTATE {})", db.message(), db.code().code())),
+        None => SendError::retry(CODE_CONNECTION, e.to_string()),
+    }
+}
+
+/// A SQL string literal: quotes doubled, and backslashes too (Redshift treats `\` as an escape).
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// `jdbc:redshift://host:port/database[?ssl=false&...]`, as Firehose takes the cluster's address.
+#[derive(Debug, PartialEq, Eq)]
+pub struct JdbcUrl {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    /// TLS unless `ssl=false` (a cluster reached through a private tunnel, or the tests' fake).
+    pub ssl: bool,
+}
+
+impl JdbcUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("jdbc:redshift://")
+            .ok_or_else(|| "must start with jdbc:redshift:// (the cluster's JDBC URL)".to_string())?;
+        let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, database) = address
+            .split_once('/')
+            .ok_or_else(|| "must name the database: jdbc:redshift://host:5439/dev".to_string())?;
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("`{p}` is not a port"))?),
+            None => (authority, 5439),
+        };
+        if host.is_empty() || database.is_empty() {
+            return Err("must name a host and a database: jdbc:redshift://host:5439/dev".into());
+        }
+        let ssl = !query.split('&').any(|kv| kv.eq_ignore_ascii_case("ssl=false"));
+        Ok(Self { host: host.to_string(), port, database: database.to_string(), ssl })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jdbc_urls_parse_as_firehose_takes_them() {
+        let url = JdbcUrl::parse("jdbc:redshift://cluster.abc.us-east-1.redshift.amazonaws.com:5439/dev").unwrap();
+        assert_eq!(url.host, "cluster.abc.us-east-1.redshift.amazonaws.com");
+        assert_eq!((url.port, url.database.as_str(), url.ssl), (5439, "dev", true));
+        assert!(!JdbcUrl::parse("jdbc:redshift://127.0.0.1:5440/dev?ssl=false").unwrap().ssl);
+        assert!(JdbcUrl::parse("postgres://h/db").is_err());
+        assert!(JdbcUrl::parse("jdbc:redshift://h:port/db").is_err());
+        assert!(JdbcUrl::parse("jdbc:redshift://h:5439").is_err());
+    }
+
+    #[test]
+    fn literals_are_quoted() {
+        assert_eq!(literal("it's a\\b"), "'it''s a\\\\b'");
+    }
+}
