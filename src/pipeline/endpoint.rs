@@ -1,4 +1,4 @@
-//! Delivery to a sending [`Destination`] (the HTTP endpoint; OpenSearch and Splunk next): each
+//! Delivery to a sending [`Destination`] (HTTP endpoint, OpenSearch, Splunk, PostgreSQL): each
 //! request retried with the shared [`RetryPolicy`] until delivered or past the retry duration, and
 //! only the records that failed are sent again; what could not be delivered goes to the backup
 //! store's error prefix as Firehose error records; with `AllData` the batch is also written to the

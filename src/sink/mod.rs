@@ -1,5 +1,6 @@
-//! Destinations. Today: object stores (S3 and S3-compatible servers, a local directory), all
-//! through object_store. HTTP endpoint, OpenSearch and Splunk destinations plug in beside it.
+//! Destinations: object stores (S3 and S3-compatible servers, a local directory), all through
+//! object_store; the sending destinations behind the `Destination` trait (HTTP endpoint,
+//! OpenSearch, Splunk, PostgreSQL); and Redshift, which loads what was staged in an object store.
 
 pub mod aws_profile;
 pub mod destination;
