@@ -126,13 +126,7 @@ pub fn start(
         },
     };
     let metrics = match spec.endpoint.as_deref() {
-        Some(crate::config::EndpointSpec::Search(_)) => {
-            PipelineMetrics::new(&name).for_destination("amazon_opensearch_service")
-        }
-        Some(crate::config::EndpointSpec::Splunk(_)) => PipelineMetrics::new(&name).for_destination("splunk"),
-        Some(crate::config::EndpointSpec::Http(_)) => PipelineMetrics::new(&name).for_destination("http_endpoint"),
-        Some(crate::config::EndpointSpec::Postgres(_)) => PipelineMetrics::new(&name).for_destination("postgres"),
-        Some(crate::config::EndpointSpec::Redshift(_)) => PipelineMetrics::new(&name).for_destination("redshift"),
+        Some(endpoint) => PipelineMetrics::new(&name).for_destination(endpoint::metric_name(endpoint)),
         None => PipelineMetrics::new(&name),
     };
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
@@ -161,35 +155,11 @@ pub fn start(
     let status = Arc::new(PipelineStatus::default());
     let probe = match spec.endpoint.as_deref() {
         Some(endpoint) if !endpoint.url().is_empty() => sink.probe().with_endpoint(endpoint.url()),
-        Some(_) => sink.probe(),
-        None => sink.probe(),
+        _ => sink.probe(),
     };
-    let endpoint: Option<Arc<dyn crate::sink::destination::Destination>> = match spec.endpoint.as_deref() {
-        Some(crate::config::EndpointSpec::Http(h)) => Some(Arc::new(
-            crate::sink::http_endpoint::HttpEndpoint::new(h, &name)
-                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
-        )),
-        Some(crate::config::EndpointSpec::Search(s)) => Some(Arc::new(
-            crate::sink::opensearch::OpenSearch::new(s)
-                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
-        )),
-        Some(crate::config::EndpointSpec::Splunk(s)) => Some(Arc::new(
-            crate::sink::splunk::Splunk::new(s, &name)
-                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
-        )),
-        Some(crate::config::EndpointSpec::Postgres(p)) => Some(Arc::new(
-            crate::sink::postgres::Postgres::new(p)
-                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
-        )),
-        // Redshift is not sent batches: they are staged as objects, then loaded (`warehouse`).
-        Some(crate::config::EndpointSpec::Redshift(_)) | None => None,
-    };
-    let warehouse = match spec.endpoint.as_deref() {
-        Some(crate::config::EndpointSpec::Redshift(r)) => Some(Arc::new(
-            crate::sink::redshift::Redshift::new(r)
-                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
-        )),
-        _ => None,
+    let (endpoint, warehouse) = match spec.endpoint.as_deref() {
+        Some(e) => endpoint::open(e, &name).map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+        None => (None, None),
     };
     let delivery = Arc::new(Delivery {
         spec: spec.clone(),
