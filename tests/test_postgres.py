@@ -239,3 +239,28 @@ pipelines:
     assert "s3_backup_mode" in out and "FailedDataOnly" in out
     assert "is not a PostgreSQL URL" in out and "needs `columns: [..]` or `jsonb_column: <column>`" in out
     assert secret not in out
+
+
+def test_a_table_locked_longer_than_the_lock_timeout_is_retried_until_it_is_free(sluice_factory, pg):
+    """An ACCESS EXCLUSIVE lock held for 14 s: COPY gives up after lock_timeout (10 s), the attempt is
+    retried, and the rows load once the lock is released — once each."""
+    import os
+    import subprocess
+    pg.sql("CREATE TABLE locked (id bigint NOT NULL)")
+    holder = subprocess.Popen(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d", "postgres", "-c",
+                               "BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(14); COMMIT;"],
+                              env={**os.environ, "PGPASSWORD": PASSWORD}, stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: pg.value("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                                  "WHERE c.relname = 'locked' AND l.mode = 'AccessExclusiveLock'") == "1",
+                 timeout=10, what="the lock")
+        d = pipeline(sluice_factory, pg, "locked", "columns: [id]").start(env=env())
+        d.client().put_record_batch(DeliveryStreamName="to-pg", Records=[
+            {"Data": json.dumps({"id": i}).encode()} for i in range(100)])
+        wait_for(lambda: "lock timeout" in d.log(), timeout=30, what="the lock timeout")
+        assert holder.wait(30) == 0
+        wait_for(lambda: pg.value("SELECT count(*) FROM locked") == "100", timeout=60, what="the rows after the lock")
+        time.sleep(1)
+        assert pg.value("SELECT count(DISTINCT id) FROM locked") == "100" and not error_records(d)
+    finally:
+        holder.kill()

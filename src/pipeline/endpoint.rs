@@ -7,9 +7,9 @@
 use std::sync::{Arc, Mutex};
 
 use super::delivery::Delivery;
-use crate::config::EndpointSpec;
 use super::now_ms;
 use crate::buffer::Batch;
+use crate::config::EndpointSpec;
 use crate::format::error_record;
 use crate::process::Failed;
 use crate::record::Record;

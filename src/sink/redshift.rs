@@ -76,19 +76,9 @@ impl Redshift {
     }
 
     async fn connect(&self) -> Result<Client, SendError> {
-        let failed = |e: tokio_postgres::Error| SendError::retry(CODE_CONNECTION, format!("cannot connect: {e}"));
-        let client = match &self.tls {
-            None => {
-                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await.map_err(failed)?;
-                tokio::spawn(connection);
-                client
-            }
-            Some(tls) => {
-                let (client, connection) = self.config.connect(tls.clone()).await.map_err(failed)?;
-                tokio::spawn(connection);
-                client
-            }
-        };
+        let client = super::postgres::connect(&self.config, self.tls.as_ref())
+            .await
+            .map_err(|e| SendError::retry(CODE_CONNECTION, format!("cannot connect: {e}")))?;
         run(
             &client,
             &format!(

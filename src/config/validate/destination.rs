@@ -12,15 +12,8 @@ pub(super) fn destination(
     match &d.value {
         RawDestination::HttpEndpoint(h) => {
             let at = format!("{field}.http_endpoint");
-            if partitions.enabled {
-                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
-            }
             let endpoint = endpoint::http_endpoint(c, h, &at);
-            if !matches!(h.backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
-                c.at(&h.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
-                return None;
-            }
-            let backup = object_destination(c, &h.backup, &format!("{at}.backup"), partitions)?;
+            let backup = sending_backup(c, d, &at, &h.backup, partitions)?;
             if backup.format_conversion.is_some() {
                 c.at(&h.backup, &format!("{at}.backup.format_conversion"), "applies to S3 destinations only");
             }
@@ -29,41 +22,20 @@ pub(super) fn destination(
         RawDestination::Opensearch(s) | RawDestination::Elasticsearch(s) => {
             let elasticsearch = matches!(d.value, RawDestination::Elasticsearch(_));
             let at = format!("{field}.{}", if elasticsearch { "elasticsearch" } else { "opensearch" });
-            if partitions.enabled {
-                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
-            }
             let spec = endpoint::search(c, s, &at, elasticsearch);
-            if !matches!(s.backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
-                c.at(&s.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
-                return None;
-            }
-            let backup = object_destination(c, &s.backup, &format!("{at}.backup"), partitions)?;
+            let backup = sending_backup(c, d, &at, &s.backup, partitions)?;
             Some((backup, Some(Arc::new(EndpointSpec::Search(spec?)))))
         }
         RawDestination::Splunk(s) => {
             let at = format!("{field}.splunk");
-            if partitions.enabled {
-                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
-            }
             let spec = endpoint::splunk(c, s, &at);
-            if !matches!(s.backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
-                c.at(&s.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
-                return None;
-            }
-            let backup = object_destination(c, &s.backup, &format!("{at}.backup"), partitions)?;
+            let backup = sending_backup(c, d, &at, &s.backup, partitions)?;
             Some((backup, Some(Arc::new(EndpointSpec::Splunk(spec?)))))
         }
         RawDestination::Postgres(p) => {
             let at = format!("{field}.postgres");
-            if partitions.enabled {
-                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
-            }
             let spec = endpoint::postgres(c, p, &at);
-            if !matches!(p.backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
-                c.at(&p.backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
-                return None;
-            }
-            let backup = object_destination(c, &p.backup, &format!("{at}.backup"), partitions)?;
+            let backup = sending_backup(c, d, &at, &p.backup, partitions)?;
             Some((backup, Some(Arc::new(EndpointSpec::Postgres(spec?)))))
         }
         RawDestination::Redshift(r) => {
@@ -76,6 +48,25 @@ pub(super) fn destination(
         }
         _ => object_destination(c, d, field, partitions).map(|o| (o, None)),
     }
+}
+
+/// What every sending destination checks: no dynamic partitioning (a Firehose rule), and a
+/// `backup:` that is an object store (it receives the error records).
+fn sending_backup(
+    c: &mut Checker,
+    d: &Spanned<RawDestination>,
+    at: &str,
+    backup: &Spanned<RawDestination>,
+    partitions: &PartitionContext,
+) -> Option<ObjectDestination> {
+    if partitions.enabled {
+        c.at(d, at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
+    }
+    if !matches!(backup.value, RawDestination::S3(_) | RawDestination::Local(_)) {
+        c.at(backup, &format!("{at}.backup"), "must be an `s3:` or `local:` store");
+        return None;
+    }
+    object_destination(c, backup, &format!("{at}.backup"), partitions)
 }
 
 fn object_destination(

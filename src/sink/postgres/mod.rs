@@ -88,19 +88,9 @@ impl Postgres {
     }
 
     async fn connect(&self) -> Result<Client, SendError> {
-        let failed = |e: tokio_postgres::Error| SendError::retry(CODE_CONNECTION, format!("cannot connect: {e}"));
-        let client = match &self.tls {
-            None => {
-                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await.map_err(failed)?;
-                tokio::spawn(connection);
-                client
-            }
-            Some(tls) => {
-                let (client, connection) = self.config.connect(tls.clone()).await.map_err(failed)?;
-                tokio::spawn(connection);
-                client
-            }
-        };
+        let client = connect(&self.config, self.tls.as_ref())
+            .await
+            .map_err(|e| SendError::retry(CODE_CONNECTION, format!("cannot connect: {e}")))?;
         let setup = format!(
             "SET lock_timeout = '{LOCK_TIMEOUT}';
              CREATE TABLE IF NOT EXISTS {LEDGER} (
@@ -317,6 +307,25 @@ fn decode_rejected(text: &str) -> Vec<(usize, SendError)> {
             (k, SendError::permanent(code, message))
         })
         .collect()
+}
+
+/// Connects (with TLS when given) and drives the connection on its own task; also Redshift's.
+pub(crate) async fn connect(
+    config: &tokio_postgres::Config,
+    tls: Option<&tokio_postgres_rustls::MakeRustlsConnect>,
+) -> Result<Client, tokio_postgres::Error> {
+    Ok(match tls {
+        None => {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            client
+        }
+        Some(tls) => {
+            let (client, connection) = config.connect(tls.clone()).await?;
+            tokio::spawn(connection);
+            client
+        }
+    })
 }
 
 /// TLS with the system's roots, verifying the server's certificate and name (libpq's
