@@ -30,9 +30,7 @@ COLUMNS = "event_id text, ts timestamptz, user_id bigint, event_type text, page 
 
 def timed_copy(pg, statement):
     started = time.monotonic()
-    subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d", "postgres", "-q",
-                    "-v", "ON_ERROR_STOP=1", "-c", statement],
-                   env={**os.environ, "PGPASSWORD": PASSWORD}, check=True, capture_output=True)
+    pg.sql(statement)
     return time.monotonic() - started
 
 

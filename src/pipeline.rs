@@ -153,9 +153,9 @@ pub fn start(
         _ => None,
     };
     let status = Arc::new(PipelineStatus::default());
-    let probe = match spec.endpoint.as_deref() {
-        Some(endpoint) if !endpoint.url().is_empty() => sink.probe().with_endpoint(endpoint.url()),
-        _ => sink.probe(),
+    let probe = match spec.endpoint.as_deref().and_then(|e| e.url()) {
+        Some(url) => sink.probe().with_endpoint(url),
+        None => sink.probe(),
     };
     let (endpoint, warehouse) = match spec.endpoint.as_deref() {
         Some(e) => endpoint::open(e, &name).map_err(|source| PipelineError::Sink { name: name.clone(), source })?,

@@ -232,22 +232,30 @@ def test_records_read_again_land_on_the_same_object_names(sluice_factory, kinesa
     assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in sent)
 
 
-def test_a_shard_split_mid_load_loses_nothing(sluice_factory, kinesalite):
-    k = make_stream(kinesalite, "split", 1)
+def reshard_mid_load(sluice_factory, kinesalite, stream, shards, reshard, what):
+    """300 records, then `reshard(k)` while sluice reads, then 300 more: every record is delivered once,
+    and every record put before the reshard is written before any put after it (children wait)."""
+    k = make_stream(kinesalite, stream, shards)
     before = [(f"k{i % 10}", f"before-{i}".encode()) for i in range(300)]
-    put(k, "split", before)
-    d = pipeline(sluice_factory, kinesalite, "split").start()
-    shard = k.list_shards(StreamName="split")["Shards"][0]
-    lo, hi = int(shard["HashKeyRange"]["StartingHashKey"]), int(shard["HashKeyRange"]["EndingHashKey"])
-    k.split_shard(StreamName="split", ShardToSplit=shard["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
-    wait_for(lambda: k.describe_stream(StreamName="split")["StreamDescription"]["StreamStatus"] == "ACTIVE", what="the split")
+    put(k, stream, before)
+    d = pipeline(sluice_factory, kinesalite, stream).start()
+    reshard(k)
+    wait_for(lambda: k.describe_stream(StreamName=stream)["StreamDescription"]["StreamStatus"] == "ACTIVE", what="the reshard")
     after = [(f"k{i % 10}", f"after-{i}".encode()) for i in range(300)]
-    put(k, "split", after)
-    wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what="records from the parent and both children")
+    put(k, stream, after)
+    wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what=what)
     time.sleep(1.5)
     assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in before + after)
-    # Children wait until the parent is delivered (per-key order holds).
+    # Children wait until their parents are delivered (per-key order holds).
     assert_written_before(d, b"before-", b"after-")
+
+
+def test_a_shard_split_mid_load_loses_nothing(sluice_factory, kinesalite):
+    def split(k):
+        shard = k.list_shards(StreamName="split")["Shards"][0]
+        lo, hi = int(shard["HashKeyRange"]["StartingHashKey"]), int(shard["HashKeyRange"]["EndingHashKey"])
+        k.split_shard(StreamName="split", ShardToSplit=shard["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
+    reshard_mid_load(sluice_factory, kinesalite, "split", 1, split, "records from the parent and both children")
 
 
 def test_a_kinesis_sourced_stream_created_over_the_api(sluice_factory, kinesalite):
@@ -398,17 +406,7 @@ def test_a_killed_daemons_shards_are_taken_over_after_the_lease_expires(sluice_f
 
 
 def test_a_shard_merge_mid_load_loses_nothing_and_keeps_order(sluice_factory, kinesalite):
-    k = make_stream(kinesalite, "merge", 2)
-    before = [(f"k{i % 10}", f"before-{i}".encode()) for i in range(300)]
-    put(k, "merge", before)
-    d = pipeline(sluice_factory, kinesalite, "merge").start()
-    shards = sorted(k.list_shards(StreamName="merge")["Shards"], key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
-    k.merge_shards(StreamName="merge", ShardToMerge=shards[0]["ShardId"], AdjacentShardToMerge=shards[1]["ShardId"])
-    wait_for(lambda: k.describe_stream(StreamName="merge")["StreamDescription"]["StreamStatus"] == "ACTIVE", what="the merge")
-    after = [(f"k{i % 10}", f"after-{i}".encode()) for i in range(300)]
-    put(k, "merge", after)
-    wait_for(lambda: len(delivered_lines(d)) >= 600, timeout=90, what="records from both parents and the child")
-    time.sleep(1.5)
-    assert sorted(delivered_lines(d)) == sorted(data.decode() for _, data in before + after)
-    # The child waits for both parents.
-    assert_written_before(d, b"before-", b"after-")
+    def merge(k):
+        shards = sorted(k.list_shards(StreamName="merge")["Shards"], key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+        k.merge_shards(StreamName="merge", ShardToMerge=shards[0]["ShardId"], AdjacentShardToMerge=shards[1]["ShardId"])
+    reshard_mid_load(sluice_factory, kinesalite, "merge", 2, merge, "records from both parents and the child")

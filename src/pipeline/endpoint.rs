@@ -59,9 +59,10 @@ impl Delivery {
         };
         let kind = endpoint.error_output_type();
         let mut failed: Vec<Failed> = Vec::new();
+        let request_id_of = self.request_ids(batch);
         for (part, range) in endpoint.requests(&batch.records).into_iter().enumerate() {
             let records = &batch.records[range];
-            let request_id = self.request_id(batch, part);
+            let request_id = request_id_of(part);
             let pending = Mutex::new(Pending { indexes: (0..records.len()).collect(), rejected: Vec::new() });
             let outcome = policy
                 .run(
@@ -146,19 +147,22 @@ impl Delivery {
         self.spec.endpoint.as_deref().map_or(std::time::Duration::ZERO, |e| e.retry_duration())
     }
 
-    /// The request id of part `part` of a batch: derived from what identifies the batch (its
-    /// pipeline, partition and `Batch::identity`), so a retry, and a replay after a crash, sends the
-    /// same id. WAL sequences mean something only in this state directory, so the stream's seed
-    /// is folded in; stream positions mean the same to every daemon reading the stream (a lease
-    /// taken over re-sends the same ids), so it is not.
-    pub(super) fn request_id(&self, batch: &Batch, part: usize) -> String {
+    /// The request ids of a batch's parts, by part number: derived from what identifies the batch
+    /// (its pipeline, partition and `Batch::identity`, computed once here), so a retry, and a replay
+    /// after a crash, sends the same id. WAL sequences mean something only in this state directory,
+    /// so the stream's seed is folded in; stream positions mean the same to every daemon reading the
+    /// stream (a lease taken over re-sends the same ids), so it is not.
+    pub(super) fn request_ids(&self, batch: &Batch) -> impl Fn(usize) -> String {
         let scope = if batch.named_by_stream_positions() { 0 } else { self.seed };
         let stream = fnv1a(&[self.spec.name.as_bytes(), b"http-endpoint", batch.partition.as_bytes()]) ^ scope;
-        let seq = splitmix64(batch.identity() ^ (part as u64).rotate_left(48));
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&stream.to_be_bytes());
-        bytes[8..].copy_from_slice(&seq.to_be_bytes());
-        uuid::Uuid::new_v8(bytes).to_string()
+        let identity = batch.identity();
+        move |part| {
+            let seq = splitmix64(identity ^ (part as u64).rotate_left(48));
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&stream.to_be_bytes());
+            bytes[8..].copy_from_slice(&seq.to_be_bytes());
+            uuid::Uuid::new_v8(bytes).to_string()
+        }
     }
 }
 

@@ -30,7 +30,7 @@ impl Delivery {
         if !self.write_bytes(&manifest_key, batch, manifest.clone()).await {
             return;
         }
-        let batch_id = self.request_id(batch, 0);
+        let batch_id = self.request_ids(batch)(0);
         let url = format!("s3://{bucket}/{manifest_key}");
         let policy = RetryPolicy {
             initial: self.spec.delivery.retry_initial,

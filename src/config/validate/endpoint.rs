@@ -40,14 +40,14 @@ pub struct SplunkSpec {
 }
 
 impl EndpointSpec {
-    /// Where requests go (the startup check connects to it).
-    pub fn url(&self) -> &str {
+    /// Where HTTP requests go (the startup check connects to it). `None` for the databases: they
+    /// are not HTTP, and their URL holds the password.
+    pub fn url(&self) -> Option<&str> {
         match self {
-            EndpointSpec::Http(h) => &h.url,
-            EndpointSpec::Search(s) => &s.endpoint,
-            EndpointSpec::Splunk(s) => &s.endpoint,
-            // Checked by connecting, not by the HTTP probe; the URL holds the password.
-            EndpointSpec::Postgres(_) | EndpointSpec::Redshift(_) => "",
+            EndpointSpec::Http(h) => Some(&h.url),
+            EndpointSpec::Search(s) => Some(&s.endpoint),
+            EndpointSpec::Splunk(s) => Some(&s.endpoint),
+            EndpointSpec::Postgres(_) | EndpointSpec::Redshift(_) => None,
         }
     }
 
