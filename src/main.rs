@@ -184,6 +184,8 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     let handle = metrics::install();
     let fd_limit = api::server::raise_fd_limit();
     let (listen, limits) = (cfg.listen, cfg.limits);
+    // Held until `run` returns; the kernel releases it on any exit, kill -9 included.
+    let _state_lock = sluice::state_lock::StateDirLock::acquire(&cfg.storage.dir)?;
     let daemon = Daemon::start(cfg).context("cannot start pipelines")?;
     cli::reload::spawn(daemon.clone(), source, overrides, watch_config);
     // Before accepting traffic: is every destination reachable, with working credentials?
@@ -202,12 +204,7 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         header_timeout: limits.header_timeout,
     };
     tracing::info!(address = %listen, tls = tls.is_some(), authentication = daemon.config.security.access_keys.is_some(), streams = ?daemon.names(), max_connections = server_limits.max_connections, fd_limit, "sluice is accepting Firehose API requests");
-    let app = api::router(api::ApiState {
-        daemon: daemon.clone(),
-        metrics: handle,
-        body_timeout: limits.body_timeout,
-        seen_requests: Default::default(),
-    });
+    let app = api::router(api::ApiState { daemon: daemon.clone(), metrics: handle, body_timeout: limits.body_timeout });
     let janitor = {
         let daemon = daemon.clone();
         tokio::spawn(async move {

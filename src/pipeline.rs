@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::buffer::intent::{BatchIntent, Lane, NoLedger, SharedLedger};
+use crate::buffer::names::NameScope;
 use crate::buffer::partition::{self, Partitioner};
 use crate::buffer::replay::{ReplayPlan, Route};
 use crate::buffer::wal::{self, StorageBudget, WalOptions};
@@ -51,7 +52,6 @@ use crate::process::metadata::MetadataExtraction;
 use crate::process::wasm::WasmProcessor;
 use crate::process::{Chain, ChainTimers, ErrorOutputType, Failed, Item, Processor};
 use crate::record::{Record, Seq, SeqRanges};
-use crate::sink::object_key::fnv1a;
 use crate::sink::ObjectSink;
 use crate::source::direct_put::{DirectPutIngest, DirectPutSource};
 use crate::source::Source;
@@ -83,6 +83,8 @@ pub struct PipelineHandle {
     pub throttle: Option<crate::source::quota::Throttle>,
     /// Live records for `sluice tap`.
     pub taps: Arc<tap::Taps>,
+    /// `firehose_http_endpoint` sources: records already written per sender request id, on disk.
+    pub request_memory: Option<Arc<std::sync::Mutex<crate::source::request_memory::RequestMemory>>>,
 }
 
 /// Opens the pipeline's WAL (replaying whatever was not delivered) and starts its task.
@@ -90,6 +92,7 @@ pub fn start(
     spec: PipelineSpec,
     storage: &StorageSettings,
     global: Arc<StorageBudget>,
+    identity: &crate::identity::Identity,
 ) -> Result<(Arc<PipelineHandle>, JoinHandle<()>), PipelineError> {
     let name = spec.name.clone();
     let limit = spec.max_wal_bytes.map_or(storage.max_bytes, |m| m.min(storage.max_bytes));
@@ -141,7 +144,9 @@ pub fn start(
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?
         .with_timers(timers);
     let partitioner = Partitioner::new(&d.prefix);
-    let seed = stream_seed(&storage.dir.join("pipelines").join(&name), &name);
+    let stream_dir = storage.dir.join("pipelines").join(&name);
+    let names = NameScope::load_or_create(&stream_dir, &name, report.next_seq, report.undelivered_records > 0)
+        .map_err(|e| PipelineError::Processor { name: name.clone(), message: e.to_string() })?;
     let inference = match &d.format_conversion {
         Some(c) if c.schema == SchemaSpec::Infer => {
             let (fold, dots) = c.input.key_rules();
@@ -158,7 +163,8 @@ pub fn start(
         None => sink.probe(),
     };
     let (endpoint, warehouse) = match spec.endpoint.as_deref() {
-        Some(e) => endpoint::open(e, &name).map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+        Some(e) => endpoint::open(e, &name, &identity.stream_arn(&name))
+            .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         None => (None, None),
     };
     let delivery = Arc::new(Delivery {
@@ -171,7 +177,7 @@ pub fn start(
         status: status.clone(),
         endpoint,
         warehouse,
-        seed,
+        names,
     });
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let taps = Arc::new(tap::Taps::default());
@@ -199,6 +205,17 @@ pub fn start(
     let dir = storage.dir.join("pipelines").join(&name);
     let source = crate::source::open(&spec.source, &dir, &name, direct_put, &status)
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
+    let request_memory = match spec.source {
+        crate::config::SourceSpec::FirehoseHttpEndpoint { .. } => {
+            let memory =
+                crate::source::request_memory::RequestMemory::open(&dir).map_err(|e| PipelineError::Processor {
+                    name: name.clone(),
+                    message: format!("cannot open the request-id memory: {e}"),
+                })?;
+            Some(Arc::new(std::sync::Mutex::new(memory)))
+        }
+        _ => None,
+    };
     let spec_quotas = spec.quotas;
     metrics.set_quota_limits(&spec_quotas);
     let handle = Arc::new(PipelineHandle {
@@ -206,41 +223,18 @@ pub fn start(
         ingest: DirectPutIngest::new(appender, budget, limit),
         metrics,
         created_at: SystemTime::now(),
-        seed,
+        seed: names.seed,
         status,
         probe,
         throttle: crate::source::quota::Throttle::new(&spec_quotas),
         taps,
+        request_memory,
     });
     if let crate::config::SourceSpec::Stdin { max_line_bytes } = handle.spec.source {
         crate::source::stdin::spawn(handle.clone(), max_line_bytes);
     }
     let task = tokio::spawn(run(source, runner, done_rx));
     Ok((handle, task))
-}
-
-/// The stream's seed for RecordIds and object names: random when its directory is first made,
-/// then kept in `stream-id`, so two daemons (or a stream deleted and created again) never hand out
-/// the same RecordIds, while one stream's ids stay derivable from WAL positions across restarts.
-fn stream_seed(dir: &std::path::Path, name: &str) -> u64 {
-    let path = dir.join("stream-id");
-    if let Some(seed) = std::fs::read_to_string(&path).ok().and_then(|t| u64::from_str_radix(t.trim(), 16).ok()) {
-        return seed;
-    }
-    // A WAL written before seeds were stored keeps the old name-derived seed, so batches replayed
-    // after the upgrade get the object keys they had.
-    let legacy = crate::daemon::has_records(&dir.join("wal"));
-    let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
-    let seed = if legacy { fnv1a(&[name.as_bytes()]) } else { high ^ low };
-    let tmp = dir.join("stream-id.tmp");
-    let written = std::fs::write(&tmp, format!("{seed:016x}\n"))
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
-        // Still unique for this run; the next start picks a new seed (RecordIds stay unique).
-        tracing::warn!(pipeline = %name, error = %e, "cannot store the stream's id seed");
-    }
-    seed
 }
 
 /// The configured processors, built once per pipeline.

@@ -91,3 +91,18 @@ def test_the_protocol_edges(sluice_factory):
     assert sorted(lines(d)) == ["one", "three", "two"]
     status, body = deliver(d, [b"x" * 1_024_001])
     assert status == 413
+
+
+def test_a_retry_after_a_restart_writes_nothing_twice(sluice_factory):
+    """The request-id memory is on disk (issue #23): a sender whose answer was lost to a crash resends the
+    request with the same id to the restarted daemon, which appends nothing again."""
+    d = landing(sluice_factory)
+    assert deliver(d, [b"a", b"b", b"c"], request_id="before-the-crash")[0] == 200
+    d.kill9()
+    d.start()
+    status, body = deliver(d, [b"a", b"b", b"c"], request_id="before-the-crash")
+    assert (status, body["requestId"]) == (200, "before-the-crash")
+    assert deliver(d, [b"d"], request_id="after-the-crash")[0] == 200
+    wait_for(lambda: len(lines(d)) >= 4, what="the records")
+    time.sleep(1.5)
+    assert sorted(lines(d)) == ["a", "b", "c", "d"]

@@ -410,3 +410,23 @@ def test_a_shard_merge_mid_load_loses_nothing_and_keeps_order(sluice_factory, ki
         shards = sorted(k.list_shards(StreamName="merge")["Shards"], key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
         k.merge_shards(StreamName="merge", ShardToMerge=shards[0]["ShardId"], AdjacentShardToMerge=shards[1]["ShardId"])
     reshard_mid_load(sluice_factory, kinesalite, "merge", 2, merge, "records from both parents and the child")
+
+
+def test_arns_carry_the_configured_account_and_region_for_a_stream_given_by_name(sluice_factory, kinesalite):
+    """Regression (issue #23): loading the config once fixed a process-wide identity before the daemon set
+    it, so with api.account_id/api.region and a stream given by name every ARN said 000000000000/us-east-1."""
+    make_stream(kinesalite, "named", 1)
+    d = sluice_factory(f"""
+api: {{ account_id: "123456789012", region: eu-west-1 }}
+storage: {{ dir: ./var }}
+pipelines:
+  - name: by-name
+    source: {{ kinesis: {{ stream_name: named, endpoint: {kinesalite}, starting_position: TRIM_HORIZON }} }}
+    destination: {{ local: {{ path: ./data }} }}
+""").start()
+    desc = d.client().describe_delivery_stream(DeliveryStreamName="by-name")["DeliveryStreamDescription"]
+    assert desc["DeliveryStreamARN"] == "arn:aws:firehose:eu-west-1:123456789012:deliverystream/by-name"
+    source = desc["Source"]["KinesisStreamSourceDescription"]
+    assert source["KinesisStreamARN"] == "arn:aws:kinesis:eu-west-1:123456789012:stream/named"
+    assert source["RoleARN"] == "arn:aws:iam::123456789012:role/sluice"
+    assert desc["Destinations"][0]["ExtendedS3DestinationDescription"]["RoleARN"] == "arn:aws:iam::123456789012:role/sluice"

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::{ok_json, parse, ApiError, ApiState};
 use crate::control::translate::{SUPPORTED_DESTINATIONS, UNSUPPORTED_DESTINATIONS};
 use crate::control::{merge, Encryption, StoredStream, StreamStatus, Tag};
-use crate::daemon::{ControlError, Daemon, LookupError};
+use crate::daemon::{ControlError, Daemon};
 
 pub const STREAM_TYPES: &[&str] = &["DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource"];
 const MAX_TAGS: usize = 50;
@@ -34,8 +34,8 @@ fn control_error(e: ControlError) -> ApiError {
     }
 }
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::ResourceNotFound(LookupError::NotFound(name.to_string()).to_string())
+fn not_found(state: &ApiState, name: &str) -> ApiError {
+    ApiError::ResourceNotFound(state.daemon.not_found(name).to_string())
 }
 
 /// The request as a JSON object, with its stream name checked.
@@ -117,7 +117,7 @@ pub(super) async fn create(state: &ApiState, body: &Bytes) -> Result<Response, A
         encryption,
     };
     state.daemon.create_stream(stream).await.map_err(control_error)?;
-    Ok(ok_json(&serde_json::json!({ "DeliveryStreamARN": crate::daemon::stream_arn(&name) })))
+    Ok(ok_json(&serde_json::json!({ "DeliveryStreamARN": state.daemon.identity().stream_arn(&name) })))
 }
 
 #[derive(Deserialize)]
@@ -162,7 +162,7 @@ pub(super) async fn update(state: &ApiState, body: &Bytes) -> Result<Response, A
     if state.daemon.stored_stream(&name).is_none() && state.daemon.get(&name).is_none() {
         return Err(ApiError::ResourceNotFound(format!(
             "Firehose {name} under accountId {} not found.",
-            crate::daemon::account_id()
+            state.daemon.identity().account_id
         )));
     }
     let update = (*update).clone();
@@ -276,7 +276,7 @@ async fn change(
     f: impl FnOnce(&mut StoredStream) -> Result<(), ControlError>,
 ) -> Result<StoredStream, ApiError> {
     if state.daemon.stored_stream(name).is_none() && state.daemon.get(name).is_none() {
-        return Err(not_found(name));
+        return Err(not_found(state, name));
     }
     state.daemon.change_stream(name, restart, f).await.map_err(control_error)
 }
@@ -330,7 +330,7 @@ pub(super) fn list_tags(state: &ApiState, body: &Bytes) -> Result<Response, ApiE
     let tags = match state.daemon.stored_stream(&name) {
         Some(s) => s.tags,
         None if state.daemon.get(&name).is_some() => Vec::new(),
-        None => return Err(not_found(&name)),
+        None => return Err(not_found(state, &name)),
     };
     // A start key that is not a tag starts from the beginning, as Firehose does.
     let after: Vec<Tag> = match start.and_then(|key| tags.iter().position(|t| t.key == key)) {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::model::{ListInput, ListOutput};
 use super::{ok_json, parse, ApiError, ApiState};
 use crate::config::StoreSpec;
-use crate::daemon::{role_arn, LookupError};
+
 use crate::format::convert::orc::OrcCompression;
 use crate::format::convert::parquet::ParquetCompression;
 use crate::format::convert::{ConversionSpec, InputRules, OutputFormat};
@@ -37,13 +37,13 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
     }
     // One destination per stream: starting after it leaves none.
     let past_the_only_destination = input.exclusive_start_destination_id.as_deref() == Some(DESTINATION_ID);
-    let not_found = || ApiError::ResourceNotFound(LookupError::NotFound(name.clone()).to_string());
+    let not_found = || ApiError::ResourceNotFound(state.daemon.not_found(name).to_string());
     let mut description = match state.daemon.stored_stream(name) {
         Some(stored) => {
             let created = stored.created_ms as f64 / 1000.0;
             let mut d = serde_json::json!({
                 "DeliveryStreamName": stored.name,
-                "DeliveryStreamARN": crate::daemon::stream_arn(&stored.name),
+                "DeliveryStreamARN": state.daemon.identity().stream_arn(&stored.name),
                 "DeliveryStreamStatus": stored.status.name(),
                 "DeliveryStreamType": stored.stream_type,
                 "DeliveryStreamEncryptionConfiguration": crate::control::describe::encryption(&stored),
@@ -64,7 +64,7 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
             }
             d
         }
-        None => describe_stream(&*state.daemon.get(name).ok_or_else(not_found)?),
+        None => describe_stream(&*state.daemon.get(name).ok_or_else(not_found)?, state.daemon.identity()),
     };
     if past_the_only_destination {
         if let Some(o) = description.as_object_mut() {
@@ -143,7 +143,7 @@ pub(super) fn stream_type(spec: &crate::config::PipelineSpec) -> &'static str {
     }
 }
 
-fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
+fn describe_stream(p: &PipelineHandle, id: &crate::identity::Identity) -> serde_json::Value {
     let spec = &p.spec;
     let d = &spec.destination;
     let created = p.created_at.duration_since(UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
@@ -152,7 +152,7 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
         StoreSpec::Local { path } => format!("file://{}", path.display()),
     };
     let s3 = serde_json::json!({
-        "RoleARN": role_arn(),
+        "RoleARN": id.role_arn(),
         "BucketARN": bucket_arn,
         "Prefix": d.configured_prefix.clone().unwrap_or_default(),
         "ErrorOutputPrefix": d.configured_error_prefix.clone().unwrap_or_default(),
@@ -180,12 +180,12 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
     let destination = match spec.endpoint.as_deref() {
         Some(crate::config::EndpointSpec::Http(h)) => serde_json::json!({
             "DestinationId": DESTINATION_ID,
-            "HttpEndpointDestinationDescription": http_endpoint_description(spec, h, s3),
+            "HttpEndpointDestinationDescription": http_endpoint_description(spec, h, s3, id),
         }),
         Some(crate::config::EndpointSpec::Search(s)) => serde_json::json!({
             "DestinationId": DESTINATION_ID,
             (if s.elasticsearch { "ElasticsearchDestinationDescription" } else { "AmazonopensearchserviceDestinationDescription" }):
-                search_description(spec, s, s3),
+                search_description(spec, s, s3, id),
         }),
         Some(crate::config::EndpointSpec::Splunk(s)) => serde_json::json!({
             "DestinationId": DESTINATION_ID,
@@ -250,7 +250,7 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
     };
     let mut description = serde_json::json!({
             "DeliveryStreamName": spec.name,
-            "DeliveryStreamARN": crate::daemon::stream_arn(&spec.name),
+            "DeliveryStreamARN": id.stream_arn(&spec.name),
             "DeliveryStreamStatus": "ACTIVE",
             "DeliveryStreamType": stream_type(spec),
             "DeliveryStreamEncryptionConfiguration": { "Status": "DISABLED" },
@@ -265,7 +265,7 @@ fn describe_stream(p: &PipelineHandle) -> serde_json::Value {
             "Source".into(),
             serde_json::json!({ "KinesisStreamSourceDescription": {
                 "KinesisStreamARN": k.stream_arn,
-                "RoleARN": role_arn(),
+                "RoleARN": id.role_arn(),
                 // Reading starts here: LATEST means from the pipeline's first start.
                 "DeliveryStartTimestamp": p.status.source_start_ms().map_or(created, |ms| ms as f64 / 1000.0),
             } }),
@@ -280,6 +280,7 @@ fn http_endpoint_description(
     spec: &crate::config::PipelineSpec,
     h: &crate::config::HttpEndpointSpec,
     backup: serde_json::Value,
+    id: &crate::identity::Identity,
 ) -> serde_json::Value {
     let attributes: Vec<serde_json::Value> = h
         .common_attributes
@@ -302,7 +303,7 @@ fn http_endpoint_description(
             "CommonAttributes": attributes,
         },
         "ProcessingConfiguration": processing_configuration(spec),
-        "RoleARN": role_arn(),
+        "RoleARN": id.role_arn(),
         "RetryOptions": { "DurationInSeconds": h.retry_duration.as_secs() },
         "S3BackupMode": if h.backup_all { "AllData" } else { "FailedDataOnly" },
         "S3DestinationDescription": backup,
@@ -315,9 +316,10 @@ fn search_description(
     spec: &crate::config::PipelineSpec,
     s: &crate::config::SearchSpec,
     backup: serde_json::Value,
+    id: &crate::identity::Identity,
 ) -> serde_json::Value {
     let mut d = serde_json::json!({
-        "RoleARN": role_arn(),
+        "RoleARN": id.role_arn(),
         "ClusterEndpoint": s.endpoint,
         "IndexName": s.index,
         "IndexRotationPeriod": s.rotation.name(),

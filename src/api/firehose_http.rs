@@ -4,13 +4,12 @@
 //!
 //! A request's records are made durable in the pipeline's WAL before the 200, exactly as a
 //! PutRecordBatch's are. Firehose resends a failed request with the same `X-Amz-Firehose-Request-Id`,
-//! so sluice remembers (in memory, for the last 10,000 requests) how many records of each request it
-//! has already written: a retry after a lost response, or after storage was full part-way, appends
+//! so sluice remembers (on disk, for the last 10,000 requests: `source::request_memory`) how many
+//! records of each request it has already written: a retry after a lost response, or after storage was full part-way, appends
 //! only the rest. The answer is the protocol's JSON (`requestId`, `timestamp`, `errorMessage`); 413 for
 //! a body over the limits (the sender does not retry it), 401 for a wrong access key, 503 while
 //! storage is full (retried).
 
-use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 
 use axum::body::{to_bytes, Body};
@@ -32,33 +31,6 @@ const MAX_RECORDS: usize = 10_000;
 const MAX_RECORD: usize = 1_024_000;
 /// Records are written in frames of about this much, like PutRecordBatch's at most.
 const FRAME_BYTES: usize = 4 << 20;
-/// Requests remembered for deduplication.
-const REMEMBERED: usize = 10_000;
-
-/// How many records of recent requests are already durable, by (pipeline, request id).
-#[derive(Default)]
-pub struct SeenRequests {
-    written: HashMap<(String, String), usize>,
-    order: VecDeque<(String, String)>,
-}
-
-impl SeenRequests {
-    fn written(&self, key: &(String, String)) -> usize {
-        self.written.get(key).copied().unwrap_or(0)
-    }
-
-    fn record(&mut self, key: (String, String), written: usize) {
-        if self.written.insert(key.clone(), written).is_none() {
-            self.order.push_back(key);
-            if self.order.len() > REMEMBERED {
-                if let Some(old) = self.order.pop_front() {
-                    self.written.remove(&old);
-                }
-            }
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct DeliveryRequest {
     #[serde(rename = "requestId")]
@@ -167,8 +139,10 @@ pub(super) async fn receive(
     if request.records.len() > MAX_RECORDS {
         return answer(StatusCode::PAYLOAD_TOO_LARGE, &request_id, Some(format!("more than {MAX_RECORDS} records")));
     }
-    let key = (stream.clone(), request.request_id.clone());
-    let mut written = state.seen_requests.lock().unwrap_or_else(|p| p.into_inner()).written(&key);
+    let Some(memory) = pipeline.request_memory.clone() else {
+        return answer(StatusCode::SERVICE_UNAVAILABLE, &request_id, Some("the pipeline is restarting; retry".into()));
+    };
+    let mut written = memory.lock().unwrap_or_else(|p| p.into_inner()).written(&request.request_id);
     while written < request.records.len() {
         // Sized to what is left (base64 is 4/3 of the data), not to the frame limit.
         let left: usize = request.records[written..].iter().map(|r| r.data.len() / 4 * 3).sum();
@@ -205,7 +179,20 @@ pub(super) async fn receive(
         match pipeline.ingest.put(frame).await {
             Ok(accepted) => {
                 written += accepted.accepted;
-                state.seen_requests.lock().unwrap_or_else(|p| p.into_inner()).record(key.clone(), written);
+                // Durable before the answer, so a retry after a restart appends only the rest.
+                let (memory, id) = (memory.clone(), request.request_id.clone());
+                let remembered = tokio::task::spawn_blocking(move || {
+                    memory.lock().unwrap_or_else(|p| p.into_inner()).record(&id, written)
+                })
+                .await;
+                if let Err(e) = remembered.map_err(std::io::Error::other).and_then(|r| r) {
+                    tracing::warn!(pipeline = %stream, error = %e, "cannot remember a delivery request's id; a retry of it would be written again");
+                    return answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &request_id,
+                        Some("the delivery stream cannot write to its storage right now; retry later".into()),
+                    );
+                }
                 pipeline.status.put_accepted(now_ms());
                 let m = &pipeline.metrics;
                 m.incoming_records.increment(accepted.accepted as u64);

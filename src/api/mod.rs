@@ -48,8 +48,6 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// How long a request body may take to arrive.
     pub body_timeout: std::time::Duration,
-    /// Firehose HTTP endpoint requests already (partly) written, for deduplicating their retries.
-    pub seen_requests: Arc<std::sync::Mutex<firehose_http::SeenRequests>>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -182,6 +180,7 @@ fn authorize(
 ) -> Result<(), ApiError> {
     let Some(keys) = &state.daemon.config.security.access_keys else { return Ok(()) };
     let key = auth::authenticate(keys, method, uri, headers, body, std::time::SystemTime::now())?;
+    let identity = state.daemon.identity();
     let stream = if key.streams.is_empty() || operation == "ListDeliveryStreams" {
         None
     } else {
@@ -195,14 +194,10 @@ fn authorize(
     if key.allows(operation, stream.as_deref()) {
         return Ok(());
     }
-    let resource = stream.map_or_else(
-        || format!("arn:aws:firehose:*:{}:deliverystream/*", crate::daemon::account_id()),
-        |s| crate::daemon::stream_arn(&s),
-    );
+    let resource = stream.map_or_else(|| identity.any_stream_arn(), |s| identity.stream_arn(&s));
     Err(ApiError::AccessDenied(format!(
-        "User: arn:aws:iam::{}:user/{} is not authorized to perform: firehose:{operation} on resource: {resource}",
-        crate::daemon::account_id(),
-        key.id
+        "User: {} is not authorized to perform: firehose:{operation} on resource: {resource}",
+        identity.user_arn(&key.id)
     )))
 }
 
@@ -249,7 +244,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 fn stream(state: &ApiState, name: &str) -> Result<Arc<PipelineHandle>, ApiError> {
     check_name(name)?;
     state.daemon.lookup(name).map_err(|e| match e {
-        LookupError::NotFound(_) | LookupError::AutoCreateLimit { .. } => ApiError::ResourceNotFound(e.to_string()),
+        LookupError::NotFound { .. } | LookupError::AutoCreateLimit { .. } => ApiError::ResourceNotFound(e.to_string()),
         LookupError::Closing(_) => ApiError::ServiceUnavailable(e.to_string()),
         LookupError::Failed(m) => ApiError::InternalFailure(m),
     })

@@ -59,10 +59,9 @@ pub(super) async fn tap(
         };
         if !key.allows("Tap", Some(&stream)) {
             let message = format!(
-                "User: arn:aws:iam::{}:user/{} is not authorized to perform: firehose:Tap on resource: {}",
-                crate::daemon::account_id(),
-                key.id,
-                crate::daemon::stream_arn(&stream)
+                "User: {} is not authorized to perform: firehose:Tap on resource: {}",
+                state.daemon.identity().user_arn(&key.id),
+                state.daemon.identity().stream_arn(&stream)
             );
             return ApiError::AccessDenied(message).into_response();
         }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Buffering;
+use crate::hash::{fnv1a, splitmix64};
 use crate::process::PartitionKeys;
 use crate::record::{Record, SeqRanges};
-use crate::sink::object_key::{fnv1a, splitmix64};
 
 /// Identifies a partition. Without dynamic partitioning every record shares the empty key;
 /// dynamic partitioning keys buffers by the partition values a record produced.

@@ -3,6 +3,7 @@
 
 pub mod batcher;
 pub mod intent;
+pub mod names;
 pub mod partition;
 pub mod replay;
 pub mod tracker;

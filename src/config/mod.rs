@@ -429,10 +429,16 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     load_str(&text, &name, path.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
+/// A `${NAME}` in a config: the environment's value; `HOSTNAME`, which shells do not export and
+/// systemd does not set, falls back to the machine's host name so a fleet's hosts are told apart.
+fn lookup_variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().or_else(|| (name == "HOSTNAME").then(crate::host::hostname).flatten().map(str::to_string))
+}
+
 /// Parses config text. `origin` names it in errors; relative paths stay relative to the working
 /// directory (as a service's `WorkingDirectory=` expects), `_base` is kept for future includes.
 pub fn load_str(text: &str, origin: &str, _base: PathBuf) -> Result<Config, ConfigErrors> {
-    let (text, redactor) = interpolate_tracked(text, |name| std::env::var(name).ok()).map_err(|errors| {
+    let (text, redactor) = interpolate_tracked(text, lookup_variable).map_err(|errors| {
         ConfigErrors(
             errors
                 .into_iter()

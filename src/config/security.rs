@@ -42,19 +42,7 @@ pub struct RawTlsServer {
     pub key_file: Spanned<String>,
 }
 
-/// Who the daemon says it is in ARNs and messages. Firehose ARNs need an account and a region;
-/// sluice has neither, so both are settings (tests written for moto expect `123456789012`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub account_id: String,
-    pub region: String,
-}
-
-impl Default for Identity {
-    fn default() -> Self {
-        Self { account_id: "000000000000".into(), region: "us-east-1".into() }
-    }
-}
+pub use crate::identity::Identity;
 
 /// One access key: its secret, and what it may do.
 #[derive(Clone, Debug)]

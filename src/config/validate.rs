@@ -331,6 +331,9 @@ impl std::error::Error for ConfigErrors {}
 struct Checker<'a> {
     origin: &'a str,
     errors: Vec<ConfigError>,
+    /// `api.account_id`/`api.region`, read first: ARNs the config implies (a Kinesis stream given
+    /// by name) are built with them, never with a process-wide value (issue #23).
+    identity: super::security::Identity,
 }
 
 impl Checker<'_> {
@@ -347,7 +350,7 @@ impl Checker<'_> {
 
 /// One pipeline on its own (the control plane's translated requests).
 pub(super) fn single_pipeline(raw: &RawPipeline, name: &str, origin: &str) -> Result<PipelineSpec, ConfigErrors> {
-    let mut c = Checker { origin, errors: Vec::new() };
+    let mut c = Checker { origin, errors: Vec::new(), identity: Default::default() };
     match pipeline(&mut c, raw, name.to_string(), "pipeline") {
         Some(spec) if c.errors.is_empty() => Ok(spec),
         _ => Err(ConfigErrors(c.errors)),
@@ -355,7 +358,9 @@ pub(super) fn single_pipeline(raw: &RawPipeline, name: &str, origin: &str) -> Re
 }
 
 pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErrors> {
-    let mut c = Checker { origin, errors: Vec::new() };
+    let mut errors = Vec::new();
+    let (identity, security) = super::security::validate(&raw.api, &mut errors, origin);
+    let mut c = Checker { origin, errors, identity: identity.clone() };
 
     let listen = match &raw.api.listen {
         Some(l) => resolve_listen(&l.value).unwrap_or_else(|e| {
@@ -445,7 +450,6 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
         }
     }
     let limits = super::api_limits::validate(&raw.api, &mut c.errors, origin);
-    let (identity, security) = super::security::validate(&raw.api, &mut c.errors, origin);
     let control_plane = raw.control_plane.as_ref().map(|cp| super::control_plane::validate(cp, &mut c.errors, origin));
 
     if c.errors.is_empty() {

@@ -128,7 +128,7 @@ impl Daemon {
                 "delivery stream {name} was created on first put from the auto_create template in {}; it cannot be changed over the API",
                 p.spec.origin
             )),
-            None => ControlError::NotFound(super::LookupError::NotFound(name.to_string()).to_string()),
+            None => ControlError::NotFound(self.not_found(name).to_string()),
         }
     }
 
@@ -139,7 +139,7 @@ impl Daemon {
         if self.get(&name).is_some() || self.stored_stream(&name).is_some() {
             return Err(ControlError::InUse(format!(
                 "Firehose {name} under accountId {} already exists",
-                super::account_id()
+                self.config.identity.account_id
             )));
         }
         let count = self.api_stream_count();

@@ -7,37 +7,28 @@ pub mod reload;
 pub use control::ControlError;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use thiserror::Error;
 use tokio::task::JoinHandle;
 
 use crate::buffer::wal::StorageBudget;
-use crate::config::security::Identity;
 use crate::config::{valid_stream_name, Config};
 use crate::pipeline::{self, PipelineError, PipelineHandle};
 
 #[derive(Debug, Error)]
 pub enum LookupError {
-    #[error("Firehose {0} under account {account} not found.", account = account_id())]
-    NotFound(String),
-    #[error("Firehose {name} under account {account} not found. sluice creates streams on first use only up to auto_create.max_streams ({max}), and has reached it.", account = account_id())]
-    AutoCreateLimit { name: String, max: usize },
+    #[error("Firehose {name} under account {account} not found.")]
+    NotFound { name: String, account: String },
+    #[error("Firehose {name} under account {account} not found. sluice creates streams on first use only up to auto_create.max_streams ({max}), and has reached it.")]
+    AutoCreateLimit { name: String, account: String, max: usize },
     /// The stream's pipeline is being replaced (UpdateDestination) or closed after idling; a
     /// retry finds it again.
     #[error("delivery stream {0} is being reconfigured or reopened; retry")]
     Closing(String),
     #[error("{0}")]
     Failed(String),
-}
-
-/// The account and region in ARNs and messages (`api.account_id`, `api.region`); one per process,
-/// set when the daemon starts.
-static IDENTITY: OnceLock<Identity> = OnceLock::new();
-
-fn identity() -> &'static Identity {
-    IDENTITY.get_or_init(Identity::default)
 }
 
 /// Asked for by a source that has ended (stdin at end of input): the daemon shuts down as on
@@ -51,21 +42,6 @@ pub fn request_shutdown() {
 
 pub async fn shutdown_requested() {
     SHUTDOWN.get_or_init(tokio::sync::Notify::new).notified().await;
-}
-
-pub fn account_id() -> &'static str {
-    &identity().account_id
-}
-
-/// A delivery stream's ARN, as DescribeDeliveryStream shows it and the HTTP endpoint sends it.
-pub fn stream_arn(name: &str) -> String {
-    let id = identity();
-    format!("arn:aws:firehose:{}:{}:deliverystream/{name}", id.region, id.account_id)
-}
-
-/// The placeholder role described for destinations declared in YAML.
-pub fn role_arn() -> String {
-    format!("arn:aws:iam::{}:role/sluice", account_id())
 }
 
 pub struct Daemon {
@@ -84,10 +60,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Who this daemon is in ARNs and messages (`api.account_id`, `api.region`).
+    pub fn identity(&self) -> &crate::identity::Identity {
+        &self.config.identity
+    }
+
+    /// Firehose's ResourceNotFound for a stream of this account.
+    pub fn not_found(&self, name: &str) -> LookupError {
+        LookupError::NotFound { name: name.to_string(), account: self.config.identity.account_id.clone() }
+    }
+
     /// Starts every configured pipeline, and every auto-created one that left a WAL behind, so
     /// undelivered records are replayed even if nobody puts to that stream again.
     pub fn start(config: Config) -> Result<Arc<Self>, PipelineError> {
-        let _ = IDENTITY.set(config.identity.clone());
         let global_budget = StorageBudget::new(config.storage.max_bytes, None);
         let control = control::ControlState::open(&config).map_err(|e| PipelineError::Processor {
             name: "control_plane".into(),
@@ -132,7 +117,8 @@ impl Daemon {
 
     fn launch(&self, spec: crate::config::PipelineSpec) -> Result<Arc<PipelineHandle>, PipelineError> {
         let name = spec.name.clone();
-        let (handle, task) = pipeline::start(spec, &self.config.storage, self.global_budget.clone())?;
+        let (handle, task) =
+            pipeline::start(spec, &self.config.storage, self.global_budget.clone(), &self.config.identity)?;
         self.pipelines.write().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), handle.clone());
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(name, task);
         Ok(handle)
@@ -152,10 +138,10 @@ impl Daemon {
             return Err(LookupError::Closing(name.to_string()));
         }
         let Some(auto) = &self.config.auto_create else {
-            return Err(LookupError::NotFound(name.to_string()));
+            return Err(self.not_found(name));
         };
         if !valid_stream_name(name) {
-            return Err(LookupError::NotFound(name.to_string()));
+            return Err(self.not_found(name));
         }
         // Serialise creation so two first puts do not open the same WAL twice.
         let mut pipelines = self.pipelines.write().unwrap_or_else(|p| p.into_inner());
@@ -168,10 +154,19 @@ impl Daemon {
         let auto_created = pipelines.len().saturating_sub(self.declared_names().len() + self.api_stream_count());
         if auto_created >= auto.max_streams {
             metrics::counter!("sluice_auto_create_refused_total").increment(1);
-            return Err(LookupError::AutoCreateLimit { name: name.to_string(), max: auto.max_streams });
+            return Err(LookupError::AutoCreateLimit {
+                name: name.to_string(),
+                account: self.config.identity.account_id.clone(),
+                max: auto.max_streams,
+            });
         }
-        let (handle, task) = pipeline::start(auto.instantiate(name), &self.config.storage, self.global_budget.clone())
-            .map_err(|e| LookupError::Failed(e.to_string()))?;
+        let (handle, task) = pipeline::start(
+            auto.instantiate(name),
+            &self.config.storage,
+            self.global_budget.clone(),
+            &self.config.identity,
+        )
+        .map_err(|e| LookupError::Failed(e.to_string()))?;
         tracing::info!(stream = %name, "created delivery stream from the auto_create template");
         pipelines.insert(name.to_string(), handle.clone());
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), task);

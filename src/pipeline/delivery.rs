@@ -10,6 +10,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::{now_ms, Done, PipelineStatus};
+use crate::buffer::names::NameScope;
 use crate::buffer::Batch;
 use crate::config::PipelineSpec;
 use crate::format::convert::infer::SchemaInference;
@@ -18,9 +19,7 @@ use crate::format::{error_record, ObjectFormat};
 use crate::metrics::PipelineMetrics;
 use crate::process::{ErrorOutputType, Failed};
 use crate::record::Record;
-use crate::sink::object_key::{
-    fnv1a, object_name, splitmix64, KeyTemplate, PartitionSource, RenderContext, DEFAULT_TIME_PATH,
-};
+use crate::sink::object_key::{object_name, KeyTemplate, PartitionSource, RenderContext, DEFAULT_TIME_PATH};
 use crate::sink::ObjectSink;
 
 /// Everything needed to turn a batch into an object, shared by the pipeline's upload tasks.
@@ -36,17 +35,17 @@ pub(super) struct Delivery {
     pub(super) status: Arc<PipelineStatus>,
     /// A sending destination; `sink` is then its backup store.
     pub(super) endpoint: Option<Arc<dyn crate::sink::destination::Destination>>,
-    /// The stream's seed (`stream_seed`): makes request ids from WAL sequences unique to this
-    /// state directory, so another daemon, or this one after its state was wiped, never sends
-    /// an id a destination has already seen (PostgreSQL would skip the batch as loaded).
-    pub(super) seed: u64,
+    /// What makes every name derived from a batch unique to this state directory and stable
+    /// within it (`buffer::names`): object keys, request ids, document ids, ledger ids.
+    pub(super) names: NameScope,
     /// Redshift: each data batch, once staged in `sink`, is loaded with COPY (`warehouse.rs`).
     pub(super) warehouse: Option<Arc<crate::sink::redshift::Redshift>>,
 }
 
 impl Delivery {
-    /// `<prefix><stream>-<version>-<time>-<uuid><ext>`, all derived from the batch's partition,
-    /// identity (`Batch::identity`) and oldest arrival, so a re-delivery overwrites the same key.
+    /// `<prefix><stream>-<version>-<time>-<uuid><ext>`, all derived from the batch's names
+    /// (`buffer::names`) and oldest arrival, so a re-delivery overwrites the same key and another
+    /// daemon's batch never does.
     /// Error batches use the error prefix with their `!{firehose:error-output-type}`; `kind`
     /// separates the key spaces of data, error batches and a converted batch's failed records.
     pub(super) fn object_key(
@@ -56,8 +55,7 @@ impl Delivery {
         kind: &str,
         ext: &str,
     ) -> String {
-        let partition_seed = fnv1a(&[self.spec.name.as_bytes(), kind.as_bytes(), batch.partition.as_bytes()]);
-        let identity = batch.identity();
+        let names = self.names.object(&self.spec.name, kind, batch);
         let keys = batch.keys.clone();
         let lookup = move |source: &PartitionSource, key: &str| {
             let keys = keys.as_deref()?;
@@ -71,7 +69,7 @@ impl Delivery {
             oldest_arrival_ms: batch.oldest_arrival_ms,
             error_output_type: error_type.map(ErrorOutputType::as_str),
             partition_key: &lookup,
-            seed: partition_seed ^ splitmix64(identity),
+            seed: names.random_seed(),
         };
         let d = &self.spec.destination;
         let template = if error_type.is_some() { &d.error_prefix } else { &d.prefix };
@@ -81,8 +79,7 @@ impl Delivery {
             tracing::warn!(pipeline = %self.spec.name, error = %e, "prefix could not be evaluated; using the default time path");
             KeyTemplate::parse(DEFAULT_TIME_PATH).map(|t| t.render(&ctx).unwrap_or_default()).unwrap_or_default()
         });
-        let name =
-            object_name(&self.spec.name, self.spec.version, batch.oldest_arrival_ms, partition_seed, identity, ext);
+        let name = object_name(&self.spec.name, self.spec.version, batch.oldest_arrival_ms, names.object_uuid(), ext);
         format!("{prefix}{name}")
     }
 

@@ -14,17 +14,17 @@ use crate::format::error_record;
 use crate::process::Failed;
 use crate::record::Record;
 use crate::sink::destination::{Destination, Outcome, SendError};
-use crate::sink::object_key::{fnv1a, splitmix64};
 use crate::sink::retry::{Retried, RetryPolicy};
 
 /// The destination a pipeline sends to, or the Redshift cluster it loads (its batches are
 /// staged as objects first, `warehouse.rs`).
 pub(super) type Opened = (Option<Arc<dyn Destination>>, Option<Arc<crate::sink::redshift::Redshift>>);
 
-pub(super) fn open(spec: &EndpointSpec, pipeline: &str) -> Result<Opened, crate::sink::SinkError> {
+/// `stream_arn` is what the HTTP endpoint protocol sends as the source (`X-Amz-Firehose-Source-Arn`).
+pub(super) fn open(spec: &EndpointSpec, pipeline: &str, stream_arn: &str) -> Result<Opened, crate::sink::SinkError> {
     use crate::sink::*;
     Ok(match spec {
-        EndpointSpec::Http(h) => (Some(Arc::new(http_endpoint::HttpEndpoint::new(h, pipeline)?)), None),
+        EndpointSpec::Http(h) => (Some(Arc::new(http_endpoint::HttpEndpoint::new(h, stream_arn)?)), None),
         EndpointSpec::Search(s) => (Some(Arc::new(opensearch::OpenSearch::new(s)?)), None),
         EndpointSpec::Splunk(s) => (Some(Arc::new(splunk::Splunk::new(s, pipeline)?)), None),
         EndpointSpec::Postgres(p) => (Some(Arc::new(postgres::Postgres::new(p)?)), None),
@@ -147,22 +147,11 @@ impl Delivery {
         self.spec.endpoint.as_deref().map_or(std::time::Duration::ZERO, |e| e.retry_duration())
     }
 
-    /// The request ids of a batch's parts, by part number: derived from what identifies the batch
-    /// (its pipeline, partition and `Batch::identity`, computed once here), so a retry, and a replay
-    /// after a crash, sends the same id. WAL sequences mean something only in this state directory,
-    /// so the stream's seed is folded in; stream positions mean the same to every daemon reading the
-    /// stream (a lease taken over re-sends the same ids), so it is not.
+    /// The request ids of a batch's parts, by part number (`buffer::names`, computed once here):
+    /// a retry, and a replay after a crash, sends the same id; another daemon never does.
     pub(super) fn request_ids(&self, batch: &Batch) -> impl Fn(usize) -> String {
-        let scope = if batch.named_by_stream_positions() { 0 } else { self.seed };
-        let stream = fnv1a(&[self.spec.name.as_bytes(), b"http-endpoint", batch.partition.as_bytes()]) ^ scope;
-        let identity = batch.identity();
-        move |part| {
-            let seq = splitmix64(identity ^ (part as u64).rotate_left(48));
-            let mut bytes = [0u8; 16];
-            bytes[..8].copy_from_slice(&stream.to_be_bytes());
-            bytes[8..].copy_from_slice(&seq.to_be_bytes());
-            uuid::Uuid::new_v8(bytes).to_string()
-        }
+        let names = self.names.requests(&self.spec.name, batch);
+        move |part| names.request_id(part)
     }
 }
 
@@ -232,7 +221,7 @@ mod tests {
             metrics: crate::metrics::PipelineMetrics::new("p"),
             status: Default::default(),
             endpoint: None,
-            seed: 7,
+            names: crate::buffer::names::NameScope::fixed(7),
             warehouse: None,
         };
         let mut batch = Batch::new("".into(), None, std::time::Instant::now());

@@ -107,7 +107,7 @@ impl Taps {
                 let e = event(r);
                 // Sampled by a hash of the record's sequence: no random source needed, and the
                 // same records are picked at every stage.
-                let draw = crate::sink::object_key::splitmix64(e.seq) as f64 / u64::MAX as f64;
+                let draw = crate::hash::splitmix64(e.seq) as f64 / u64::MAX as f64;
                 if s.sample < 1.0 && draw >= s.sample {
                     continue;
                 }

@@ -31,15 +31,15 @@ pub struct HttpEndpoint {
 }
 
 impl HttpEndpoint {
-    pub fn new(spec: &HttpEndpointSpec, stream: &str) -> Result<Self, SinkError> {
+    /// `source_arn`: the delivery stream's ARN, sent as `X-Amz-Firehose-Source-Arn`.
+    pub fn new(spec: &HttpEndpointSpec, source_arn: &str) -> Result<Self, SinkError> {
         let client = super::http_client::client(spec.request_timeout, spec.ca_file.as_deref())?;
         let url = reqwest::Url::parse(&spec.url).map_err(|e| SinkError::Setup(format!("bad url: {e}")))?;
         let mut headers = HeaderMap::new();
         let static_header = |v: &'static str| HeaderValue::from_static(v);
         headers.insert(CONTENT_TYPE, static_header("application/json"));
         headers.insert(HeaderName::from_static("x-amz-firehose-protocol-version"), static_header("1.0"));
-        let arn =
-            HeaderValue::from_str(&crate::daemon::stream_arn(stream)).map_err(|e| SinkError::Setup(e.to_string()))?;
+        let arn = HeaderValue::from_str(source_arn).map_err(|e| SinkError::Setup(e.to_string()))?;
         headers.insert(HeaderName::from_static("x-amz-firehose-source-arn"), arn);
         if let Some(key) = &spec.access_key {
             let mut value = HeaderValue::from_str(key.expose())

@@ -269,27 +269,7 @@ fn format_time(t: &DateTime<Utc>, tokens: &[TimeToken], out: &mut String) {
     }
 }
 
-/// SplitMix64: a tiny, stable generator, so keys do not change between sluice versions.
-pub fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-/// Stable 64-bit FNV-1a, for folding names into seeds (std's hasher may change between releases).
-pub fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in *part {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01B3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
+pub use crate::hash::{fnv1a, splitmix64};
 
 /// Firehose's 11-character random string, derived from the object's seed.
 fn random_string(seed: u64, occurrence: u64) -> String {
@@ -304,21 +284,10 @@ fn random_string(seed: u64, occurrence: u64) -> String {
 }
 
 /// The object name after the prefix: `<stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>`.
-/// The uuid holds a hash of the stream and partition in its first half and the batch's identity
-/// (`Batch::identity`) in its second, so it is unique per object and identical on re-delivery.
-pub fn object_name(
-    stream: &str,
-    version: u32,
-    oldest_arrival_ms: i64,
-    partition_seed: u64,
-    identity: u64,
-    ext: &str,
-) -> String {
+/// The uuid comes from the batch's names (`buffer::names`): unique per object and state directory,
+/// identical on re-delivery.
+pub fn object_name(stream: &str, version: u32, oldest_arrival_ms: i64, id: uuid::Uuid, ext: &str) -> String {
     let t = utc(oldest_arrival_ms);
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&partition_seed.to_be_bytes());
-    bytes[8..].copy_from_slice(&identity.to_be_bytes());
-    let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
     format!("{stream}-{version}-{}-{id}{ext}", t.format("%Y-%m-%d-%H-%M-%S"))
 }
 
@@ -384,12 +353,13 @@ mod tests {
 
     #[test]
     fn object_name_matches_firehose_shape_and_is_deterministic() {
-        let name = object_name("clicks", 1, T, 99, 1234, ".gz");
+        let id = |n: u128| uuid::Uuid::from_u128(n);
+        let name = object_name("clicks", 1, T, id(1234), ".gz");
         assert!(name.starts_with("clicks-1-2026-07-13-14-05-09-"), "{name}");
         assert!(name.ends_with(".gz"));
         let uuid_part = &name["clicks-1-2026-07-13-14-05-09-".len()..name.len() - 3];
         assert!(uuid::Uuid::parse_str(uuid_part).is_ok(), "{uuid_part}");
-        assert_eq!(name, object_name("clicks", 1, T, 99, 1234, ".gz"));
-        assert_ne!(name, object_name("clicks", 1, T, 99, 1235, ".gz"));
+        assert_eq!(name, object_name("clicks", 1, T, id(1234), ".gz"));
+        assert_ne!(name, object_name("clicks", 1, T, id(1235), ".gz"));
     }
 }

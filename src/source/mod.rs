@@ -13,6 +13,7 @@ pub mod kinesis;
 pub mod lines;
 pub mod positions;
 pub mod quota;
+pub mod request_memory;
 pub mod stdin;
 
 use async_trait::async_trait;

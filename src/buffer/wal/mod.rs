@@ -135,6 +135,8 @@ pub struct RecoveryReport {
     pub undelivered_bytes: u64,
     pub torn_bytes_cut: u64,
     pub delivered_below: Seq,
+    /// Where sequence numbers continue: the next record appended gets this one.
+    pub next_seq: Seq,
     /// Payloads of the control frames in the segments kept (batch intents), in log order.
     pub controls: Vec<Bytes>,
 }
@@ -192,6 +194,7 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
     report.segments = segments.len();
 
     let next_seq = segments.last().map_or(delivered_below, |s| s.end_seq.max(delivered_below));
+    report.next_seq = next_seq;
     let (committed, _) = watch::channel(Committed { end: next_seq, closed: false });
     let shared = Arc::new(Shared {
         dir: dir.clone(),

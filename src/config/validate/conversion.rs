@@ -131,7 +131,7 @@ pub enum LoadSchemaError {
 pub fn load_schema_file(path: &std::path::Path) -> Result<Vec<(String, HiveType)>, LoadSchemaError> {
     let text = std::fs::read_to_string(path).map_err(LoadSchemaError::Unreadable)?;
     let origin = path.display().to_string();
-    let mut c = Checker { origin: &origin, errors: Vec::new() };
+    let mut c = Checker { origin: &origin, errors: Vec::new(), identity: Default::default() };
     let parsed = serde_saphyr::from_str::<RawSchemaFile>(&text);
     let columns = match &parsed {
         Ok(file) if file.columns.is_empty() => {

@@ -95,8 +95,8 @@ pub(super) fn kinesis_source(c: &mut Checker, k: &crate::config::RawKinesis, fie
             }
         }
         (None, Some(name)) => {
-            let region = k.region.as_ref().map_or_else(|| "us-east-1".to_string(), |r| r.value.clone());
-            let arn = format!("arn:aws:kinesis:{region}:{}:stream/{}", crate::daemon::account_id(), name.value);
+            let region = k.region.as_ref().map_or_else(|| c.identity.region.clone(), |r| r.value.clone());
+            let arn = format!("arn:aws:kinesis:{region}:{}:stream/{}", c.identity.account_id, name.value);
             (name.value.clone(), arn, region)
         }
         (None, None) => {

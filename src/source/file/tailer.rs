@@ -447,8 +447,8 @@ fn first_line_fingerprint(file: &File) -> std::io::Result<Option<u64>> {
     }
     let head = &head[..filled];
     Ok(match memchr::memchr(b'\n', head) {
-        Some(i) => Some(crate::sink::object_key::fnv1a(&[&head[..=i]])),
-        None if filled == FINGERPRINT_BYTES => Some(crate::sink::object_key::fnv1a(&[head])),
+        Some(i) => Some(crate::hash::fnv1a(&[&head[..=i]])),
+        None if filled == FINGERPRINT_BYTES => Some(crate::hash::fnv1a(&[head])),
         None => None,
     })
 }
