@@ -9,7 +9,7 @@
 #   - Debian's systemd and systemd-journal-remote packages if missing (systemd-analyze verifies
 #     deploy/systemd; journalctl and real journal files test the journald source),
 #   - Debian's postgresql package if missing (the PostgreSQL destination's tests run a real server).
-# Then: formatting and lint checks, unit tests, and the integration tests in tests/, which drive
+# Then: the layer check (imports point down), formatting and lint checks, unit tests, and the integration tests in tests/, which drive
 # the real binary with real clients against a real S3-compatible server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +55,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/
     $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } ||
     { echo "missing and could not be installed: apt-get install postgresql" >&2; exit 1; }
 fi
+
+step "layers: imports point down (scripts/check-layers.py, ARCHITECTURE.md)"
+python3 scripts/check-layers.py
 
 step "cargo fmt --check and clippy"
 cargo fmt --all -- --check

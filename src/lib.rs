@@ -1,14 +1,20 @@
 //! sluice: a self-hosted, durable delivery daemon that speaks the Amazon Data Firehose API.
 //!
-//! A record's path: [`api`] (Firehose wire API) → [`source`] (Direct PUT into the WAL in
-//! [`buffer::wal`]) → [`pipeline`] (batching per partition, delivery, watermark) → [`format`]
-//! (encoding and compression) → [`sink`] (object stores). [`config`] declares pipelines;
-//! [`daemon`] runs them.
+//! A record's path: [`api`] (the Firehose wire API) → [`source`] (Direct PUT, HTTP, stdin into the
+//! WAL in [`buffer::wal`]; Kinesis, files and journald checkpointed instead) → [`process`]
+//! (processors) → [`buffer`] (partitions, batches, batch names) → [`format`] (encoding,
+//! compression, object keys) → [`sink`] (object stores, HTTP endpoints, OpenSearch, Splunk,
+//! PostgreSQL, Redshift). [`pipeline`] runs one stream; [`daemon`] runs them all from [`config`]
+//! and [`control`] (streams created over the API).
+//!
+//! Modules are layered and imports point down: ARCHITECTURE.md draws the layers and
+//! `scripts/check-layers.py` enforces them.
 
 pub mod api;
-pub mod aws_request;
+pub mod aws;
 pub mod bench;
 pub mod buffer;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -21,6 +27,8 @@ pub mod metrics;
 pub mod pipeline;
 pub mod process;
 pub mod record;
+pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod state_lock;
+pub mod status;

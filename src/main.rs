@@ -254,6 +254,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = sluice::daemon::shutdown_requested() => tracing::info!("a source has ended; shutting down"),
+        _ = sluice::shutdown::shutdown_requested() => tracing::info!("a source has ended; shutting down"),
     }
 }

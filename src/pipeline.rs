@@ -19,11 +19,11 @@
 
 mod delivery;
 mod endpoint;
-mod status;
 pub mod tap;
 mod warehouse;
 
-pub use status::PipelineStatus;
+pub use crate::clock::now_ms;
+pub use crate::status::PipelineStatus;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,6 +85,13 @@ pub struct PipelineHandle {
     pub taps: Arc<tap::Taps>,
     /// `firehose_http_endpoint` sources: records already written per sender request id, on disk.
     pub request_memory: Option<Arc<std::sync::Mutex<crate::source::request_memory::RequestMemory>>>,
+}
+
+impl PipelineHandle {
+    /// What a WAL-backed source writes through.
+    pub fn port(&self) -> crate::source::direct_put::IngestPort<'_> {
+        crate::source::direct_put::IngestPort { ingest: &self.ingest, metrics: &self.metrics, status: &self.status }
+    }
 }
 
 /// Opens the pipeline's WAL (replaying whatever was not delivered) and starts its task.
@@ -231,7 +238,13 @@ pub fn start(
         request_memory,
     });
     if let crate::config::SourceSpec::Stdin { max_line_bytes } = handle.spec.source {
-        crate::source::stdin::spawn(handle.clone(), max_line_bytes);
+        let owned = crate::source::stdin::OwnedPort {
+            name: handle.spec.name.clone(),
+            ingest: handle.ingest.clone(),
+            metrics: handle.metrics.clone(),
+            status: handle.status.clone(),
+        };
+        crate::source::stdin::spawn(owned, max_line_bytes);
     }
     let task = tokio::spawn(run(source, runner, done_rx));
     Ok((handle, task))
@@ -653,8 +666,4 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -101,7 +101,7 @@ pub(super) async fn create(state: &ApiState, body: &Bytes) -> Result<Response, A
         Some(e) => Some(parse_encryption(e)?),
         None => None,
     };
-    let now = crate::pipeline::now_ms();
+    let now = crate::clock::now_ms();
     let stream = StoredStream {
         name: name.clone(),
         stream_type,

@@ -22,8 +22,8 @@ use subtle::ConstantTimeEq;
 
 use super::ApiState;
 use crate::buffer::wal::FrameBuilder;
+use crate::clock::now_ms;
 use crate::config::SourceSpec;
-use crate::pipeline::now_ms;
 
 /// The protocol's limits: 64 MiB of body before compression, 10,000 records, 1,024,000 bytes each.
 const MAX_BODY: usize = 64 << 20;

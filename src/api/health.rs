@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
-use crate::pipeline::now_ms;
+use crate::clock::now_ms;
 
 pub(super) async fn health(State(state): State<ApiState>) -> Response {
     let body = serde_json::json!({ "status": "ok", "delivery_streams": state.daemon.names().len() });

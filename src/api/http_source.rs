@@ -75,7 +75,7 @@ pub(super) async fn receive(
         Ok(r) => r,
         Err(refusal) => return refusal.into(),
     };
-    match ingest_all(&pipeline, &records).await {
+    match ingest_all(pipeline.port(), &records).await {
         Ok(()) => {
             pipeline.metrics.incoming_put_requests.increment(1);
             answer(StatusCode::OK, serde_json::json!({ "accepted": records.len() }))

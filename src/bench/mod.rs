@@ -106,17 +106,17 @@ struct IngestArgs {
 
 /// What `put` signs with, when the bench signs.
 #[derive(Clone)]
-struct Signer(crate::aws_request::Keys);
+struct Signer(crate::aws::request::Keys);
 
 impl Signer {
     /// The SigV4 headers an SDK would add to this PutRecordBatch (signed now, over the body).
     fn headers(&self, url: &str, body: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
-        crate::aws_request::signed_json_headers(
+        crate::aws::request::signed_json_headers(
             &self.0,
             "us-east-1",
             "firehose",
             url,
-            (crate::aws_request::JSON_1_1, "Firehose_20150804.PutRecordBatch"),
+            (crate::aws::request::JSON_1_1, "Firehose_20150804.PutRecordBatch"),
             body,
         )
         .map_err(anyhow::Error::msg)
@@ -189,7 +189,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(a.connections).build()?;
     let signer = match (&a.access_key_id, &a.secret_access_key) {
         (Some(id), Some(secret)) => {
-            Some(Signer(crate::aws_request::Keys { id: id.clone(), secret: secret.clone(), token: None }))
+            Some(Signer(crate::aws::request::Keys { id: id.clone(), secret: secret.clone(), token: None }))
         }
         _ => None,
     };

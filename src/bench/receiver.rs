@@ -60,7 +60,7 @@ async fn receive(State(received): State<Arc<AtomicU64>>, headers: HeaderMap, bod
     // Each record is `{"data":"<base64>"}`: one closing brace each, plus the body's own.
     let records = body.iter().filter(|&&b| b == b'}').count().saturating_sub(1);
     received.fetch_add(records as u64, Ordering::Relaxed);
-    (StatusCode::OK, format!("{{\"requestId\":\"{id}\",\"timestamp\":{}}}", crate::pipeline::now_ms()))
+    (StatusCode::OK, format!("{{\"requestId\":\"{id}\",\"timestamp\":{}}}", crate::clock::now_ms()))
 }
 
 /// Every document of a `_bulk` request indexed (an action line and a document line each).

@@ -12,8 +12,8 @@
 //! the error output, so nothing is lost.
 
 use crate::buffer::PartitionKey;
+use crate::format::object_key::{KeyTemplate, PartitionSource};
 use crate::process::{Item, PartitionKeys};
-use crate::sink::object_key::{KeyTemplate, PartitionSource};
 
 pub const CODE_MISSING: &str = "DynamicPartitioning.MetadataExtractionFailed";
 pub const CODE_INVALID: &str = "DynamicPartitioning.InvalidPartitionKeyValue";

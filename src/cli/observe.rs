@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use futures::StreamExt;
 
-use sluice::aws_request::{signed_get_headers, Keys};
+use sluice::aws::request::{signed_get_headers, Keys};
 
 #[derive(clap::Args)]
 pub struct TapArgs {

@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use sluice::aws_request::{signed_json_headers, Keys, JSON_1_1};
+use sluice::aws::request::{signed_json_headers, Keys, JSON_1_1};
 use sluice::config::StoreSpec;
 use sluice::sink::object_store::ObjectSink;
 

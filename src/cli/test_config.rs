@@ -30,9 +30,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use sluice::buffer::partition::Partitioner;
+use sluice::format::object_key::{PartitionSource, RenderContext};
 use sluice::process::ErrorOutputType;
 use sluice::record::Record;
-use sluice::sink::object_key::{PartitionSource, RenderContext};
 
 #[derive(clap::Args)]
 pub struct TestArgs {

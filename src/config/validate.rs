@@ -23,8 +23,8 @@ use crate::format::convert::orc::{OrcCompression, OrcOptions};
 use crate::format::convert::parquet::{ParquetCompression, ParquetOptions};
 use crate::format::convert::timestamp::HiveTimestampFormat;
 use crate::format::convert::{hive_type, ConversionSpec, HiveType, InputRules, OutputFormat, SchemaSpec};
+use crate::format::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
 use crate::process::deaggregate::SubRecordType;
-use crate::sink::object_key::{KeyTemplate, DEFAULT_TIME_PATH};
 
 mod conversion;
 mod destination;

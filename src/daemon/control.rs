@@ -180,7 +180,7 @@ impl Daemon {
             return Err(ControlError::InUse(format!("delivery stream {name} is being deleted")));
         }
         change(&mut stream)?;
-        stream.updated_ms = crate::pipeline::now_ms();
+        stream.updated_ms = crate::clock::now_ms();
         let spec = if restart {
             Some(build_spec(&stream, &control.plane).map_err(|e| ControlError::Invalid(e.0))?)
         } else {

@@ -31,18 +31,7 @@ pub enum LookupError {
     Failed(String),
 }
 
-/// Asked for by a source that has ended (stdin at end of input): the daemon shuts down as on
-/// SIGTERM, delivering everything first.
-static SHUTDOWN: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
-
-pub fn request_shutdown() {
-    // `notify_one` keeps a permit when nobody waits yet, so an early end is not missed.
-    SHUTDOWN.get_or_init(tokio::sync::Notify::new).notify_one();
-}
-
-pub async fn shutdown_requested() {
-    SHUTDOWN.get_or_init(tokio::sync::Notify::new).notified().await;
-}
+pub use crate::shutdown::{request_shutdown, shutdown_requested};
 
 pub struct Daemon {
     pub config: Config,
@@ -191,7 +180,7 @@ impl Daemon {
     /// (or a restart) opens the stream again from its WAL directory.
     pub async fn close_idle_streams(&self) {
         let Some(auto) = &self.config.auto_create else { return };
-        let idle_since = crate::pipeline::now_ms() - auto.idle_close.as_millis() as i64;
+        let idle_since = crate::clock::now_ms() - auto.idle_close.as_millis() as i64;
         let declared = self.declared_names();
         let idle: Vec<Arc<PipelineHandle>> = {
             let mut pipelines = self.pipelines.write().unwrap_or_else(|p| p.into_inner());

@@ -7,6 +7,7 @@
 pub mod compression;
 pub mod convert;
 pub mod error_record;
+pub mod object_key;
 
 use std::io::{self, Write};
 

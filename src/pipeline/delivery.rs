@@ -15,11 +15,11 @@ use crate::buffer::Batch;
 use crate::config::PipelineSpec;
 use crate::format::convert::infer::SchemaInference;
 use crate::format::convert::{ConversionFailure, ConversionSpec, FailKind, SchemaSpec};
+use crate::format::object_key::{object_name, KeyTemplate, PartitionSource, RenderContext, DEFAULT_TIME_PATH};
 use crate::format::{error_record, ObjectFormat};
 use crate::metrics::PipelineMetrics;
 use crate::process::{ErrorOutputType, Failed};
 use crate::record::Record;
-use crate::sink::object_key::{object_name, KeyTemplate, PartitionSource, RenderContext, DEFAULT_TIME_PATH};
 use crate::sink::ObjectSink;
 
 /// Everything needed to turn a batch into an object, shared by the pipeline's upload tasks.

@@ -112,7 +112,7 @@ impl HttpEndpoint {
         let b64 = base64::engine::general_purpose::STANDARD;
         let size: usize = records.iter().map(|r| r.data.len().div_ceil(3) * 4 + 12).sum::<usize>() + 96;
         let mut json = Vec::with_capacity(size);
-        let now = crate::pipeline::now_ms();
+        let now = crate::clock::now_ms();
         json.extend_from_slice(
             format!("{{\"requestId\":\"{request_id}\",\"timestamp\":{now},\"records\":[").as_bytes(),
         );

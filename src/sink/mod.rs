@@ -2,11 +2,9 @@
 //! object_store; the sending destinations behind the `Destination` trait (HTTP endpoint,
 //! OpenSearch, Splunk, PostgreSQL); and Redshift, which loads what was staged in an object store.
 
-pub mod aws_profile;
 pub mod destination;
 pub mod http_client;
 pub mod http_endpoint;
-pub mod object_key;
 pub mod object_store;
 pub mod opensearch;
 pub mod postgres;

@@ -69,7 +69,7 @@ impl ObjectSink {
                 })
             }
             StoreSpec::S3 { bucket, endpoint, region, force_path_style, encryption } => {
-                let profile = super::aws_profile::load();
+                let profile = crate::aws::profile::load();
                 let credentials = super::probe::CredentialSource::detect(
                     profile.access_key_id.is_some() && profile.secret_access_key.is_some(),
                 );

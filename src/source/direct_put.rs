@@ -142,13 +142,20 @@ impl Source for DirectPutSource {
 /// Frames of about this much are written at a time by the line sources (like a PutRecordBatch).
 const LINE_FRAME_BYTES: usize = 4 << 20;
 
+/// What a WAL-backed source writes through: the pipeline's ingest, the metrics that count what
+/// came in and the status `/ready` reads. The pipeline hands it out (`PipelineHandle::port`), so a
+/// source never needs the pipeline itself.
+#[derive(Clone, Copy)]
+pub struct IngestPort<'a> {
+    pub ingest: &'a DirectPutIngest,
+    pub metrics: &'a crate::metrics::PipelineMetrics,
+    pub status: &'a crate::status::PipelineStatus,
+}
+
 /// Writes `records` into a WAL-backed pipeline in frames of about 4 MiB, each acknowledged after
 /// its fsync, counting them as incoming. `Err((written, e))`: the first `written` records are
 /// durable and the rest were refused (storage full, shutting down).
-pub async fn ingest_all<R: AsRef<[u8]>>(
-    pipeline: &crate::pipeline::PipelineHandle,
-    records: &[R],
-) -> Result<(), (usize, IngestError)> {
+pub async fn ingest_all<R: AsRef<[u8]>>(pipeline: IngestPort<'_>, records: &[R]) -> Result<(), (usize, IngestError)> {
     let mut written = 0;
     while written < records.len() {
         let mut end = written;
@@ -157,7 +164,7 @@ pub async fn ingest_all<R: AsRef<[u8]>>(
             bytes += records[end].as_ref().len();
             end += 1;
         }
-        let mut frame = FrameBuilder::new(crate::pipeline::now_ms(), bytes);
+        let mut frame = FrameBuilder::new(crate::clock::now_ms(), bytes);
         for r in &records[written..end] {
             frame.push(r.as_ref());
         }
@@ -167,7 +174,7 @@ pub async fn ingest_all<R: AsRef<[u8]>>(
                 m.incoming_records.increment(accepted.accepted as u64);
                 let taken = &records[written..written + accepted.accepted];
                 m.incoming_bytes.increment(taken.iter().map(|r| r.as_ref().len() as u64).sum());
-                pipeline.status.put_accepted(crate::pipeline::now_ms());
+                pipeline.status.put_accepted(crate::clock::now_ms());
                 written += accepted.accepted;
             }
             Err(e) => return Err((written, e)),

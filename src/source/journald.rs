@@ -62,7 +62,7 @@ impl JournaldSource {
         dir: &Path,
         pipeline: &str,
         closer: Box<dyn Source>,
-        status: Arc<crate::pipeline::PipelineStatus>,
+        status: Arc<crate::status::PipelineStatus>,
     ) -> Result<Self, String> {
         let path = dir.join("journald-checkpoint.json");
         let (checkpoint, first_run) = match std::fs::read(&path) {
@@ -128,7 +128,7 @@ impl Source for JournaldSource {
             tokio::select! {
                 entries = self.rx.recv() => {
                     let Some(entries) = entries else { return Ok(None) };
-                    let arrival_ms = crate::pipeline::now_ms();
+                    let arrival_ms = crate::clock::now_ms();
                     let mut out = Vec::with_capacity(entries.len());
                     self.positions.number(Arc::from(JOURNAL), 0, entries, |seq, data| {
                         out.push(Record::new(seq, arrival_ms, data))
@@ -177,7 +177,7 @@ struct Reader {
     from_end: bool,
     tx: mpsc::Sender<Entries>,
     child: Arc<Mutex<Option<Child>>>,
-    status: Arc<crate::pipeline::PipelineStatus>,
+    status: Arc<crate::status::PipelineStatus>,
     pipeline: String,
 }
 

@@ -43,7 +43,7 @@ pub fn open(
     dir: &std::path::Path,
     pipeline: &str,
     wal: direct_put::DirectPutSource,
-    status: &std::sync::Arc<crate::pipeline::PipelineStatus>,
+    status: &std::sync::Arc<crate::status::PipelineStatus>,
 ) -> Result<Box<dyn Source>, String> {
     use crate::config::SourceSpec;
     Ok(match spec {

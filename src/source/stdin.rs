@@ -11,17 +11,30 @@ use tokio::io::AsyncReadExt;
 
 use super::direct_put::{ingest_all, IngestError};
 use super::lines::LineSplitter;
-use crate::pipeline::PipelineHandle;
 
 const READ_CHUNK: usize = 256 << 10;
 /// Lines gathered before a write, at most (a write also happens whenever input pauses).
 const BATCH_BYTES: usize = 4 << 20;
 
-pub fn spawn(pipeline: Arc<PipelineHandle>, max_line: usize) -> tokio::task::JoinHandle<()> {
+/// The pipeline's side this source writes through, owned by its task.
+pub struct OwnedPort {
+    pub name: String,
+    pub ingest: super::direct_put::DirectPutIngest,
+    pub metrics: crate::metrics::PipelineMetrics,
+    pub status: Arc<crate::status::PipelineStatus>,
+}
+
+impl OwnedPort {
+    fn port(&self) -> super::direct_put::IngestPort<'_> {
+        super::direct_put::IngestPort { ingest: &self.ingest, metrics: &self.metrics, status: &self.status }
+    }
+}
+
+pub fn spawn(pipeline: OwnedPort, max_line: usize) -> tokio::task::JoinHandle<()> {
     // Reading and writing are separate tasks, so input keeps being read during each write's
     // fsync, and a write takes everything read meanwhile (natural batching).
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    let name = pipeline.spec.name.clone();
+    let name = pipeline.name.clone();
     tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();
         loop {
@@ -61,13 +74,13 @@ pub fn spawn(pipeline: Arc<PipelineHandle>, max_line: usize) -> tokio::task::Joi
         }
         lines.extend(splitter.finish(offset));
         write(&pipeline, &mut lines).await;
-        tracing::info!(pipeline = %pipeline.spec.name, "standard input ended: delivering what was read, then exiting");
-        crate::daemon::request_shutdown();
+        tracing::info!(pipeline = %pipeline.name, "standard input ended: delivering what was read, then exiting");
+        crate::shutdown::request_shutdown();
     })
 }
 
 /// Writes every gathered line, waiting while storage is full. `false`: the pipeline closed.
-async fn write(pipeline: &PipelineHandle, lines: &mut Vec<super::lines::Line>) -> bool {
+async fn write(pipeline: &OwnedPort, lines: &mut Vec<super::lines::Line>) -> bool {
     let truncated = lines.iter().filter(|l| l.truncated).count();
     if truncated > 0 {
         pipeline.metrics.lines_truncated.increment(truncated as u64);
@@ -75,7 +88,7 @@ async fn write(pipeline: &PipelineHandle, lines: &mut Vec<super::lines::Line>) -
     let mut records: &[super::lines::Line] = lines;
     let mut wait = Duration::from_millis(50);
     let result = loop {
-        match ingest_all(pipeline, &records.iter().map(|l| &l.data[..]).collect::<Vec<_>>()).await {
+        match ingest_all(pipeline.port(), &records.iter().map(|l| &l.data[..]).collect::<Vec<_>>()).await {
             Ok(()) => break true,
             Err((written, IngestError::Full { .. } | IngestError::Unavailable(_))) => {
                 records = &records[written..];
@@ -83,7 +96,7 @@ async fn write(pipeline: &PipelineHandle, lines: &mut Vec<super::lines::Line>) -
                 wait = (wait * 2).min(Duration::from_secs(1));
             }
             Err((_, IngestError::Closed)) => {
-                tracing::warn!(pipeline = %pipeline.spec.name, "the pipeline closed before standard input ended; the rest of the input is not read");
+                tracing::warn!(pipeline = %pipeline.name, "the pipeline closed before standard input ended; the rest of the input is not read");
                 break false;
             }
         }

@@ -243,7 +243,7 @@ fn prefixes(
                 "`!{firehose:error-output-type}` may only appear in error_output_prefix",
             );
         }
-        use crate::sink::object_key::PartitionSource;
+        use crate::format::object_key::PartitionSource;
         for (source, key) in t.partition_keys() {
             let problem = match source {
                 _ if !partitions.enabled => Some("needs `dynamic_partitioning: { enabled: true }`"),
@@ -292,9 +292,9 @@ fn prefixes(
         None => with_time_path(&format!("{}!{{firehose:error-output-type}}/", static_prefix.unwrap_or(""))),
     };
     let (effective_prefix, effective_error) = (effective_prefix?, effective_error?);
-    let no_keys = |_: &crate::sink::object_key::PartitionSource, _: &str| Some(String::new());
+    let no_keys = |_: &crate::format::object_key::PartitionSource, _: &str| Some(String::new());
     for (template, name) in [(&effective_prefix, "prefix"), (&effective_error, "error_output_prefix")] {
-        let ctx = crate::sink::object_key::RenderContext {
+        let ctx = crate::format::object_key::RenderContext {
             oldest_arrival_ms: 0,
             error_output_type: Some("format-conversion-failed"),
             partition_key: &no_keys,

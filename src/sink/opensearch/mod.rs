@@ -259,7 +259,7 @@ fn sign(
     region: &str,
 ) -> Result<Vec<(http::HeaderName, HeaderValue)>, SendError> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let profile = super::aws_profile::load();
+    let profile = crate::aws::profile::load();
     let (key_id, secret_key, token) = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => (id, secret, env("AWS_SESSION_TOKEN")),
         _ => match (profile.access_key_id, profile.secret_access_key) {

@@ -44,7 +44,7 @@ impl FileSource {
         dir: &Path,
         pipeline: &str,
         closer: Box<dyn Source>,
-        status: Arc<crate::pipeline::PipelineStatus>,
+        status: Arc<crate::status::PipelineStatus>,
     ) -> Result<Self, String> {
         let checkpoint = FileCheckpoint::load(&dir.join("file-checkpoint.json")).map_err(|e| e.to_string())?;
         let delivered_below = checkpoint.delivered_below;
@@ -95,7 +95,7 @@ impl Source for FileSource {
             tokio::select! {
                 msg = self.rx.recv() => match msg {
                     Some(TailMsg::Lines(lines)) => {
-                        let arrival_ms = crate::pipeline::now_ms();
+                        let arrival_ms = crate::clock::now_ms();
                         let mut out = Vec::with_capacity(lines.records.len());
                         self.positions.number(lines.key, lines.generation, lines.records, |seq, data| {
                             out.push(Record::new(seq, arrival_ms, data))

@@ -85,7 +85,7 @@ pub struct Tailer {
     /// Files that could not be opened, reported once each.
     unreadable: BTreeSet<PathBuf>,
     /// Where `/ready` learns that files cannot be read.
-    status: Arc<crate::pipeline::PipelineStatus>,
+    status: Arc<crate::status::PipelineStatus>,
 }
 
 impl Tailer {
@@ -94,7 +94,7 @@ impl Tailer {
         checkpoint: Arc<Mutex<FileCheckpoint>>,
         tx: mpsc::Sender<TailMsg>,
         pipeline: &str,
-        status: Arc<crate::pipeline::PipelineStatus>,
+        status: Arc<crate::status::PipelineStatus>,
     ) -> Result<Self, String> {
         let exclude = spec
             .exclude

@@ -57,7 +57,7 @@ impl Checkpoint {
                 let c = Checkpoint {
                     path: path.to_path_buf(),
                     delivered_below: 0,
-                    delivery_start_ms: crate::pipeline::now_ms(),
+                    delivery_start_ms: crate::clock::now_ms(),
                     shards: BTreeMap::new(),
                 };
                 c.save()?;

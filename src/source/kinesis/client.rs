@@ -1,5 +1,5 @@
 //! A small Kinesis Data Streams client: the three read calls sluice needs (ListShards,
-//! GetShardIterator, GetRecords) over AWS JSON 1.1 (`aws_request::AwsJsonClient`).
+//! GetShardIterator, GetRecords) over AWS JSON 1.1 (`aws::request::AwsJsonClient`).
 
 use base64::Engine;
 use bytes::Bytes;
@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use crate::aws_request::{AwsCallError, AwsJsonClient, JSON_1_1};
+use crate::aws::request::{AwsCallError, AwsJsonClient, JSON_1_1};
 
 #[derive(Debug, Error)]
 pub enum KinesisError {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::aws_request::{AwsCallError, AwsJsonClient, JSON_1_0};
+use crate::aws::request::{AwsCallError, AwsJsonClient, JSON_1_0};
 
 pub const SHARD_END: &str = "SHARD_END";
 

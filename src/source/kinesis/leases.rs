@@ -168,7 +168,7 @@ impl LeaseCoordinator {
         }
     }
 
-    async fn round(&mut self) -> Result<(), crate::aws_request::AwsCallError> {
+    async fn round(&mut self) -> Result<(), crate::aws::request::AwsCallError> {
         if self.reading && self.last_list.is_none_or(|t| t.elapsed() >= LIST_SHARDS_EVERY) {
             self.add_missing_leases().await?;
         }
@@ -194,7 +194,7 @@ impl LeaseCoordinator {
     }
 
     /// Adds a free lease for every shard of the stream that has none.
-    async fn add_missing_leases(&mut self) -> Result<(), crate::aws_request::AwsCallError> {
+    async fn add_missing_leases(&mut self) -> Result<(), crate::aws::request::AwsCallError> {
         let shards = match self.client.list_shards(&self.stream).await {
             Ok(s) => s,
             Err(e) => {
@@ -248,7 +248,7 @@ impl LeaseCoordinator {
         &mut self,
         leases: &[Lease],
         listed: &HashSet<String>,
-    ) -> Result<(), crate::aws_request::AwsCallError> {
+    ) -> Result<(), crate::aws::request::AwsCallError> {
         for lease in leases.iter().filter(|l| !listed.contains(&l.shard)) {
             if !lease.finished() {
                 if self.warned_trimmed.insert(lease.shard.clone()) {
@@ -382,7 +382,7 @@ impl LeaseCoordinator {
 
     /// Leases that name this daemon but are not held here: handed over on request, or held by
     /// this daemon's previous run under the same name.
-    async fn adopt_own(&mut self, leases: &[Lease]) -> Result<(), crate::aws_request::AwsCallError> {
+    async fn adopt_own(&mut self, leases: &[Lease]) -> Result<(), crate::aws::request::AwsCallError> {
         for lease in leases {
             if lease.owner.as_deref() == Some(self.me()) && !self.held.contains_key(&lease.shard) && !lease.finished() {
                 self.take(lease, true).await?;
@@ -393,7 +393,7 @@ impl LeaseCoordinator {
 
     /// Takes a lease whose counter is still `lease.counter` (a compare-and-swap: every change of
     /// a lease bumps its counter).
-    async fn take(&mut self, lease: &Lease, own: bool) -> Result<bool, crate::aws_request::AwsCallError> {
+    async fn take(&mut self, lease: &Lease, own: bool) -> Result<bool, crate::aws::request::AwsCallError> {
         let sent = Instant::now();
         let written = self
             .table
@@ -434,7 +434,7 @@ impl LeaseCoordinator {
             || self.seen.get(&lease.shard).is_some_and(|(_, since)| since.elapsed() >= self.spec.lease_duration)
     }
 
-    async fn take_fair_share(&mut self, leases: &[Lease]) -> Result<(), crate::aws_request::AwsCallError> {
+    async fn take_fair_share(&mut self, leases: &[Lease]) -> Result<(), crate::aws::request::AwsCallError> {
         let me = self.me().to_string();
         let unfinished: Vec<&Lease> = leases.iter().filter(|l| !l.finished()).collect();
         let mut live: HashMap<&str, usize> = HashMap::new();

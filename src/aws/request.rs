@@ -29,7 +29,7 @@ impl Keys {
         if let (Ok(id), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
             return Keys { id, secret, token: std::env::var("AWS_SESSION_TOKEN").ok() };
         }
-        let profile = crate::sink::aws_profile::load();
+        let profile = crate::aws::profile::load();
         match (profile.access_key_id, profile.secret_access_key) {
             (Some(id), Some(secret)) => Keys { id, secret, token: profile.session_token },
             _ => Keys { id: "anonymous".into(), secret: "anonymous".into(), token: None },

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Fails when a module imports one above it: sluice's layers point one way (ARCHITECTURE.md draws them).
+
+Every `crate::<module>` (or `sluice::<module>`) path in src/ outside `#[cfg(test)]` code is an import of that
+top-level module. A module may import its own layer's modules only where SIDEWAYS allows it, and lower layers
+freely. KNOWN lists the upward imports not yet removed, each with the file that has it: the list may only
+shrink (an entry no longer needed is an error too, so it is deleted when fixed).
+
+Run: python3 scripts/check-layers.py   (scripts/test.sh runs it)
+"""
+
+import re
+import sys
+from pathlib import Path
+
+# Lowest first. A module imports only modules of lower layers (and SIDEWAYS within its own).
+LAYERS = [
+    # ground floor: values and files every layer uses; imports nothing of ours
+    ["record", "clock", "hash", "host", "identity", "durable_file", "state_lock", "status", "shutdown",
+     "aws"],
+    # codecs and record processing: object keys and prefixes, encodings, processors
+    ["format", "process"],
+    # what a config says (typed, validated), what the API's stored streams say, metric handles
+    ["config", "control", "metrics"],
+    # between acknowledged and delivered: WAL, buffers, batch names
+    ["buffer"],
+    # connectors: they get a context from the pipeline and never import it, nor each other's layer
+    ["source", "sink"],
+    # runs one pipeline
+    ["pipeline"],
+    # runs every pipeline: the registry of kinds, reload, the control plane's changes
+    ["daemon"],
+    # the edges: HTTP API, command line, load generator, the binary
+    ["api", "cli", "bench", "main", "lib"],
+]
+
+SIDEWAYS = {
+    ("format", "process"),   # error records name the processor's error output type
+    ("control", "config"),   # API-created streams are translated into config
+    ("metrics", "config"),   # quota gauges are set from the config's quotas
+    ("api", "cli"), ("cli", "api"), ("main", "api"), ("main", "cli"), ("main", "bench"), ("bench", "api"),
+}
+
+# Upward imports that remain, as (importer, imported, file). To be removed, never added to.
+KNOWN = {
+    # config still validates two destinations' own value types (OpenSearch's index rotation, Redshift's
+    # JDBC URL); the connector-as-one-folder step moves each destination's config into its folder
+    ("config", "sink", "src/config/validate/endpoint.rs"),
+    ("config", "sink", "src/config/validate/redshift.rs"),
+}
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = re.compile(r"\b(?:crate|sluice)::([a-z_][a-z_0-9]*)")
+
+
+def top_module(path: Path) -> str:
+    return path.relative_to(ROOT / "src").parts[0].removesuffix(".rs")
+
+
+def main() -> int:
+    layer_of = {m: i for i, names in enumerate(LAYERS) for m in names}
+    found, problems = set(), []
+    for path in sorted((ROOT / "src").rglob("*.rs")):
+        importer = top_module(path)
+        if importer not in layer_of:
+            problems.append(f"{path.relative_to(ROOT)}: module `{importer}` has no layer in scripts/check-layers.py")
+            continue
+        code = path.read_text().split("#[cfg(test)]")[0]
+        for n, line in enumerate(code.splitlines(), 1):
+            if line.lstrip().startswith("//"):
+                continue
+            for imported in PATH.findall(line):
+                if imported == importer or imported not in layer_of:
+                    continue
+                a, b = layer_of[importer], layer_of[imported]
+                if b < a or (b == a and (importer, imported) in SIDEWAYS):
+                    continue
+                rel = str(path.relative_to(ROOT))
+                found.add((importer, imported, rel))
+                if (importer, imported, rel) not in KNOWN:
+                    kind = "sideways" if a == b else "upward"
+                    problems.append(f"{rel}:{n}: {kind} import `{importer}` -> `{imported}`: {line.strip()}")
+    for stale in sorted(KNOWN - found):
+        problems.append(f"scripts/check-layers.py: KNOWN lists {stale}, which no longer happens: delete the entry")
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"\n{len(problems)} layer problem(s); ARCHITECTURE.md says which way imports point", file=sys.stderr)
+        return 1
+    print(f"layers: every import points down ({len(KNOWN)} known exceptions left)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
