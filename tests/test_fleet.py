@@ -246,3 +246,27 @@ def test_a_second_daemon_on_a_state_directory_in_use_exits_at_once_naming_it_and
     first.kill9()
     first.start()
     assert first.stop(signal.SIGTERM) == 0
+
+
+def test_hosts_are_told_apart_without_exporting_hostname(sluice_factory, tmp_path):
+    """systemd sets no HOSTNAME and shells do not export it: ${HOSTNAME} in a config and the `host` field of
+    wrapped lines still carry the machine's host name (deploy/systemd/sluice.yaml relies on both)."""
+    import os
+    import socket
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("hello\n")
+    d = sluice_factory(f"""
+        storage: {{ dir: ./var }}
+        pipelines:
+          - name: app
+            source: {{ file: {{ include: ["{logs}/*.log"], start_at: beginning, fields: {{ app: shop }} }} }}
+            buffering: {{ size_mb: 1, interval_seconds: 1 }}
+            destination: {{ local: {{ path: ./data, prefix: "hosts/${{HOSTNAME}}/" }} }}
+        """)
+    d.start(env={k: v for k, v in os.environ.items() if k != "HOSTNAME"})
+    host = socket.gethostname()
+    objects = wait_for(lambda: local_objects(d.workdir / "data"), what="the line")
+    (key, body), = objects.items()
+    assert key.startswith(f"hosts/{host}/"), key
+    assert json.loads(body) == {"message": "hello", "file": str(logs / "app.log"), "app": "shop", "host": host}

@@ -360,11 +360,20 @@ pub(super) fn file_source(c: &mut Checker, f: &crate::config::RawFileSource, fie
         start_at_beginning,
         multiline,
         max_line_bytes: max_line_bytes(c, f.max_line_bytes.as_ref(), &field),
-        fields: f.fields.as_ref().map(|m| m.value.clone()).unwrap_or_default(),
+        fields: with_host(f.fields.as_ref().map(|m| m.value.clone()).unwrap_or_default()),
         skip_header_lines: f.skip_header_lines.as_ref().map_or(0, |s| s.value),
         truncated_line_terminator: f.truncated_line_terminator.as_ref().map(|t| t.value.clone()),
         glob_interval,
     }
+}
+
+/// Lines wrapped as JSON (`fields:`) say which host read them, as log shippers' records do: `host`
+/// is the machine's host name unless the config sets it (e.g. to a Kubernetes node name).
+fn with_host(mut fields: std::collections::BTreeMap<String, String>) -> std::collections::BTreeMap<String, String> {
+    if !fields.is_empty() && !fields.contains_key("host") {
+        fields.insert("host".into(), crate::host::hostname().unwrap_or("localhost").to_string());
+    }
+    fields
 }
 
 /// Rules across pipelines: one standard input, one pipeline per HTTP path.
