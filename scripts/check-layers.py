@@ -20,8 +20,9 @@ LAYERS = [
      "aws"],
     # codecs and record processing: object keys and prefixes, encodings, processors
     ["format", "process"],
-    # what a config says (typed, validated), what the API's stored streams say, metric handles
-    ["config", "control", "metrics"],
+    # what a config says (typed, validated), what the API's stored streams say, metric handles; and each
+    # connector's own config and Firehose mapping (`sink/<kind>/config.rs`, `firehose.rs`: "connector_config")
+    ["config", "control", "metrics", "connector_config"],
     # between acknowledged and delivered: WAL, buffers, batch names
     ["buffer"],
     # connectors: they get a context from the pipeline and never import it, nor each other's layer
@@ -38,6 +39,8 @@ SIDEWAYS = {
     ("format", "process"),   # error records name the processor's error output type
     ("control", "config"),   # API-created streams are translated into config
     ("metrics", "config"),   # quota gauges are set from the config's quotas
+    ("config", "connector_config"), ("control", "connector_config"),   # the registry lists the connectors
+    ("connector_config", "config"),   # connectors validate with config::kit
     ("api", "cli"), ("cli", "api"), ("main", "api"), ("main", "cli"), ("main", "bench"), ("bench", "api"),
 }
 
@@ -50,11 +53,20 @@ KNOWN = {
 }
 
 ROOT = Path(__file__).resolve().parent.parent
-PATH = re.compile(r"\b(?:crate|sluice)::([a-z_][a-z_0-9]*)")
+PATH = re.compile(r"\b(?:crate|sluice)::([a-z_][a-z_0-9]*)(?:::([a-z_][a-z_0-9]*)::(config|firehose)\b)?")
+# A connector's config-layer files: `src/sink/<kind>/config.rs`, `src/source/<kind>/firehose.rs`, ...
+CONNECTOR_CONFIG = re.compile(r"^src/(?:sink|source)/[a-z_0-9]+/(?:config|firehose)\.rs$")
 
 
 def top_module(path: Path) -> str:
+    if CONNECTOR_CONFIG.match(str(path.relative_to(ROOT))):
+        return "connector_config"
     return path.relative_to(ROOT / "src").parts[0].removesuffix(".rs")
+
+
+def imported_module(match) -> str:
+    top, kind, part = match
+    return "connector_config" if top in ("sink", "source") and part else top
 
 
 def main() -> int:
@@ -69,7 +81,7 @@ def main() -> int:
         for n, line in enumerate(code.splitlines(), 1):
             if line.lstrip().startswith("//"):
                 continue
-            for imported in PATH.findall(line):
+            for imported in map(imported_module, PATH.findall(line)):
                 if imported == importer or imported not in layer_of:
                     continue
                 a, b = layer_of[importer], layer_of[imported]

@@ -187,23 +187,10 @@ fn describe_stream(p: &PipelineHandle, id: &crate::identity::Identity) -> serde_
             (if s.elasticsearch { "ElasticsearchDestinationDescription" } else { "AmazonopensearchserviceDestinationDescription" }):
                 search_description(spec, s, s3, id),
         }),
-        Some(crate::config::EndpointSpec::Splunk(s)) => serde_json::json!({
-            "DestinationId": DESTINATION_ID,
-            "SplunkDestinationDescription": {
-                "HECEndpoint": s.endpoint,
-                "HECEndpointType": if s.raw { "Raw" } else { "Event" },
-                "HECAcknowledgmentTimeoutInSeconds": s.ack_timeout.as_secs(),
-                "RetryOptions": { "DurationInSeconds": s.retry_duration.as_secs() },
-                "S3BackupMode": if s.backup_all { "AllEvents" } else { "FailedEventsOnly" },
-                "S3DestinationDescription": s3,
-                "ProcessingConfiguration": processing_configuration(spec),
-                "CloudWatchLoggingOptions": { "Enabled": false },
-                "BufferingHints": {
-                    "SizeInMBs": spec.buffering.size_bytes >> 20,
-                    "IntervalInSeconds": spec.buffering.interval.as_secs(),
-                },
-            },
-        }),
+        Some(crate::config::EndpointSpec::Splunk(s)) => {
+            let (key, description) = crate::sink::splunk::firehose::describe(s, &describe_context(spec, s3, id));
+            serde_json::json!({ "DestinationId": DESTINATION_ID, key: description })
+        }
         // The password is not described (Firehose does not either).
         Some(crate::config::EndpointSpec::Redshift(r)) => {
             let mut copy = serde_json::json!({ "DataTableName": r.copy.table });
@@ -272,6 +259,23 @@ fn describe_stream(p: &PipelineHandle, id: &crate::identity::Identity) -> serde_
         );
     }
     description
+}
+
+/// What every destination's description shares (`config::kit::DescribeContext`).
+fn describe_context(
+    spec: &crate::config::PipelineSpec,
+    backup: serde_json::Value,
+    id: &crate::identity::Identity,
+) -> crate::config::kit::DescribeContext {
+    crate::config::kit::DescribeContext {
+        role_arn: id.role_arn(),
+        backup,
+        processing: processing_configuration(spec),
+        buffering: serde_json::json!({
+            "SizeInMBs": spec.buffering.size_bytes >> 20,
+            "IntervalInSeconds": spec.buffering.interval.as_secs(),
+        }),
+    }
 }
 
 /// Firehose's `HttpEndpointDestinationDescription`. The access key is never described (Firehose

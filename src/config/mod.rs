@@ -9,6 +9,7 @@ mod api_limits;
 pub mod control_plane;
 mod files;
 mod interpolate;
+pub mod kit;
 mod raw_destination;
 mod raw_source;
 pub mod security;
@@ -35,7 +36,7 @@ pub use validate::{
     StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
 pub use validate::{
-    CopySpec, EndpointSpec, HttpEndpointSpec, PostgresSpec, RedshiftSpec, SearchAuth, SearchSpec, Secret, SplunkSpec,
+    CopySpec, EndpointSpec, HttpEndpointSpec, PostgresSpec, RedshiftSpec, SearchAuth, SearchSpec, Secret,
 };
 
 /// The config `sluice run` uses when no `--config` is given.
@@ -229,7 +230,7 @@ pub enum RawDestination {
     Opensearch(Box<RawSearch>),
     Elasticsearch(Box<RawSearch>),
     /// Splunk's HTTP Event Collector, with indexer acknowledgement.
-    Splunk(Box<RawSplunk>),
+    Splunk(Box<crate::sink::splunk::config::RawSplunk>),
     /// A PostgreSQL table, loaded with COPY, exactly once.
     Postgres(Box<RawPostgres>),
     /// Redshift as Firehose loads it: staged in S3, then COPY.

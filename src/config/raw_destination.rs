@@ -52,22 +52,6 @@ pub struct RawPostgres {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSplunk {
-    pub hec_endpoint: Spanned<String>,
-    /// Event | Raw
-    pub hec_endpoint_type: Option<Spanned<String>>,
-    pub hec_token: Spanned<String>,
-    /// 180-600
-    pub hec_acknowledgment_timeout_seconds: Option<Spanned<u64>>,
-    pub retry_duration_seconds: Option<Spanned<u64>>,
-    pub tls: Option<Spanned<RawTls>>,
-    /// FailedEventsOnly | AllEvents
-    pub s3_backup_mode: Option<Spanned<String>>,
-    pub backup: Spanned<RawDestination>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSearch {
     pub endpoint: Spanned<String>,
     pub index: Spanned<String>,

@@ -32,10 +32,12 @@ mod endpoint;
 mod processors;
 mod redshift;
 mod source;
+pub(crate) use conversion::choose;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
 use destination::destination;
-pub use endpoint::{EndpointSpec, HttpEndpointSpec, PostgresSpec, SearchAuth, SearchSpec, Secret, SplunkSpec};
+pub(crate) use endpoint::{ca_file, http_url, retry_duration};
+pub use endpoint::{EndpointSpec, HttpEndpointSpec, PostgresSpec, SearchAuth, SearchSpec, Secret};
 use processors::processors;
 pub use redshift::{CopySpec, RedshiftSpec};
 use source::{file_source, http_source, journald_source, kinesis_source, max_line_bytes};
@@ -328,16 +330,24 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-struct Checker<'a> {
-    origin: &'a str,
-    errors: Vec<ConfigError>,
+/// Collects every problem of a config (with file, line, column and field) instead of stopping at
+/// the first; connectors' config modules validate with it through `config::kit`.
+pub struct Checker<'a> {
+    pub(crate) origin: &'a str,
+    pub(crate) errors: Vec<ConfigError>,
     /// `api.account_id`/`api.region`, read first: ARNs the config implies (a Kinesis stream given
     /// by name) are built with them, never with a process-wide value (issue #23).
     identity: super::security::Identity,
 }
 
 impl Checker<'_> {
-    fn at<T>(&mut self, spanned: &Spanned<T>, field: &str, message: impl Into<String>) {
+    /// Problems found so far: a validator compares before and after to know whether its part passed.
+    pub fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// A problem with `spanned`'s value, at its line and column, naming `field`.
+    pub fn at<T>(&mut self, spanned: &Spanned<T>, field: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             origin: self.origin.to_string(),
             line: spanned.referenced.line(),

@@ -14,15 +14,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use thiserror::Error;
 
 use crate::config::control_plane::ControlPlane;
 use crate::config::{PipelineSpec, ServerSideEncryption, StoreSpec};
 
-/// Why a request's configuration cannot run: the message names the Firehose member.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("{0}")]
-pub struct TranslateError(pub String);
+pub use crate::config::kit::firehose::TranslateError;
 
 /// What DescribeDeliveryStream reports for an API-created stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

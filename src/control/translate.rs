@@ -7,8 +7,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{StoredStream, TranslateError};
+use super::StoredStream;
 use crate::config::control_plane::ControlPlane;
+pub use crate::config::kit::firehose::S3_MEMBERS;
+use crate::config::kit::firehose::{endpoint_common, object_store, refuse, Members, Result, TranslateError};
 use conversion::format_conversion;
 
 /// The destination members sluice can run, with the sluice destination each becomes.
@@ -30,65 +32,6 @@ pub const UNSUPPORTED_DESTINATIONS: &[&str] = &[
 ];
 
 mod conversion;
-
-type Result<T> = std::result::Result<T, TranslateError>;
-
-fn refuse<T>(message: impl Into<String>) -> Result<T> {
-    Err(TranslateError(message.into()))
-}
-
-/// Object members, refusing any the translation does not know (so none is silently dropped).
-pub(super) struct Members<'a> {
-    path: String,
-    object: &'a Map<String, Value>,
-}
-
-impl<'a> Members<'a> {
-    pub(super) fn of(value: &'a Value, path: &str, known: &[&str]) -> Result<Self> {
-        let Some(object) = value.as_object() else { return refuse(format!("{path} must be an object")) };
-        if let Some(unknown) = object.keys().find(|k| !known.contains(&k.as_str())) {
-            return refuse(format!("{path}.{unknown} is not supported by sluice"));
-        }
-        Ok(Self { path: path.to_string(), object })
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.object.get(key).filter(|v| !v.is_null())
-    }
-
-    fn str(&self, key: &str) -> Result<Option<&'a str>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => refuse(format!("{}.{key} must be a string", self.path)),
-        }
-    }
-
-    fn required_str(&self, key: &str) -> Result<&'a str> {
-        self.str(key)?.ok_or_else(|| TranslateError(format!("{}.{key} is required", self.path)))
-    }
-
-    fn number(&self, key: &str) -> Result<Option<f64>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => {
-                v.as_f64().map(Some).ok_or_else(|| TranslateError(format!("{}.{key} must be a number", self.path)))
-            }
-        }
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => refuse(format!("{}.{key} must be true or false", self.path)),
-        }
-    }
-
-    fn child(&self, key: &str) -> String {
-        format!("{}.{key}", self.path)
-    }
-}
 
 /// The sluice pipeline (as JSON in the YAML config's shape) for a stored stream.
 pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> {
@@ -122,7 +65,10 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
         "S3DestinationConfiguration" | "ExtendedS3DestinationConfiguration" => {
             let extended = key.starts_with("Extended");
             let m = Members::of(config, key, if extended { EXTENDED_S3 } else { S3_MEMBERS })?;
-            let (store, _) = object_store(&m, control, extended)?;
+            let (mut store, _) = object_store(&m, control)?;
+            if extended {
+                extended_s3(&m, &mut store, control)?;
+            }
             if let Some(dp) = m.get("DynamicPartitioningConfiguration") {
                 let dp = Members::of(dp, &m.child("DynamicPartitioningConfiguration"), &["Enabled", "RetryOptions"])?;
                 if dp.bool("Enabled")?.unwrap_or(false) {
@@ -194,19 +140,9 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
             let kind = if key.starts_with("Elasticsearch") { "elasticsearch" } else { "opensearch" };
             (json!({ kind: d }), m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
         }
-        "SplunkDestinationConfiguration" => {
-            let m = Members::of(config, key, SPLUNK)?;
-            let mut d = Map::new();
-            d.insert("hec_endpoint".into(), m.required_str("HECEndpoint")?.into());
-            d.insert("hec_token".into(), m.required_str("HECToken")?.into());
-            if let Some(t) = m.str("HECEndpointType")? {
-                d.insert("hec_endpoint_type".into(), t.into());
-            }
-            if let Some(t) = m.number("HECAcknowledgmentTimeoutInSeconds")? {
-                d.insert("hec_acknowledgment_timeout_seconds".into(), (t as u64).into());
-            }
-            endpoint_common(&m, &mut d, control, "FailedEventsOnly")?;
-            (json!({ "splunk": d }), m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
+        crate::sink::splunk::firehose::MEMBER => {
+            let t = crate::sink::splunk::firehose::translate(config, control)?;
+            (t.destination, t.buffering, t.processing)
         }
         "RedshiftDestinationConfiguration" => {
             let m = Members::of(config, key, REDSHIFT)?;
@@ -240,7 +176,7 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
             }
             let s3 = m.get("S3Configuration").ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
             let s3 = Members::of(s3, &m.child("S3Configuration"), S3_MEMBERS)?;
-            let (block, bucket) = object_store(&s3, control, false)?;
+            let (block, bucket) = object_store(&s3, control)?;
             let Some(inner) = block.get("s3").cloned() else {
                 return refuse(format!("{} maps bucket `{bucket}` to a local directory; Redshift's COPY reads from S3, so it must map to an S3 store", m.child("S3Configuration")));
             };
@@ -273,34 +209,6 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
     Ok(Value::Object(pipeline))
 }
 
-/// The members of an S3 configuration (and of the S3 part of an Extended S3 one).
-pub const S3_MEMBERS: &[&str] = &[
-    "RoleARN",
-    "BucketARN",
-    "Prefix",
-    "ErrorOutputPrefix",
-    "BufferingHints",
-    "CompressionFormat",
-    "EncryptionConfiguration",
-    "CloudWatchLoggingOptions",
-];
-const EXTENDED_S3: &[&str] = &[
-    "RoleARN",
-    "BucketARN",
-    "Prefix",
-    "ErrorOutputPrefix",
-    "BufferingHints",
-    "CompressionFormat",
-    "EncryptionConfiguration",
-    "CloudWatchLoggingOptions",
-    "ProcessingConfiguration",
-    "S3BackupMode",
-    "S3BackupConfiguration",
-    "DataFormatConversionConfiguration",
-    "DynamicPartitioningConfiguration",
-    "FileExtension",
-    "CustomTimeZone",
-];
 const HTTP_ENDPOINT: &[&str] = &[
     "EndpointConfiguration",
     "BufferingHints",
@@ -340,105 +248,46 @@ const REDSHIFT: &[&str] = &[
     "CloudWatchLoggingOptions",
 ];
 
-const SPLUNK: &[&str] = &[
-    "HECEndpoint",
-    "HECEndpointType",
-    "HECToken",
-    "HECAcknowledgmentTimeoutInSeconds",
-    "RetryOptions",
-    "S3BackupMode",
-    "S3Configuration",
-    "ProcessingConfiguration",
-    "CloudWatchLoggingOptions",
+const EXTENDED_S3: &[&str] = &[
+    "RoleARN",
+    "BucketARN",
+    "Prefix",
+    "ErrorOutputPrefix",
     "BufferingHints",
+    "CompressionFormat",
+    "EncryptionConfiguration",
+    "CloudWatchLoggingOptions",
+    "ProcessingConfiguration",
+    "S3BackupMode",
+    "S3BackupConfiguration",
+    "DataFormatConversionConfiguration",
+    "DynamicPartitioningConfiguration",
+    "FileExtension",
+    "CustomTimeZone",
 ];
 
-/// The bucket name in a BucketARN (`arn:aws:s3:::name`; a malformed ARN's last `:` part).
-pub fn bucket_name(arn: &str) -> &str {
-    arn.rsplit(':').next().unwrap_or(arn)
-}
-
-/// An S3 configuration → a sluice object-store block (s3: or local:), through the bucket mapping.
-/// Returns the block and the bucket name.
-fn object_store(m: &Members<'_>, control: &ControlPlane, extended: bool) -> Result<(Value, String)> {
-    let arn = m.required_str("BucketARN")?;
-    let bucket = bucket_name(arn);
-    if bucket.is_empty() {
-        return refuse(format!("{} `{arn}` names no bucket", m.child("BucketARN")));
-    }
-    let Some(target) = control.bucket(bucket) else {
-        return refuse(format!(
-            "{} names bucket `{bucket}`, which control_plane.buckets does not map (add it, or \"*\")",
-            m.child("BucketARN")
-        ));
-    };
-    let mut block = target.to_destination(bucket);
+/// Extended S3's own members, added to the object-store block: FileExtension, CustomTimeZone (UTC
+/// only) and DataFormatConversionConfiguration.
+fn extended_s3(m: &Members<'_>, block: &mut Value, control: &ControlPlane) -> Result<()> {
     let Some(inner) = block.as_object_mut().and_then(|o| o.values_mut().next()).and_then(Value::as_object_mut) else {
         return refuse("internal: a bucket mapping is not an object");
     };
-    if let Some(p) = m.str("Prefix")? {
-        inner.insert("prefix".into(), p.into());
+    if let Some(ext) = m.str("FileExtension")? {
+        inner.insert("file_extension".into(), ext.into());
     }
-    if let Some(p) = m.str("ErrorOutputPrefix")? {
-        inner.insert("error_output_prefix".into(), p.into());
-    }
-    if let Some(c) = m.str("CompressionFormat")? {
-        inner.insert("compression".into(), c.into());
-    }
-    if let Some(e) = m.get("EncryptionConfiguration") {
-        let e = Members::of(e, &m.child("EncryptionConfiguration"), &["NoEncryptionConfig", "KMSEncryptionConfig"])?;
-        if let Some(kms) = e.get("KMSEncryptionConfig") {
-            Members::of(kms, &e.child("KMSEncryptionConfig"), &["AWSKMSKeyARN"])?.required_str("AWSKMSKeyARN")?;
+    if let Some(tz) = m.str("CustomTimeZone")? {
+        if !matches!(tz, "UTC" | "Etc/UTC" | "") {
+            return refuse(format!(
+                "{} {tz} is not supported by sluice: prefixes are evaluated in UTC",
+                m.child("CustomTimeZone")
+            ));
         }
     }
-    if let Some(cw) = m.get("CloudWatchLoggingOptions") {
-        Members::of(cw, &m.child("CloudWatchLoggingOptions"), &["Enabled", "LogGroupName", "LogStreamName"])?;
-    }
-    if extended {
-        if let Some(ext) = m.str("FileExtension")? {
-            inner.insert("file_extension".into(), ext.into());
-        }
-        if let Some(tz) = m.str("CustomTimeZone")? {
-            if !matches!(tz, "UTC" | "Etc/UTC" | "") {
-                return refuse(format!(
-                    "{} {tz} is not supported by sluice: prefixes are evaluated in UTC",
-                    m.child("CustomTimeZone")
-                ));
-            }
-        }
-        if let Some(conversion) = m.get("DataFormatConversionConfiguration") {
-            if let Some(c) = format_conversion(conversion, &m.child("DataFormatConversionConfiguration"), control)? {
-                inner.insert("format_conversion".into(), c);
-            }
+    if let Some(conversion) = m.get("DataFormatConversionConfiguration") {
+        if let Some(c) = format_conversion(conversion, &m.child("DataFormatConversionConfiguration"), control)? {
+            inner.insert("format_conversion".into(), c);
         }
     }
-    Ok((block, bucket.to_string()))
-}
-
-/// What the HTTP endpoint, search and Splunk destinations share: retry duration, backup mode and
-/// the backup bucket.
-fn endpoint_common(
-    m: &Members<'_>,
-    d: &mut Map<String, Value>,
-    control: &ControlPlane,
-    default_mode: &str,
-) -> Result<()> {
-    if let Some(r) = m.get("RetryOptions") {
-        let r = Members::of(r, &m.child("RetryOptions"), &["DurationInSeconds"])?;
-        if let Some(s) = r.number("DurationInSeconds")? {
-            d.insert("retry_duration_seconds".into(), (s as u64).into());
-        }
-    }
-    d.insert("s3_backup_mode".into(), m.str("S3BackupMode")?.unwrap_or(default_mode).into());
-    if let Some(cw) = m.get("CloudWatchLoggingOptions") {
-        Members::of(cw, &m.child("CloudWatchLoggingOptions"), &["Enabled", "LogGroupName", "LogStreamName"])?;
-    }
-    let s3 = m
-        .get("S3Configuration")
-        .ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
-    let s3 = Members::of(s3, &m.child("S3Configuration"), S3_MEMBERS)?;
-    let (backup, _) = object_store(&s3, control, false)?;
-    d.insert("backup".into(), backup);
     Ok(())
 }
 
@@ -567,11 +416,5 @@ mod tests {
         );
         assert_eq!(lambda_function_name("arn:aws:lambda:us-east-1:1:function:../etc"), None);
         assert_eq!(lambda_function_name("redact"), None);
-    }
-
-    #[test]
-    fn bucket_names_come_from_the_arn() {
-        assert_eq!(bucket_name("arn:aws:s3:::data-lake-raw"), "data-lake-raw");
-        assert_eq!(bucket_name("arn:aws:s3::firehosetestbucket"), "firehosetestbucket");
     }
 }

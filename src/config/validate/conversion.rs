@@ -176,7 +176,8 @@ fn check_columns(c: &mut Checker, raw: &[Spanned<RawColumn>], at: &str) -> Optio
 }
 
 /// Sets `out` from a Firehose-style enum string (case-insensitive), or reports the allowed values.
-pub(super) fn choose<T: Copy>(
+/// `value` as one of `options` (case-insensitive), into `out`; a problem naming the options otherwise.
+pub(crate) fn choose<T: Copy>(
     c: &mut Checker,
     value: &Option<Spanned<String>>,
     field: &str,

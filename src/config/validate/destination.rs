@@ -28,7 +28,7 @@ pub(super) fn destination(
         }
         RawDestination::Splunk(s) => {
             let at = format!("{field}.splunk");
-            let spec = endpoint::splunk(c, s, &at);
+            let spec = crate::sink::splunk::config::validate(c, s, &at);
             let backup = sending_backup(c, d, &at, &s.backup, partitions)?;
             Some((backup, Some(Arc::new(EndpointSpec::Splunk(spec?)))))
         }

@@ -11,7 +11,7 @@ use crate::config::RawHttpEndpoint;
 pub enum EndpointSpec {
     Http(HttpEndpointSpec),
     Search(SearchSpec),
-    Splunk(SplunkSpec),
+    Splunk(crate::sink::splunk::config::SplunkSpec),
     Postgres(PostgresSpec),
     Redshift(super::redshift::RedshiftSpec),
 }
@@ -24,18 +24,6 @@ pub struct PostgresSpec {
     pub columns: Vec<String>,
     pub jsonb_column: Option<String>,
     pub retry_duration: Duration,
-    pub backup_all: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct SplunkSpec {
-    pub endpoint: String,
-    /// `Raw` (records concatenated) rather than `Event`.
-    pub raw: bool,
-    pub token: Secret,
-    pub ack_timeout: Duration,
-    pub retry_duration: Duration,
-    pub ca_file: Option<PathBuf>,
     pub backup_all: bool,
 }
 
@@ -290,46 +278,6 @@ pub(super) fn search(
     })
 }
 
-pub(super) fn splunk(c: &mut Checker, s: &crate::config::RawSplunk, field: &str) -> Option<SplunkSpec> {
-    let before = c.errors.len();
-    match reqwest::Url::parse(&s.hec_endpoint.value) {
-        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
-        _ => {
-            c.at(&s.hec_endpoint, &format!("{field}.hec_endpoint"), "must be an https:// (or http://) URL with a host")
-        }
-    }
-    let mut raw = false;
-    let types = [("Event", false), ("Raw", true)];
-    super::conversion::choose(c, &s.hec_endpoint_type, &format!("{field}.hec_endpoint_type"), &types, &mut raw);
-    if s.hec_token.value.is_empty() {
-        c.at(&s.hec_token, &format!("{field}.hec_token"), "must not be empty");
-    }
-    let ack = s.hec_acknowledgment_timeout_seconds.as_ref().map_or(180, |a| a.value);
-    if let Some(a) = &s.hec_acknowledgment_timeout_seconds {
-        if !(180..=600).contains(&a.value) {
-            c.at(
-                a,
-                &format!("{field}.hec_acknowledgment_timeout_seconds"),
-                "must be between 180 and 600 (Firehose's range)",
-            );
-        }
-    }
-    let retry = retry_duration(c, &s.retry_duration_seconds, field);
-    let mut backup_all = false;
-    let modes = [("FailedEventsOnly", false), ("AllEvents", true)];
-    super::conversion::choose(c, &s.s3_backup_mode, &format!("{field}.s3_backup_mode"), &modes, &mut backup_all);
-    let ca_file = ca_file(c, &s.tls, field);
-    (c.errors.len() == before).then(|| SplunkSpec {
-        endpoint: s.hec_endpoint.value.clone(),
-        raw,
-        token: Secret(s.hec_token.value.clone()),
-        ack_timeout: Duration::from_secs(ack),
-        retry_duration: retry,
-        ca_file,
-        backup_all,
-    })
-}
-
 pub(super) fn postgres(c: &mut Checker, p: &crate::config::RawPostgres, field: &str) -> Option<PostgresSpec> {
     let before = c.errors.len();
     if !(p.url.value.starts_with("postgres://") || p.url.value.starts_with("postgresql://")) {
@@ -364,8 +312,16 @@ pub(super) fn postgres(c: &mut Checker, p: &crate::config::RawPostgres, field: &
     })
 }
 
+/// An `https://` (or `http://`) URL with a host, as every HTTP-speaking destination needs.
+pub(crate) fn http_url(c: &mut Checker, url: &Spanned<String>, field: &str) {
+    match reqwest::Url::parse(&url.value) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+        _ => c.at(url, field, "must be an https:// (or http://) URL with a host"),
+    }
+}
+
 /// `retry_duration_seconds` (Firehose: 0-7200, default 300), shared by every sending destination.
-pub(super) fn retry_duration(c: &mut Checker, value: &Option<Spanned<u64>>, field: &str) -> Duration {
+pub(crate) fn retry_duration(c: &mut Checker, value: &Option<Spanned<u64>>, field: &str) -> Duration {
     if let Some(r) = value {
         if r.value > 7200 {
             c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
@@ -375,7 +331,7 @@ pub(super) fn retry_duration(c: &mut Checker, value: &Option<Spanned<u64>>, fiel
 }
 
 /// `tls: { ca_file }`, which must be readable.
-fn ca_file(c: &mut Checker, tls: &Option<Spanned<crate::config::RawTls>>, field: &str) -> Option<PathBuf> {
+pub(crate) fn ca_file(c: &mut Checker, tls: &Option<Spanned<crate::config::RawTls>>, field: &str) -> Option<PathBuf> {
     let f = tls.as_ref()?.value.ca_file.as_ref()?;
     if let Err(e) = std::fs::read(&f.value) {
         c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));

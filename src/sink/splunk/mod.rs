@@ -14,7 +14,10 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use super::destination::{Destination, Outcome, SendError};
 use super::SinkError;
-use crate::config::SplunkSpec;
+use config::SplunkSpec;
+
+pub mod config;
+pub mod firehose;
 use crate::process::ErrorOutputType;
 use crate::record::Record;
 
