@@ -45,12 +45,7 @@ SIDEWAYS = {
 }
 
 # Upward imports that remain, as (importer, imported, file). To be removed, never added to.
-KNOWN = {
-    # config still validates two destinations' own value types (OpenSearch's index rotation, Redshift's
-    # JDBC URL); the connector-as-one-folder step moves each destination's config into its folder
-    ("config", "sink", "src/config/validate/endpoint.rs"),
-    ("config", "sink", "src/config/validate/redshift.rs"),
-}
+KNOWN = set()
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = re.compile(r"\b(?:crate|sluice)::([a-z_][a-z_0-9]*)(?:::([a-z_][a-z_0-9]*)::(config|firehose)\b)?")

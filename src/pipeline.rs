@@ -136,7 +136,7 @@ pub fn start(
         },
     };
     let metrics = match spec.endpoint.as_deref() {
-        Some(endpoint) => PipelineMetrics::new(&name).for_destination(endpoint::metric_name(endpoint)),
+        Some(endpoint) => PipelineMetrics::new(&name).for_destination(endpoint.metric_name()),
         None => PipelineMetrics::new(&name),
     };
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
@@ -170,7 +170,7 @@ pub fn start(
         None => sink.probe(),
     };
     let (endpoint, warehouse) = match spec.endpoint.as_deref() {
-        Some(e) => endpoint::open(e, &name, &identity.stream_arn(&name))
+        Some(e) => crate::sink::open(e, &name, &identity.stream_arn(&name))
             .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         None => (None, None),
     };

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{ok_json, parse, ApiError, ApiState};
-use crate::control::translate::{SUPPORTED_DESTINATIONS, UNSUPPORTED_DESTINATIONS};
+use crate::control::translate::{supported_destination, UNSUPPORTED_DESTINATIONS};
 use crate::control::{merge, Encryption, StoredStream, StreamStatus, Tag};
 use crate::daemon::{ControlError, Daemon};
 
@@ -71,10 +71,8 @@ pub(super) async fn create(state: &ApiState, body: &Bytes) -> Result<Response, A
             return Err(ApiError::InvalidArgument(format!("{short} is only applicable for {for_type} stream type")));
         }
     }
-    let destinations: Vec<&String> = request
-        .keys()
-        .filter(|k| SUPPORTED_DESTINATIONS.contains(&k.as_str()) || UNSUPPORTED_DESTINATIONS.contains(&k.as_str()))
-        .collect();
+    let destinations: Vec<&String> =
+        request.keys().filter(|k| supported_destination(k) || UNSUPPORTED_DESTINATIONS.contains(&k.as_str())).collect();
     let [destination_key] = destinations.as_slice() else {
         return Err(ApiError::InvalidArgument(
             "Exactly one destination configuration is supported for a Firehose".into(),
@@ -84,7 +82,7 @@ pub(super) async fn create(state: &ApiState, body: &Bytes) -> Result<Response, A
         !matches!(
             k.as_str(),
             "DeliveryStreamName" | "DeliveryStreamType" | "Tags" | "DeliveryStreamEncryptionConfigurationInput"
-        ) && !SUPPORTED_DESTINATIONS.contains(&k.as_str())
+        ) && !supported_destination(k)
             && !UNSUPPORTED_DESTINATIONS.contains(&k.as_str())
             && !SOURCES.iter().any(|(s, _)| s == k)
     }) {

@@ -178,57 +178,10 @@ fn describe_stream(p: &PipelineHandle, id: &crate::identity::Identity) -> serde_
         }
     }
     let destination = match spec.endpoint.as_deref() {
-        Some(crate::config::EndpointSpec::Http(h)) => serde_json::json!({
-            "DestinationId": DESTINATION_ID,
-            "HttpEndpointDestinationDescription": http_endpoint_description(spec, h, s3, id),
-        }),
-        Some(crate::config::EndpointSpec::Search(s)) => serde_json::json!({
-            "DestinationId": DESTINATION_ID,
-            (if s.elasticsearch { "ElasticsearchDestinationDescription" } else { "AmazonopensearchserviceDestinationDescription" }):
-                search_description(spec, s, s3, id),
-        }),
-        Some(crate::config::EndpointSpec::Splunk(s)) => {
-            let (key, description) = crate::sink::splunk::firehose::describe(s, &describe_context(spec, s3, id));
+        Some(endpoint) => {
+            let (key, description) = endpoint.describe(&describe_context(spec, s3, id));
             serde_json::json!({ "DestinationId": DESTINATION_ID, key: description })
         }
-        // The password is not described (Firehose does not either).
-        Some(crate::config::EndpointSpec::Redshift(r)) => {
-            let mut copy = serde_json::json!({ "DataTableName": r.copy.table });
-            if let Some(columns) = &r.copy.columns {
-                copy["DataTableColumns"] = columns.clone().into();
-            }
-            if let Some(options) = &r.copy.options {
-                copy["CopyOptions"] = options.clone().into();
-            }
-            serde_json::json!({
-                "DestinationId": DESTINATION_ID,
-                "RedshiftDestinationDescription": {
-                    "RoleARN": r.role_arn,
-                    "ClusterJDBCURL": r.cluster_jdbc_url,
-                    "CopyCommand": copy,
-                    "Username": r.username,
-                    "RetryOptions": { "DurationInSeconds": r.retry_duration.as_secs() },
-                    "S3DestinationDescription": s3,
-                    "ProcessingConfiguration": processing_configuration(spec),
-                    "S3BackupMode": "Disabled",
-                    "CloudWatchLoggingOptions": { "Enabled": false },
-                },
-            })
-        }
-        // Firehose has no PostgreSQL destination: a sluice extension, in Firehose's style. The
-        // URL is left out (it holds the password).
-        Some(crate::config::EndpointSpec::Postgres(p)) => serde_json::json!({
-            "DestinationId": DESTINATION_ID,
-            "PostgresDestinationDescription": {
-                "TableName": p.table,
-                "Columns": p.columns,
-                "JsonbColumn": p.jsonb_column,
-                "RetryOptions": { "DurationInSeconds": p.retry_duration.as_secs() },
-                "S3BackupMode": if p.backup_all { "AllData" } else { "FailedDataOnly" },
-                "S3DestinationDescription": s3,
-                "ProcessingConfiguration": processing_configuration(spec),
-            },
-        }),
         None => serde_json::json!({
             "DestinationId": DESTINATION_ID,
             "ExtendedS3DestinationDescription": extended,
@@ -276,74 +229,6 @@ fn describe_context(
             "IntervalInSeconds": spec.buffering.interval.as_secs(),
         }),
     }
-}
-
-/// Firehose's `HttpEndpointDestinationDescription`. The access key is never described (Firehose
-/// omits it too).
-fn http_endpoint_description(
-    spec: &crate::config::PipelineSpec,
-    h: &crate::config::HttpEndpointSpec,
-    backup: serde_json::Value,
-    id: &crate::identity::Identity,
-) -> serde_json::Value {
-    let attributes: Vec<serde_json::Value> = h
-        .common_attributes
-        .iter()
-        .map(|(k, v)| serde_json::json!({ "AttributeName": k, "AttributeValue": v }))
-        .collect();
-    let mut endpoint = serde_json::json!({ "Url": h.url });
-    if let (Some(name), Some(obj)) = (&h.name, endpoint.as_object_mut()) {
-        obj.insert("Name".into(), name.clone().into());
-    }
-    serde_json::json!({
-        "EndpointConfiguration": endpoint,
-        "BufferingHints": {
-            "SizeInMBs": spec.buffering.size_bytes >> 20,
-            "IntervalInSeconds": spec.buffering.interval.as_secs(),
-        },
-        "CloudWatchLoggingOptions": { "Enabled": false },
-        "RequestConfiguration": {
-            "ContentEncoding": if h.gzip { "GZIP" } else { "NONE" },
-            "CommonAttributes": attributes,
-        },
-        "ProcessingConfiguration": processing_configuration(spec),
-        "RoleARN": id.role_arn(),
-        "RetryOptions": { "DurationInSeconds": h.retry_duration.as_secs() },
-        "S3BackupMode": if h.backup_all { "AllData" } else { "FailedDataOnly" },
-        "S3DestinationDescription": backup,
-    })
-}
-
-/// Firehose's `AmazonopensearchserviceDestinationDescription` / `ElasticsearchDestinationDescription`
-/// (credentials are never described).
-fn search_description(
-    spec: &crate::config::PipelineSpec,
-    s: &crate::config::SearchSpec,
-    backup: serde_json::Value,
-    id: &crate::identity::Identity,
-) -> serde_json::Value {
-    let mut d = serde_json::json!({
-        "RoleARN": id.role_arn(),
-        "ClusterEndpoint": s.endpoint,
-        "IndexName": s.index,
-        "IndexRotationPeriod": s.rotation.name(),
-        "BufferingHints": {
-            "SizeInMBs": spec.buffering.size_bytes >> 20,
-            "IntervalInSeconds": spec.buffering.interval.as_secs(),
-        },
-        "RetryOptions": { "DurationInSeconds": s.retry_duration.as_secs() },
-        "S3BackupMode": if s.backup_all { "AllDocuments" } else { "FailedDocumentsOnly" },
-        "S3DestinationDescription": backup,
-        "ProcessingConfiguration": processing_configuration(spec),
-        "CloudWatchLoggingOptions": { "Enabled": false },
-        "DocumentIdOptions": {
-            "DefaultDocumentIdFormat": if s.document_ids { "FIREHOSE_DEFAULT" } else { "NO_DOCUMENT_ID" },
-        },
-    });
-    if let (Some(t), Some(obj)) = (&s.type_name, d.as_object_mut()) {
-        obj.insert("TypeName".into(), t.clone().into());
-    }
-    d
 }
 
 pub(super) fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {

@@ -7,10 +7,10 @@
 
 mod api_limits;
 pub mod control_plane;
+pub mod destinations;
 mod files;
 mod interpolate;
 pub mod kit;
-mod raw_destination;
 mod raw_source;
 pub mod security;
 pub(crate) mod teach;
@@ -23,9 +23,9 @@ use serde_saphyr::Spanned;
 
 use crate::format::compression::Compression;
 
+pub use destinations::RawDestination;
 pub use files::{load_dir, sniff, yaml_files, FileKind};
 pub use interpolate::{interpolate, interpolate_tracked, InterpolateError, Redactor};
-pub use raw_destination::*;
 pub use raw_source::*;
 pub use teach::{code_frame, did_you_mean};
 pub use validate::{load_schema_file, LoadSchemaError};
@@ -35,9 +35,7 @@ pub use validate::{
     LeaseSpec, MultilineSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec,
     StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
-pub use validate::{
-    CopySpec, EndpointSpec, HttpEndpointSpec, PostgresSpec, RedshiftSpec, SearchAuth, SearchSpec, Secret,
-};
+pub use validate::{EndpointSpec, Secret};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -219,22 +217,12 @@ pub struct RawDelivery {
     pub retry_max_ms: Option<u64>,
 }
 
+/// `tls:` of the destinations that speak HTTPS.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum RawDestination {
-    S3(RawObjectStore),
-    Local(RawObjectStore),
-    /// Firehose's HTTP endpoint destination (protocol 1.0), with an object store as its backup.
-    HttpEndpoint(Box<RawHttpEndpoint>),
-    /// OpenSearch through `_bulk`; `elasticsearch:` is the same destination.
-    Opensearch(Box<RawSearch>),
-    Elasticsearch(Box<RawSearch>),
-    /// Splunk's HTTP Event Collector, with indexer acknowledgement.
-    Splunk(Box<crate::sink::splunk::config::RawSplunk>),
-    /// A PostgreSQL table, loaded with COPY, exactly once.
-    Postgres(Box<RawPostgres>),
-    /// Redshift as Firehose loads it: staged in S3, then COPY.
-    Redshift(Box<RawRedshift>),
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file of CA certificates trusted in addition to the system roots.
+    pub ca_file: Option<Spanned<String>>,
 }
 
 /// Options of the object-store destinations. `s3` and `local` share one shape (and one code path

@@ -28,18 +28,16 @@ use crate::process::deaggregate::SubRecordType;
 
 mod conversion;
 mod destination;
-mod endpoint;
 mod processors;
-mod redshift;
 mod source;
+pub use super::destinations::EndpointSpec;
+pub use super::kit::Secret;
 pub(crate) use conversion::choose;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
 use destination::destination;
-pub(crate) use endpoint::{ca_file, http_url, retry_duration};
-pub use endpoint::{EndpointSpec, HttpEndpointSpec, PostgresSpec, SearchAuth, SearchSpec, Secret};
+pub(crate) use destination::store_destination;
 use processors::processors;
-pub use redshift::{CopySpec, RedshiftSpec};
 use source::{file_source, http_source, journald_source, kinesis_source, max_line_bytes};
 pub use source::{
     FileSourceSpec, HttpFormat, HttpSourceSpec, JournaldSpec, KinesisSourceSpec, LeaseSpec, MultilineSpec, SourceSpec,
@@ -173,8 +171,8 @@ fn quotas(c: &mut Checker, q: &super::RawQuotas, field: &str) -> Quotas {
 }
 
 /// What prefix validation needs to know about the pipeline's processors.
-struct PartitionContext {
-    enabled: bool,
+pub struct PartitionContext {
+    pub(crate) enabled: bool,
     has_query: bool,
     has_plugin: bool,
 }

@@ -10,19 +10,16 @@ use serde_json::{json, Map, Value};
 use super::StoredStream;
 use crate::config::control_plane::ControlPlane;
 pub use crate::config::kit::firehose::S3_MEMBERS;
-use crate::config::kit::firehose::{endpoint_common, object_store, refuse, Members, Result, TranslateError};
+use crate::config::kit::firehose::{object_store, refuse, Members, Result, TranslateError};
 use conversion::format_conversion;
 
-/// The destination members sluice can run, with the sluice destination each becomes.
-pub const SUPPORTED_DESTINATIONS: &[&str] = &[
-    "S3DestinationConfiguration",
-    "ExtendedS3DestinationConfiguration",
-    "HttpEndpointDestinationConfiguration",
-    "AmazonopensearchserviceDestinationConfiguration",
-    "ElasticsearchDestinationConfiguration",
-    "SplunkDestinationConfiguration",
-    "RedshiftDestinationConfiguration",
-];
+/// The S3 destination members; the others sluice can run are `config::destinations::FIREHOSE_MEMBERS`.
+pub const S3_DESTINATIONS: &[&str] = &["S3DestinationConfiguration", "ExtendedS3DestinationConfiguration"];
+
+/// Whether sluice can run a destination member.
+pub fn supported_destination(member: &str) -> bool {
+    S3_DESTINATIONS.contains(&member) || crate::config::destinations::FIREHOSE_MEMBERS.contains(&member)
+}
 
 /// Destination members of the Firehose model that sluice cannot deliver to.
 pub const UNSUPPORTED_DESTINATIONS: &[&str] = &[
@@ -85,103 +82,9 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
             }
             (store, m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
         }
-        "HttpEndpointDestinationConfiguration" => {
-            let m = Members::of(config, key, HTTP_ENDPOINT)?;
-            let endpoint =
-                m.get("EndpointConfiguration").ok_or_else(|| TranslateError(format!("{} is required", m.child("EndpointConfiguration"))))?;
-            let e = Members::of(endpoint, &m.child("EndpointConfiguration"), &["Url", "Name", "AccessKey"])?;
-            let mut d = Map::new();
-            d.insert("url".into(), e.required_str("Url")?.into());
-            if let Some(n) = e.str("Name")? {
-                d.insert("name".into(), n.into());
-            }
-            if let Some(k) = e.str("AccessKey")? {
-                d.insert("access_key".into(), k.into());
-            }
-            if let Some(rc) = m.get("RequestConfiguration") {
-                let rc = Members::of(rc, &m.child("RequestConfiguration"), &["ContentEncoding", "CommonAttributes"])?;
-                if let Some(enc) = rc.str("ContentEncoding")? {
-                    d.insert("content_encoding".into(), enc.into());
-                }
-                if let Some(attrs) = rc.get("CommonAttributes").and_then(Value::as_array) {
-                    let mut map = Map::new();
-                    for (i, a) in attrs.iter().enumerate() {
-                        let a = Members::of(a, &format!("{}.CommonAttributes[{i}]", rc.path), &["AttributeName", "AttributeValue"])?;
-                        map.insert(a.required_str("AttributeName")?.into(), a.required_str("AttributeValue")?.into());
-                    }
-                    d.insert("common_attributes".into(), map.into());
-                }
-            }
-            endpoint_common(&m, &mut d, control, "FailedDataOnly")?;
-            (json!({ "http_endpoint": d }), m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
-        }
-        "AmazonopensearchserviceDestinationConfiguration" | "ElasticsearchDestinationConfiguration" => {
-            let m = Members::of(config, key, SEARCH)?;
-            let Some(cluster) = m.str("ClusterEndpoint")? else {
-                return refuse(format!(
-                    "{} is required: sluice cannot resolve a DomainARN to an address, so give the cluster's URL",
-                    m.child("ClusterEndpoint")
-                ));
-            };
-            let mut d = Map::new();
-            d.insert("endpoint".into(), cluster.into());
-            d.insert("index".into(), m.required_str("IndexName")?.into());
-            if let Some(r) = m.str("IndexRotationPeriod")? {
-                d.insert("index_rotation".into(), r.into());
-            }
-            if let Some(t) = m.str("TypeName")? {
-                d.insert("type_name".into(), t.into());
-            }
-            if let Some(ids) = m.get("DocumentIdOptions") {
-                let ids = Members::of(ids, &m.child("DocumentIdOptions"), &["DefaultDocumentIdFormat"])?;
-                d.insert("document_id".into(), ids.required_str("DefaultDocumentIdFormat")?.into());
-            }
-            endpoint_common(&m, &mut d, control, "FailedDocumentsOnly")?;
-            let kind = if key.starts_with("Elasticsearch") { "elasticsearch" } else { "opensearch" };
-            (json!({ kind: d }), m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
-        }
-        crate::sink::splunk::firehose::MEMBER => {
-            let t = crate::sink::splunk::firehose::translate(config, control)?;
+        other if crate::config::destinations::FIREHOSE_MEMBERS.contains(&other) => {
+            let t = crate::config::destinations::translate(other, config, control).unwrap_or_else(|| refuse("internal: a listed destination has no translation"))?;
             (t.destination, t.buffering, t.processing)
-        }
-        "RedshiftDestinationConfiguration" => {
-            let m = Members::of(config, key, REDSHIFT)?;
-            let mut d = Map::new();
-            d.insert("cluster_jdbc_url".into(), m.required_str("ClusterJDBCURL")?.into());
-            d.insert("username".into(), m.required_str("Username")?.into());
-            d.insert("password".into(), m.required_str("Password")?.into());
-            d.insert("role_arn".into(), m.required_str("RoleARN")?.into());
-            let copy = m.get("CopyCommand").ok_or_else(|| TranslateError(format!("{} is required", m.child("CopyCommand"))))?;
-            let copy = Members::of(copy, &m.child("CopyCommand"), &["DataTableName", "DataTableColumns", "CopyOptions"])?;
-            let mut c = Map::new();
-            c.insert("data_table_name".into(), copy.required_str("DataTableName")?.into());
-            if let Some(columns) = copy.str("DataTableColumns")? {
-                c.insert("data_table_columns".into(), columns.into());
-            }
-            if let Some(options) = copy.str("CopyOptions")? {
-                c.insert("copy_options".into(), options.into());
-            }
-            d.insert("copy_command".into(), c.into());
-            if let Some(r) = m.get("RetryOptions") {
-                let r = Members::of(r, &m.child("RetryOptions"), &["DurationInSeconds"])?;
-                if let Some(s) = r.number("DurationInSeconds")? {
-                    d.insert("retry_duration_seconds".into(), (s as u64).into());
-                }
-            }
-            if let Some(mode) = m.str("S3BackupMode")?.filter(|mode| *mode != "Disabled") {
-                return refuse(format!("{} {mode} is not supported by sluice: the staged objects stay in the intermediate bucket", m.child("S3BackupMode")));
-            }
-            if let Some(cw) = m.get("CloudWatchLoggingOptions") {
-                Members::of(cw, &m.child("CloudWatchLoggingOptions"), &["Enabled", "LogGroupName", "LogStreamName"])?;
-            }
-            let s3 = m.get("S3Configuration").ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
-            let s3 = Members::of(s3, &m.child("S3Configuration"), S3_MEMBERS)?;
-            let (block, bucket) = object_store(&s3, control)?;
-            let Some(inner) = block.get("s3").cloned() else {
-                return refuse(format!("{} maps bucket `{bucket}` to a local directory; Redshift's COPY reads from S3, so it must map to an S3 store", m.child("S3Configuration")));
-            };
-            d.insert("s3".into(), inner);
-            (json!({ "redshift": d }), s3.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
         }
         other if UNSUPPORTED_DESTINATIONS.contains(&other) => {
             return refuse(format!("{other} is not supported by sluice: it delivers to S3-compatible stores, local directories, HTTP endpoints, OpenSearch/Elasticsearch, Splunk and Redshift"))
@@ -208,45 +111,6 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
     }
     Ok(Value::Object(pipeline))
 }
-
-const HTTP_ENDPOINT: &[&str] = &[
-    "EndpointConfiguration",
-    "BufferingHints",
-    "CloudWatchLoggingOptions",
-    "RequestConfiguration",
-    "ProcessingConfiguration",
-    "RoleARN",
-    "RetryOptions",
-    "S3BackupMode",
-    "S3Configuration",
-];
-const SEARCH: &[&str] = &[
-    "RoleARN",
-    "DomainARN",
-    "ClusterEndpoint",
-    "IndexName",
-    "TypeName",
-    "IndexRotationPeriod",
-    "BufferingHints",
-    "RetryOptions",
-    "S3BackupMode",
-    "S3Configuration",
-    "ProcessingConfiguration",
-    "CloudWatchLoggingOptions",
-    "DocumentIdOptions",
-];
-const REDSHIFT: &[&str] = &[
-    "RoleARN",
-    "ClusterJDBCURL",
-    "CopyCommand",
-    "Username",
-    "Password",
-    "RetryOptions",
-    "S3Configuration",
-    "ProcessingConfiguration",
-    "S3BackupMode",
-    "CloudWatchLoggingOptions",
-];
 
 const EXTENDED_S3: &[&str] = &[
     "RoleARN",

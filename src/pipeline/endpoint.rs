@@ -9,39 +9,11 @@ use std::sync::{Arc, Mutex};
 use super::delivery::Delivery;
 use super::now_ms;
 use crate::buffer::Batch;
-use crate::config::EndpointSpec;
 use crate::format::error_record;
 use crate::process::Failed;
 use crate::record::Record;
 use crate::sink::destination::{Destination, Outcome, SendError};
 use crate::sink::retry::{Retried, RetryPolicy};
-
-/// The destination a pipeline sends to, or the Redshift cluster it loads (its batches are
-/// staged as objects first, `warehouse.rs`).
-pub(super) type Opened = (Option<Arc<dyn Destination>>, Option<Arc<crate::sink::redshift::Redshift>>);
-
-/// `stream_arn` is what the HTTP endpoint protocol sends as the source (`X-Amz-Firehose-Source-Arn`).
-pub(super) fn open(spec: &EndpointSpec, pipeline: &str, stream_arn: &str) -> Result<Opened, crate::sink::SinkError> {
-    use crate::sink::*;
-    Ok(match spec {
-        EndpointSpec::Http(h) => (Some(Arc::new(http_endpoint::HttpEndpoint::new(h, stream_arn)?)), None),
-        EndpointSpec::Search(s) => (Some(Arc::new(opensearch::OpenSearch::new(s)?)), None),
-        EndpointSpec::Splunk(s) => (Some(Arc::new(splunk::Splunk::new(s, pipeline)?)), None),
-        EndpointSpec::Postgres(p) => (Some(Arc::new(postgres::Postgres::new(p)?)), None),
-        EndpointSpec::Redshift(r) => (None, Some(Arc::new(redshift::Redshift::new(r)?))),
-    })
-}
-
-/// The `<destination>` of its `sluice_delivery_to_<destination>_*` metrics (Firehose's DeliveryTo…).
-pub(super) fn metric_name(spec: &EndpointSpec) -> &'static str {
-    match spec {
-        EndpointSpec::Http(_) => "http_endpoint",
-        EndpointSpec::Search(_) => "amazon_opensearch_service",
-        EndpointSpec::Splunk(_) => "splunk",
-        EndpointSpec::Postgres(_) => "postgres",
-        EndpointSpec::Redshift(_) => "redshift",
-    }
-}
 
 /// A request's records still to deliver, and those given up on, across attempts.
 struct Pending {

@@ -15,3 +15,23 @@ pub mod splunk;
 
 pub use self::object_store::{ObjectSink, SinkError};
 pub use self::probe::Probe;
+use std::sync::Arc;
+
+use crate::config::EndpointSpec;
+use destination::Destination;
+
+/// The runtime half of the registry (`config::destinations` lists the kinds): the destination a
+/// pipeline sends to, or the Redshift cluster it loads (its batches are
+/// staged as objects first, `warehouse.rs`).
+pub type Opened = (Option<Arc<dyn Destination>>, Option<Arc<redshift::Redshift>>);
+
+/// `stream_arn` is what the HTTP endpoint protocol sends as the source (`X-Amz-Firehose-Source-Arn`).
+pub fn open(spec: &EndpointSpec, pipeline: &str, stream_arn: &str) -> Result<Opened, SinkError> {
+    Ok(match spec {
+        EndpointSpec::Http(h) => (Some(Arc::new(http_endpoint::HttpEndpoint::new(h, stream_arn)?)), None),
+        EndpointSpec::Search(s) => (Some(Arc::new(opensearch::OpenSearch::new(s)?)), None),
+        EndpointSpec::Splunk(s) => (Some(Arc::new(splunk::Splunk::new(s, pipeline)?)), None),
+        EndpointSpec::Postgres(p) => (Some(Arc::new(postgres::Postgres::new(p)?)), None),
+        EndpointSpec::Redshift(r) => (None, Some(Arc::new(redshift::Redshift::new(r)?))),
+    })
+}

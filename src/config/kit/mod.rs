@@ -3,9 +3,13 @@
 //! rules while errors keep one shape (file, line, column, field, and a hint).
 
 pub use super::validate::Checker;
-pub(crate) use super::validate::{ca_file, choose, http_url, retry_duration};
-pub use super::{ByteSize, RawDestination, RawTls, Secret};
+pub(crate) use super::validate::{choose, store_destination};
+pub use super::validate::{ObjectDestination, PartitionContext};
+pub use super::{ByteSize, RawDestination, RawObjectStore, RawTls};
 pub use serde_saphyr::Spanned;
+
+use std::path::PathBuf;
+use std::time::Duration;
 pub mod firehose;
 
 /// What every destination's DescribeDeliveryStream description shares, computed once for a stream:
@@ -18,4 +22,51 @@ pub struct DescribeContext {
     pub processing: serde_json::Value,
     /// `BufferingHints`.
     pub buffering: serde_json::Value,
+}
+
+/// A value that must never be printed: Debug shows only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// An `https://` (or `http://`) URL with a host, as every HTTP-speaking destination needs.
+pub(crate) fn http_url(c: &mut Checker, url: &Spanned<String>, field: &str) {
+    match reqwest::Url::parse(&url.value) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+        _ => c.at(url, field, "must be an https:// (or http://) URL with a host"),
+    }
+}
+
+/// `retry_duration_seconds` (Firehose: 0-7200, default 300), shared by every sending destination.
+pub(crate) fn retry_duration(c: &mut Checker, value: &Option<Spanned<u64>>, field: &str) -> Duration {
+    if let Some(r) = value {
+        if r.value > 7200 {
+            c.at(r, &format!("{field}.retry_duration_seconds"), "must be between 0 and 7200");
+        }
+    }
+    Duration::from_secs(value.as_ref().map_or(300, |r| r.value))
+}
+
+/// `tls: { ca_file }`, which must be readable.
+pub(crate) fn ca_file(c: &mut Checker, tls: &Option<Spanned<RawTls>>, field: &str) -> Option<PathBuf> {
+    let f = tls.as_ref()?.value.ca_file.as_ref()?;
+    if let Err(e) = std::fs::read(&f.value) {
+        c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
+    }
+    Some(PathBuf::from(&f.value))
 }

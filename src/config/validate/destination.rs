@@ -2,51 +2,29 @@
 
 use super::*;
 
-/// The object store, and the endpoint when the destination is not an object store.
+/// The object store, and the endpoint when the destination is not an object store. Each kind's
+/// own rules are its folder's (`config::destinations` lists them).
 pub(super) fn destination(
     c: &mut Checker,
     d: &Spanned<RawDestination>,
     field: &str,
     partitions: &PartitionContext,
 ) -> Option<(ObjectDestination, Option<Arc<EndpointSpec>>)> {
-    match &d.value {
-        RawDestination::HttpEndpoint(h) => {
-            let at = format!("{field}.http_endpoint");
-            let endpoint = endpoint::http_endpoint(c, h, &at);
-            let backup = sending_backup(c, d, &at, &h.backup, partitions)?;
-            if backup.format_conversion.is_some() {
-                c.at(&h.backup, &format!("{at}.backup.format_conversion"), "applies to S3 destinations only");
+    use crate::config::destinations::{validate, Validated};
+    match validate(c, d, field, partitions) {
+        Validated::ObjectStore => object_destination(c, d, field, partitions).map(|o| (o, None)),
+        Validated::Sending { at, spec, backup } => {
+            let store = sending_backup(c, d, &at, backup, partitions)?;
+            if store.format_conversion.is_some() && matches!(d.value, RawDestination::HttpEndpoint(_)) {
+                c.at(backup, &format!("{at}.backup.format_conversion"), "applies to S3 destinations only");
             }
-            Some((backup, Some(Arc::new(EndpointSpec::Http(endpoint?)))))
+            Some((store, Some(Arc::new(*spec?))))
         }
-        RawDestination::Opensearch(s) | RawDestination::Elasticsearch(s) => {
-            let elasticsearch = matches!(d.value, RawDestination::Elasticsearch(_));
-            let at = format!("{field}.{}", if elasticsearch { "elasticsearch" } else { "opensearch" });
-            let spec = endpoint::search(c, s, &at, elasticsearch);
-            let backup = sending_backup(c, d, &at, &s.backup, partitions)?;
-            Some((backup, Some(Arc::new(EndpointSpec::Search(spec?)))))
-        }
-        RawDestination::Splunk(s) => {
-            let at = format!("{field}.splunk");
-            let spec = crate::sink::splunk::config::validate(c, s, &at);
-            let backup = sending_backup(c, d, &at, &s.backup, partitions)?;
-            Some((backup, Some(Arc::new(EndpointSpec::Splunk(spec?)))))
-        }
-        RawDestination::Postgres(p) => {
-            let at = format!("{field}.postgres");
-            let spec = endpoint::postgres(c, p, &at);
-            let backup = sending_backup(c, d, &at, &p.backup, partitions)?;
-            Some((backup, Some(Arc::new(EndpointSpec::Postgres(spec?)))))
-        }
-        RawDestination::Redshift(r) => {
-            let at = format!("{field}.redshift");
-            if partitions.enabled {
-                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
-            }
-            let (store, spec) = super::redshift::redshift(c, r, &at, partitions)?;
+        Validated::Staged(staged) => {
+            let (store, spec) = *staged;
             Some((store, Some(Arc::new(spec))))
         }
-        _ => object_destination(c, d, field, partitions).map(|o| (o, None)),
+        Validated::Invalid => None,
     }
 }
 
@@ -89,7 +67,7 @@ fn object_destination(
 }
 
 /// An object store's destination, from its fields; `at` locates errors about it as a whole.
-pub(super) fn store_destination<T>(
+pub(crate) fn store_destination<T>(
     c: &mut Checker,
     at: &Spanned<T>,
     kind: &str,

@@ -9,28 +9,9 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rotation {
-    NoRotation,
-    OneHour,
-    OneDay,
-    OneWeek,
-    OneMonth,
-}
+pub use super::config::Rotation;
 
 impl Rotation {
-    pub const NAMES: [(&'static str, Rotation); 5] = [
-        ("NoRotation", Rotation::NoRotation),
-        ("OneHour", Rotation::OneHour),
-        ("OneDay", Rotation::OneDay),
-        ("OneWeek", Rotation::OneWeek),
-        ("OneMonth", Rotation::OneMonth),
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES.iter().find(|(_, r)| *r == self).map_or("OneDay", |(n, _)| n)
-    }
-
     /// The index a document arriving at `arrival_ms` goes to.
     pub fn index(self, base: &str, arrival_ms: i64) -> String {
         let t: DateTime<Utc> = DateTime::from_timestamp_millis(arrival_ms).unwrap_or_default();

@@ -10,6 +10,8 @@
 //! `AmazonOpenSearchService-failed` error records with `esDocumentId`, `esIndexName`, `errorCode`
 //! (the item's HTTP status) and `errorMessage` (its error type and reason). Other shippers drop them.
 
+pub mod config;
+pub mod firehose;
 pub mod index;
 
 use async_trait::async_trait;
@@ -17,9 +19,9 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use super::destination::{Destination, Outcome, SendError};
 use super::SinkError;
-use crate::config::{SearchAuth, SearchSpec};
 use crate::process::ErrorOutputType;
 use crate::record::Record;
+use config::{SearchAuth, SearchSpec};
 
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 

@@ -20,6 +20,8 @@
 //! as a whole; nothing of it was committed, and the shared retry loop (`pipeline/endpoint.rs`)
 //! sends it again until `retry_duration_seconds`, then writes `postgres-failed` error records.
 
+pub mod config;
+pub mod firehose;
 mod rows;
 
 use std::ops::Range;
@@ -34,9 +36,9 @@ use tokio_postgres::{Client, Transaction};
 
 use super::destination::{Destination, Outcome, SendError};
 use super::SinkError;
-use crate::config::PostgresSpec;
 use crate::process::ErrorOutputType;
 use crate::record::Record;
+use config::PostgresSpec;
 pub use rows::{Column, Layout};
 
 /// Where loaded batch ids are kept (in the connection's default schema), with their rejected rows.

@@ -24,7 +24,11 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::destination::SendError;
 use super::SinkError;
-use crate::config::RedshiftSpec;
+pub use config::JdbcUrl;
+use config::RedshiftSpec;
+
+pub mod config;
+pub mod firehose;
 
 const LEDGER: &str = "sluice_loaded_batches";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,37 +167,6 @@ fn error(e: &tokio_postgres::Error) -> SendError {
 /// A SQL string literal: quotes doubled, and backslashes too (Redshift treats `\` as an escape).
 pub fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-/// `jdbc:redshift://host:port/database[?ssl=false&...]`, as Firehose takes the cluster's address.
-#[derive(Debug, PartialEq, Eq)]
-pub struct JdbcUrl {
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-    /// TLS unless `ssl=false` (a cluster reached through a private tunnel, or the tests' fake).
-    pub ssl: bool,
-}
-
-impl JdbcUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("jdbc:redshift://")
-            .ok_or_else(|| "must start with jdbc:redshift:// (the cluster's JDBC URL)".to_string())?;
-        let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, database) = address
-            .split_once('/')
-            .ok_or_else(|| "must name the database: jdbc:redshift://host:5439/dev".to_string())?;
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("`{p}` is not a port"))?),
-            None => (authority, 5439),
-        };
-        if host.is_empty() || database.is_empty() {
-            return Err("must name a host and a database: jdbc:redshift://host:5439/dev".into());
-        }
-        let ssl = !query.split('&').any(|kv| kv.eq_ignore_ascii_case("ssl=false"));
-        Ok(Self { host: host.to_string(), port, database: database.to_string(), ssl })
-    }
 }
 
 #[cfg(test)]

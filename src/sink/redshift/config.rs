@@ -1,7 +1,41 @@
-//! Validation of `redshift:` (Firehose's RedshiftDestinationConfiguration).
+//! `destination: redshift:` as written (Firehose's RedshiftDestinationConfiguration in the config's
+//! snake case), its validated form, and the rules between them. A config-layer module: it imports
+//! only the config kit, so `config` can list it.
 
-use super::*;
-use crate::config::RawRedshift;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::kit::{
+    retry_duration, store_destination, Checker, ObjectDestination, PartitionContext, RawObjectStore, Secret, Spanned,
+};
+use crate::format::compression::Compression;
+
+/// Firehose's RedshiftDestinationConfiguration, in the config's snake case.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedshift {
+    /// `jdbc:redshift://host:5439/db` (`?ssl=false` for a cluster reached without TLS).
+    pub cluster_jdbc_url: Spanned<String>,
+    pub username: Spanned<String>,
+    pub password: Spanned<String>,
+    /// The role Redshift assumes to read the staged objects (COPY's `CREDENTIALS 'aws_iam_role=..'`).
+    pub role_arn: Spanned<String>,
+    pub copy_command: Spanned<RawCopyCommand>,
+    /// 0-7200, default 3600 (Firehose's).
+    pub retry_duration_seconds: Option<Spanned<u64>>,
+    /// The intermediate bucket the batches are staged in (Firehose's S3Configuration).
+    pub s3: Spanned<RawObjectStore>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCopyCommand {
+    pub data_table_name: Spanned<String>,
+    /// `"a,b,c"`, as Firehose takes them.
+    pub data_table_columns: Option<Spanned<String>>,
+    pub copy_options: Option<Spanned<String>>,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RedshiftSpec {
@@ -22,14 +56,14 @@ pub struct CopySpec {
 }
 
 /// The intermediate bucket (the pipeline's object store) and the Redshift spec.
-pub(super) fn redshift(
+pub fn validate(
     c: &mut Checker,
     r: &RawRedshift,
     field: &str,
     partitions: &PartitionContext,
-) -> Option<(ObjectDestination, EndpointSpec)> {
-    let before = c.errors.len();
-    if let Err(why) = crate::sink::redshift::JdbcUrl::parse(&r.cluster_jdbc_url.value) {
+) -> Option<(ObjectDestination, RedshiftSpec)> {
+    let before = c.error_count();
+    if let Err(why) = JdbcUrl::parse(&r.cluster_jdbc_url.value) {
         c.at(&r.cluster_jdbc_url, &format!("{field}.cluster_jdbc_url"), why);
     }
     if r.username.value.is_empty() {
@@ -58,7 +92,7 @@ pub(super) fn redshift(
     }
     let retry = match &r.retry_duration_seconds {
         None => Duration::from_secs(3600),
-        some => super::endpoint::retry_duration(c, some, field),
+        some => retry_duration(c, some, field),
     };
     let at = format!("{field}.s3");
     if r.s3.value.path.is_some() || r.s3.value.bucket.is_none() {
@@ -79,7 +113,7 @@ pub(super) fn redshift(
     if r.s3.value.prefix.as_ref().is_some_and(|p| p.value.contains("!{")) {
         c.at(&r.s3, &format!("{at}.prefix"), "Redshift's intermediate prefix allows no expressions (Firehose rule)");
     }
-    let store = super::destination::store_destination(c, &r.s3, "s3", &r.s3.value, &at, partitions);
+    let store = store_destination(c, &r.s3, "s3", &r.s3.value, &at, partitions);
     let spec = RedshiftSpec {
         cluster_jdbc_url: r.cluster_jdbc_url.value.clone(),
         username: r.username.value.clone(),
@@ -92,6 +126,37 @@ pub(super) fn redshift(
         },
         retry_duration: retry,
     };
-    (c.errors.len() == before).then_some(())?;
-    Some((store?, EndpointSpec::Redshift(spec)))
+    (c.error_count() == before).then_some(())?;
+    Some((store?, spec))
+}
+
+/// `jdbc:redshift://host:port/database[?ssl=false&...]`, as Firehose takes the cluster's address.
+#[derive(Debug, PartialEq, Eq)]
+pub struct JdbcUrl {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    /// TLS unless `ssl=false` (a cluster reached through a private tunnel, or the tests' fake).
+    pub ssl: bool,
+}
+
+impl JdbcUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("jdbc:redshift://")
+            .ok_or_else(|| "must start with jdbc:redshift:// (the cluster's JDBC URL)".to_string())?;
+        let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, database) = address
+            .split_once('/')
+            .ok_or_else(|| "must name the database: jdbc:redshift://host:5439/dev".to_string())?;
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("`{p}` is not a port"))?),
+            None => (authority, 5439),
+        };
+        if host.is_empty() || database.is_empty() {
+            return Err("must name a host and a database: jdbc:redshift://host:5439/dev".into());
+        }
+        let ssl = !query.split('&').any(|kv| kv.eq_ignore_ascii_case("ssl=false"));
+        Ok(Self { host: host.to_string(), port, database: database.to_string(), ssl })
+    }
 }

@@ -13,7 +13,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONT
 
 use super::destination::{Destination, Outcome, SendError};
 use super::SinkError;
-use crate::config::HttpEndpointSpec;
+use config::HttpEndpointSpec;
+
+pub mod config;
+pub mod firehose;
 use crate::record::Record;
 
 pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;

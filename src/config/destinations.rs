@@ -1,0 +1,190 @@
+//! The registry of destinations: every kind a pipeline can deliver to, listed once.
+//!
+//! A sending destination is one folder, `src/sink/<kind>/`, which owns everything about it:
+//! `config.rs` (its options as written, its validated spec, its rules), `firehose.rs` (its Firehose
+//! CreateDeliveryStream member and DescribeDeliveryStream shape) and the runtime (`mod.rs`: the
+//! `Destination` that sends batches). Adding one is that folder plus one line in each `match` of
+//! this file and one arm in `sink::open`; nothing else in the code names it.
+//!
+//! The object stores (`s3:`, `local:`) are the base every pipeline has (the backup of a sending
+//! destination, the staging of Redshift); they are validated in `validate/destination.rs`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+use super::control_plane::ControlPlane;
+use super::kit::firehose::{Result, Translated};
+use super::kit::{Checker, DescribeContext, ObjectDestination, PartitionContext};
+use super::RawObjectStore;
+
+/// `destination:` as written: externally tagged, so the YAML key names the kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawDestination {
+    S3(RawObjectStore),
+    Local(RawObjectStore),
+    /// Firehose's HTTP endpoint destination (protocol 1.0), with an object store as its backup.
+    HttpEndpoint(Box<crate::sink::http_endpoint::config::RawHttpEndpoint>),
+    /// OpenSearch through `_bulk`; `elasticsearch:` is the same destination.
+    Opensearch(Box<crate::sink::opensearch::config::RawSearch>),
+    Elasticsearch(Box<crate::sink::opensearch::config::RawSearch>),
+    /// Splunk's HTTP Event Collector, with indexer acknowledgement.
+    Splunk(Box<crate::sink::splunk::config::RawSplunk>),
+    /// A PostgreSQL table, loaded with COPY, exactly once.
+    Postgres(Box<crate::sink::postgres::config::RawPostgres>),
+    /// Redshift as Firehose loads it: staged in S3, then COPY.
+    Redshift(Box<crate::sink::redshift::config::RawRedshift>),
+}
+
+/// A non-object destination a pipeline sends its batches to; its object store (the `backup:`)
+/// receives failed records and, with `AllData`, a copy of everything.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EndpointSpec {
+    Http(crate::sink::http_endpoint::config::HttpEndpointSpec),
+    Search(crate::sink::opensearch::config::SearchSpec),
+    Splunk(crate::sink::splunk::config::SplunkSpec),
+    Postgres(crate::sink::postgres::config::PostgresSpec),
+    Redshift(crate::sink::redshift::config::RedshiftSpec),
+}
+
+/// A `destination:` checked by its kind's own rules.
+pub(crate) enum Validated<'a> {
+    /// `s3:` or `local:`: checked by the caller.
+    ObjectStore,
+    /// Sends batches; its `backup:` store is checked by the caller. `spec` is `None` when the
+    /// destination's own options had problems (already reported).
+    Sending { at: String, spec: Option<Box<EndpointSpec>>, backup: &'a Spanned<RawDestination> },
+    /// Stages batches in its own object store first (Redshift).
+    Staged(Box<(ObjectDestination, EndpointSpec)>),
+    /// Staged, with problems (already reported).
+    Invalid,
+}
+
+pub(crate) fn validate<'a>(
+    c: &mut Checker,
+    d: &'a Spanned<RawDestination>,
+    field: &str,
+    partitions: &PartitionContext,
+) -> Validated<'a> {
+    let sending =
+        |at: String, spec: Option<EndpointSpec>, backup| Validated::Sending { at, spec: spec.map(Box::new), backup };
+    match &d.value {
+        RawDestination::S3(_) | RawDestination::Local(_) => Validated::ObjectStore,
+        RawDestination::HttpEndpoint(h) => {
+            let at = format!("{field}.http_endpoint");
+            let spec = crate::sink::http_endpoint::config::validate(c, h, &at).map(EndpointSpec::Http);
+            sending(at, spec, &h.backup)
+        }
+        RawDestination::Opensearch(s) | RawDestination::Elasticsearch(s) => {
+            let elasticsearch = matches!(d.value, RawDestination::Elasticsearch(_));
+            let at = format!("{field}.{}", if elasticsearch { "elasticsearch" } else { "opensearch" });
+            let spec = crate::sink::opensearch::config::validate(c, s, &at, elasticsearch).map(EndpointSpec::Search);
+            sending(at, spec, &s.backup)
+        }
+        RawDestination::Splunk(s) => {
+            let at = format!("{field}.splunk");
+            let spec = crate::sink::splunk::config::validate(c, s, &at).map(EndpointSpec::Splunk);
+            sending(at, spec, &s.backup)
+        }
+        RawDestination::Postgres(p) => {
+            let at = format!("{field}.postgres");
+            let spec = crate::sink::postgres::config::validate(c, p, &at).map(EndpointSpec::Postgres);
+            sending(at, spec, &p.backup)
+        }
+        RawDestination::Redshift(r) => {
+            let at = format!("{field}.redshift");
+            if partitions.enabled {
+                c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
+            }
+            match crate::sink::redshift::config::validate(c, r, &at, partitions) {
+                Some((store, spec)) => Validated::Staged(Box::new((store, EndpointSpec::Redshift(spec)))),
+                None => Validated::Invalid,
+            }
+        }
+    }
+}
+
+/// The Firehose members (CreateDeliveryStream, UpdateDestination) of the destinations listed here;
+/// the S3 ones are `control::translate`'s own.
+pub const FIREHOSE_MEMBERS: &[&str] = &[
+    crate::sink::http_endpoint::firehose::MEMBER,
+    crate::sink::opensearch::firehose::MEMBER,
+    crate::sink::opensearch::firehose::ELASTICSEARCH_MEMBER,
+    crate::sink::splunk::firehose::MEMBER,
+    crate::sink::redshift::firehose::MEMBER,
+];
+
+/// The `destination:` block for a Firehose destination member, if it is one of these kinds.
+pub fn translate<'a>(member: &str, config: &'a Value, control: &ControlPlane) -> Option<Result<Translated<'a>>> {
+    Some(match member {
+        crate::sink::http_endpoint::firehose::MEMBER => {
+            crate::sink::http_endpoint::firehose::translate(config, control)
+        }
+        crate::sink::opensearch::firehose::MEMBER | crate::sink::opensearch::firehose::ELASTICSEARCH_MEMBER => {
+            crate::sink::opensearch::firehose::translate(config, member, control)
+        }
+        crate::sink::splunk::firehose::MEMBER => crate::sink::splunk::firehose::translate(config, control),
+        crate::sink::redshift::firehose::MEMBER => crate::sink::redshift::firehose::translate(config, control),
+        _ => return None,
+    })
+}
+
+impl EndpointSpec {
+    /// The `<destination>` of its `sluice_delivery_to_<destination>_*` metrics (Firehose's DeliveryTo…).
+    pub fn metric_name(&self) -> &'static str {
+        match self {
+            EndpointSpec::Http(_) => "http_endpoint",
+            EndpointSpec::Search(_) => "amazon_opensearch_service",
+            EndpointSpec::Splunk(_) => "splunk",
+            EndpointSpec::Postgres(_) => "postgres",
+            EndpointSpec::Redshift(_) => "redshift",
+        }
+    }
+
+    /// Its DescribeDeliveryStream member and description.
+    pub fn describe(&self, ctx: &DescribeContext) -> (&'static str, Value) {
+        match self {
+            EndpointSpec::Http(h) => crate::sink::http_endpoint::firehose::describe(h, ctx),
+            EndpointSpec::Search(s) => crate::sink::opensearch::firehose::describe(s, ctx),
+            EndpointSpec::Splunk(s) => crate::sink::splunk::firehose::describe(s, ctx),
+            EndpointSpec::Postgres(p) => crate::sink::postgres::firehose::describe(p, ctx),
+            EndpointSpec::Redshift(r) => crate::sink::redshift::firehose::describe(r, ctx),
+        }
+    }
+
+    /// Where HTTP requests go (the startup check connects to it). `None` for the databases: they
+    /// are not HTTP, and their URL holds the password.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            EndpointSpec::Http(h) => Some(&h.url),
+            EndpointSpec::Search(s) => Some(&s.endpoint),
+            EndpointSpec::Splunk(s) => Some(&s.endpoint),
+            EndpointSpec::Postgres(_) | EndpointSpec::Redshift(_) => None,
+        }
+    }
+
+    pub fn retry_duration(&self) -> Duration {
+        match self {
+            EndpointSpec::Http(h) => h.retry_duration,
+            EndpointSpec::Search(s) => s.retry_duration,
+            EndpointSpec::Splunk(s) => s.retry_duration,
+            EndpointSpec::Postgres(p) => p.retry_duration,
+            EndpointSpec::Redshift(r) => r.retry_duration,
+        }
+    }
+
+    /// Whether every record is also written to the backup store.
+    pub fn backup_all(&self) -> bool {
+        match self {
+            EndpointSpec::Http(h) => h.backup_all,
+            EndpointSpec::Search(s) => s.backup_all,
+            EndpointSpec::Splunk(s) => s.backup_all,
+            EndpointSpec::Postgres(p) => p.backup_all,
+            // The staged objects are the copy of everything Firehose keeps.
+            EndpointSpec::Redshift(_) => false,
+        }
+    }
+}
