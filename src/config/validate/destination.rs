@@ -56,12 +56,8 @@ fn object_destination(
     let (kind, o) = match &d.value {
         RawDestination::S3(o) => ("s3", o),
         RawDestination::Local(o) => ("local", o),
-        RawDestination::HttpEndpoint(_)
-        | RawDestination::Opensearch(_)
-        | RawDestination::Elasticsearch(_)
-        | RawDestination::Splunk(_)
-        | RawDestination::Postgres(_)
-        | RawDestination::Redshift(_) => return None,
+        // The sending kinds (`config::destinations`) are not object stores.
+        _ => return None,
     };
     store_destination(c, d, kind, o, &format!("{field}.{kind}"), partitions)
 }
