@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::ApiState;
-use crate::config::{HttpFormat, HttpSourceSpec, SourceSpec};
+use crate::config::SourceSpec;
 use crate::source::direct_put::{ingest_all, IngestError};
+use crate::source::http::config::{HttpFormat, HttpSourceSpec};
 use crate::source::lines::LineSplitter;
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {

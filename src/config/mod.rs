@@ -11,8 +11,8 @@ pub mod destinations;
 mod files;
 mod interpolate;
 pub mod kit;
-mod raw_source;
 pub mod security;
+pub mod sources;
 pub(crate) mod teach;
 mod validate;
 
@@ -26,14 +26,13 @@ use crate::format::compression::Compression;
 pub use destinations::RawDestination;
 pub use files::{load_dir, sniff, yaml_files, FileKind};
 pub use interpolate::{interpolate, interpolate_tracked, InterpolateError, Redactor};
-pub use raw_source::*;
+pub use sources::RawSource;
 pub use teach::{code_frame, did_you_mean};
 pub use validate::{load_schema_file, LoadSchemaError};
 pub use validate::{
     resolve_listen, valid_stream_name, ApiLimits, AutoCreate, Buffering, Config, ConfigError, ConfigErrors,
-    DeliverySettings, DynamicPartitioning, FileSourceSpec, HttpFormat, HttpSourceSpec, JournaldSpec, KinesisSourceSpec,
-    LeaseSpec, MultilineSpec, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas, ServerSideEncryption, SourceSpec,
-    StartingPosition, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
+    DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas,
+    ServerSideEncryption, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
 pub use validate::{EndpointSpec, Secret};
 

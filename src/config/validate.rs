@@ -16,7 +16,7 @@ use serde_saphyr::Spanned;
 pub use super::api_limits::ApiLimits;
 use super::{
     RawColumn, RawConfig, RawDestination, RawFormatConversion, RawInput, RawObjectStore, RawOrc, RawOutput, RawParquet,
-    RawPipeline, RawProcessor, RawSchema, RawSchemaChoice, RawSchemaFile, RawSource,
+    RawPipeline, RawProcessor, RawSchema, RawSchemaChoice, RawSchemaFile,
 };
 use crate::format::compression::Compression;
 use crate::format::convert::orc::{OrcCompression, OrcOptions};
@@ -29,20 +29,15 @@ use crate::process::deaggregate::SubRecordType;
 mod conversion;
 mod destination;
 mod processors;
-mod source;
 pub use super::destinations::EndpointSpec;
 pub use super::kit::Secret;
+pub use super::sources::SourceSpec;
 pub(crate) use conversion::choose;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
 use destination::destination;
 pub(crate) use destination::store_destination;
 use processors::processors;
-use source::{file_source, http_source, journald_source, kinesis_source, max_line_bytes};
-pub use source::{
-    FileSourceSpec, HttpFormat, HttpSourceSpec, JournaldSpec, KinesisSourceSpec, LeaseSpec, MultilineSpec, SourceSpec,
-    StartingPosition,
-};
 
 pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
 /// Auto-created streams at most, unless `auto_create.max_streams` says otherwise. Firehose's own
@@ -344,6 +339,16 @@ impl Checker<'_> {
         self.errors.len()
     }
 
+    /// A problem of the file as a whole (no single value to point at).
+    pub fn plain(&mut self, message: impl Into<String>) {
+        self.errors.push(ConfigError::plain(self.origin, message.into()));
+    }
+
+    /// Who the daemon is in ARNs the config implies (`api.account_id`, `api.region`).
+    pub fn identity(&self) -> &crate::identity::Identity {
+        &self.identity
+    }
+
     /// A problem with `spanned`'s value, at its line and column, naming `field`.
     pub fn at<T>(&mut self, spanned: &Spanned<T>, field: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
@@ -417,7 +422,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
         }
     }
 
-    source::check_sources_together(&mut c, &pipelines);
+    super::sources::check_together(&mut c, &pipelines);
 
     let auto_create = raw.auto_create.as_ref().and_then(|t| {
         if let Some(n) = &t.value.name {
@@ -487,22 +492,8 @@ fn fallback_listen() -> SocketAddr {
 
 fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Option<PipelineSpec> {
     let errors_before = c.errors.len();
-    let source = match &p.source {
-        RawSource::DirectPut(_) => SourceSpec::DirectPut,
-        RawSource::FirehoseHttpEndpoint(h) => SourceSpec::FirehoseHttpEndpoint {
-            access_keys: h.access_key.iter().chain(&h.access_keys).map(|k| Secret::new(k.value.clone())).collect(),
-        },
-        RawSource::Stdin(s) => SourceSpec::Stdin {
-            max_line_bytes: max_line_bytes(c, s.max_line_bytes.as_ref(), &format!("{field}.source.stdin")),
-        },
-        RawSource::Http(h) => SourceSpec::Http(http_source(c, h, &name, field)),
-        RawSource::File(f) => SourceSpec::File(file_source(c, f, field)),
-        RawSource::Journald(j) => SourceSpec::Journald(journald_source(c, j, field)),
-        RawSource::Kinesis(k) => match kinesis_source(c, k, field) {
-            Some(spec) => SourceSpec::Kinesis(spec),
-            None => SourceSpec::DirectPut,
-        },
-    };
+    // A Kinesis source with problems reads nothing; they are reported.
+    let source = super::sources::validate(c, &p.source, &name, field).unwrap_or(SourceSpec::DirectPut);
 
     let size_mb = p.buffering.size_mb.as_ref().map_or(5.0, |s| s.value);
     if let Some(s) = &p.buffering.size_mb {

@@ -8,6 +8,7 @@
 
 pub mod direct_put;
 pub mod file;
+pub mod http;
 pub mod journald;
 pub mod kinesis;
 pub mod lines;

@@ -146,6 +146,22 @@ pub fn object_store(m: &Members<'_>, control: &ControlPlane) -> Result<(Value, S
     Ok((block, bucket.to_string()))
 }
 
+/// The required `S3Configuration` member (a backup or staging bucket) as an object-store block,
+/// with the member itself (for its BufferingHints) and the bucket's name.
+pub fn s3_configuration<'a>(m: &Members<'a>, control: &ControlPlane) -> Result<(Value, String)> {
+    s3_members(m, control).map(|(block, bucket, _)| (block, bucket))
+}
+
+/// [`s3_configuration`], also returning the member.
+pub fn s3_members<'a>(m: &Members<'a>, control: &ControlPlane) -> Result<(Value, String, Members<'a>)> {
+    let s3 = m
+        .get("S3Configuration")
+        .ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
+    let s3 = Members::of(s3, &m.child("S3Configuration"), S3_MEMBERS)?;
+    let (block, bucket) = object_store(&s3, control)?;
+    Ok((block, bucket, s3))
+}
+
 /// What the HTTP endpoint, search and Splunk destinations share: retry duration, backup mode and
 /// the backup bucket.
 pub fn endpoint_common(
@@ -164,11 +180,7 @@ pub fn endpoint_common(
     if let Some(cw) = m.get("CloudWatchLoggingOptions") {
         Members::of(cw, &m.child("CloudWatchLoggingOptions"), &["Enabled", "LogGroupName", "LogStreamName"])?;
     }
-    let s3 = m
-        .get("S3Configuration")
-        .ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
-    let s3 = Members::of(s3, &m.child("S3Configuration"), S3_MEMBERS)?;
-    let (backup, _) = object_store(&s3, control)?;
+    let (backup, _) = s3_configuration(m, control)?;
     d.insert("backup".into(), backup);
     Ok(())
 }

@@ -70,3 +70,17 @@ pub(crate) fn ca_file(c: &mut Checker, tls: &Option<Spanned<RawTls>>, field: &st
     }
     Some(PathBuf::from(&f.value))
 }
+
+const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+/// `max_line_bytes` of the line sources: 1 byte to 64 MiB, default 1 MiB.
+pub fn max_line_bytes(c: &mut Checker, v: Option<&Spanned<ByteSize>>, field: &str) -> usize {
+    match v {
+        Some(b) if !(1..=64 << 20).contains(&b.value.0) => {
+            c.at(b, &format!("{field}.max_line_bytes"), "must be between 1 byte and 64MiB");
+            DEFAULT_MAX_LINE
+        }
+        Some(b) => b.value.0 as usize,
+        None => DEFAULT_MAX_LINE,
+    }
+}

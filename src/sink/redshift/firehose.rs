@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::config::RedshiftSpec;
 use crate::config::control_plane::ControlPlane;
-use crate::config::kit::firehose::{object_store, refuse, Members, Result, TranslateError, Translated, S3_MEMBERS};
+use crate::config::kit::firehose::{refuse, s3_members, Members, Result, TranslateError, Translated};
 use crate::config::kit::DescribeContext;
 
 pub const MEMBER: &str = "RedshiftDestinationConfiguration";
@@ -56,11 +56,7 @@ pub fn translate<'a>(config: &'a Value, control: &ControlPlane) -> Result<Transl
     if let Some(cw) = m.get("CloudWatchLoggingOptions") {
         Members::of(cw, &m.child("CloudWatchLoggingOptions"), &["Enabled", "LogGroupName", "LogStreamName"])?;
     }
-    let s3 = m
-        .get("S3Configuration")
-        .ok_or_else(|| TranslateError(format!("{} is required", m.child("S3Configuration"))))?;
-    let s3 = Members::of(s3, &m.child("S3Configuration"), S3_MEMBERS)?;
-    let (block, bucket) = object_store(&s3, control)?;
+    let (block, bucket, s3) = s3_members(&m, control)?;
     let Some(inner) = block.get("s3").cloned() else {
         return refuse(format!("{} maps bucket `{bucket}` to a local directory; Redshift's COPY reads from S3, so it must map to an S3 store", m.child("S3Configuration")));
     };

@@ -10,6 +10,7 @@
 //! As for the Kinesis source, the pipeline's (empty) WAL only carries the shutdown signal.
 
 mod checkpoint;
+pub mod config;
 mod tailer;
 
 use std::path::Path;
@@ -20,9 +21,9 @@ use tokio::sync::mpsc;
 
 use super::positions::{Moved, Positions};
 use super::{CheckpointPacer, Source, SourceError};
-use crate::config::FileSourceSpec;
 use crate::record::{Record, Seq};
 use checkpoint::FileCheckpoint;
+use config::FileSourceSpec;
 use tailer::{TailMsg, Tailer};
 
 /// Reads handed over but not yet taken by the pipeline (each at most a megabyte of lines).

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::checkpoint::{FileCheckpoint, FileEntry};
-use crate::config::FileSourceSpec;
+use super::config::FileSourceSpec;
 use crate::source::lines::{wrap_as_json, Line, LineSplitter, Multiline};
 
 /// Read from one file per round, at most.

@@ -32,10 +32,10 @@ use tokio::task::JoinHandle;
 
 use super::checkpoint::Checkpoint;
 use super::client::KinesisClient;
+use super::config::{LeaseSpec, StartingPosition};
 use super::lease_table::{n, s, Lease, LeaseTable, Written, SHARD_END};
 use super::reader::ReadPermit;
 use super::{ReaderSpawner, LIST_SHARDS_EVERY};
-use crate::config::{LeaseSpec, StartingPosition};
 
 /// What the source tells the coordinator at shutdown.
 pub enum LeaseControl {

@@ -19,6 +19,7 @@
 
 mod checkpoint;
 pub mod client;
+pub mod config;
 mod lease_table;
 mod leases;
 mod reader;
@@ -34,10 +35,10 @@ use tokio::task::JoinHandle;
 
 use super::positions::{Moved, Positions};
 use super::{CheckpointPacer, Source, SourceError};
-use crate::config::KinesisSourceSpec;
 use crate::record::{KinesisMetadata, Record, Seq};
 use checkpoint::Checkpoint;
 use client::KinesisClient;
+use config::KinesisSourceSpec;
 use leases::{LeaseControl, LeaseCoordinator};
 use reader::{ReadPermit, ReaderMsg, ShardReader};
 
@@ -80,7 +81,7 @@ impl KinesisMetrics {
 pub(super) struct ReaderSpawner {
     client: Arc<KinesisClient>,
     stream: String,
-    starting_position: crate::config::StartingPosition,
+    starting_position: config::StartingPosition,
     delivery_start_ms: i64,
     tx: mpsc::Sender<ReaderMsg>,
     metrics: KinesisMetrics,
@@ -105,7 +106,7 @@ impl ReaderSpawner {
             generation,
             permit,
             after,
-            start: if child { crate::config::StartingPosition::TrimHorizon } else { self.starting_position },
+            start: if child { config::StartingPosition::TrimHorizon } else { self.starting_position },
             delivery_start_ms: self.delivery_start_ms,
             tx: self.tx.clone(),
             metrics: self.metrics.clone(),

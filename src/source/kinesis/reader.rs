@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::client::{IteratorStart, KinesisClient, KinesisError, KinesisRecord};
+use super::config::StartingPosition;
 use super::KinesisMetrics;
-use crate::config::StartingPosition;
 
 pub enum ReaderMsg {
     Records {

@@ -23,7 +23,9 @@ use tokio::sync::mpsc;
 
 use super::positions::{Moved, Positions};
 use super::{CheckpointPacer, Source, SourceError};
-use crate::config::JournaldSpec;
+use config::JournaldSpec;
+
+pub mod config;
 use crate::record::{Record, Seq};
 
 /// Entries handed over per message, at most.

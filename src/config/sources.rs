@@ -1,0 +1,121 @@
+//! The registry of sources: every way records reach a pipeline, listed once.
+//!
+//! A source with options is one folder, `src/source/<kind>/`, which owns them in `config.rs` (its
+//! options as written, its validated spec, its rules) beside its runtime. Adding one is that folder
+//! plus one line in each `match` of this file and one arm in `source::open`. Direct PUT, stdin and
+//! the Firehose HTTP endpoint have at most a field or two, kept here.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::kit::{max_line_bytes, Checker, Secret};
+use super::{ByteSize, PipelineSpec};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawSource {
+    DirectPut(RawDirectPut),
+    /// A Kinesis Data Stream (Firehose's KinesisStreamAsSource).
+    Kinesis(Box<crate::source::kinesis::config::RawKinesis>),
+    /// Firehose's own HTTP endpoint delivery (protocol 1.0), so an AWS Firehose stream, or
+    /// another sluice, can deliver here: `POST /http-endpoint/<name>` on the API port.
+    FirehoseHttpEndpoint(RawFirehoseHttpEndpoint),
+    /// Lines on standard input: `tail -F app.log | sluice run --config pipe.yaml`.
+    Stdin(RawStdin),
+    /// Plain HTTP: `POST` an NDJSON, text or raw body to `path` on the API port.
+    Http(Box<crate::source::http::config::RawHttpSource>),
+    /// Tailed files (source/file/).
+    File(Box<crate::source::file::config::RawFileSource>),
+    /// The systemd journal, through `journalctl -o json --follow`.
+    Journald(crate::source::journald::config::RawJournald),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStdin {
+    /// Longer lines are cut to this many bytes (counted; default 1 MiB).
+    pub max_line_bytes: Option<Spanned<ByteSize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirehoseHttpEndpoint {
+    /// The AccessKey the sender is configured with (`X-Amz-Firehose-Access-Key`).
+    pub access_key: Option<Spanned<String>>,
+    /// Several accepted keys (a rotation: old and new), in addition to `access_key`.
+    #[serde(default)]
+    pub access_keys: Vec<Spanned<String>>,
+}
+
+impl Default for RawSource {
+    fn default() -> Self {
+        RawSource::DirectPut(RawDirectPut {})
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectPut {}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    DirectPut,
+    Kinesis(crate::source::kinesis::config::KinesisSourceSpec),
+    /// Records arrive through Firehose's HTTP endpoint protocol and are kept in the WAL, as Direct
+    /// PUT's are; senders must present one of `access_keys` (any key when empty).
+    FirehoseHttpEndpoint {
+        access_keys: Vec<Secret>,
+    },
+    /// Lines on standard input, kept in the WAL; the daemon exits once they are delivered.
+    Stdin {
+        max_line_bytes: usize,
+    },
+    /// Plain HTTP posts on the API port, kept in the WAL.
+    Http(crate::source::http::config::HttpSourceSpec),
+    /// Tailed files: their own durable log, checkpointed after delivery.
+    File(crate::source::file::config::FileSourceSpec),
+    /// The systemd journal, its cursor checkpointed after delivery.
+    Journald(crate::source::journald::config::JournaldSpec),
+}
+
+impl SourceSpec {
+    /// Whether records arrive into the WAL (and Direct PUT calls are taken too), as opposed to a
+    /// source with its own log.
+    pub fn uses_wal(&self) -> bool {
+        !matches!(self, SourceSpec::Kinesis(_) | SourceSpec::File(_) | SourceSpec::Journald(_))
+    }
+}
+
+/// `source:` checked by its kind's own rules. `None`: its problems are reported.
+pub(crate) fn validate(c: &mut Checker, raw: &RawSource, name: &str, field: &str) -> Option<SourceSpec> {
+    Some(match raw {
+        RawSource::DirectPut(_) => SourceSpec::DirectPut,
+        RawSource::FirehoseHttpEndpoint(h) => SourceSpec::FirehoseHttpEndpoint {
+            access_keys: h.access_key.iter().chain(&h.access_keys).map(|k| Secret::new(k.value.clone())).collect(),
+        },
+        RawSource::Stdin(s) => SourceSpec::Stdin {
+            max_line_bytes: max_line_bytes(c, s.max_line_bytes.as_ref(), &format!("{field}.source.stdin")),
+        },
+        RawSource::Http(h) => SourceSpec::Http(crate::source::http::config::validate(c, h, name, field)),
+        RawSource::File(f) => SourceSpec::File(crate::source::file::config::validate(c, f, field)),
+        RawSource::Journald(j) => SourceSpec::Journald(crate::source::journald::config::validate(c, j, field)),
+        RawSource::Kinesis(k) => SourceSpec::Kinesis(crate::source::kinesis::config::validate(c, k, field)?),
+    })
+}
+
+/// Rules across pipelines: one standard input, one pipeline per HTTP path.
+pub(crate) fn check_together(c: &mut Checker, pipelines: &[PipelineSpec]) {
+    let stdin: Vec<&str> =
+        pipelines.iter().filter(|p| matches!(p.source, SourceSpec::Stdin { .. })).map(|p| p.name.as_str()).collect();
+    if stdin.len() > 1 {
+        c.plain(format!("pipelines {} all read stdin: there is only one standard input", stdin.join(", ")));
+    }
+    let mut paths: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for p in pipelines {
+        if let SourceSpec::Http(h) = &p.source {
+            if let Some(other) = paths.insert(&h.path, &p.name) {
+                c.plain(format!("pipelines {other} and {} both take HTTP posts at {}", p.name, h.path));
+            }
+        }
+    }
+}

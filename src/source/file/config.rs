@@ -1,0 +1,116 @@
+//! `source: file:` as written (tailed files, in the Kinesis Agent's and Vector's role), its
+//! validated form, and the rules between them. A config-layer module: it imports only the config
+//! kit, so `config` can list it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::kit::{max_line_bytes, ByteSize, Checker, Spanned};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileSource {
+    pub include: Spanned<Vec<String>>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// `beginning` or `end` (default): where a file seen for the first time is read from.
+    pub start_at: Option<Spanned<String>>,
+    pub multiline: Option<RawMultiline>,
+    pub max_line_bytes: Option<Spanned<ByteSize>>,
+    /// Wrap each line as JSON: `{"message": .., "file": .., <fields>}`.
+    pub fields: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// Lines skipped at the start of every file (Kinesis Agent's skipHeaderLines).
+    pub skip_header_lines: Option<Spanned<u64>>,
+    /// Appended to a line that was cut (Kinesis Agent's truncatedRecordTerminator).
+    pub truncated_line_terminator: Option<Spanned<String>>,
+    /// How often the globs are scanned again (default 1000).
+    pub glob_interval_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMultiline {
+    /// A line matching this starts a new record; others are joined to the one before.
+    pub start_pattern: Spanned<String>,
+    /// A record is let go this long after its last line (default 1000).
+    pub timeout_ms: Option<Spanned<u64>>,
+}
+
+/// What a `source: file:` pipeline tails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSourceSpec {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Files seen for the first time are read from their start (else from their end).
+    pub start_at_beginning: bool,
+    pub multiline: Option<MultilineSpec>,
+    pub max_line_bytes: usize,
+    /// Non-empty: each line becomes `{"message": line, "file": path, ..fields}`.
+    pub fields: std::collections::BTreeMap<String, String>,
+    pub skip_header_lines: u64,
+    pub truncated_line_terminator: Option<String>,
+    pub glob_interval: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultilineSpec {
+    pub start_pattern: String,
+    pub timeout: Duration,
+}
+
+pub fn validate(c: &mut Checker, f: &RawFileSource, field: &str) -> FileSourceSpec {
+    let field = format!("{field}.source.file");
+    if f.include.value.is_empty() {
+        c.at(&f.include, &format!("{field}.include"), "needs at least one path or glob such as /var/log/app/*.log");
+    }
+    for (i, pattern) in f.include.value.iter().chain(&f.exclude).enumerate() {
+        if let Err(e) = glob::Pattern::new(pattern) {
+            c.at(&f.include, &format!("{field}.include/exclude[{i}]"), format!("`{pattern}` is not a glob: {e}"));
+        }
+    }
+    let start_at_beginning = match f.start_at.as_ref().map(|s| s.value.as_str()) {
+        None | Some("end") => false,
+        Some("beginning") => true,
+        Some(other) => {
+            if let Some(s) = &f.start_at {
+                c.at(s, &format!("{field}.start_at"), format!("`{other}` is not beginning or end"));
+            }
+            false
+        }
+    };
+    let multiline = f.multiline.as_ref().map(|m| {
+        if let Err(e) = regex::Regex::new(&m.start_pattern.value) {
+            c.at(
+                &m.start_pattern,
+                &format!("{field}.multiline.start_pattern"),
+                format!("is not a regular expression: {e}"),
+            );
+        }
+        MultilineSpec {
+            start_pattern: m.start_pattern.value.clone(),
+            timeout: Duration::from_millis(m.timeout_ms.as_ref().map_or(1000, |t| t.value)),
+        }
+    });
+    let glob_interval = Duration::from_millis(f.glob_interval_ms.as_ref().map_or(1000, |t| t.value.max(10)));
+    FileSourceSpec {
+        include: f.include.value.clone(),
+        exclude: f.exclude.clone(),
+        start_at_beginning,
+        multiline,
+        max_line_bytes: max_line_bytes(c, f.max_line_bytes.as_ref(), &field),
+        fields: with_host(f.fields.as_ref().map(|m| m.value.clone()).unwrap_or_default()),
+        skip_header_lines: f.skip_header_lines.as_ref().map_or(0, |s| s.value),
+        truncated_line_terminator: f.truncated_line_terminator.as_ref().map(|t| t.value.clone()),
+        glob_interval,
+    }
+}
+
+/// Lines wrapped as JSON (`fields:`) say which host read them, as log shippers' records do: `host`
+/// is the machine's host name unless the config sets it (e.g. to a Kubernetes node name).
+fn with_host(mut fields: std::collections::BTreeMap<String, String>) -> std::collections::BTreeMap<String, String> {
+    if !fields.is_empty() && !fields.contains_key("host") {
+        fields.insert("host".into(), crate::host::hostname().unwrap_or("localhost").to_string());
+    }
+    fields
+}
