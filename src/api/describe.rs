@@ -135,12 +135,7 @@ fn data_format_conversion(c: &ConversionSpec) -> serde_json::Value {
 
 /// Firehose's DeliveryStreamType for a pipeline's source.
 pub(super) fn stream_type(spec: &crate::config::PipelineSpec) -> &'static str {
-    match spec.source {
-        crate::config::SourceSpec::Kinesis(_) => "KinesisStreamAsSource",
-        // Records arrive over HTTP or from the host (stdin, files), not from a stream Firehose
-        // reads: Direct PUT in Firehose's terms.
-        _ => "DirectPut",
-    }
+    crate::config::sources::stream_type(&spec.source)
 }
 
 fn describe_stream(p: &PipelineHandle, id: &crate::identity::Identity) -> serde_json::Value {
@@ -200,16 +195,11 @@ fn describe_stream(p: &PipelineHandle, id: &crate::identity::Identity) -> serde_
             "Destinations": [destination],
             "HasMoreDestinations": false,
     });
-    if let (crate::config::SourceSpec::Kinesis(k), Some(o)) = (&spec.source, description.as_object_mut()) {
-        o.insert(
-            "Source".into(),
-            serde_json::json!({ "KinesisStreamSourceDescription": {
-                "KinesisStreamARN": k.stream_arn,
-                "RoleARN": id.role_arn(),
-                // Reading starts here: LATEST means from the pipeline's first start.
-                "DeliveryStartTimestamp": p.status.source_start_ms().map_or(created, |ms| ms as f64 / 1000.0),
-            } }),
-        );
+    let start = p.status.source_start_ms().map_or(created, |ms| ms as f64 / 1000.0);
+    if let (Some(source), Some(o)) =
+        (crate::config::sources::describe(&spec.source, &id.role_arn(), start), description.as_object_mut())
+    {
+        o.insert("Source".into(), source);
     }
     description
 }

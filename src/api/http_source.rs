@@ -18,8 +18,8 @@ use subtle::ConstantTimeEq;
 use super::ApiState;
 use crate::config::SourceSpec;
 use crate::source::direct_put::{ingest_all, IngestError};
-use crate::source::http::config::{HttpFormat, HttpSourceSpec};
-use crate::source::lines::LineSplitter;
+use crate::source::http::config::HttpSourceSpec;
+use crate::source::http::BodyError;
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     let mut response = (status, format!("{body}\n")).into_response();
@@ -124,44 +124,10 @@ async fn read_body(
     Ok(raw.to_vec())
 }
 
-/// The body's records, each checked; blank lines are skipped.
+/// The body's records (`source::http::split`), or the refusal that says why none was written.
 fn split(spec: &HttpSourceSpec, body: &[u8]) -> Result<Vec<Vec<u8>>, Refusal> {
-    if spec.format == HttpFormat::Raw {
-        if body.len() > spec.max_line_bytes {
-            return Err(Refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the record exceeds max_line_bytes ({} bytes)", spec.max_line_bytes),
-            ));
-        }
-        return Ok(if body.is_empty() { Vec::new() } else { vec![body.to_vec()] });
-    }
-    let mut lines = Vec::new();
-    // Cut at max + 1 so an over-long line shows as such and is refused, not cut.
-    let mut splitter = LineSplitter::new(spec.max_line_bytes + 1, None);
-    splitter.push(body, 0, &mut lines);
-    lines.extend(splitter.finish(body.len() as u64));
-    let mut records = Vec::with_capacity(lines.len());
-    for (i, line) in lines.into_iter().enumerate() {
-        let text = line.data.strip_suffix(b"\n").unwrap_or(&line.data);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        if line.truncated || text.len() > spec.max_line_bytes {
-            return Err(Refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("line {} exceeds max_line_bytes ({} bytes); nothing was written", i + 1, spec.max_line_bytes),
-            ));
-        }
-        if spec.format == HttpFormat::Ndjson {
-            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(text) {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    format!("line {} is not JSON ({e}); nothing was written", i + 1),
-                ));
-            }
-        }
-        records.push(line.data);
-    }
-    Ok(records)
+    crate::source::http::split(spec, body).map_err(|e| match e {
+        BodyError::TooLarge(m) => Refusal(StatusCode::PAYLOAD_TOO_LARGE, m),
+        BodyError::Invalid(m) => Refusal(StatusCode::BAD_REQUEST, m),
+    })
 }

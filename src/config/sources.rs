@@ -86,6 +86,42 @@ impl SourceSpec {
     }
 }
 
+/// Firehose's DeliveryStreamType for a pipeline's source.
+pub fn stream_type(spec: &SourceSpec) -> &'static str {
+    match spec {
+        SourceSpec::Kinesis(_) => crate::source::kinesis::firehose::STREAM_TYPE,
+        // Records arrive over HTTP or from the host (stdin, files), not from a stream Firehose
+        // reads: Direct PUT in Firehose's terms.
+        _ => "DirectPut",
+    }
+}
+
+/// The `source:` block for a Firehose DeliveryStreamType and its source member (`None` for Direct
+/// PUT, which is a pipeline's default).
+pub fn translate(
+    stream_type: &str,
+    config: Option<&serde_json::Value>,
+    control: &super::control_plane::ControlPlane,
+) -> super::kit::firehose::Result<Option<serde_json::Value>> {
+    match stream_type {
+        "DirectPut" => Ok(None),
+        crate::source::kinesis::firehose::STREAM_TYPE => {
+            crate::source::kinesis::firehose::translate(config, control).map(Some)
+        }
+        other => super::kit::firehose::refuse(format!(
+            "DeliveryStreamType {other} is not supported by sluice: it reads Direct PUT and Kinesis Data Streams"
+        )),
+    }
+}
+
+/// `Source` of a DescribeDeliveryStream (`None` for Direct PUT, which Firehose describes without).
+pub fn describe(spec: &SourceSpec, role_arn: &str, start_seconds: f64) -> Option<serde_json::Value> {
+    match spec {
+        SourceSpec::Kinesis(k) => Some(crate::source::kinesis::firehose::describe(k, role_arn, start_seconds)),
+        _ => None,
+    }
+}
+
 /// `source:` checked by its kind's own rules. `None`: its problems are reported.
 pub(crate) fn validate(c: &mut Checker, raw: &RawSource, name: &str, field: &str) -> Option<SourceSpec> {
     Some(match raw {

@@ -36,27 +36,8 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
     let config = &stream.destination;
     let mut pipeline = Map::new();
     pipeline.insert("name".into(), stream.name.clone().into());
-    match stream.stream_type.as_str() {
-        "DirectPut" => {}
-        "KinesisStreamAsSource" => {
-            let config = stream.source.as_ref().ok_or_else(|| {
-                TranslateError("KinesisStreamSourceConfiguration is required for a KinesisStreamAsSource stream".into())
-            })?;
-            let m = Members::of(config, "KinesisStreamSourceConfiguration", &["KinesisStreamARN", "RoleARN"])?;
-            let mut kinesis = Map::new();
-            kinesis.insert("stream_arn".into(), m.required_str("KinesisStreamARN")?.into());
-            if let Some(endpoint) = &control.kinesis_endpoint {
-                kinesis.insert("endpoint".into(), endpoint.clone().into());
-            }
-            // Firehose reads a source stream from the moment the delivery stream is created.
-            kinesis.insert("starting_position".into(), "LATEST".into());
-            pipeline.insert("source".into(), json!({ "kinesis": kinesis }));
-        }
-        other => {
-            return refuse(format!(
-                "DeliveryStreamType {other} is not supported by sluice: it reads Direct PUT and Kinesis Data Streams"
-            ))
-        }
+    if let Some(source) = crate::config::sources::translate(&stream.stream_type, stream.source.as_ref(), control)? {
+        pipeline.insert("source".into(), source);
     }
     let (destination, buffering, processing) = match key {
         "S3DestinationConfiguration" | "ExtendedS3DestinationConfiguration" => {

@@ -20,6 +20,7 @@
 mod checkpoint;
 pub mod client;
 pub mod config;
+pub mod firehose;
 mod lease_table;
 mod leases;
 mod reader;
