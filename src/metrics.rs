@@ -60,37 +60,26 @@ fn describe() {
         Unit::Seconds,
         "From the arrival of an object's oldest record to the object being written (put → object)"
     );
-    describe_counter!(
-        "sluice_delivery_to_http_endpoint_records_total",
-        "DeliveryToHttpEndpoint.Records: records the HTTP endpoint accepted"
-    );
-    describe_counter!(
-        "sluice_delivery_to_http_endpoint_bytes_total",
-        "DeliveryToHttpEndpoint.Bytes: bytes of records the HTTP endpoint accepted"
-    );
-    describe_counter!(
-        "sluice_delivery_to_amazon_opensearch_service_records_total",
-        "DeliveryToAmazonOpenSearchService.Records: documents OpenSearch/Elasticsearch indexed"
-    );
-    describe_counter!(
-        "sluice_delivery_to_amazon_opensearch_service_bytes_total",
-        "DeliveryToAmazonOpenSearchService.Bytes: bytes of documents indexed"
-    );
-    describe_counter!("sluice_delivery_to_splunk_records_total", "DeliveryToSplunk.Records: events HEC acknowledged");
-    describe_counter!(
-        "sluice_delivery_to_splunk_bytes_total",
-        "DeliveryToSplunk.Bytes: bytes of events HEC acknowledged"
-    );
     describe_counter!("sluice_backup_to_s3_records_total", "BackupToS3.Records: records copied to the backup store");
     describe_counter!(
         "sluice_backup_to_s3_bytes_total",
         "BackupToS3.Bytes: bytes of records copied to the backup store"
     );
-    describe_histogram!(
-        "sluice_delivery_to_splunk_data_ack_latency_seconds",
-        Unit::Seconds,
-        "DeliveryToSplunk.DataAckLatency: from HEC's answer to its indexer acknowledgement"
-    );
+    for m in crate::config::destinations::DELIVERY_METRICS {
+        let (name, firehose, delivered) = (m.name, m.firehose, m.delivered);
+        describe_counter!(
+            format!("sluice_delivery_to_{name}_records_total"),
+            format!("{firehose}.Records: {delivered}")
+        );
+        describe_counter!(
+            format!("sluice_delivery_to_{name}_bytes_total"),
+            format!("{firehose}.Bytes: bytes of those records")
+        );
+        describe_gauge!(
+            format!("sluice_delivery_to_{name}_data_freshness_seconds"),
+            format!("{firehose}.DataFreshness: age of the oldest record not yet delivered to it")
+        );
+    }
     describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
     describe_counter!(
         "sluice_incoming_records_total",

@@ -170,14 +170,8 @@ async fn delivered(client: &reqwest::Client, endpoint: &str, stream: &str) -> an
     let text = client.get(format!("{endpoint}/metrics")).send().await?.text().await?;
     // Records delivered to the object store, or to a sending destination.
     let mut total = 0;
-    for metric in [
-        "sluice_delivery_to_s3_records_total",
-        "sluice_delivery_to_http_endpoint_records_total",
-        "sluice_delivery_to_amazon_opensearch_service_records_total",
-        "sluice_delivery_to_splunk_records_total",
-        "sluice_delivery_to_postgres_records_total",
-    ] {
-        let key = format!("{metric}{{delivery_stream_name=\"{stream}\"}} ");
+    for destination in crate::config::destinations::delivery_metric_names() {
+        let key = format!("sluice_delivery_to_{destination}_records_total{{delivery_stream_name=\"{stream}\"}} ");
         total +=
             text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
                 as u64;

@@ -99,24 +99,19 @@ fn sum(m: &Scrape, stream: &str, names: &[&str]) -> f64 {
     names.iter().map(|n| m.get(&(n.to_string(), stream.to_string())).copied().unwrap_or(0.0)).sum()
 }
 
-const DELIVERED: [&str; 4] = [
-    "sluice_delivery_to_s3_records_total",
-    "sluice_delivery_to_http_endpoint_records_total",
-    "sluice_delivery_to_amazon_opensearch_service_records_total",
-    "sluice_delivery_to_splunk_records_total",
-];
-const FRESHNESS: [&str; 4] = [
-    "sluice_delivery_to_s3_data_freshness_seconds",
-    "sluice_delivery_to_http_endpoint_data_freshness_seconds",
-    "sluice_delivery_to_amazon_opensearch_service_data_freshness_seconds",
-    "sluice_delivery_to_splunk_data_freshness_seconds",
-];
+/// `sluice_delivery_to_<destination>_<suffix>` for every destination kind.
+fn delivery_series(suffix: &str) -> Vec<String> {
+    sluice::config::destinations::delivery_metric_names().map(|d| format!("sluice_delivery_to_{d}_{suffix}")).collect()
+}
 
 pub async fn top(args: TopArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     let url = format!("{}/metrics", args.endpoint.trim_end_matches('/'));
     let mut previous: Option<(Instant, Scrape)> = None;
     let mut shown = 0;
+    let (delivered, freshness) = (delivery_series("records_total"), delivery_series("data_freshness_seconds"));
+    let delivered: Vec<&str> = delivered.iter().map(String::as_str).collect();
+    let freshness: Vec<&str> = freshness.iter().map(String::as_str).collect();
     loop {
         let text = client.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?.text().await?;
         let now = Instant::now();
@@ -150,11 +145,11 @@ pub async fn top(args: TopArgs) -> anyhow::Result<()> {
                 "{:<28} {:>11.0} {:>11.0} {:>9.0} {:>6.0}% {:>12.0} {:>11.1} {:>11.2}\n",
                 stream,
                 rate(&["sluice_incoming_records_total", "sluice_data_read_from_kinesis_stream_records_total"]),
-                rate(&DELIVERED),
+                rate(&delivered),
                 rate(&["sluice_error_output_records_total"]),
                 fill,
                 sum(&m, stream, &["sluice_wal_bytes"]),
-                sum(&m, stream, &FRESHNESS),
+                sum(&m, stream, &freshness),
                 latency,
             );
         }

@@ -17,7 +17,7 @@ use serde_saphyr::Spanned;
 
 use super::control_plane::ControlPlane;
 use super::kit::firehose::{Result, Translated};
-use super::kit::{Checker, DescribeContext, ObjectDestination, PartitionContext};
+use super::kit::{Checker, DeliveryMetric, DescribeContext, ObjectDestination, PartitionContext};
 use super::RawObjectStore;
 
 /// `destination:` as written: externally tagged, so the YAML key names the kind.
@@ -37,6 +37,11 @@ pub enum RawDestination {
     Postgres(Box<crate::sink::postgres::config::RawPostgres>),
     /// Redshift as Firehose loads it: staged in S3, then COPY.
     Redshift(Box<crate::sink::redshift::config::RawRedshift>),
+}
+
+/// `<name>` of every destination's `sluice_delivery_to_<name>_*` series, the object stores' first.
+pub fn delivery_metric_names() -> impl Iterator<Item = &'static str> {
+    std::iter::once("s3").chain(DELIVERY_METRICS.iter().map(|m| m.name))
 }
 
 /// A non-object destination a pipeline sends its batches to; its object store (the `backup:`)
@@ -132,15 +137,24 @@ pub fn translate<'a>(member: &str, config: &'a Value, control: &ControlPlane) ->
     })
 }
 
+/// Every sending destination's delivery metrics (the object stores' are `metrics.rs`'s own).
+pub const DELIVERY_METRICS: &[&DeliveryMetric] = &[
+    &crate::sink::http_endpoint::firehose::METRIC,
+    &crate::sink::opensearch::firehose::METRIC,
+    &crate::sink::splunk::firehose::METRIC,
+    &crate::sink::postgres::firehose::METRIC,
+    &crate::sink::redshift::firehose::METRIC,
+];
+
 impl EndpointSpec {
     /// The `<destination>` of its `sluice_delivery_to_<destination>_*` metrics (Firehose's DeliveryTo…).
     pub fn metric_name(&self) -> &'static str {
         match self {
-            EndpointSpec::Http(_) => "http_endpoint",
-            EndpointSpec::Search(_) => "amazon_opensearch_service",
-            EndpointSpec::Splunk(_) => "splunk",
-            EndpointSpec::Postgres(_) => "postgres",
-            EndpointSpec::Redshift(_) => "redshift",
+            EndpointSpec::Http(_) => crate::sink::http_endpoint::firehose::METRIC.name,
+            EndpointSpec::Search(_) => crate::sink::opensearch::firehose::METRIC.name,
+            EndpointSpec::Splunk(_) => crate::sink::splunk::firehose::METRIC.name,
+            EndpointSpec::Postgres(_) => crate::sink::postgres::firehose::METRIC.name,
+            EndpointSpec::Redshift(_) => crate::sink::redshift::firehose::METRIC.name,
         }
     }
 

@@ -12,6 +12,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 pub mod firehose;
 
+/// A destination's delivery metrics, as Firehose names them in CloudWatch: the
+/// `sluice_delivery_to_<name>_{records_total, bytes_total, data_freshness_seconds}` series.
+pub struct DeliveryMetric {
+    /// `<name>` in the series' names.
+    pub name: &'static str,
+    /// Firehose's metric prefix (`DeliveryToSplunk`), or a note when Firehose has none.
+    pub firehose: &'static str,
+    /// What one record counted as delivered means for this destination.
+    pub delivered: &'static str,
+}
+
 /// What every destination's DescribeDeliveryStream description shares, computed once for a stream:
 /// each destination's `firehose::describe` places these where its Firehose shape has them.
 pub struct DescribeContext {

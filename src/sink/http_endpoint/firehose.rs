@@ -7,7 +7,14 @@ use serde_json::{json, Map, Value};
 use super::config::HttpEndpointSpec;
 use crate::config::control_plane::ControlPlane;
 use crate::config::kit::firehose::{endpoint_common, Members, Result, TranslateError, Translated};
-use crate::config::kit::DescribeContext;
+use crate::config::kit::{DeliveryMetric, DescribeContext};
+
+/// Its delivery metrics (`sluice_delivery_to_http_endpoint_*`).
+pub const METRIC: DeliveryMetric = DeliveryMetric {
+    name: "http_endpoint",
+    firehose: "DeliveryToHttpEndpoint",
+    delivered: "records the HTTP endpoint accepted (a 200 echoing the request id)",
+};
 
 pub const MEMBER: &str = "HttpEndpointDestinationConfiguration";
 

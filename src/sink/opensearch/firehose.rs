@@ -7,7 +7,14 @@ use serde_json::{json, Map, Value};
 use super::config::SearchSpec;
 use crate::config::control_plane::ControlPlane;
 use crate::config::kit::firehose::{endpoint_common, refuse, Members, Result, Translated};
-use crate::config::kit::DescribeContext;
+use crate::config::kit::{DeliveryMetric, DescribeContext};
+
+/// Its delivery metrics (`sluice_delivery_to_amazon_opensearch_service_*`).
+pub const METRIC: DeliveryMetric = DeliveryMetric {
+    name: "amazon_opensearch_service",
+    firehose: "DeliveryToAmazonOpenSearchService",
+    delivered: "documents OpenSearch/Elasticsearch indexed (item status 2xx)",
+};
 
 pub const MEMBER: &str = "AmazonopensearchserviceDestinationConfiguration";
 pub const ELASTICSEARCH_MEMBER: &str = "ElasticsearchDestinationConfiguration";

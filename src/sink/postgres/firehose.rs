@@ -5,7 +5,14 @@
 use serde_json::{json, Value};
 
 use super::config::PostgresSpec;
-use crate::config::kit::DescribeContext;
+use crate::config::kit::{DeliveryMetric, DescribeContext};
+
+/// Its delivery metrics (`sluice_delivery_to_postgres_*`).
+pub const METRIC: DeliveryMetric = DeliveryMetric {
+    name: "postgres",
+    firehose: "sluice (Firehose has no PostgreSQL destination)",
+    delivered: "rows committed to the table (each exactly once)",
+};
 
 /// The URL is left out: it holds the password.
 pub fn describe(p: &PostgresSpec, ctx: &DescribeContext) -> (&'static str, Value) {

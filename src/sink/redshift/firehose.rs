@@ -6,7 +6,14 @@ use serde_json::{json, Map, Value};
 use super::config::RedshiftSpec;
 use crate::config::control_plane::ControlPlane;
 use crate::config::kit::firehose::{refuse, s3_members, Members, Result, TranslateError, Translated};
-use crate::config::kit::DescribeContext;
+use crate::config::kit::{DeliveryMetric, DescribeContext};
+
+/// Its delivery metrics (`sluice_delivery_to_redshift_*`).
+pub const METRIC: DeliveryMetric = DeliveryMetric {
+    name: "redshift",
+    firehose: "DeliveryToRedshift",
+    delivered: "records of batches Redshift's COPY loaded (each batch once)",
+};
 
 pub const MEMBER: &str = "RedshiftDestinationConfiguration";
 

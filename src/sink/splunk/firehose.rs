@@ -6,7 +6,14 @@ use serde_json::{json, Map, Value};
 use super::config::SplunkSpec;
 use crate::config::control_plane::ControlPlane;
 use crate::config::kit::firehose::{endpoint_common, Members, Result, Translated};
-use crate::config::kit::DescribeContext;
+use crate::config::kit::{DeliveryMetric, DescribeContext};
+
+/// Its delivery metrics (`sluice_delivery_to_splunk_*`).
+pub const METRIC: DeliveryMetric = DeliveryMetric {
+    name: "splunk",
+    firehose: "DeliveryToSplunk",
+    delivered: "events Splunk HEC acknowledged as indexed",
+};
 
 pub const MEMBER: &str = "SplunkDestinationConfiguration";
 

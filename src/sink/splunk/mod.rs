@@ -46,6 +46,11 @@ impl Splunk {
             .map_err(|_| SinkError::Setup("the HEC token holds characters a header cannot carry".into()))?;
         auth.set_sensitive(true);
         let name = base.host_str().unwrap_or("splunk").to_string();
+        metrics::describe_histogram!(
+            "sluice_delivery_to_splunk_data_ack_latency_seconds",
+            metrics::Unit::Seconds,
+            "DeliveryToSplunk.DataAckLatency: from HEC's answer to its indexer acknowledgement"
+        );
         let ack_latency = metrics::histogram!(
             "sluice_delivery_to_splunk_data_ack_latency_seconds",
             "delivery_stream_name" => stream.to_string()
