@@ -13,10 +13,10 @@
 //!   tracker (every output of every source record) ◀───┘ ─▶ commit(watermark) ─▶ source frees the WAL
 //! ```
 //! `run` is the loop; `Runner` holds its state; `Delivery` turns one batch into one object (two
-//! when some records of a converted batch fail). The file is longer than the guide's 600 lines
-//! because `start` (wiring) and the `Runner`'s event loop are kept together so one record's path
-//! reads top to bottom; everything else lives in `pipeline/` (delivery, endpoints, status, tap).
+//! when some records of a converted batch fail). Building a pipeline from its spec (WAL, encoders,
+//! processors, destination, source) is `pipeline/build.rs`; delivery, endpoints and tap live beside it.
 
+mod build;
 mod delivery;
 mod endpoint;
 pub mod tap;
@@ -24,6 +24,7 @@ mod warehouse;
 
 pub use crate::clock::now_ms;
 pub use crate::status::PipelineStatus;
+pub use build::{build_chain, start, PipelineError, PipelineHandle};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,220 +58,6 @@ use crate::source::direct_put::{DirectPutIngest, DirectPutSource};
 use crate::source::Source;
 use delivery::Delivery;
 use tap::{partition_text, tap_event, Stage};
-
-#[derive(Debug, Error)]
-pub enum PipelineError {
-    #[error("pipeline `{name}`: {message}")]
-    Processor { name: String, message: String },
-    #[error("pipeline `{name}`: {source}")]
-    Wal { name: String, source: wal::WalError },
-    #[error("pipeline `{name}`: {source}")]
-    Sink { name: String, source: crate::sink::SinkError },
-}
-
-/// What the API needs of a running pipeline.
-pub struct PipelineHandle {
-    pub spec: PipelineSpec,
-    pub ingest: DirectPutIngest,
-    pub metrics: PipelineMetrics,
-    pub created_at: SystemTime,
-    /// Stable per-stream value folded into RecordIds and object names.
-    pub seed: u64,
-    pub status: Arc<PipelineStatus>,
-    /// Checks that the destination is reachable and writable (startup and `/ready`).
-    pub probe: crate::sink::Probe,
-    /// Direct PUT throughput quotas (`None`: unlimited).
-    pub throttle: Option<crate::source::quota::Throttle>,
-    /// Live records for `sluice tap`.
-    pub taps: Arc<tap::Taps>,
-    /// `firehose_http_endpoint` sources: records already written per sender request id, on disk.
-    pub request_memory: Option<Arc<std::sync::Mutex<crate::source::request_memory::RequestMemory>>>,
-}
-
-impl PipelineHandle {
-    /// What a WAL-backed source writes through.
-    pub fn port(&self) -> crate::source::direct_put::IngestPort<'_> {
-        crate::source::direct_put::IngestPort { ingest: &self.ingest, metrics: &self.metrics, status: &self.status }
-    }
-}
-
-/// Opens the pipeline's WAL (replaying whatever was not delivered) and starts its task.
-pub fn start(
-    spec: PipelineSpec,
-    storage: &StorageSettings,
-    global: Arc<StorageBudget>,
-    identity: &crate::identity::Identity,
-) -> Result<(Arc<PipelineHandle>, JoinHandle<()>), PipelineError> {
-    let name = spec.name.clone();
-    let limit = spec.max_wal_bytes.map_or(storage.max_bytes, |m| m.min(storage.max_bytes));
-    let budget = StorageBudget::new(limit, Some(global));
-    let dir = storage.dir.join("pipelines").join(&name).join("wal");
-    let (appender, reader, report) =
-        wal::open(WalOptions { dir, segment_bytes: storage.segment_bytes, budget: budget.clone() })
-            .map_err(|source| PipelineError::Wal { name: name.clone(), source })?;
-    if report.undelivered_records > 0 || report.torn_bytes_cut > 0 {
-        tracing::info!(pipeline = %name, records = report.undelivered_records, bytes = report.undelivered_bytes, torn_bytes_cut = report.torn_bytes_cut, "replaying undelivered records from the WAL");
-    }
-
-    let d = &spec.destination;
-    let sink = ObjectSink::new(&d.store, d.compression.content_encoding())
-        .map_err(|source| PipelineError::Sink { name: name.clone(), source })?;
-    // The append_delimiter processor runs last in Firehose, after partitioning, and only adds a
-    // newline to delivered records, so it is applied by the encoder: error records then carry the
-    // record as it was processed, without the delimiter.
-    let delimit = d.append_delimiter || spec.processors.contains(&ProcessorSpec::AppendDelimiter);
-    let format = ObjectFormat {
-        encoder: RawEncoder { append_delimiter: delimit },
-        compression: d.compression,
-        extension: d.file_extension.clone(),
-    };
-    // Error output is newline-delimited JSON, compressed like the data. Converted data's
-    // extension (.parquet/.orc) does not describe it, so error objects then keep the codec's.
-    let error_format = ObjectFormat {
-        encoder: RawEncoder { append_delimiter: true },
-        compression: d.compression,
-        extension: if d.format_conversion.is_some() {
-            d.compression.default_extension().to_string()
-        } else {
-            d.file_extension.clone()
-        },
-    };
-    let metrics = match spec.endpoint.as_deref() {
-        Some(endpoint) => PipelineMetrics::new(&name).for_destination(endpoint.metric_name()),
-        None => PipelineMetrics::new(&name),
-    };
-    let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
-    // Firehose de-aggregates KPL records from a Kinesis stream by itself.
-    let mut processors = spec.processors.clone();
-    if matches!(spec.source, crate::config::SourceSpec::Kinesis(_))
-        && !processors.iter().any(|p| matches!(p, ProcessorSpec::Deaggregation(_)))
-    {
-        processors.insert(0, ProcessorSpec::Deaggregation(crate::process::deaggregate::SubRecordType::Kpl));
-    }
-    let chain = build_chain(&processors)
-        .map_err(|message| PipelineError::Processor { name: name.clone(), message })?
-        .with_timers(timers);
-    let partitioner = Partitioner::new(&d.prefix);
-    let stream_dir = storage.dir.join("pipelines").join(&name);
-    let names = NameScope::load_or_create(&stream_dir, &name, report.next_seq, report.undelivered_records > 0)
-        .map_err(|e| PipelineError::Processor { name: name.clone(), message: e.to_string() })?;
-    let inference = match &d.format_conversion {
-        Some(c) if c.schema == SchemaSpec::Infer => {
-            let (fold, dots) = c.input.key_rules();
-            let path = storage.dir.join("pipelines").join(&name).join("schema.json");
-            let inference = SchemaInference::load(Some(path), fold, dots)
-                .map_err(|e| PipelineError::Processor { name: name.clone(), message: e.to_string() })?;
-            Some(Arc::new(std::sync::Mutex::new(inference)))
-        }
-        _ => None,
-    };
-    let status = Arc::new(PipelineStatus::default());
-    let probe = match spec.endpoint.as_deref().and_then(|e| e.url()) {
-        Some(url) => sink.probe().with_endpoint(url),
-        None => sink.probe(),
-    };
-    let (endpoint, warehouse) = match spec.endpoint.as_deref() {
-        Some(e) => crate::sink::open(e, &name, &identity.stream_arn(&name))
-            .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
-        None => (None, None),
-    };
-    let delivery = Arc::new(Delivery {
-        spec: spec.clone(),
-        inference,
-        sink,
-        format: Arc::new(format),
-        error_format: Arc::new(error_format),
-        metrics: metrics.clone(),
-        status: status.clone(),
-        endpoint,
-        warehouse,
-        names,
-    });
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let taps = Arc::new(tap::Taps::default());
-    let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);
-    let runner = Runner {
-        delivery,
-        chain: Arc::new(chain),
-        partitioner,
-        max_partitions: spec.dynamic_partitioning.map(|d| d.max_active_partitions),
-        data: Batcher::new(spec.buffering),
-        errors: Batcher::new(spec.buffering),
-        tracker: DeliveryTracker::new(0),
-        uploads: Arc::new(Semaphore::new(spec.delivery.concurrency)),
-        done_tx,
-        in_flight: HashMap::default(),
-        uploads_in_flight: 0,
-        in_memory: 0,
-        buffer_budget: max_in_memory / 2,
-        partition_limit_hit: false,
-        ledger: Arc::new(NoLedger),
-        replay: ReplayPlan::default(),
-        taps: taps.clone(),
-    };
-    let direct_put = DirectPutSource::new(reader, appender.clone(), report.controls);
-    let dir = storage.dir.join("pipelines").join(&name);
-    let source = crate::source::open(&spec.source, &dir, &name, direct_put, &status)
-        .map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
-    let request_memory = match spec.source {
-        crate::config::SourceSpec::FirehoseHttpEndpoint { .. } => {
-            let memory =
-                crate::source::request_memory::RequestMemory::open(&dir).map_err(|e| PipelineError::Processor {
-                    name: name.clone(),
-                    message: format!("cannot open the request-id memory: {e}"),
-                })?;
-            Some(Arc::new(std::sync::Mutex::new(memory)))
-        }
-        _ => None,
-    };
-    let spec_quotas = spec.quotas;
-    metrics.set_quota_limits(&spec_quotas);
-    let handle = Arc::new(PipelineHandle {
-        spec,
-        ingest: DirectPutIngest::new(appender, budget, limit),
-        metrics,
-        created_at: SystemTime::now(),
-        seed: names.seed,
-        status,
-        probe,
-        throttle: crate::source::quota::Throttle::new(&spec_quotas),
-        taps,
-        request_memory,
-    });
-    if let crate::config::SourceSpec::Stdin { max_line_bytes } = handle.spec.source {
-        let owned = crate::source::stdin::OwnedPort {
-            name: handle.spec.name.clone(),
-            ingest: handle.ingest.clone(),
-            metrics: handle.metrics.clone(),
-            status: handle.status.clone(),
-        };
-        crate::source::stdin::spawn(owned, max_line_bytes);
-    }
-    let task = tokio::spawn(run(source, runner, done_rx));
-    Ok((handle, task))
-}
-
-/// The configured processors, built once per pipeline.
-pub fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
-    let mut processors: Vec<Arc<dyn Processor>> = Vec::new();
-    for spec in specs {
-        processors.push(match spec {
-            ProcessorSpec::GzipDecompression => Arc::new(GzipDecompression),
-            ProcessorSpec::CloudWatchLogProcessing => Arc::new(CloudWatchLogProcessing),
-            ProcessorSpec::Deaggregation(kind) => Arc::new(Deaggregate { kind: kind.clone() }),
-            ProcessorSpec::MetadataExtraction(query) => {
-                Arc::new(MetadataExtraction::compile(query).map_err(|e| e.to_string())?)
-            }
-            ProcessorSpec::Jq { query, raw_output } => {
-                Arc::new(JqTransform::new(JqProgram::compile(query).map_err(|e| e.to_string())?, *raw_output))
-            }
-            ProcessorSpec::AppendDelimiter => continue, // applied by the encoder, see start()
-            ProcessorSpec::Wasm(settings) => Arc::new(WasmProcessor::load(settings.clone())?),
-        });
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(Chain::new(processors).with_parallelism(cores))
-}
 
 /// A finished object: these records no longer need the WAL.
 pub(crate) struct Done {
