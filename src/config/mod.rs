@@ -8,11 +8,13 @@
 mod api_limits;
 pub mod control_plane;
 pub mod destinations;
+mod errors;
 mod files;
 mod interpolate;
 pub mod kit;
 pub mod security;
 pub mod sources;
+mod spec;
 pub(crate) mod teach;
 mod validate;
 

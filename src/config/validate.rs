@@ -1,11 +1,10 @@
-//! Raw config → validated specs. Every check reports the file, line, column and field.
-//!
-//! The top level and pipelines are checked here; `validate/destination.rs` checks object-store
-//! destinations and prefixes, `validate/endpoint.rs` the sending destinations, and
-//! `validate/processors.rs` and `validate/conversion.rs` the two largest option trees.
+//! Raw config → validated specs (`spec.rs`), every problem reported with its file, line, column
+//! and field (`errors.rs`). The top level and pipelines are checked here; `validate/destination.rs`
+//! checks object stores and prefixes, `validate/processors.rs` and `validate/conversion.rs` the two
+//! largest option trees, and each source and destination its own options in its folder (listed by
+//! `sources.rs` and `destinations.rs`).
 
 use std::collections::HashSet;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,8 +29,10 @@ mod conversion;
 mod destination;
 mod processors;
 pub use super::destinations::EndpointSpec;
+pub use super::errors::{Checker, ConfigError, ConfigErrors};
 pub use super::kit::Secret;
 pub use super::sources::SourceSpec;
+pub use super::spec::*;
 pub(crate) use conversion::choose;
 use conversion::format_conversion;
 pub use conversion::{load_schema_file, LoadSchemaError};
@@ -46,95 +47,6 @@ pub const DEFAULT_STORAGE_DIR: &str = "./var/sluice";
 pub const DEFAULT_MAX_AUTO_STREAMS: usize = 100;
 pub const DEFAULT_IDLE_CLOSE_SECONDS: u64 = 600;
 const MIB: f64 = 1024.0 * 1024.0;
-
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub limits: ApiLimits,
-    pub identity: super::security::Identity,
-    pub security: super::security::ApiSecurity,
-    /// `None`: CreateDeliveryStream is refused (no bucket mapping was configured).
-    pub control_plane: Option<super::control_plane::ControlPlane>,
-    pub storage: StorageSettings,
-    pub pipelines: Vec<PipelineSpec>,
-    pub auto_create: Option<AutoCreate>,
-}
-
-#[derive(Clone, Debug)]
-pub struct StorageSettings {
-    pub dir: PathBuf,
-    pub max_bytes: u64,
-    pub segment_bytes: u64,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct PipelineSpec {
-    pub name: String,
-    pub source: SourceSpec,
-    pub buffering: Buffering,
-    /// The object store: the destination itself, or the backup of an `endpoint`.
-    pub destination: ObjectDestination,
-    /// Where batches are sent when the destination is not an object store (HTTP endpoint, ...).
-    pub endpoint: Option<Arc<EndpointSpec>>,
-    pub max_wal_bytes: Option<u64>,
-    /// Undelivered records older than this are dropped (logged and counted), as Firehose does.
-    pub retention: Duration,
-    pub delivery: DeliverySettings,
-    pub processors: Vec<ProcessorSpec>,
-    pub dynamic_partitioning: Option<DynamicPartitioning>,
-    /// Firehose's VersionId: 1, raised by each UpdateDestination; it appears in object names.
-    pub version: u32,
-    pub quotas: Quotas,
-    /// Where the pipeline was declared: a config file's name, or "the Firehose API".
-    pub origin: String,
-}
-
-/// Direct PUT throughput quotas per stream; `None` is unlimited.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Quotas {
-    pub records_per_second: Option<std::num::NonZeroU32>,
-    pub bytes_per_second: Option<std::num::NonZeroU32>,
-    pub requests_per_second: Option<std::num::NonZeroU32>,
-}
-
-impl Quotas {
-    pub fn is_unlimited(&self) -> bool {
-        *self == Quotas::default()
-    }
-}
-
-/// S3 server-side encryption for the objects written (Firehose's KMSEncryptionConfig, or the
-/// stream's own encryption switched on with StartDeliveryStreamEncryption).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServerSideEncryption {
-    /// SSE-S3 (`AES256`).
-    S3Managed,
-    /// SSE-KMS with this key.
-    Kms { key_id: String },
-}
-
-/// A validated built-in processor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProcessorSpec {
-    GzipDecompression,
-    CloudWatchLogProcessing,
-    Deaggregation(SubRecordType),
-    /// The jq query (it compiled during validation).
-    MetadataExtraction(String),
-    /// The jq transform (sluice's own): the query, and whether strings are written as text.
-    Jq {
-        query: String,
-        raw_output: bool,
-    },
-    AppendDelimiter,
-    Wasm(crate::process::wasm::WasmSettings),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DynamicPartitioning {
-    /// Partitions holding buffered or undelivered data at once (Firehose default 500, up to 5,000).
-    pub max_active_partitions: usize,
-}
 
 fn quotas(c: &mut Checker, q: &super::RawQuotas, field: &str) -> Quotas {
     use std::num::NonZeroU32;
@@ -170,195 +82,6 @@ pub struct PartitionContext {
     pub(crate) enabled: bool,
     has_query: bool,
     has_plugin: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Buffering {
-    /// Flush when this many bytes (before compression) are buffered.
-    pub size_bytes: usize,
-    /// Flush when the oldest buffered record has waited this long; zero means at once.
-    pub interval: Duration,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DeliverySettings {
-    pub concurrency: usize,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ObjectDestination {
-    pub store: StoreSpec,
-    /// The prefixes as configured (DescribeDeliveryStream echoes these).
-    pub configured_prefix: Option<String>,
-    pub configured_error_prefix: Option<String>,
-    /// Effective prefix, with Firehose's default time path already applied.
-    pub prefix: KeyTemplate,
-    /// Effective error prefix, with Firehose's defaults already applied.
-    pub error_prefix: KeyTemplate,
-    pub compression: Compression,
-    pub file_extension: String,
-    pub append_delimiter: bool,
-    /// JSON → Parquet/ORC; when set, `compression` is `Uncompressed` (the file compresses itself).
-    pub format_conversion: Option<Arc<ConversionSpec>>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreSpec {
-    S3 {
-        bucket: String,
-        endpoint: Option<String>,
-        region: Option<String>,
-        force_path_style: bool,
-        encryption: Option<ServerSideEncryption>,
-    },
-    Local {
-        path: PathBuf,
-    },
-}
-
-/// Streams created on first put (a sluice extension; Firehose needs CreateDeliveryStream first).
-#[derive(Clone, Debug, PartialEq)]
-pub struct AutoCreate {
-    template: PipelineSpec,
-    /// Streams the template may create, in all.
-    pub max_streams: usize,
-    /// An idle, fully delivered auto-created stream is closed after this long.
-    pub idle_close: Duration,
-}
-
-/// Replaced by the stream name in an auto-create template's `path`, `prefix` and `error_output_prefix`.
-pub const STREAM_PLACEHOLDER: &str = "{stream}";
-
-impl AutoCreate {
-    /// The spec for a stream created on first put. The name has already been checked by
-    /// [`valid_stream_name`], so it contains no `/`, `!{` or `..` and cannot escape the path.
-    pub fn instantiate(&self, name: &str) -> PipelineSpec {
-        let mut spec = self.template.clone();
-        spec.name = name.to_string();
-        let d = &mut spec.destination;
-        if let StoreSpec::Local { path } = &mut d.store {
-            *path = PathBuf::from(path.to_string_lossy().replace(STREAM_PLACEHOLDER, name));
-        }
-        for template in [&mut d.prefix, &mut d.error_prefix] {
-            if let Ok(t) = KeyTemplate::parse(&template.raw().replace(STREAM_PLACEHOLDER, name)) {
-                *template = t;
-            }
-        }
-        spec
-    }
-}
-
-/// Firehose's DeliveryStreamName rule (`[a-zA-Z0-9_.-]{1,64}`), minus `.` and `..`, which are
-/// valid Firehose names but would be path components here.
-pub fn valid_stream_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && name != "."
-        && name != ".."
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub origin: String,
-    pub line: u64,
-    pub column: u64,
-    pub field: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn plain(origin: &str, message: String) -> Self {
-        Self { origin: origin.to_string(), line: 0, column: 0, field: String::new(), message }
-    }
-
-    /// An error at a spanned value of `origin`.
-    pub fn at<T>(origin: &str, spanned: &Spanned<T>, field: &str, message: String) -> Self {
-        Self {
-            origin: origin.to_string(),
-            line: spanned.referenced.line(),
-            column: spanned.referenced.column(),
-            field: field.to_string(),
-            message,
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.origin)?;
-        if self.line > 0 {
-            write!(f, ":{}:{}", self.line, self.column)?;
-        }
-        write!(f, ": ")?;
-        if !self.field.is_empty() {
-            write!(f, "`{}`: ", self.field)?;
-        }
-        write!(f, "{}", self.message)
-    }
-}
-
-/// Every problem found in a config, so a user fixes them in one round.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl ConfigErrors {
-    pub fn single(e: ConfigError) -> Self {
-        Self(vec![e])
-    }
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-/// Collects every problem of a config (with file, line, column and field) instead of stopping at
-/// the first; connectors' config modules validate with it through `config::kit`.
-pub struct Checker<'a> {
-    pub(crate) origin: &'a str,
-    pub(crate) errors: Vec<ConfigError>,
-    /// `api.account_id`/`api.region`, read first: ARNs the config implies (a Kinesis stream given
-    /// by name) are built with them, never with a process-wide value (issue #23).
-    identity: super::security::Identity,
-}
-
-impl Checker<'_> {
-    /// Problems found so far: a validator compares before and after to know whether its part passed.
-    pub fn error_count(&self) -> usize {
-        self.errors.len()
-    }
-
-    /// A problem of the file as a whole (no single value to point at).
-    pub fn plain(&mut self, message: impl Into<String>) {
-        self.errors.push(ConfigError::plain(self.origin, message.into()));
-    }
-
-    /// Who the daemon is in ARNs the config implies (`api.account_id`, `api.region`).
-    pub fn identity(&self) -> &crate::identity::Identity {
-        &self.identity
-    }
-
-    /// A problem with `spanned`'s value, at its line and column, naming `field`.
-    pub fn at<T>(&mut self, spanned: &Spanned<T>, field: &str, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            origin: self.origin.to_string(),
-            line: spanned.referenced.line(),
-            column: spanned.referenced.column(),
-            field: field.to_string(),
-            message: message.into(),
-        });
-    }
 }
 
 /// One pipeline on its own (the control plane's translated requests).

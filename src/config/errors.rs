@@ -1,0 +1,109 @@
+//! Config problems, reported all at once: each with its file, line, column and field path, and a
+//! message that says what would be right (`teach.rs` adds "did you mean"). [`Checker`] collects
+//! them while validation goes on past the first.
+
+use std::fmt;
+
+use serde_saphyr::Spanned;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: String,
+    pub line: u64,
+    pub column: u64,
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn plain(origin: &str, message: String) -> Self {
+        Self { origin: origin.to_string(), line: 0, column: 0, field: String::new(), message }
+    }
+
+    /// An error at a spanned value of `origin`.
+    pub fn at<T>(origin: &str, spanned: &Spanned<T>, field: &str, message: String) -> Self {
+        Self {
+            origin: origin.to_string(),
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            field: field.to_string(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        write!(f, ": ")?;
+        if !self.field.is_empty() {
+            write!(f, "`{}`: ", self.field)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Every problem found in a config, so a user fixes them in one round.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub fn single(e: ConfigError) -> Self {
+        Self(vec![e])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects every problem of a config (with file, line, column and field) instead of stopping at
+/// the first; connectors' config modules validate with it through `config::kit`.
+pub struct Checker<'a> {
+    pub(crate) origin: &'a str,
+    pub(crate) errors: Vec<ConfigError>,
+    /// `api.account_id`/`api.region`, read first: ARNs the config implies (a Kinesis stream given
+    /// by name) are built with them, never with a process-wide value (issue #23).
+    pub(crate) identity: super::security::Identity,
+}
+
+impl Checker<'_> {
+    /// Problems found so far: a validator compares before and after to know whether its part passed.
+    pub fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// A problem of the file as a whole (no single value to point at).
+    pub fn plain(&mut self, message: impl Into<String>) {
+        self.errors.push(ConfigError::plain(self.origin, message.into()));
+    }
+
+    /// Who the daemon is in ARNs the config implies (`api.account_id`, `api.region`).
+    pub fn identity(&self) -> &crate::identity::Identity {
+        &self.identity
+    }
+
+    /// A problem with `spanned`'s value, at its line and column, naming `field`.
+    pub fn at<T>(&mut self, spanned: &Spanned<T>, field: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            origin: self.origin.to_string(),
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+}

@@ -1,0 +1,189 @@
+//! What a validated config says: the typed specs the daemon runs from. Nothing here parses or
+//! checks (that is `validate.rs`); each connector's own spec lives in its folder.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ApiLimits, EndpointSpec, SourceSpec};
+use crate::format::compression::Compression;
+use crate::format::convert::ConversionSpec;
+use crate::format::object_key::KeyTemplate;
+use crate::process::deaggregate::SubRecordType;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub limits: ApiLimits,
+    pub identity: super::security::Identity,
+    pub security: super::security::ApiSecurity,
+    /// `None`: CreateDeliveryStream is refused (no bucket mapping was configured).
+    pub control_plane: Option<super::control_plane::ControlPlane>,
+    pub storage: StorageSettings,
+    pub pipelines: Vec<PipelineSpec>,
+    pub auto_create: Option<AutoCreate>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StorageSettings {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub segment_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineSpec {
+    pub name: String,
+    pub source: SourceSpec,
+    pub buffering: Buffering,
+    /// The object store: the destination itself, or the backup of an `endpoint`.
+    pub destination: ObjectDestination,
+    /// Where batches are sent when the destination is not an object store (HTTP endpoint, ...).
+    pub endpoint: Option<Arc<EndpointSpec>>,
+    pub max_wal_bytes: Option<u64>,
+    /// Undelivered records older than this are dropped (logged and counted), as Firehose does.
+    pub retention: Duration,
+    pub delivery: DeliverySettings,
+    pub processors: Vec<ProcessorSpec>,
+    pub dynamic_partitioning: Option<DynamicPartitioning>,
+    /// Firehose's VersionId: 1, raised by each UpdateDestination; it appears in object names.
+    pub version: u32,
+    pub quotas: Quotas,
+    /// Where the pipeline was declared: a config file's name, or "the Firehose API".
+    pub origin: String,
+}
+
+/// Direct PUT throughput quotas per stream; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quotas {
+    pub records_per_second: Option<std::num::NonZeroU32>,
+    pub bytes_per_second: Option<std::num::NonZeroU32>,
+    pub requests_per_second: Option<std::num::NonZeroU32>,
+}
+
+impl Quotas {
+    pub fn is_unlimited(&self) -> bool {
+        *self == Quotas::default()
+    }
+}
+
+/// S3 server-side encryption for the objects written (Firehose's KMSEncryptionConfig, or the
+/// stream's own encryption switched on with StartDeliveryStreamEncryption).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3 (`AES256`).
+    S3Managed,
+    /// SSE-KMS with this key.
+    Kms { key_id: String },
+}
+
+/// A validated built-in processor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessorSpec {
+    GzipDecompression,
+    CloudWatchLogProcessing,
+    Deaggregation(SubRecordType),
+    /// The jq query (it compiled during validation).
+    MetadataExtraction(String),
+    /// The jq transform (sluice's own): the query, and whether strings are written as text.
+    Jq {
+        query: String,
+        raw_output: bool,
+    },
+    AppendDelimiter,
+    Wasm(crate::process::wasm::WasmSettings),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DynamicPartitioning {
+    /// Partitions holding buffered or undelivered data at once (Firehose default 500, up to 5,000).
+    pub max_active_partitions: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buffering {
+    /// Flush when this many bytes (before compression) are buffered.
+    pub size_bytes: usize,
+    /// Flush when the oldest buffered record has waited this long; zero means at once.
+    pub interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliverySettings {
+    pub concurrency: usize,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectDestination {
+    pub store: StoreSpec,
+    /// The prefixes as configured (DescribeDeliveryStream echoes these).
+    pub configured_prefix: Option<String>,
+    pub configured_error_prefix: Option<String>,
+    /// Effective prefix, with Firehose's default time path already applied.
+    pub prefix: KeyTemplate,
+    /// Effective error prefix, with Firehose's defaults already applied.
+    pub error_prefix: KeyTemplate,
+    pub compression: Compression,
+    pub file_extension: String,
+    pub append_delimiter: bool,
+    /// JSON → Parquet/ORC; when set, `compression` is `Uncompressed` (the file compresses itself).
+    pub format_conversion: Option<Arc<ConversionSpec>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    S3 {
+        bucket: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+        force_path_style: bool,
+        encryption: Option<ServerSideEncryption>,
+    },
+    Local {
+        path: PathBuf,
+    },
+}
+
+/// Streams created on first put (a sluice extension; Firehose needs CreateDeliveryStream first).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoCreate {
+    pub(crate) template: PipelineSpec,
+    /// Streams the template may create, in all.
+    pub max_streams: usize,
+    /// An idle, fully delivered auto-created stream is closed after this long.
+    pub idle_close: Duration,
+}
+
+/// Replaced by the stream name in an auto-create template's `path`, `prefix` and `error_output_prefix`.
+pub const STREAM_PLACEHOLDER: &str = "{stream}";
+
+impl AutoCreate {
+    /// The spec for a stream created on first put. The name has already been checked by
+    /// [`valid_stream_name`], so it contains no `/`, `!{` or `..` and cannot escape the path.
+    pub fn instantiate(&self, name: &str) -> PipelineSpec {
+        let mut spec = self.template.clone();
+        spec.name = name.to_string();
+        let d = &mut spec.destination;
+        if let StoreSpec::Local { path } = &mut d.store {
+            *path = PathBuf::from(path.to_string_lossy().replace(STREAM_PLACEHOLDER, name));
+        }
+        for template in [&mut d.prefix, &mut d.error_prefix] {
+            if let Ok(t) = KeyTemplate::parse(&template.raw().replace(STREAM_PLACEHOLDER, name)) {
+                *template = t;
+            }
+        }
+        spec
+    }
+}
+
+/// Firehose's DeliveryStreamName rule (`[a-zA-Z0-9_.-]{1,64}`), minus `.` and `..`, which are
+/// valid Firehose names but would be path components here.
+pub fn valid_stream_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name != "."
+        && name != ".."
+}
