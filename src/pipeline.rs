@@ -18,7 +18,7 @@
 
 mod build;
 mod delivery;
-mod endpoint;
+mod sending;
 pub mod tap;
 mod warehouse;
 

@@ -140,7 +140,7 @@ pub(super) fn stream_type(spec: &crate::config::PipelineSpec) -> &'static str {
 
 fn describe_stream(p: &PipelineHandle, id: &crate::identity::Identity) -> serde_json::Value {
     let spec = &p.spec;
-    let d = &spec.destination;
+    let d = &spec.store;
     let created = p.created_at.duration_since(UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
     let bucket_arn = match &d.store {
         StoreSpec::S3 { bucket, .. } => format!("arn:aws:s3:::{bucket}"),
@@ -172,7 +172,7 @@ fn describe_stream(p: &PipelineHandle, id: &crate::identity::Identity) -> serde_
             obj.insert("DataFormatConversionConfiguration".into(), data_format_conversion(c));
         }
     }
-    let destination = match spec.endpoint.as_deref() {
+    let destination = match spec.sending.as_deref() {
         Some(endpoint) => {
             let (key, description) = endpoint.describe(&describe_context(spec, s3, id));
             serde_json::json!({ "DestinationId": DESTINATION_ID, key: description })

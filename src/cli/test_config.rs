@@ -185,7 +185,7 @@ fn simulate(config: &sluice::config::Config, case: &Case) -> anyhow::Result<Outc
         .map(|(i, data)| Record::new(i as u64, arrival_ms, Bytes::from(data.clone())))
         .collect();
     let (items, failed) = chain.run(records);
-    let partitioner = Partitioner::new(&spec.destination.prefix);
+    let partitioner = Partitioner::new(&spec.store.prefix);
     let render = |item_keys: Option<&sluice::process::PartitionKeys>, error: Option<ErrorOutputType>| {
         let lookup = |source: &PartitionSource, key: &str| {
             let keys = item_keys?;
@@ -201,7 +201,7 @@ fn simulate(config: &sluice::config::Config, case: &Case) -> anyhow::Result<Outc
             partition_key: &lookup,
             seed: 0,
         };
-        let template = if error.is_some() { &spec.destination.error_prefix } else { &spec.destination.prefix };
+        let template = if error.is_some() { &spec.store.error_prefix } else { &spec.store.prefix };
         template.render(&ctx).unwrap_or_else(|e| format!("<cannot render the prefix: {e}>"))
     };
     let mut outcome = Outcome { records: Vec::new(), errors: Vec::new() };

@@ -47,7 +47,7 @@ pub fn delivery_metric_names() -> impl Iterator<Item = &'static str> {
 /// A non-object destination a pipeline sends its batches to; its object store (the `backup:`)
 /// receives failed records and, with `AllData`, a copy of everything.
 #[derive(Clone, Debug, PartialEq)]
-pub enum EndpointSpec {
+pub enum SendingSpec {
     Http(crate::sink::http_endpoint::config::HttpEndpointSpec),
     Search(crate::sink::opensearch::config::SearchSpec),
     Splunk(crate::sink::splunk::config::SplunkSpec),
@@ -61,9 +61,9 @@ pub(crate) enum Validated<'a> {
     ObjectStore,
     /// Sends batches; its `backup:` store is checked by the caller. `spec` is `None` when the
     /// destination's own options had problems (already reported).
-    Sending { at: String, spec: Option<Box<EndpointSpec>>, backup: &'a Spanned<RawDestination> },
+    Sending { at: String, spec: Option<Box<SendingSpec>>, backup: &'a Spanned<RawDestination> },
     /// Stages batches in its own object store first (Redshift).
-    Staged(Box<(ObjectDestination, EndpointSpec)>),
+    Staged(Box<(ObjectDestination, SendingSpec)>),
     /// Staged, with problems (already reported).
     Invalid,
 }
@@ -75,28 +75,28 @@ pub(crate) fn validate<'a>(
     partitions: &PartitionContext,
 ) -> Validated<'a> {
     let sending =
-        |at: String, spec: Option<EndpointSpec>, backup| Validated::Sending { at, spec: spec.map(Box::new), backup };
+        |at: String, spec: Option<SendingSpec>, backup| Validated::Sending { at, spec: spec.map(Box::new), backup };
     match &d.value {
         RawDestination::S3(_) | RawDestination::Local(_) => Validated::ObjectStore,
         RawDestination::HttpEndpoint(h) => {
             let at = format!("{field}.http_endpoint");
-            let spec = crate::sink::http_endpoint::config::validate(c, h, &at).map(EndpointSpec::Http);
+            let spec = crate::sink::http_endpoint::config::validate(c, h, &at).map(SendingSpec::Http);
             sending(at, spec, &h.backup)
         }
         RawDestination::Opensearch(s) | RawDestination::Elasticsearch(s) => {
             let elasticsearch = matches!(d.value, RawDestination::Elasticsearch(_));
             let at = format!("{field}.{}", if elasticsearch { "elasticsearch" } else { "opensearch" });
-            let spec = crate::sink::opensearch::config::validate(c, s, &at, elasticsearch).map(EndpointSpec::Search);
+            let spec = crate::sink::opensearch::config::validate(c, s, &at, elasticsearch).map(SendingSpec::Search);
             sending(at, spec, &s.backup)
         }
         RawDestination::Splunk(s) => {
             let at = format!("{field}.splunk");
-            let spec = crate::sink::splunk::config::validate(c, s, &at).map(EndpointSpec::Splunk);
+            let spec = crate::sink::splunk::config::validate(c, s, &at).map(SendingSpec::Splunk);
             sending(at, spec, &s.backup)
         }
         RawDestination::Postgres(p) => {
             let at = format!("{field}.postgres");
-            let spec = crate::sink::postgres::config::validate(c, p, &at).map(EndpointSpec::Postgres);
+            let spec = crate::sink::postgres::config::validate(c, p, &at).map(SendingSpec::Postgres);
             sending(at, spec, &p.backup)
         }
         RawDestination::Redshift(r) => {
@@ -105,7 +105,7 @@ pub(crate) fn validate<'a>(
                 c.at(d, &at, "dynamic partitioning applies to S3 destinations only (Firehose rule)");
             }
             match crate::sink::redshift::config::validate(c, r, &at, partitions) {
-                Some((store, spec)) => Validated::Staged(Box::new((store, EndpointSpec::Redshift(spec)))),
+                Some((store, spec)) => Validated::Staged(Box::new((store, SendingSpec::Redshift(spec)))),
                 None => Validated::Invalid,
             }
         }
@@ -146,26 +146,26 @@ pub const DELIVERY_METRICS: &[&DeliveryMetric] = &[
     &crate::sink::redshift::firehose::METRIC,
 ];
 
-impl EndpointSpec {
+impl SendingSpec {
     /// The `<destination>` of its `sluice_delivery_to_<destination>_*` metrics (Firehose's DeliveryTo…).
     pub fn metric_name(&self) -> &'static str {
         match self {
-            EndpointSpec::Http(_) => crate::sink::http_endpoint::firehose::METRIC.name,
-            EndpointSpec::Search(_) => crate::sink::opensearch::firehose::METRIC.name,
-            EndpointSpec::Splunk(_) => crate::sink::splunk::firehose::METRIC.name,
-            EndpointSpec::Postgres(_) => crate::sink::postgres::firehose::METRIC.name,
-            EndpointSpec::Redshift(_) => crate::sink::redshift::firehose::METRIC.name,
+            SendingSpec::Http(_) => crate::sink::http_endpoint::firehose::METRIC.name,
+            SendingSpec::Search(_) => crate::sink::opensearch::firehose::METRIC.name,
+            SendingSpec::Splunk(_) => crate::sink::splunk::firehose::METRIC.name,
+            SendingSpec::Postgres(_) => crate::sink::postgres::firehose::METRIC.name,
+            SendingSpec::Redshift(_) => crate::sink::redshift::firehose::METRIC.name,
         }
     }
 
     /// Its DescribeDeliveryStream member and description.
     pub fn describe(&self, ctx: &DescribeContext) -> (&'static str, Value) {
         match self {
-            EndpointSpec::Http(h) => crate::sink::http_endpoint::firehose::describe(h, ctx),
-            EndpointSpec::Search(s) => crate::sink::opensearch::firehose::describe(s, ctx),
-            EndpointSpec::Splunk(s) => crate::sink::splunk::firehose::describe(s, ctx),
-            EndpointSpec::Postgres(p) => crate::sink::postgres::firehose::describe(p, ctx),
-            EndpointSpec::Redshift(r) => crate::sink::redshift::firehose::describe(r, ctx),
+            SendingSpec::Http(h) => crate::sink::http_endpoint::firehose::describe(h, ctx),
+            SendingSpec::Search(s) => crate::sink::opensearch::firehose::describe(s, ctx),
+            SendingSpec::Splunk(s) => crate::sink::splunk::firehose::describe(s, ctx),
+            SendingSpec::Postgres(p) => crate::sink::postgres::firehose::describe(p, ctx),
+            SendingSpec::Redshift(r) => crate::sink::redshift::firehose::describe(r, ctx),
         }
     }
 
@@ -173,32 +173,32 @@ impl EndpointSpec {
     /// are not HTTP, and their URL holds the password.
     pub fn url(&self) -> Option<&str> {
         match self {
-            EndpointSpec::Http(h) => Some(&h.url),
-            EndpointSpec::Search(s) => Some(&s.endpoint),
-            EndpointSpec::Splunk(s) => Some(&s.endpoint),
-            EndpointSpec::Postgres(_) | EndpointSpec::Redshift(_) => None,
+            SendingSpec::Http(h) => Some(&h.url),
+            SendingSpec::Search(s) => Some(&s.endpoint),
+            SendingSpec::Splunk(s) => Some(&s.endpoint),
+            SendingSpec::Postgres(_) | SendingSpec::Redshift(_) => None,
         }
     }
 
     pub fn retry_duration(&self) -> Duration {
         match self {
-            EndpointSpec::Http(h) => h.retry_duration,
-            EndpointSpec::Search(s) => s.retry_duration,
-            EndpointSpec::Splunk(s) => s.retry_duration,
-            EndpointSpec::Postgres(p) => p.retry_duration,
-            EndpointSpec::Redshift(r) => r.retry_duration,
+            SendingSpec::Http(h) => h.retry_duration,
+            SendingSpec::Search(s) => s.retry_duration,
+            SendingSpec::Splunk(s) => s.retry_duration,
+            SendingSpec::Postgres(p) => p.retry_duration,
+            SendingSpec::Redshift(r) => r.retry_duration,
         }
     }
 
     /// Whether every record is also written to the backup store.
     pub fn backup_all(&self) -> bool {
         match self {
-            EndpointSpec::Http(h) => h.backup_all,
-            EndpointSpec::Search(s) => s.backup_all,
-            EndpointSpec::Splunk(s) => s.backup_all,
-            EndpointSpec::Postgres(p) => p.backup_all,
+            SendingSpec::Http(h) => h.backup_all,
+            SendingSpec::Search(s) => s.backup_all,
+            SendingSpec::Splunk(s) => s.backup_all,
+            SendingSpec::Postgres(p) => p.backup_all,
             // The staged objects are the copy of everything Firehose keeps.
-            EndpointSpec::Redshift(_) => false,
+            SendingSpec::Redshift(_) => false,
         }
     }
 }

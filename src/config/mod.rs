@@ -36,7 +36,7 @@ pub use validate::{
     DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas,
     ServerSideEncryption, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
-pub use validate::{EndpointSpec, Secret};
+pub use validate::{Secret, SendingSpec};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");

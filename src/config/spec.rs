@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ApiLimits, EndpointSpec, SourceSpec};
+use super::{ApiLimits, SendingSpec, SourceSpec};
 use crate::format::compression::Compression;
 use crate::format::convert::ConversionSpec;
 use crate::format::object_key::KeyTemplate;
@@ -37,10 +37,12 @@ pub struct PipelineSpec {
     pub name: String,
     pub source: SourceSpec,
     pub buffering: Buffering,
-    /// The object store: the destination itself, or the backup of an `endpoint`.
-    pub destination: ObjectDestination,
-    /// Where batches are sent when the destination is not an object store (HTTP endpoint, ...).
-    pub endpoint: Option<Arc<EndpointSpec>>,
+    /// The object store: where records go for `s3:`/`local:`, the backup (and error output) of a
+    /// sending destination, or Redshift's staging bucket.
+    pub store: ObjectDestination,
+    /// The destination batches are sent to when it is not an object store (HTTP endpoint,
+    /// OpenSearch, Splunk, PostgreSQL, Redshift): `config::destinations` lists them.
+    pub sending: Option<Arc<SendingSpec>>,
     pub max_wal_bytes: Option<u64>,
     /// Undelivered records older than this are dropped (logged and counted), as Firehose does.
     pub retention: Duration,
@@ -166,7 +168,7 @@ impl AutoCreate {
     pub fn instantiate(&self, name: &str) -> PipelineSpec {
         let mut spec = self.template.clone();
         spec.name = name.to_string();
-        let d = &mut spec.destination;
+        let d = &mut spec.store;
         if let StoreSpec::Local { path } = &mut d.store {
             *path = PathBuf::from(path.to_string_lossy().replace(STREAM_PLACEHOLDER, name));
         }

@@ -28,7 +28,7 @@ use crate::process::deaggregate::SubRecordType;
 mod conversion;
 mod destination;
 mod processors;
-pub use super::destinations::EndpointSpec;
+pub use super::destinations::SendingSpec;
 pub use super::errors::{Checker, ConfigError, ConfigErrors};
 pub use super::kit::Secret;
 pub use super::sources::SourceSpec;
@@ -311,8 +311,8 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         name,
         source,
         buffering,
-        destination: destination?,
-        endpoint,
+        store: destination?,
+        sending: endpoint,
         max_wal_bytes: p.max_wal_bytes.as_ref().map(|b| b.value.0),
         retention: Duration::from_secs_f64(retention_hours * 3600.0),
         delivery,
@@ -361,8 +361,8 @@ pipelines:
         let p = &cfg.pipelines[0];
         assert_eq!(p.name, "clicks");
         assert_eq!(p.buffering.size_bytes, 5 << 20);
-        assert_eq!(p.destination.file_extension, ".json.gz");
-        assert_eq!(p.destination.prefix.raw(), "clicks/!{timestamp:yyyy/MM/dd}/");
+        assert_eq!(p.store.file_extension, ".json.gz");
+        assert_eq!(p.store.prefix.raw(), "clicks/!{timestamp:yyyy/MM/dd}/");
     }
 
     #[test]
@@ -404,11 +404,11 @@ pipelines:
     #[test]
     fn default_prefixes_follow_firehose() {
         let cfg = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d, prefix: logs } }\n").unwrap();
-        let d = &cfg.pipelines[0].destination;
+        let d = &cfg.pipelines[0].store;
         assert_eq!(d.prefix.raw(), "logs!{timestamp:yyyy/MM/dd/HH}/");
         assert_eq!(d.error_prefix.raw(), "logs!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/");
         let cfg = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d } }\n").unwrap();
-        assert_eq!(cfg.pipelines[0].destination.prefix.raw(), "!{timestamp:yyyy/MM/dd/HH}/");
+        assert_eq!(cfg.pipelines[0].store.prefix.raw(), "!{timestamp:yyyy/MM/dd/HH}/");
     }
 
     #[test]
@@ -434,6 +434,6 @@ pipelines:
         let cfg = load(crate::config::EMBEDDED_DEFAULT).unwrap();
         let spec = cfg.auto_create.unwrap().instantiate("orders");
         assert_eq!(spec.name, "orders");
-        assert_eq!(spec.destination.store, super::StoreSpec::Local { path: "./data/orders".into() });
+        assert_eq!(spec.store.store, super::StoreSpec::Local { path: "./data/orders".into() });
     }
 }

@@ -103,7 +103,7 @@ pub fn build_spec(stream: &StoredStream, control: &ControlPlane) -> Result<Pipel
             _ => ServerSideEncryption::S3Managed,
         })
     });
-    if let StoreSpec::S3 { encryption: sse, .. } = &mut spec.destination.store {
+    if let StoreSpec::S3 { encryption: sse, .. } = &mut spec.store.store {
         *sse = encryption;
     }
     Ok(spec)
@@ -249,8 +249,8 @@ mod tests {
         let spec = build_spec(&s, &control()).unwrap();
         assert_eq!(spec.version, 3);
         assert_eq!(spec.buffering.size_bytes, 64 << 20);
-        assert_eq!(spec.destination.store, StoreSpec::Local { path: "/tmp/sluice-test/lake".into() });
-        assert_eq!(spec.destination.configured_prefix.as_deref(), Some("p/!{timestamp:yyyy}/"));
+        assert_eq!(spec.store.store, StoreSpec::Local { path: "/tmp/sluice-test/lake".into() });
+        assert_eq!(spec.store.configured_prefix.as_deref(), Some("p/!{timestamp:yyyy}/"));
     }
 
     #[test]

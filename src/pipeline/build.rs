@@ -58,7 +58,7 @@ pub fn start(
         tracing::info!(pipeline = %name, records = report.undelivered_records, bytes = report.undelivered_bytes, torn_bytes_cut = report.torn_bytes_cut, "replaying undelivered records from the WAL");
     }
 
-    let d = &spec.destination;
+    let d = &spec.store;
     let sink = ObjectSink::new(&d.store, d.compression.content_encoding())
         .map_err(|source| PipelineError::Sink { name: name.clone(), source })?;
     // The append_delimiter processor runs last in Firehose, after partitioning, and only adds a
@@ -81,7 +81,7 @@ pub fn start(
             d.file_extension.clone()
         },
     };
-    let metrics = match spec.endpoint.as_deref() {
+    let metrics = match spec.sending.as_deref() {
         Some(endpoint) => PipelineMetrics::new(&name).for_destination(endpoint.metric_name()),
         None => PipelineMetrics::new(&name),
     };
@@ -111,11 +111,11 @@ pub fn start(
         _ => None,
     };
     let status = Arc::new(PipelineStatus::default());
-    let probe = match spec.endpoint.as_deref().and_then(|e| e.url()) {
+    let probe = match spec.sending.as_deref().and_then(|e| e.url()) {
         Some(url) => sink.probe().with_endpoint(url),
         None => sink.probe(),
     };
-    let (endpoint, warehouse) = match spec.endpoint.as_deref() {
+    let (endpoint, warehouse) = match spec.sending.as_deref() {
         Some(e) => crate::sink::open(e, &name, &identity.stream_arn(&name))
             .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
         None => (None, None),
@@ -128,7 +128,7 @@ pub fn start(
         error_format: Arc::new(error_format),
         metrics: metrics.clone(),
         status: status.clone(),
-        endpoint,
+        sending: endpoint,
         warehouse,
         names,
     });

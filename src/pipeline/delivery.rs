@@ -34,7 +34,7 @@ pub(super) struct Delivery {
     /// Shared with `/ready`: failures in a row.
     pub(super) status: Arc<PipelineStatus>,
     /// A sending destination; `sink` is then its backup store.
-    pub(super) endpoint: Option<Arc<dyn crate::sink::destination::Destination>>,
+    pub(super) sending: Option<Arc<dyn crate::sink::destination::Destination>>,
     /// What makes every name derived from a batch unique to this state directory and stable
     /// within it (`buffer::names`): object keys, request ids, document ids, ledger ids.
     pub(super) names: NameScope,
@@ -71,7 +71,7 @@ impl Delivery {
             partition_key: &lookup,
             seed: names.random_seed(),
         };
-        let d = &self.spec.destination;
+        let d = &self.spec.store;
         let template = if error_type.is_some() { &d.error_prefix } else { &d.prefix };
         let prefix = template.render(&ctx).unwrap_or_else(|e| {
             // Partition values were checked before batching and validation renders every prefix
@@ -86,16 +86,16 @@ impl Delivery {
     /// Delivers a batch: converted to Parquet/ORC when the destination asks for it, otherwise
     /// encoded as records. Returns once everything in it is written (or expired).
     pub(super) async fn deliver(&self, batch: Batch, error_type: Option<ErrorOutputType>) -> Done {
-        if let (Some(endpoint), None) = (&self.endpoint, error_type) {
-            let backup_all = self.spec.endpoint.as_deref().is_some_and(|e| e.backup_all());
-            self.deliver_to_endpoint(&batch, endpoint.as_ref(), backup_all).await;
+        if let (Some(endpoint), None) = (&self.sending, error_type) {
+            let backup_all = self.spec.sending.as_deref().is_some_and(|e| e.backup_all());
+            self.send_batch(&batch, endpoint.as_ref(), backup_all).await;
             return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
         }
         if let (Some(redshift), None) = (&self.warehouse, error_type) {
             self.deliver_to_redshift(&batch, redshift).await;
             return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
         }
-        match (&self.spec.destination.format_conversion, error_type) {
+        match (&self.spec.store.format_conversion, error_type) {
             (Some(conversion), None) => self.deliver_converted(&batch, conversion.clone()).await,
             _ => {
                 let kind = if error_type.is_some() { "errors" } else { "data" };
@@ -125,7 +125,7 @@ impl Delivery {
         self.metrics.failed_conversion_records.increment(failures.len() as u64);
         self.metrics.failed_conversion_bytes.increment(failed_bytes as u64);
         if let Some(file) = file {
-            let key = self.object_key(batch, None, "data", &self.spec.destination.file_extension);
+            let key = self.object_key(batch, None, "data", &self.spec.store.file_extension);
             self.write_retrying(&key, batch, true, converted_count, || {
                 let file = file.clone();
                 move |out: &mut (dyn std::io::Write + Send)| out.write_all(&file)

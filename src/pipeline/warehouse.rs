@@ -16,7 +16,7 @@ use crate::sink::retry::{Retried, RetryPolicy};
 
 impl Delivery {
     pub(super) async fn deliver_to_redshift(&self, batch: &Batch, redshift: &Redshift) {
-        let StoreSpec::S3 { bucket, .. } = &self.spec.destination.store else {
+        let StoreSpec::S3 { bucket, .. } = &self.spec.store.store else {
             // Validation allows only an S3 bucket as the intermediate store.
             tracing::error!(pipeline = %self.spec.name, "Redshift needs an S3 intermediate bucket; batch left staged");
             return;
@@ -26,7 +26,7 @@ impl Delivery {
             return;
         }
         let manifest = manifest(&[format!("s3://{bucket}/{key}")]);
-        let manifest_key = manifest_key(&key, self.spec.destination.prefix.raw());
+        let manifest_key = manifest_key(&key, self.spec.store.prefix.raw());
         if !self.write_bytes(&manifest_key, batch, manifest.clone()).await {
             return;
         }
@@ -36,7 +36,7 @@ impl Delivery {
             initial: self.spec.delivery.retry_initial,
             max: self.spec.delivery.retry_max,
             jitter: 0.15,
-            duration: self.spec.endpoint.as_deref().map_or(std::time::Duration::ZERO, |e| e.retry_duration()),
+            duration: self.spec.sending.as_deref().map_or(std::time::Duration::ZERO, |e| e.retry_duration()),
         };
         let outcome = policy
             .run(

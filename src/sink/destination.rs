@@ -1,7 +1,7 @@
 //! Destinations a batch is *sent* to, rather than written to as an object: the HTTP endpoint,
 //! OpenSearch, Splunk HEC and PostgreSQL (a request per part of a batch, per-record outcomes).
 //!
-//! What they share lives outside them, in `pipeline/endpoint.rs`: the retry loop ([`RetryPolicy`],
+//! What they share lives outside them, in `pipeline/sending.rs`: the retry loop ([`RetryPolicy`],
 //! backoff with jitter up to a retry duration), request ids derived from the batch's identity,
 //! error records in the backup store's error prefix, the `AllData` backup copy, metrics and `/ready`.
 //!

@@ -17,7 +17,7 @@ pub use self::object_store::{ObjectSink, SinkError};
 pub use self::probe::Probe;
 use std::sync::Arc;
 
-use crate::config::EndpointSpec;
+use crate::config::SendingSpec;
 use destination::Destination;
 
 /// The runtime half of the registry (`config::destinations` lists the kinds): the destination a
@@ -26,12 +26,12 @@ use destination::Destination;
 pub type Opened = (Option<Arc<dyn Destination>>, Option<Arc<redshift::Redshift>>);
 
 /// `stream_arn` is what the HTTP endpoint protocol sends as the source (`X-Amz-Firehose-Source-Arn`).
-pub fn open(spec: &EndpointSpec, pipeline: &str, stream_arn: &str) -> Result<Opened, SinkError> {
+pub fn open(spec: &SendingSpec, pipeline: &str, stream_arn: &str) -> Result<Opened, SinkError> {
     Ok(match spec {
-        EndpointSpec::Http(h) => (Some(Arc::new(http_endpoint::HttpEndpoint::new(h, stream_arn)?)), None),
-        EndpointSpec::Search(s) => (Some(Arc::new(opensearch::OpenSearch::new(s)?)), None),
-        EndpointSpec::Splunk(s) => (Some(Arc::new(splunk::Splunk::new(s, pipeline)?)), None),
-        EndpointSpec::Postgres(p) => (Some(Arc::new(postgres::Postgres::new(p)?)), None),
-        EndpointSpec::Redshift(r) => (None, Some(Arc::new(redshift::Redshift::new(r)?))),
+        SendingSpec::Http(h) => (Some(Arc::new(http_endpoint::HttpEndpoint::new(h, stream_arn)?)), None),
+        SendingSpec::Search(s) => (Some(Arc::new(opensearch::OpenSearch::new(s)?)), None),
+        SendingSpec::Splunk(s) => (Some(Arc::new(splunk::Splunk::new(s, pipeline)?)), None),
+        SendingSpec::Postgres(p) => (Some(Arc::new(postgres::Postgres::new(p)?)), None),
+        SendingSpec::Redshift(r) => (None, Some(Arc::new(redshift::Redshift::new(r)?))),
     })
 }

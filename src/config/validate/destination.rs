@@ -9,7 +9,7 @@ pub(super) fn destination(
     d: &Spanned<RawDestination>,
     field: &str,
     partitions: &PartitionContext,
-) -> Option<(ObjectDestination, Option<Arc<EndpointSpec>>)> {
+) -> Option<(ObjectDestination, Option<Arc<SendingSpec>>)> {
     use crate::config::destinations::{validate, Validated};
     match validate(c, d, field, partitions) {
         Validated::ObjectStore => object_destination(c, d, field, partitions).map(|o| (o, None)),

@@ -17,7 +17,7 @@
 //! 3. `INSERT` the batch id with the rejected rows, then `COMMIT`.
 //!
 //! Anything else (connection lost, server restarting, `lock_timeout`, disk full) fails the attempt
-//! as a whole; nothing of it was committed, and the shared retry loop (`pipeline/endpoint.rs`)
+//! as a whole; nothing of it was committed, and the shared retry loop (`pipeline/sending.rs`)
 //! sends it again until `retry_duration_seconds`, then writes `postgres-failed` error records.
 
 pub mod config;

@@ -22,12 +22,12 @@ struct Pending {
 }
 
 impl Delivery {
-    pub(super) async fn deliver_to_endpoint(&self, batch: &Batch, endpoint: &dyn Destination, backup_all: bool) {
+    pub(super) async fn send_batch(&self, batch: &Batch, endpoint: &dyn Destination, backup_all: bool) {
         let policy = RetryPolicy {
             initial: self.spec.delivery.retry_initial,
             max: self.spec.delivery.retry_max,
             jitter: 0.15,
-            duration: self.endpoint_retry_duration(),
+            duration: self.sending_retry_duration(),
         };
         let kind = endpoint.error_output_type();
         let mut failed: Vec<Failed> = Vec::new();
@@ -115,8 +115,8 @@ impl Delivery {
         result
     }
 
-    fn endpoint_retry_duration(&self) -> std::time::Duration {
-        self.spec.endpoint.as_deref().map_or(std::time::Duration::ZERO, |e| e.retry_duration())
+    fn sending_retry_duration(&self) -> std::time::Duration {
+        self.spec.sending.as_deref().map_or(std::time::Duration::ZERO, |e| e.retry_duration())
     }
 
     /// The request ids of a batch's parts, by part number (`buffer::names`, computed once here):
@@ -185,14 +185,14 @@ mod tests {
             })
         };
         let delivery = Delivery {
-            sink: crate::sink::ObjectSink::new(&spec.destination.store, None).unwrap(),
+            sink: crate::sink::ObjectSink::new(&spec.store.store, None).unwrap(),
             spec,
             inference: None,
             format: format(false),
             error_format: format(true),
             metrics: crate::metrics::PipelineMetrics::new("p"),
             status: Default::default(),
-            endpoint: None,
+            sending: None,
             names: crate::buffer::names::NameScope::fixed(7),
             warehouse: None,
         };
@@ -201,7 +201,7 @@ mod tests {
             batch.push(Record::new(seq as u64, 1, Bytes::from(*name)), 3);
         }
         let picky = Picky { calls: AtomicU32::new(0), seen: Mutex::new(Vec::new()) };
-        delivery.deliver_to_endpoint(&batch, &picky, false).await;
+        delivery.send_batch(&batch, &picky, false).await;
         let seen = picky.seen.lock().unwrap().clone();
         assert_eq!(
             seen,
