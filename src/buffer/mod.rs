@@ -1,5 +1,7 @@
-//! Everything between "acknowledged" and "delivered": the write-ahead log, the per-partition
-//! size/interval buffers, and the tracker that turns out-of-order deliveries into a watermark.
+//! Everything between "acknowledged" and "delivered": the write-ahead log (`wal/`), the partitioner
+//! and the per-partition size/interval buffers (`partition.rs`, `batcher.rs`), batch intents and
+//! their replay after a crash (`intent.rs`, `replay.rs`), every name derived from a batch
+//! (`names.rs`), and the tracker that turns out-of-order deliveries into a watermark.
 
 pub mod batcher;
 pub mod intent;

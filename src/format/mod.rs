@@ -1,4 +1,5 @@
-//! Turning a batch of records into an object's bytes: a record encoding, then a codec.
+//! Turning a batch of records into an object: its name and prefix (`object_key.rs`, Firehose's key
+//! language), a record encoding, then a codec; and Firehose's error records (`error_record.rs`).
 //!
 //! Row encoders write records as-is (optionally newline-delimited) and the destination's codec
 //! compresses them. Columnar encoders (Parquet, ORC) compress inside the file, so they pair with

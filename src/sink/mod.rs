@@ -1,6 +1,11 @@
-//! Destinations: object stores (S3 and S3-compatible servers, a local directory), all through
-//! object_store; the sending destinations behind the `Destination` trait (HTTP endpoint,
-//! OpenSearch, Splunk, PostgreSQL); and Redshift, which loads what was staged in an object store.
+//! Destinations, where a pipeline's records go. Every pipeline has an object store
+//! (`object_store.rs`: S3 and S3-compatible servers, or a local directory, through the
+//! object_store crate), which is the destination itself or the backup of a sending destination.
+//! Each sending destination is one folder (`http_endpoint/`, `opensearch/`, `splunk/`,
+//! `postgres/`, `redshift/`) owning its options (`config.rs`), its Firehose mapping (`firehose.rs`)
+//! and its runtime, which implements the one small [`destination::Destination`] trait; Redshift
+//! loads what was staged in the object store instead. `config::destinations` lists the kinds and
+//! [`open`] starts one.
 
 pub mod destination;
 pub mod http_client;
