@@ -22,7 +22,7 @@ LAYERS = [
     ["format", "process"],
     # what a config says (typed, validated), what the API's stored streams say, metric handles; and each
     # connector's own config and Firehose mapping (`sink/<kind>/config.rs`, `firehose.rs`: "connector_config")
-    ["config", "control", "metrics", "connector_config"],
+    ["config", "stored", "metrics", "connector_config"],
     # between acknowledged and delivered: WAL, buffers, batch names
     ["buffer"],
     # connectors: they get a context from the pipeline and never import it, nor each other's layer
@@ -37,9 +37,9 @@ LAYERS = [
 
 SIDEWAYS = {
     ("format", "process"),   # error records name the processor's error output type
-    ("control", "config"),   # API-created streams are translated into config
+    ("stored", "config"),   # API-created (stored) streams are translated into config
     ("metrics", "config"),   # quota gauges are set from the config's quotas
-    ("config", "connector_config"), ("control", "connector_config"),   # the registry lists the connectors
+    ("config", "connector_config"), ("stored", "connector_config"),   # the registry lists the connectors
     ("connector_config", "config"),   # connectors validate with config::kit
     ("api", "cli"), ("cli", "api"), ("main", "api"), ("main", "cli"), ("main", "bench"), ("bench", "api"),
 }

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{ok_json, parse, ApiError, ApiState};
-use crate::control::translate::{supported_destination, UNSUPPORTED_DESTINATIONS};
-use crate::control::{merge, Encryption, StoredStream, StreamStatus, Tag};
 use crate::daemon::{ControlError, Daemon};
+use crate::stored::translate::{supported_destination, UNSUPPORTED_DESTINATIONS};
+use crate::stored::{merge, Encryption, StoredStream, StreamStatus, Tag};
 
 pub const STREAM_TYPES: &[&str] = &["DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource"];
 const MAX_TAGS: usize = 50;

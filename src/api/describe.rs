@@ -46,11 +46,11 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
                 "DeliveryStreamARN": state.daemon.identity().stream_arn(&stored.name),
                 "DeliveryStreamStatus": stored.status.name(),
                 "DeliveryStreamType": stored.stream_type,
-                "DeliveryStreamEncryptionConfiguration": crate::control::describe::encryption(&stored),
+                "DeliveryStreamEncryptionConfiguration": crate::stored::describe::encryption(&stored),
                 "VersionId": stored.version.to_string(),
                 "CreateTimestamp": created,
                 "LastUpdateTimestamp": stored.updated_ms as f64 / 1000.0,
-                "Destinations": [crate::control::describe::destination(&stored)],
+                "Destinations": [crate::stored::describe::destination(&stored)],
                 "HasMoreDestinations": false,
             });
             if let (Some(source), Some(o)) = (&stored.source, d.as_object_mut()) {

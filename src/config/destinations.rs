@@ -113,7 +113,7 @@ pub(crate) fn validate<'a>(
 }
 
 /// The Firehose members (CreateDeliveryStream, UpdateDestination) of the destinations listed here;
-/// the S3 ones are `control::translate`'s own.
+/// the S3 ones are `stored::translate`'s own.
 pub const FIREHOSE_MEMBERS: &[&str] = &[
     crate::sink::http_endpoint::firehose::MEMBER,
     crate::sink::opensearch::firehose::MEMBER,

@@ -1,5 +1,5 @@
 //! Pipelines added, changed and removed while the daemon runs: the control plane's side of the
-//! daemon. Every change is stored first (`control::StreamStore`) and then applied, so a crash in
+//! daemon. Every change is stored first (`stored::StreamStore`) and then applied, so a crash in
 //! between is finished by the next start.
 //!
 //! * **Create** stores the stream, then starts its pipeline.
@@ -20,7 +20,7 @@ use thiserror::Error;
 use super::Daemon;
 use crate::config::control_plane::ControlPlane;
 use crate::config::{Config, PipelineSpec};
-use crate::control::{build_spec, StoredStream, StreamStatus, StreamStore};
+use crate::stored::{build_spec, StoredStream, StreamStatus, StreamStore};
 
 #[derive(Debug, Error)]
 pub enum ControlError {

@@ -1,7 +1,7 @@
 //! Reading a Firehose request's JSON (CreateDeliveryStream, UpdateDestination) into a sluice
 //! `destination:` block: every member either maps onto something sluice runs or is refused with
 //! InvalidArgumentException naming it, so nothing is accepted and then ignored. Each destination's
-//! `firehose.rs` translates its own member with these; `control::translate` does the rest.
+//! `firehose.rs` translates its own member with these; `stored::translate` does the rest.
 
 use serde_json::{Map, Value};
 use thiserror::Error;

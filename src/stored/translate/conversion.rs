@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::{refuse, Members, Result};
 use crate::config::control_plane::ControlPlane;
-use crate::control::TranslateError;
+use crate::stored::TranslateError;
 
 /// `DataFormatConversionConfiguration` → sluice's `format_conversion`. The schema comes from the
 /// schema file `control_plane.tables` maps the Glue `DatabaseName.TableName` to.

@@ -1,4 +1,5 @@
-//! The control plane: delivery streams created, updated and deleted over the Firehose API.
+//! Stored streams: delivery streams created, updated and deleted over the Firehose API (the control
+//! plane: `api/control.rs` answers the operations, `daemon/control.rs` applies them).
 //!
 //! A stream created with CreateDeliveryStream is kept as the request said it, in
 //! `<storage dir>/streams/<name>.json` (written to a temporary file, fsynced, renamed over, and the
