@@ -168,6 +168,9 @@ const RECHECK_EVERY: Duration = Duration::from_secs(30);
 async fn run(options: RunOptions) -> anyhow::Result<()> {
     let RunOptions { source, overrides, watch_config, require_healthy, insecure_no_auth, shutdown_timeout } = options;
     let cfg = overrides.apply(source.load()?);
+    // First, so a second daemon on this state directory exits before touching anything. Held until
+    // `run` returns; the kernel releases it on any exit, kill -9 included.
+    let _state_lock = sluice::state_lock::StateDirLock::acquire(&cfg.storage.dir)?;
     if !cfg.listen.ip().is_loopback() && cfg.security.access_keys.is_none() {
         if !insecure_no_auth {
             anyhow::bail!(
@@ -184,8 +187,6 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     let handle = metrics::install();
     let fd_limit = api::server::raise_fd_limit();
     let (listen, limits) = (cfg.listen, cfg.limits);
-    // Held until `run` returns; the kernel releases it on any exit, kill -9 included.
-    let _state_lock = sluice::state_lock::StateDirLock::acquire(&cfg.storage.dir)?;
     let daemon = Daemon::start(cfg).context("cannot start pipelines")?;
     cli::reload::spawn(daemon.clone(), source, overrides, watch_config);
     // Before accepting traffic: is every destination reachable, with working credentials?

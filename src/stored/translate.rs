@@ -42,7 +42,8 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
     let (destination, buffering, processing) = match key {
         "S3DestinationConfiguration" | "ExtendedS3DestinationConfiguration" => {
             let extended = key.starts_with("Extended");
-            let m = Members::of(config, key, if extended { EXTENDED_S3 } else { S3_MEMBERS })?;
+            let extended_members: Vec<&str> = S3_MEMBERS.iter().chain(EXTENDED_S3_ONLY).copied().collect();
+            let m = Members::of(config, key, if extended { &extended_members } else { S3_MEMBERS })?;
             let (mut store, _) = object_store(&m, control)?;
             if extended {
                 extended_s3(&m, &mut store, control)?;
@@ -63,14 +64,16 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
             }
             (store, m.get("BufferingHints"), m.get("ProcessingConfiguration").map(|p| (p, m.child("ProcessingConfiguration"))))
         }
-        other if crate::config::destinations::FIREHOSE_MEMBERS.contains(&other) => {
-            let t = crate::config::destinations::translate(other, config, control).unwrap_or_else(|| refuse("internal: a listed destination has no translation"))?;
-            (t.destination, t.buffering, t.processing)
-        }
-        other if UNSUPPORTED_DESTINATIONS.contains(&other) => {
-            return refuse(format!("{other} is not supported by sluice: it delivers to S3-compatible stores, local directories, HTTP endpoints, OpenSearch/Elasticsearch, Splunk and Redshift"))
-        }
-        other => return refuse(format!("{other} is not a destination configuration sluice knows")),
+        other => match crate::config::destinations::translate(other, config, control) {
+            Some(t) => {
+                let t = t?;
+                (t.destination, t.buffering, t.processing)
+            }
+            None if UNSUPPORTED_DESTINATIONS.contains(&other) => {
+                return refuse(format!("{other} is not supported by sluice: it delivers to S3-compatible stores, local directories, HTTP endpoints, OpenSearch/Elasticsearch, Splunk and Redshift"))
+            }
+            None => return refuse(format!("{other} is not a destination configuration sluice knows")),
+        },
     };
     pipeline.insert("destination".into(), destination);
     if let Some(hints) = buffering {
@@ -93,15 +96,8 @@ pub fn pipeline(stream: &StoredStream, control: &ControlPlane) -> Result<Value> 
     Ok(Value::Object(pipeline))
 }
 
-const EXTENDED_S3: &[&str] = &[
-    "RoleARN",
-    "BucketARN",
-    "Prefix",
-    "ErrorOutputPrefix",
-    "BufferingHints",
-    "CompressionFormat",
-    "EncryptionConfiguration",
-    "CloudWatchLoggingOptions",
+/// Extended S3's members beyond [`S3_MEMBERS`].
+const EXTENDED_S3_ONLY: &[&str] = &[
     "ProcessingConfiguration",
     "S3BackupMode",
     "S3BackupConfiguration",
