@@ -2,8 +2,8 @@
 //!
 //! A source with options is one folder, `src/source/<kind>/`, which owns them in `config.rs` (its
 //! options as written, its validated spec, its rules) beside its runtime. Adding one is that folder
-//! plus one line in each `match` of this file and one arm in `source::open`. Direct PUT, stdin and
-//! the Firehose HTTP endpoint have at most a field or two, kept here.
+//! plus one line in each `match` of this file and one arm in `source::open`. Direct PUT and stdin
+//! have at most a field, kept here.
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -19,7 +19,7 @@ pub enum RawSource {
     Kinesis(Box<crate::source::kinesis::config::RawKinesis>),
     /// Firehose's own HTTP endpoint delivery (protocol 1.0), so an AWS Firehose stream, or
     /// another sluice, can deliver here: `POST /http-endpoint/<name>` on the API port.
-    FirehoseHttpEndpoint(RawFirehoseHttpEndpoint),
+    FirehoseHttpEndpoint(crate::source::firehose_http::config::RawFirehoseHttpEndpoint),
     /// Lines on standard input: `tail -F app.log | sluice run --config pipe.yaml`.
     Stdin(RawStdin),
     /// Plain HTTP: `POST` an NDJSON, text or raw body to `path` on the API port.
@@ -35,16 +35,6 @@ pub enum RawSource {
 pub struct RawStdin {
     /// Longer lines are cut to this many bytes (counted; default 1 MiB).
     pub max_line_bytes: Option<Spanned<ByteSize>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFirehoseHttpEndpoint {
-    /// The AccessKey the sender is configured with (`X-Amz-Firehose-Access-Key`).
-    pub access_key: Option<Spanned<String>>,
-    /// Several accepted keys (a rotation: old and new), in addition to `access_key`.
-    #[serde(default)]
-    pub access_keys: Vec<Spanned<String>>,
 }
 
 impl Default for RawSource {
@@ -126,9 +116,9 @@ pub fn describe(spec: &SourceSpec, role_arn: &str, start_seconds: f64) -> Option
 pub(crate) fn validate(c: &mut Checker, raw: &RawSource, name: &str, field: &str) -> Option<SourceSpec> {
     Some(match raw {
         RawSource::DirectPut(_) => SourceSpec::DirectPut,
-        RawSource::FirehoseHttpEndpoint(h) => SourceSpec::FirehoseHttpEndpoint {
-            access_keys: h.access_key.iter().chain(&h.access_keys).map(|k| Secret::new(k.value.clone())).collect(),
-        },
+        RawSource::FirehoseHttpEndpoint(h) => {
+            SourceSpec::FirehoseHttpEndpoint { access_keys: crate::source::firehose_http::config::access_keys(h) }
+        }
         RawSource::Stdin(s) => SourceSpec::Stdin {
             max_line_bytes: max_line_bytes(c, s.max_line_bytes.as_ref(), &format!("{field}.source.stdin")),
         },

@@ -30,7 +30,7 @@ pub struct PipelineHandle {
     /// Live records for `sluice tap`.
     pub taps: Arc<tap::Taps>,
     /// `firehose_http_endpoint` sources: records already written per sender request id, on disk.
-    pub request_memory: Option<Arc<std::sync::Mutex<crate::source::request_memory::RequestMemory>>>,
+    pub request_memory: Option<Arc<std::sync::Mutex<crate::source::firehose_http::request_memory::RequestMemory>>>,
 }
 
 impl PipelineHandle {
@@ -115,9 +115,13 @@ pub fn start(
         Some(url) => sink.probe().with_endpoint(url),
         None => sink.probe(),
     };
-    let (endpoint, warehouse) = match spec.sending.as_deref() {
-        Some(e) => crate::sink::open(e, &name, &identity.stream_arn(&name))
-            .map_err(|source| PipelineError::Sink { name: name.clone(), source })?,
+    let (endpoint, loader) = match spec.sending.as_deref() {
+        Some(e) => match crate::sink::open(e, &name, &identity.stream_arn(&name))
+            .map_err(|source| PipelineError::Sink { name: name.clone(), source })?
+        {
+            crate::sink::Opened::Sends(d) => (Some(d), None),
+            crate::sink::Opened::Loads(l) => (None, Some(l)),
+        },
         None => (None, None),
     };
     let delivery = Arc::new(Delivery {
@@ -129,7 +133,7 @@ pub fn start(
         metrics: metrics.clone(),
         status: status.clone(),
         sending: endpoint,
-        warehouse,
+        loader,
         names,
     });
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -160,11 +164,12 @@ pub fn start(
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
     let request_memory = match spec.source {
         crate::config::SourceSpec::FirehoseHttpEndpoint { .. } => {
-            let memory =
-                crate::source::request_memory::RequestMemory::open(&dir).map_err(|e| PipelineError::Processor {
+            let memory = crate::source::firehose_http::request_memory::RequestMemory::open(&dir).map_err(|e| {
+                PipelineError::Processor {
                     name: name.clone(),
                     message: format!("cannot open the request-id memory: {e}"),
-                })?;
+                }
+            })?;
             Some(Arc::new(std::sync::Mutex::new(memory)))
         }
         _ => None,

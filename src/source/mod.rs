@@ -8,13 +8,13 @@
 
 pub mod direct_put;
 pub mod file;
+pub mod firehose_http;
 pub mod http;
 pub mod journald;
 pub mod kinesis;
 pub mod lines;
 pub mod positions;
 pub mod quota;
-pub mod request_memory;
 pub mod stdin;
 
 use async_trait::async_trait;
