@@ -19,8 +19,8 @@
 mod build;
 mod delivery;
 mod sending;
+mod staged;
 pub mod tap;
-mod warehouse;
 
 pub use crate::clock::now_ms;
 pub use crate::status::PipelineStatus;

@@ -122,6 +122,17 @@ pub const FIREHOSE_MEMBERS: &[&str] = &[
     crate::sink::redshift::firehose::MEMBER,
 ];
 
+/// A stored destination member made ready for DescribeDeliveryStream: its secrets taken out and
+/// its kind's own defaults filled in (the common ones are `stored::describe`'s).
+pub fn describe_stored(member: &str, d: &mut serde_json::Map<String, Value>) {
+    match member {
+        crate::sink::http_endpoint::firehose::MEMBER => crate::sink::http_endpoint::firehose::describe_stored(d),
+        crate::sink::splunk::firehose::MEMBER => crate::sink::splunk::firehose::describe_stored(d),
+        crate::sink::redshift::firehose::MEMBER => crate::sink::redshift::firehose::describe_stored(d),
+        _ => {}
+    }
+}
+
 /// The `destination:` block for a Firehose destination member, if it is one of these kinds.
 pub fn translate<'a>(member: &str, config: &'a Value, control: &ControlPlane) -> Option<Result<Translated<'a>>> {
     Some(match member {

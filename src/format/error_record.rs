@@ -66,10 +66,13 @@ struct Position<'a> {
     subsequence_number: Option<u64>,
 }
 
+/// The one error output type whose records spell the position differently (spec §6).
+const HTTP_ENDPOINT_FAILED: ErrorOutputType = ErrorOutputType::DeliveryFailed("http-endpoint-failed");
+
 fn position(failed: &Failed) -> Option<Position<'_>> {
     let kinesis = failed.record.kinesis.as_deref()?;
     let sub = Some(kinesis.subsequence_number);
-    let http = failed.kind == ErrorOutputType::HttpEndpointFailed;
+    let http = failed.kind == HTTP_ENDPOINT_FAILED;
     Some(Position {
         sequence_number: &kinesis.sequence_number,
         sub_sequence_number: sub.filter(|_| !http),
@@ -161,6 +164,6 @@ mod tests {
         let three = serde_json::json!(3);
         assert_eq!(fields(ErrorOutputType::FormatConversionFailed), (seq.clone(), three.clone(), none.clone()));
         assert_eq!(fields(ErrorOutputType::ProcessingFailed), (seq.clone(), three.clone(), none.clone()));
-        assert_eq!(fields(ErrorOutputType::HttpEndpointFailed), (seq, none, three));
+        assert_eq!(fields(HTTP_ENDPOINT_FAILED), (seq, none, three));
     }
 }

@@ -38,8 +38,8 @@ pub(super) struct Delivery {
     /// What makes every name derived from a batch unique to this state directory and stable
     /// within it (`buffer::names`): object keys, request ids, document ids, ledger ids.
     pub(super) names: NameScope,
-    /// Redshift: each data batch, once staged in `sink`, is loaded with COPY (`warehouse.rs`).
-    pub(super) warehouse: Option<Arc<crate::sink::redshift::Redshift>>,
+    /// A warehouse (Redshift): each data batch, once staged in `sink`, is loaded (`staged.rs`).
+    pub(super) loader: Option<Arc<dyn crate::sink::loader::Loader>>,
 }
 
 impl Delivery {
@@ -91,8 +91,8 @@ impl Delivery {
             self.send_batch(&batch, endpoint.as_ref(), backup_all).await;
             return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
         }
-        if let (Some(redshift), None) = (&self.warehouse, error_type) {
-            self.deliver_to_redshift(&batch, redshift).await;
+        if let (Some(loader), None) = (&self.loader, error_type) {
+            self.deliver_staged(&batch, loader.as_ref()).await;
             return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
         }
         match (&self.spec.store.format_conversion, error_type) {

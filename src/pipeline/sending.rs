@@ -147,7 +147,7 @@ mod tests {
             "picky"
         }
         fn error_output_type(&self) -> crate::process::ErrorOutputType {
-            crate::process::ErrorOutputType::HttpEndpointFailed
+            crate::process::ErrorOutputType::DeliveryFailed("picky-failed")
         }
         fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {
             std::iter::once(0..records.len()).collect()
@@ -194,7 +194,7 @@ mod tests {
             status: Default::default(),
             sending: None,
             names: crate::buffer::names::NameScope::fixed(7),
-            warehouse: None,
+            loader: None,
         };
         let mut batch = Batch::new("".into(), None, std::time::Instant::now());
         for (seq, name) in ["ok1", "bad1", "slow1", "ok2"].iter().enumerate() {

@@ -50,22 +50,16 @@ impl Item {
     }
 }
 
-/// Firehose's `!{firehose:error-output-type}` values that sluice produces.
+/// Firehose's `!{firehose:error-output-type}` values: where in a record's life it failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorOutputType {
     ProcessingFailed,
     DecompressionFailed,
     FormatConversionFailed,
-    /// Records the HTTP endpoint did not take within the retry duration.
-    HttpEndpointFailed,
-    /// Documents OpenSearch/Elasticsearch rejected, or did not take within the retry duration.
-    OpenSearchFailed,
-    /// Events Splunk HEC did not acknowledge within the retry duration.
-    SplunkFailed,
-    /// Rows PostgreSQL refused, or that could not be loaded within the retry duration.
-    PostgresFailed,
-    /// Staged batches Redshift's COPY did not load within the retry duration (their manifests).
-    RedshiftFailed,
+    /// A destination gave the records up (refused, or not taken within its retry duration). The
+    /// value is Firehose's name for that destination's failures (`splunk-failed`,
+    /// `AmazonOpenSearchService-failed`, ...), which each sink declares in its own folder.
+    DeliveryFailed(&'static str),
 }
 
 impl ErrorOutputType {
@@ -74,11 +68,7 @@ impl ErrorOutputType {
             ErrorOutputType::ProcessingFailed => "processing-failed",
             ErrorOutputType::DecompressionFailed => "decompression-failed",
             ErrorOutputType::FormatConversionFailed => "format-conversion-failed",
-            ErrorOutputType::HttpEndpointFailed => "http-endpoint-failed",
-            ErrorOutputType::OpenSearchFailed => "AmazonOpenSearchService-failed",
-            ErrorOutputType::SplunkFailed => "splunk-failed",
-            ErrorOutputType::PostgresFailed => "postgres-failed",
-            ErrorOutputType::RedshiftFailed => "redshift-failed",
+            ErrorOutputType::DeliveryFailed(name) => name,
         }
     }
 }

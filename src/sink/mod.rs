@@ -3,13 +3,14 @@
 //! object_store crate), which is the destination itself or the backup of a sending destination.
 //! Each sending destination is one folder (`http_endpoint/`, `opensearch/`, `splunk/`,
 //! `postgres/`, `redshift/`) owning its options (`config.rs`), its Firehose mapping (`firehose.rs`)
-//! and its runtime, which implements the one small [`destination::Destination`] trait; Redshift
-//! loads what was staged in the object store instead. `config::destinations` lists the kinds and
-//! [`open`] starts one.
+//! and its runtime, which implements the one small [`destination::Destination`] trait, or
+//! [`loader::Loader`] for a warehouse that loads what was staged in the object store (Redshift).
+//! `config::destinations` lists the kinds and [`open`] starts one.
 
 pub mod destination;
 pub mod http_client;
 pub mod http_endpoint;
+pub mod loader;
 pub mod object_store;
 pub mod opensearch;
 pub mod postgres;
@@ -24,19 +25,24 @@ use std::sync::Arc;
 
 use crate::config::SendingSpec;
 use destination::Destination;
+use loader::Loader;
 
-/// The runtime half of the registry (`config::destinations` lists the kinds): the destination a
-/// pipeline sends to, or the Redshift cluster it loads (its batches are
-/// staged as objects first, `warehouse.rs`).
-pub type Opened = (Option<Arc<dyn Destination>>, Option<Arc<redshift::Redshift>>);
+/// A pipeline's destination beyond its object store, opened.
+pub enum Opened {
+    /// Records are sent in requests ([`Destination`]).
+    Sends(Arc<dyn Destination>),
+    /// Batches are staged as objects, then loaded ([`Loader`]).
+    Loads(Arc<dyn Loader>),
+}
 
+/// The runtime half of the registry (`config::destinations` lists the kinds).
 /// `stream_arn` is what the HTTP endpoint protocol sends as the source (`X-Amz-Firehose-Source-Arn`).
 pub fn open(spec: &SendingSpec, pipeline: &str, stream_arn: &str) -> Result<Opened, SinkError> {
     Ok(match spec {
-        SendingSpec::Http(h) => (Some(Arc::new(http_endpoint::HttpEndpoint::new(h, stream_arn)?)), None),
-        SendingSpec::Search(s) => (Some(Arc::new(opensearch::OpenSearch::new(s)?)), None),
-        SendingSpec::Splunk(s) => (Some(Arc::new(splunk::Splunk::new(s, pipeline)?)), None),
-        SendingSpec::Postgres(p) => (Some(Arc::new(postgres::Postgres::new(p)?)), None),
-        SendingSpec::Redshift(r) => (None, Some(Arc::new(redshift::Redshift::new(r)?))),
+        SendingSpec::Http(h) => Opened::Sends(Arc::new(http_endpoint::HttpEndpoint::new(h, stream_arn)?)),
+        SendingSpec::Search(s) => Opened::Sends(Arc::new(opensearch::OpenSearch::new(s)?)),
+        SendingSpec::Splunk(s) => Opened::Sends(Arc::new(splunk::Splunk::new(s, pipeline)?)),
+        SendingSpec::Postgres(p) => Opened::Sends(Arc::new(postgres::Postgres::new(p)?)),
+        SendingSpec::Redshift(r) => Opened::Loads(Arc::new(redshift::Redshift::new(r)?)),
     })
 }

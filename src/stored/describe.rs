@@ -1,7 +1,7 @@
 //! DescribeDeliveryStream for an API-created stream: its stored configuration in the
 //! `…Description` shapes of the Firehose model, with the defaults AWS fills in made explicit.
-//! Secrets the request carried (an HTTP endpoint's AccessKey, Splunk's HECToken, Redshift's Password)
-//! are never echoed.
+//! Secrets the request carried are never echoed: each destination kind takes its own out
+//! (`config::destinations::describe_stored`).
 
 use serde_json::{json, Map, Value};
 
@@ -50,17 +50,9 @@ pub fn destination(stream: &StoredStream) -> Value {
             if let Some(s3) = d.remove("S3Configuration") {
                 d.insert("S3DestinationDescription".into(), s3_description(&s3));
             }
-            d.remove("HECToken");
-            d.remove("Password");
-            if let Some(Value::Object(endpoint)) = d.get_mut("EndpointConfiguration") {
-                endpoint.remove("AccessKey");
-            }
-            if key == "RedshiftDestinationConfiguration" {
-                // Redshift buffers as its intermediate S3 configuration says; it has no hints of its own.
-                d.entry("S3BackupMode").or_insert_with(|| "Disabled".into());
-            } else {
-                d.entry("BufferingHints").or_insert_with(|| json!({ "SizeInMBs": 5, "IntervalInSeconds": 300 }));
-            }
+            d.entry("BufferingHints").or_insert_with(|| json!({ "SizeInMBs": 5, "IntervalInSeconds": 300 }));
+            // Secrets out, the kind's own defaults in.
+            crate::config::destinations::describe_stored(key, &mut d);
             d.entry("CloudWatchLoggingOptions").or_insert_with(|| json!({ "Enabled": false }));
             d.entry("ProcessingConfiguration").or_insert_with(|| json!({ "Enabled": false, "Processors": [] }));
             let name = key.replace("DestinationConfiguration", "DestinationDescription");

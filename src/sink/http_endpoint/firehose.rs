@@ -18,6 +18,13 @@ pub const METRIC: DeliveryMetric = DeliveryMetric {
 
 pub const MEMBER: &str = "HttpEndpointDestinationConfiguration";
 
+/// A stored `MEMBER` made ready to describe: the endpoint's access key is never echoed.
+pub fn describe_stored(d: &mut Map<String, Value>) {
+    if let Some(Value::Object(endpoint)) = d.get_mut("EndpointConfiguration") {
+        endpoint.remove("AccessKey");
+    }
+}
+
 const MEMBERS: &[&str] = &[
     "EndpointConfiguration",
     "BufferingHints",

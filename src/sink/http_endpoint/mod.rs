@@ -148,7 +148,7 @@ impl Destination for HttpEndpoint {
     }
 
     fn error_output_type(&self) -> crate::process::ErrorOutputType {
-        crate::process::ErrorOutputType::HttpEndpointFailed
+        crate::process::ErrorOutputType::DeliveryFailed("http-endpoint-failed")
     }
 
     fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {

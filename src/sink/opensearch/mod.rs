@@ -129,7 +129,7 @@ impl Destination for OpenSearch {
     }
 
     fn error_output_type(&self) -> ErrorOutputType {
-        ErrorOutputType::OpenSearchFailed
+        ErrorOutputType::DeliveryFailed("AmazonOpenSearchService-failed")
     }
 
     fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {

@@ -355,7 +355,7 @@ impl Destination for Postgres {
     }
 
     fn error_output_type(&self) -> ErrorOutputType {
-        ErrorOutputType::PostgresFailed
+        ErrorOutputType::DeliveryFailed("postgres-failed")
     }
 
     /// One transaction per batch: COPY has no request size limit.

@@ -17,6 +17,14 @@ pub const METRIC: DeliveryMetric = DeliveryMetric {
 
 pub const MEMBER: &str = "RedshiftDestinationConfiguration";
 
+/// A stored `MEMBER` made ready to describe: the password is never echoed, and Redshift buffers as
+/// its intermediate S3 configuration says (it has no hints of its own).
+pub fn describe_stored(d: &mut Map<String, Value>) {
+    d.remove("Password");
+    d.remove("BufferingHints");
+    d.entry("S3BackupMode").or_insert_with(|| "Disabled".into());
+}
+
 const MEMBERS: &[&str] = &[
     "RoleARN",
     "ClusterJDBCURL",

@@ -1,5 +1,5 @@
 //! Redshift, loaded the way Firehose loads it: the batch is staged as an object in the intermediate
-//! S3 bucket (by the pipeline, `pipeline/warehouse.rs`), a manifest naming it is written beside it,
+//! S3 bucket (by the pipeline, `pipeline/staged.rs`), a manifest naming it is written beside it,
 //! and this client runs, over Redshift's PostgreSQL wire protocol,
 //!
 //! ```sql
@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::destination::SendError;
+use super::loader::{Loaded, Loader};
 use super::SinkError;
 pub use config::JdbcUrl;
 use config::RedshiftSpec;
@@ -35,14 +36,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const CODE_COPY: &str = "Redshift.CopyFailed";
 pub const CODE_CONNECTION: &str = "Redshift.ConnectionFailed";
-
-/// What a load did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Loaded {
-    Copied,
-    /// The batch id was found: loaded before (a replay after a crash, or a lost COMMIT answer).
-    AlreadyLoaded,
-}
 
 pub struct Redshift {
     spec: RedshiftSpec,
@@ -73,10 +66,6 @@ impl Redshift {
         };
         let name = format!("{}:{}/{}", jdbc.host, jdbc.port, jdbc.database);
         Ok(Self { spec: spec.clone(), config, tls, idle: Mutex::new(None), name })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     async fn connect(&self) -> Result<Client, SendError> {
@@ -114,7 +103,7 @@ impl Redshift {
     }
 
     /// Loads the batch whose manifest is at `manifest_url`, once.
-    pub async fn load(&self, batch_id: &str, manifest_url: &str) -> Result<Loaded, SendError> {
+    async fn load_once(&self, batch_id: &str, manifest_url: &str) -> Result<Loaded, SendError> {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
         let client = match idle {
             Some(c) if !c.is_closed() => c,
@@ -149,7 +138,7 @@ impl Redshift {
         run(client, &self.copy_statement(manifest_url)).await?;
         run(client, &format!("INSERT INTO {LEDGER} (table_name, batch_id) VALUES ({table}, {id})")).await?;
         run(client, "COMMIT").await?;
-        Ok(Loaded::Copied)
+        Ok(Loaded::Loaded)
     }
 }
 
@@ -169,9 +158,43 @@ pub fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
+#[async_trait::async_trait]
+impl Loader for Redshift {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn error_output_type(&self) -> crate::process::ErrorOutputType {
+        crate::process::ErrorOutputType::DeliveryFailed("redshift-failed")
+    }
+
+    /// A COPY manifest (Redshift's format): every staged object, mandatory.
+    fn manifest(&self, object_urls: &[String]) -> bytes::Bytes {
+        manifest(object_urls)
+    }
+
+    async fn load(&self, batch_id: &str, manifest_url: &str) -> Result<Loaded, SendError> {
+        self.load_once(batch_id, manifest_url).await
+    }
+}
+
+fn manifest(urls: &[String]) -> bytes::Bytes {
+    let entries: Vec<serde_json::Value> =
+        urls.iter().map(|u| serde_json::json!({ "url": u, "mandatory": true })).collect();
+    bytes::Bytes::from(serde_json::json!({ "entries": entries }).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifests_list_their_objects_as_mandatory() {
+        assert_eq!(
+            &manifest(&["s3://b/k.gz".to_string()])[..],
+            br#"{"entries":[{"mandatory":true,"url":"s3://b/k.gz"}]}"#
+        );
+    }
 
     #[test]
     fn jdbc_urls_parse_as_firehose_takes_them() {

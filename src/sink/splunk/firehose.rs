@@ -17,6 +17,11 @@ pub const METRIC: DeliveryMetric = DeliveryMetric {
 
 pub const MEMBER: &str = "SplunkDestinationConfiguration";
 
+/// A stored `MEMBER` made ready to describe: the HEC token is never echoed.
+pub fn describe_stored(d: &mut Map<String, Value>) {
+    d.remove("HECToken");
+}
+
 const MEMBERS: &[&str] = &[
     "HECEndpoint",
     "HECEndpointType",

@@ -164,7 +164,7 @@ impl Destination for Splunk {
     }
 
     fn error_output_type(&self) -> ErrorOutputType {
-        ErrorOutputType::SplunkFailed
+        ErrorOutputType::DeliveryFailed("splunk-failed")
     }
 
     fn requests(&self, records: &[Record]) -> Vec<std::ops::Range<usize>> {

@@ -1,6 +1,6 @@
-//! Delivery to Redshift, as Firehose does it: the batch is staged as an object in the intermediate
-//! S3 bucket, a manifest naming it is written beside it (under `manifests/` in the prefix), and the
-//! cluster loads it with COPY (`sink/redshift.rs`), once. A COPY that keeps failing past the retry
+//! Delivery to a [`Loader`], as Firehose delivers to Redshift: the batch is staged as an object in
+//! the intermediate S3 bucket, a manifest naming it is written beside it (under `manifests/` in the
+//! prefix), and the loader loads it (Redshift: COPY), once. A load that keeps failing past the retry
 //! duration is skipped: its manifest is written under the error prefix (`redshift-failed`) for a
 //! manual backfill, and the staged object stays where it is (Firehose keeps it too).
 
@@ -9,23 +9,22 @@ use std::sync::Arc;
 use super::delivery::Delivery;
 use crate::buffer::Batch;
 use crate::config::StoreSpec;
-use crate::process::ErrorOutputType;
 use crate::sink::destination::SendError;
-use crate::sink::redshift::{Loaded, Redshift};
+use crate::sink::loader::{Loaded, Loader};
 use crate::sink::retry::{Retried, RetryPolicy};
 
 impl Delivery {
-    pub(super) async fn deliver_to_redshift(&self, batch: &Batch, redshift: &Redshift) {
+    pub(super) async fn deliver_staged(&self, batch: &Batch, loader: &dyn Loader) {
         let StoreSpec::S3 { bucket, .. } = &self.spec.store.store else {
             // Validation allows only an S3 bucket as the intermediate store.
-            tracing::error!(pipeline = %self.spec.name, "Redshift needs an S3 intermediate bucket; batch left staged");
+            tracing::error!(pipeline = %self.spec.name, loader = loader.name(), "loading needs an S3 intermediate bucket; batch left staged");
             return;
         };
         let key = self.object_key(batch, None, "data", &self.format.extension);
         if !self.write_records(&key, batch, true, Arc::new(batch.records.clone()), self.format.clone()).await {
             return;
         }
-        let manifest = manifest(&[format!("s3://{bucket}/{key}")]);
+        let manifest = loader.manifest(&[format!("s3://{bucket}/{key}")]);
         let manifest_key = manifest_key(&key, self.spec.store.prefix.raw());
         if !self.write_bytes(&manifest_key, batch, manifest.clone()).await {
             return;
@@ -41,10 +40,10 @@ impl Delivery {
         let outcome = policy
             .run(
                 |_| async {
-                    match redshift.load(&batch_id, &url).await? {
-                        Loaded::Copied => {}
+                    match loader.load(&batch_id, &url).await? {
+                        Loaded::Loaded => {}
                         Loaded::AlreadyLoaded => {
-                            tracing::info!(pipeline = %self.spec.name, batch_id, manifest = %url, "batch already loaded into Redshift; skipped (exactly once)")
+                            tracing::info!(pipeline = %self.spec.name, loader = loader.name(), batch_id, manifest = %url, "batch already loaded; skipped (exactly once)")
                         }
                     }
                     Ok::<(), SendError>(())
@@ -53,7 +52,7 @@ impl Delivery {
                 |e, attempts| {
                     self.metrics.delivery_failures.increment(1);
                     self.status.delivery_failed(&format!("{}: {}", e.code, e.message));
-                    tracing::warn!(pipeline = %self.spec.name, cluster = redshift.name(), manifest = %url, attempts, code = e.code, error = %e.message, "Redshift COPY failed");
+                    tracing::warn!(pipeline = %self.spec.name, loader = loader.name(), manifest = %url, attempts, code = e.code, error = %e.message, "loading a staged batch failed");
                 },
             )
             .await;
@@ -64,8 +63,8 @@ impl Delivery {
                 self.metrics.endpoint_bytes.increment(batch.bytes as u64);
             }
             Retried::GaveUp { error, attempts } => {
-                tracing::error!(pipeline = %self.spec.name, cluster = redshift.name(), manifest = %url, attempts, code = error.code, error = %error.message, "giving up on this batch: its manifest goes to the error prefix for a backfill");
-                let kind = ErrorOutputType::RedshiftFailed;
+                tracing::error!(pipeline = %self.spec.name, loader = loader.name(), manifest = %url, attempts, code = error.code, error = %error.message, "giving up on this batch: its manifest goes to the error prefix for a backfill");
+                let kind = loader.error_output_type();
                 self.metrics.error_records(kind).increment(batch.records.len() as u64);
                 let error_key = self.object_key(batch, Some(kind), "manifest", "");
                 self.write_bytes(&error_key, batch, manifest).await;
@@ -81,13 +80,6 @@ impl Delivery {
         })
         .await
     }
-}
-
-/// A COPY manifest (Redshift's format): every staged object, mandatory.
-fn manifest(urls: &[String]) -> bytes::Bytes {
-    let entries: Vec<serde_json::Value> =
-        urls.iter().map(|u| serde_json::json!({ "url": u, "mandatory": true })).collect();
-    bytes::Bytes::from(serde_json::json!({ "entries": entries }).to_string())
 }
 
 /// The manifest's key: the object's key with `manifests/` after the prefix's fixed part
@@ -106,11 +98,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn manifests_list_their_objects_beside_them() {
-        assert_eq!(
-            &manifest(&["s3://b/k.gz".to_string()])[..],
-            br#"{"entries":[{"mandatory":true,"url":"s3://b/k.gz"}]}"#
-        );
+    fn manifests_sit_beside_their_objects() {
         assert_eq!(manifest_key("staging/2026/12/02/10/x.gz", "staging/"), "staging/manifests/2026/12/02/10/x.gz");
         assert_eq!(manifest_key("2026/12/02/10/x", ""), "manifests/2026/12/02/10/x");
     }
