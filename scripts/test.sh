@@ -8,7 +8,9 @@
 #     (a DynamoDB server for the Kinesis source's lease table),
 #   - Debian's systemd and systemd-journal-remote packages if missing (systemd-analyze verifies
 #     deploy/systemd; journalctl and real journal files test the journald source),
-#   - Debian's postgresql package if missing (the PostgreSQL destination's tests run a real server).
+#   - Debian's postgresql package if missing (the PostgreSQL destination's tests run a real server),
+#   - cargo-deb, built once into a cache outside the clone ($SLUICE_TOOLS, default ~/.cache/sluice-tools):
+#     the packaging tests build, inspect and install (dpkg) the Debian package.
 # Then: the layer check (imports point down), formatting and lint checks, unit tests, and the integration tests in tests/, which drive
 # the real binary with real clients against a real S3-compatible server.
 set -euo pipefail
@@ -55,6 +57,14 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/
     $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } ||
     { echo "missing and could not be installed: apt-get install postgresql" >&2; exit 1; }
 fi
+
+step "cargo-deb (cached in \${SLUICE_TOOLS:-~/.cache/sluice-tools})"
+SLUICE_TOOLS=${SLUICE_TOOLS:-$HOME/.cache/sluice-tools}
+CARGO_DEB_VERSION=3.6.3
+if [ "$("$SLUICE_TOOLS/bin/cargo-deb" --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DEB_VERSION" ]; then
+  cargo install cargo-deb@"$CARGO_DEB_VERSION" --locked --root "$SLUICE_TOOLS"
+fi
+export PATH="$SLUICE_TOOLS/bin:$PATH"
 
 step "layers: imports point down (scripts/check-layers.py, ARCHITECTURE.md)"
 python3 scripts/check-layers.py

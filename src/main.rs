@@ -26,10 +26,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     after_help = "Tools (not daemon operation):\n  bench     Measure throughput: ingest and delivery, processors, WASM plugins, conversion (see BENCHMARKS.md)"
 )]
 struct Cli {
-    /// Log line format: `text` for people, `json` for log collectors; `auto` is text on a
-    /// terminal and JSON otherwise (a file, journald, a container runtime).
-    #[arg(long, global = true, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = cli::logging::LogFormat::Auto)]
-    log_format: cli::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,8 +35,11 @@ enum Command {
     /// Ask a running daemon whether it is alive (GET /health); exit 0 if it is. For container
     /// health checks, where no curl is installed.
     Health {
-        #[arg(long, default_value = "http://127.0.0.1:4573/health")]
-        url: String,
+        #[command(flatten)]
+        daemon: cli::daemon_address::DaemonArgs,
+        /// The full URL to ask (overrides --endpoint; kept for older health checks).
+        #[arg(long, hide = true)]
+        url: Option<String>,
     },
     /// Run the daemon (on the embedded default config unless --config or --config-dir is given).
     Run {
@@ -72,6 +71,11 @@ enum Command {
         /// reloads).
         #[arg(long)]
         watch_config: bool,
+        /// Log line format: `text` for people, `json` for log collectors; `auto` is text on a
+        /// terminal and JSON otherwise (a file, journald, a container runtime). Every other
+        /// command reads $SLUICE_LOG_FORMAT.
+        #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = cli::logging::LogFormat::Auto)]
+        log_format: cli::logging::LogFormat,
     },
     /// Check config files, directories of them, or table schema files; print every problem with
     /// its file:line:column and exit non-zero if any is invalid.
@@ -95,11 +99,22 @@ enum Command {
     Tap(cli::observe::TapArgs),
     /// A refreshing table of every pipeline's rates, WAL bytes, freshness and latency.
     Top(cli::observe::TopArgs),
+    /// Print a shell completion script: `sluice completions bash > /etc/bash_completion.d/sluice`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `sluice man > /usr/share/man/man1/sluice.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::logging::init(cli.log_format);
+    let log_format = match &cli.command {
+        Command::Run { log_format, .. } => *log_format,
+        _ => cli::logging::LogFormat::from_env(),
+    };
+    cli::logging::init(log_format);
     let result = match cli.command {
         Command::Validate { mut paths, config } => {
             paths.extend(config);
@@ -114,6 +129,7 @@ fn main() -> ExitCode {
             insecure_no_auth,
             shutdown_timeout_seconds,
             watch_config,
+            log_format: _,
         } => runtime().and_then(|rt| {
             rt.block_on(run(RunOptions {
                 source: ConfigSource::new(config, config_dir),
@@ -129,7 +145,19 @@ fn main() -> ExitCode {
         Command::Test(args) => cli::test_config::run(args),
         Command::Tap(args) => runtime().and_then(|rt| rt.block_on(cli::observe::tap(args))),
         Command::Top(args) => runtime().and_then(|rt| rt.block_on(cli::observe::top(args))),
-        Command::Health { url } => runtime().and_then(|rt| rt.block_on(health(&url))),
+        Command::Health { daemon, url } => runtime().and_then(|rt| rt.block_on(health(&daemon, url))),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "sluice",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .context("cannot write the man page"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -140,9 +168,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn health(url: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
-    let response = client.get(url).send().await.with_context(|| format!("cannot reach {url}"))?;
+async fn health(daemon: &cli::daemon_address::DaemonArgs, url: Option<String>) -> anyhow::Result<()> {
+    let daemon = daemon.resolve()?;
+    let url = url.unwrap_or_else(|| format!("{}/health", daemon.endpoint));
+    let request = daemon.http.get(&url).timeout(Duration::from_secs(5));
+    let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
     anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
     println!("{}", response.text().await.unwrap_or_default().trim());
     Ok(())
@@ -205,7 +235,12 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         header_timeout: limits.header_timeout,
     };
     tracing::info!(address = %listen, tls = tls.is_some(), authentication = daemon.config.security.access_keys.is_some(), streams = ?daemon.names(), max_connections = server_limits.max_connections, fd_limit, "sluice is accepting Firehose API requests");
-    let app = api::router(api::ApiState { daemon: daemon.clone(), metrics: handle, body_timeout: limits.body_timeout });
+    let app = api::router(api::ApiState {
+        daemon: daemon.clone(),
+        metrics: handle,
+        body_timeout: limits.body_timeout,
+        give_up_window: limits.give_up_window,
+    });
     let janitor = {
         let daemon = daemon.clone();
         tokio::spawn(async move {

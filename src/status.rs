@@ -20,6 +20,9 @@ pub struct PipelineStatus {
     source_start_ms: AtomicI64,
     /// Why the source cannot read (files it cannot open, a stream it cannot list), until it can.
     source_problem: Mutex<Option<String>>,
+    /// When records were last given up to the error prefix (0: never), and why.
+    last_give_up_ms: AtomicI64,
+    last_give_up: Mutex<Option<String>>,
 }
 
 impl PipelineStatus {
@@ -89,6 +92,22 @@ impl PipelineStatus {
     pub(super) fn delivery_failed(&self, error: &str) {
         self.failures_in_row.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+    }
+
+    /// Records given up to the error prefix (a destination refused them or the retry duration
+    /// passed) or dropped past the retention period: `/ready` says so for a while.
+    pub fn gave_up(&self, now_ms: i64, what: String) {
+        *self.last_give_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
+        self.last_give_up_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// The last give-up since `since_ms`: when, and what was given up.
+    pub fn given_up_since(&self, since_ms: i64) -> Option<(i64, String)> {
+        let at = self.last_give_up_ms.load(Ordering::Relaxed);
+        if at == 0 || at < since_ms {
+            return None;
+        }
+        self.last_give_up.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|what| (at, what))
     }
 
     /// Failed deliveries since the last success, and the last failure's message.

@@ -94,9 +94,9 @@ def test_all_errors_of_a_file_in_one_run_with_suggestions_and_frames(tmp_path):
         """)
     assert code != 0
     lines = out.splitlines()
-    assert f"{path}:4:5: unknown field `bufering`; did you mean `buffering`?" in out, out
-    assert f"{path}:8:9: unknown field `compresion`; did you mean `compression`?" in out, out
-    assert f"{path}:10:40: unknown field `prefx`; did you mean `prefix`?" in out, out
+    assert f"{path}:4:5: `pipelines[0].bufering`: unknown field `bufering`; did you mean `buffering`?" in out, out
+    assert f"{path}:8:9: `pipelines[0].destination.local.compresion`: unknown field `compresion`; did you mean `compression`?" in out, out
+    assert f"{path}:10:40: `pipelines[1].destination.local.prefx`: unknown field `prefx`; did you mean `prefix`?" in out, out
     assert f"{path}:9:" in out and "is not a valid DeliveryStreamName" in out, "semantic errors come after the unknown fields"
     assert "4 problems" in out, out
     frame = lines.index(next(l for l in lines if "`bufering`" in l))
@@ -210,3 +210,51 @@ def test_listen_takes_a_host_name(tmp_path):
         api: { listen: "no-such-host.invalid:4573" }
         """)
     assert code != 0 and "api.listen" in out and "localhost:4573" in out, out
+
+
+def test_validate_reports_every_problem_of_a_file_past_unset_variables_and_type_errors(tmp_path):
+    # One unset variable, a value of the wrong type (with its field path), an unknown enum value and
+    # a semantic error: all four in one run (issue #25: this took four rounds).
+    code, out, path = validate(tmp_path, """
+        pipelines:
+          - name: clicks
+            buffering: { size_mb: five, interval_seconds: 60 }
+            destination:
+              s3:
+                bucket: "${NOT_SET_ANYWHERE}"
+                compression: GZ
+                error_output_prefix: "errors/!{timestamp:yyyy}/"
+                prefix: "x/!{firehose:random-string}/"
+        """, env={"NOT_SET_ANYWHERE": ""})
+    assert code != 0
+    assert "NOT_SET_ANYWHERE" in out, out
+    assert f"{path}:4:" in out and "pipelines[0].buffering.size_mb" in out, out
+    assert f"{path}:8:" in out and "GZIP" in out, out
+    assert "pipelines[0].destination.s3.error_output_prefix" in out, out
+    # The emptied bucket is the unset variable's consequence, not a fifth problem.
+    assert "(4 problems)" in out and "bucket` " not in out, out
+    assert "invalid floating point" in out and "at line 4" not in out, "the location is said once"
+
+
+def test_paths_in_a_config_are_relative_to_its_file_not_the_working_directory(tmp_path, moto):
+    conf = tmp_path / "etc"
+    (conf / "schemas").mkdir(parents=True)
+    (conf / "schemas" / "orders.yaml").write_text("columns:\n  - { name: id, type: bigint }\n")
+    (conf / "p.yaml").write_text(textwrap.dedent("""
+        storage: { dir: ./state }
+        pipelines:
+          - name: orders
+            destination:
+              local:
+                path: ./out
+                format_conversion:
+                  schema: { file: schemas/orders.yaml }
+                  input: { openx_json: {} }
+                  output: { parquet: {} }
+        """))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run([str(BINARY), "validate", "p.yaml"], cwd=conf, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([str(BINARY), "validate", str(conf / "p.yaml")], cwd=elsewhere, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -46,13 +46,13 @@ def test_the_systemd_unit_is_type_notify_with_a_watchdog():
     unit.read(DEPLOY / "systemd" / "sluice.service")
     service = unit["Service"]
     assert service["Type"] == "notify" and service["KillSignal"] == "SIGTERM"
-    assert int(service["WatchdogSec"]) > 0 and service["ExecStart"].startswith("/usr/local/bin/sluice run --config ")
+    assert int(service["WatchdogSec"]) > 0 and service["ExecStart"].startswith("/usr/bin/sluice run --config ")
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path):
     assert shutil.which("systemd-analyze"), "scripts/test.sh installs Debian's systemd package for this"
     # verify also checks that ExecStart's program exists: point it at the binary under test.
-    unit = (DEPLOY / "systemd" / "sluice.service").read_text().replace("/usr/local/bin/sluice", str(BINARY))
+    unit = (DEPLOY / "systemd" / "sluice.service").read_text().replace("/usr/bin/sluice", str(BINARY))
     (tmp_path / "sluice.service").write_text(unit)
     out = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "sluice.service")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -129,7 +129,8 @@ def test_run_config_dir_loads_every_file(tmp_path):
         for name in ["a", "b"]:
             c.put_record(DeliveryStreamName=name, Record={"Data": f"to {name}\n".encode()})
         for name in ["a", "b"]:
-            objects = wait_for_lines(lambda: local_objects(d.workdir / name), 1, what=f"pipeline {name}")
+            # `path: ./a` is relative to the file that says it (conf.d/a.yaml), not the working directory.
+            objects = wait_for_lines(lambda: local_objects(conf / name), 1, what=f"pipeline {name}")
             assert b"".join(objects.values()) == f"to {name}\n".encode()
     finally:
         d.stop()

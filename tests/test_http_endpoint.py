@@ -151,6 +151,19 @@ def test_413_is_not_retried(sluice_factory, endpoint):
     (err,) = [json.loads(line) for v in objects.values() for line in v.splitlines()]
     assert "413" in err["errorMessage"] and err["attemptsMade"] == 1
     assert len(fake.attempts) == 1
+    # Records given up make /ready say so for a while (api.not_ready_after_give_up_seconds).
+    status, body = d.ready()
+    assert status == 503 and "given up to the error prefix (http-endpoint-failed" in body["pipelines"]["web"]["reason"]
+    assert body["pipelines"]["web"]["last_give_up"]["what"].startswith("1 records were given up")
+
+
+def test_ready_ignores_give_ups_when_the_window_is_zero(sluice_factory, endpoint):
+    fake = endpoint(script=["413"])
+    d = sluice_factory("\n        api: { not_ready_after_give_up_seconds: 0 }" + config(fake.url)).start()
+    put(d, [b"too big"])
+    wait_for_lines(lambda: local_objects(d.workdir / "backup"), 1, what="the error record")
+    status, body = d.ready()
+    assert status == 200 and body["pipelines"]["web"]["last_give_up"] is None, body
 
 
 def test_all_data_backup_writes_every_record_to_the_store(sluice_factory, endpoint):

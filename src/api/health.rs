@@ -39,6 +39,11 @@ pub(super) async fn ready(State(state): State<ApiState>) -> Response {
         if failures >= NOT_READY_AFTER_FAILURES {
             reasons.push(format!("{failures} deliveries failed in a row"));
         }
+        let window = state.give_up_window.as_millis() as i64;
+        let gave_up = if window > 0 { p.status.given_up_since(now - window) } else { None };
+        if let Some((at, what)) = &gave_up {
+            reasons.push(format!("{what} {} s ago", (now - at).max(0) / 1000));
+        }
         all_ready &= reasons.is_empty();
         pipelines.insert(
             p.spec.name.clone(),
@@ -51,6 +56,7 @@ pub(super) async fn ready(State(state): State<ApiState>) -> Response {
                 "destination_check_passed": check.is_none(),
                 "delivery_failures_in_row": failures,
                 "last_delivery_error": last_error,
+                "last_give_up": gave_up.map(|(at, what)| serde_json::json!({ "at_ms": at, "what": what })),
                 "oldest_undelivered_age_seconds": p.status.oldest_undelivered_ms().map(|t| (now - t).max(0) as f64 / 1000.0),
             }),
         );

@@ -48,6 +48,8 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// How long a request body may take to arrive.
     pub body_timeout: std::time::Duration,
+    /// How long `/ready` reports records given up to the error prefix.
+    pub give_up_window: std::time::Duration,
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -24,6 +24,16 @@ impl ConfigSource {
         }
     }
 
+    /// The config, or every problem of it (nothing printed: a reload logs them as fields).
+    pub fn load_checked(&self) -> Result<config::Config, config::ConfigErrors> {
+        match self {
+            ConfigSource::Embedded => config::load_str(config::EMBEDDED_DEFAULT, "<embedded default>", PathBuf::new()),
+            ConfigSource::File(p) => config::load_file(p),
+            ConfigSource::Dir(d) => config::load_dir(d),
+        }
+    }
+
+    /// The config; its problems, if any, printed as `sluice validate` prints them.
     pub fn load(&self) -> anyhow::Result<config::Config> {
         let (loaded, path) = match self {
             ConfigSource::Embedded => {

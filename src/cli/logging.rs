@@ -10,6 +10,15 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// `$SLUICE_LOG_FORMAT` (for commands other than `run`, which also takes `--log-format`);
+    /// `auto` when unset or not one of the names.
+    pub fn from_env() -> Self {
+        let name = std::env::var("SLUICE_LOG_FORMAT").unwrap_or_default();
+        <Self as clap::ValueEnum>::from_str(&name, true).unwrap_or(LogFormat::Auto)
+    }
+}
+
 /// Installs the global subscriber (level from `RUST_LOG`, default `info`), writing to stderr.
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());

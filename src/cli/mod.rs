@@ -1,6 +1,7 @@
 //! The binary's own modules: command-line concerns that the library does not need.
 
 pub mod config_source;
+pub mod daemon_address;
 pub mod logging;
 pub mod observe;
 pub mod reload;

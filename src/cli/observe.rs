@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use futures::StreamExt;
 
-use sluice::aws::request::{signed_get_headers, Keys};
+use sluice::aws::request::signed_get_headers;
 
 #[derive(clap::Args)]
 pub struct TapArgs {
@@ -30,25 +30,21 @@ pub struct TapArgs {
     /// Records per second at most (the daemon caps it at 10,000).
     #[arg(long, default_value_t = 100)]
     rate: u32,
-    #[arg(long, default_value = "http://127.0.0.1:4573")]
-    endpoint: String,
+    #[command(flatten)]
+    daemon: super::daemon_address::DaemonArgs,
 }
 
 pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
+    let daemon = args.daemon.resolve()?;
     let url = format!(
         "{}/tap/{}?stage={}&limit={}&sample={}&rate={}",
-        args.endpoint.trim_end_matches('/'),
-        args.pipeline,
-        args.stage,
-        args.limit,
-        args.sample,
-        args.rate
+        daemon.endpoint, args.pipeline, args.stage, args.limit, args.sample, args.rate
     );
-    let mut request = reqwest::Client::new().get(&url);
-    for (k, v) in signed_get_headers(&Keys::from_chain(), "us-east-1", "firehose", &url).map_err(anyhow::Error::msg)? {
+    let mut request = daemon.http.get(&url);
+    for (k, v) in signed_get_headers(&daemon.keys, "us-east-1", "firehose", &url).map_err(anyhow::Error::msg)? {
         request = request.header(k, v);
     }
-    let response = request.send().await.with_context(|| format!("cannot reach {}", args.endpoint))?;
+    let response = request.send().await.with_context(|| format!("cannot reach {}", daemon.endpoint))?;
     if !response.status().is_success() {
         let status = response.status();
         bail!("{status}: {}", response.text().await.unwrap_or_default().trim());
@@ -64,8 +60,8 @@ pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct TopArgs {
-    #[arg(long, default_value = "http://127.0.0.1:4573")]
-    endpoint: String,
+    #[command(flatten)]
+    daemon: super::daemon_address::DaemonArgs,
     /// Seconds between refreshes.
     #[arg(long, default_value_t = 2.0)]
     interval: f64,
@@ -105,19 +101,22 @@ fn delivery_series(suffix: &str) -> Vec<String> {
 }
 
 pub async fn top(args: TopArgs) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
-    let url = format!("{}/metrics", args.endpoint.trim_end_matches('/'));
+    let daemon = args.daemon.resolve()?;
+    let url = format!("{}/metrics", daemon.endpoint);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut previous: Option<(Instant, Scrape)> = None;
     let mut shown = 0;
     let (delivered, freshness) = (delivery_series("records_total"), delivery_series("data_freshness_seconds"));
     let delivered: Vec<&str> = delivered.iter().map(String::as_str).collect();
     let freshness: Vec<&str> = freshness.iter().map(String::as_str).collect();
     loop {
-        let text = client.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?.text().await?;
+        let request = daemon.http.get(&url).timeout(Duration::from_secs(5));
+        let text = request.send().await.with_context(|| format!("cannot reach {url}"))?.text().await?;
         let now = Instant::now();
         let m = scrape(&text);
         let streams: std::collections::BTreeSet<&String> = m.keys().map(|(_, s)| s).collect();
-        let mut table = String::from("\x1b[2J\x1b[H");
+        // Clear the screen only on a terminal: piped into a file or `cat`, tables follow each other.
+        let mut table = String::from(if terminal { "\x1b[2J\x1b[H" } else { "" });
         table += &format!(
             "{:<28} {:>11} {:>11} {:>9} {:>7} {:>12} {:>11} {:>11}\n",
             "PIPELINE", "IN/s", "DELIVERED/s", "FAILED/s", "BUFFER", "WAL BYTES", "OLDEST s", "LATENCY s"

@@ -1,8 +1,9 @@
 //! Reloading the config on SIGHUP, and with `--watch-config` when a config file or a WASM module
 //! changes (checked every two seconds; polling works on every filesystem, NFS and container
 //! mounts included). The daemon applies it (`daemon::reload`); this side reads the files and
-//! reports: an invalid config is refused whole with `sluice validate`'s messages (on stderr), a
-//! log line, `sluice_config_reloads_total{result="refused"}` and `sluice_config_reload_failed` 1.
+//! reports: an invalid config is refused whole, with a log line per problem (its file, line,
+//! column, field and message as fields, so a JSON log carries them), a summary line,
+//! `sluice_config_reloads_total{result="refused"}` and `sluice_config_reload_failed` 1.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,11 +54,18 @@ pub fn spawn(daemon: Arc<Daemon>, source: ConfigSource, overrides: Overrides, wa
 async fn reload(daemon: &Arc<Daemon>, source: &ConfigSource, overrides: &Overrides) {
     let loaded = {
         let source = source.clone();
-        tokio::task::spawn_blocking(move || source.load()).await
+        tokio::task::spawn_blocking(move || source.load_checked()).await
     };
     let result = match loaded {
         Ok(Ok(cfg)) => daemon.reload(overrides.apply(cfg)).await.map_err(|e| e.to_string()),
-        Ok(Err(e)) => Err(format!("{e:#}")),
+        Ok(Err(errors)) => {
+            for e in &errors.0 {
+                tracing::error!(file = %e.origin, line = e.line, column = e.column, field = %e.field, problem = %e.message, "config problem");
+            }
+            let n = errors.0.len();
+            let list: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+            Err(format!("the config is invalid ({n} problem{}): {}", if n == 1 { "" } else { "s" }, list.join("; ")))
+        }
         Err(e) => Err(e.to_string()),
     };
     match result {

@@ -35,8 +35,8 @@ pub struct ReplayArgs {
     #[arg(long)]
     to: String,
     /// The sluice (or Firehose) API to put to.
-    #[arg(long, default_value = "http://127.0.0.1:4573")]
-    endpoint: String,
+    #[command(flatten)]
+    daemon: super::daemon_address::DaemonArgs,
     /// The S3 endpoint for `s3://` sources (MinIO, moto); default: AWS.
     #[arg(long)]
     s3_endpoint: Option<String>,
@@ -269,8 +269,9 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let url = if args.endpoint.ends_with('/') { args.endpoint.clone() } else { format!("{}/", args.endpoint) };
-    let putter = Putter { http: reqwest::Client::new(), url, stream: args.to.clone(), keys: Keys::from_chain() };
+    let daemon = args.daemon.resolve()?;
+    let url = format!("{}/", daemon.endpoint);
+    let putter = Putter { http: daemon.http, url, stream: args.to.clone(), keys: daemon.keys };
     let mut journal = journal;
     let (mut replayed, mut skipped_objects, mut filtered, mut before) = (0usize, 0usize, 0usize, 0usize);
     let mut by_code: BTreeMap<String, usize> = BTreeMap::new();

@@ -131,7 +131,12 @@ impl ControlPlane {
 /// now says 5,000, but each stream here costs a thread and descriptors.
 pub const DEFAULT_MAX_STREAMS: usize = 50;
 
-pub(super) fn validate(raw: &Spanned<RawControlPlane>, errors: &mut Vec<ConfigError>, origin: &str) -> ControlPlane {
+pub(super) fn validate(
+    raw: &Spanned<RawControlPlane>,
+    errors: &mut Vec<ConfigError>,
+    origin: &str,
+    base: &std::path::Path,
+) -> ControlPlane {
     let r = &raw.value;
     let max_streams = r.max_streams.as_ref().map_or(DEFAULT_MAX_STREAMS, |m| {
         if !(1..=5000).contains(&m.value) {
@@ -171,11 +176,11 @@ pub(super) fn validate(raw: &Spanned<RawControlPlane>, errors: &mut Vec<ConfigEr
             "must map at least one bucket (or \"*\" for all) to an s3: or local: place".into(),
         ));
     }
-    let tables = r.tables.iter().map(|(k, v)| (k.clone(), PathBuf::from(&v.value))).collect();
+    let tables = r.tables.iter().map(|(k, v)| (k.clone(), super::errors::relative_to(base, &v.value))).collect();
     ControlPlane {
         max_streams,
         buckets,
-        functions_dir: r.functions.as_ref().map(|f| PathBuf::from(&f.dir.value)),
+        functions_dir: r.functions.as_ref().map(|f| super::errors::relative_to(base, &f.dir.value)),
         tables,
         kinesis_endpoint: r.kinesis.as_ref().map(|k| k.endpoint.value.clone()),
     }

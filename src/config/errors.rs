@@ -74,6 +74,9 @@ impl std::error::Error for ConfigErrors {}
 /// the first; connectors' config modules validate with it through `config::kit`.
 pub struct Checker<'a> {
     pub(crate) origin: &'a str,
+    /// The directory of the file being checked: relative paths it names are relative to it
+    /// (empty for text that is not a file, such as the embedded default: the working directory).
+    pub(crate) base: &'a std::path::Path,
     pub(crate) errors: Vec<ConfigError>,
     /// `api.account_id`/`api.region`, read first: ARNs the config implies (a Kinesis stream given
     /// by name) are built with them, never with a process-wide value (issue #23).
@@ -81,6 +84,12 @@ pub struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A path the config names, as the daemon will open it: relative to the directory of the file
+    /// that names it, so a config works from any working directory (and under systemd).
+    pub fn path(&self, written: &str) -> std::path::PathBuf {
+        relative_to(self.base, written)
+    }
+
     /// Problems found so far: a validator compares before and after to know whether its part passed.
     pub fn error_count(&self) -> usize {
         self.errors.len()
@@ -105,5 +114,15 @@ impl Checker<'_> {
             field: field.to_string(),
             message: message.into(),
         });
+    }
+}
+
+/// `written` relative to `base` unless it is absolute (or `base` is empty).
+pub fn relative_to(base: &std::path::Path, written: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(written);
+    if path.is_absolute() || base.as_os_str().is_empty() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
     }
 }

@@ -27,7 +27,21 @@ impl InterpolateError {
 }
 
 pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, Vec<InterpolateError>> {
-    interpolate_tracked(text, lookup).map(|(text, _)| text)
+    let done = interpolate_tracked(text, lookup);
+    if done.errors.is_empty() {
+        Ok(done.text)
+    } else {
+        Err(done.errors)
+    }
+}
+
+/// A config after interpolation: its text (a reference that could not be filled left empty, so
+/// the rest of the file can still be checked), what was substituted, and every problem.
+#[derive(Debug)]
+pub struct Interpolated {
+    pub text: String,
+    pub redactor: Redactor,
+    pub errors: Vec<InterpolateError>,
 }
 
 /// What interpolation put into a config, so that messages about it can show `${VAR}` instead
@@ -60,11 +74,9 @@ fn looks_secret(name: &str) -> bool {
 }
 
 /// [`interpolate`], also returning what was substituted. Every problem is reported, so a
-/// deployment missing three variables learns all three names at once.
-pub fn interpolate_tracked(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<(String, Redactor), Vec<InterpolateError>> {
+/// deployment missing three variables learns all three names at once, and the text is returned
+/// even then, so the file's other problems are found in the same run.
+pub fn interpolate_tracked(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Interpolated {
     let mut errors = Vec::new();
     let mut redactor = Redactor::default();
     let mut out = String::with_capacity(text.len());
@@ -118,11 +130,7 @@ pub fn interpolate_tracked(
         }
         out.push_str(rest);
     }
-    if errors.is_empty() {
-        Ok((out, redactor))
-    } else {
-        Err(errors)
-    }
+    Interpolated { text: out, redactor, errors }
 }
 
 #[cfg(test)]
@@ -164,8 +172,9 @@ mod tests {
             "N" => Some("5".to_string()),
             _ => None,
         };
-        let (text, redactor) =
-            interpolate_tracked("name: \"${AWS_SECRET_ACCESS_KEY}\"\np: ${PIN_KEY}\nn: ${N}\n", lookup).unwrap();
+        let Interpolated { text, redactor, errors } =
+            interpolate_tracked("name: \"${AWS_SECRET_ACCESS_KEY}\"\np: ${PIN_KEY}\nn: ${N}\n", lookup);
+        assert!(errors.is_empty());
         assert!(text.contains("wJalrXUtnFEMI/K7MDENG"));
         let message = format!("`{}` is not a valid DeliveryStreamName; pin 12; size 5", "wJalrXUtnFEMI/K7MDENG");
         assert_eq!(

@@ -17,6 +17,7 @@ pub mod sources;
 mod spec;
 pub(crate) mod teach;
 mod validate;
+mod yaml_path;
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +28,7 @@ use crate::format::compression::Compression;
 
 pub use destinations::RawDestination;
 pub use files::{load_dir, sniff, yaml_files, FileKind};
-pub use interpolate::{interpolate, interpolate_tracked, InterpolateError, Redactor};
+pub use interpolate::{interpolate, interpolate_tracked, InterpolateError, Interpolated, Redactor};
 pub use sources::RawSource;
 pub use teach::{code_frame, did_you_mean};
 pub use validate::{load_schema_file, LoadSchemaError};
@@ -67,6 +68,9 @@ pub struct RawApi {
     pub header_timeout_seconds: Option<Spanned<u64>>,
     /// For the whole request body to arrive once its head has.
     pub body_timeout_seconds: Option<Spanned<u64>>,
+    /// `/ready` is false this long after a pipeline gave records up to its error prefix
+    /// (default 300; 0: give-ups do not affect readiness).
+    pub not_ready_after_give_up_seconds: Option<Spanned<u64>>,
     /// In ARNs and messages (default 000000000000 and us-east-1).
     pub account_id: Option<Spanned<String>>,
     pub region: Option<Spanned<String>>,
@@ -425,36 +429,39 @@ fn lookup_variable(name: &str) -> Option<String> {
     std::env::var(name).ok().or_else(|| (name == "HOSTNAME").then(crate::host::hostname).flatten().map(str::to_string))
 }
 
-/// Parses config text. `origin` names it in errors; relative paths stay relative to the working
-/// directory (as a service's `WorkingDirectory=` expects), `_base` is kept for future includes.
-pub fn load_str(text: &str, origin: &str, _base: PathBuf) -> Result<Config, ConfigErrors> {
-    let (text, redactor) = interpolate_tracked(text, lookup_variable).map_err(|errors| {
-        ConfigErrors(
-            errors
-                .into_iter()
-                .map(|e| {
-                    let column = match &e {
-                        InterpolateError::Unset { column, .. } => *column as u64,
-                        _ => 1,
-                    };
-                    let message = e.to_string();
-                    // "line N: " is already in the location.
-                    let message = message.split_once(": ").map_or(message.as_str(), |(_, m)| m).to_string();
-                    ConfigError { line: e.line() as u64, column, ..ConfigError::plain(origin, message) }
-                })
-                .collect(),
-        )
-    })?;
-    // No message may show what an environment variable held: it is where secrets live.
-    parse_and_validate(&text, origin).map_err(|errors| {
-        ConfigErrors(
-            errors
-                .0
-                .into_iter()
-                .map(|e| ConfigError { message: redactor.redact(&e.message), field: redactor.redact(&e.field), ..e })
-                .collect(),
-        )
-    })
+/// Parses config text. `origin` names it in errors; relative paths in it are relative to `base`,
+/// the directory of its file (empty: the working directory, for text that is not a file).
+pub fn load_str(text: &str, origin: &str, base: PathBuf) -> Result<Config, ConfigErrors> {
+    let Interpolated { text, redactor, errors } = interpolate_tracked(text, lookup_variable);
+    let mut problems: Vec<ConfigError> = errors
+        .iter()
+        .map(|e| {
+            let column = match e {
+                InterpolateError::Unset { column, .. } => *column as u64,
+                _ => 1,
+            };
+            let message = e.to_string();
+            // "line N: " is already in the location.
+            let message = message.split_once(": ").map_or(message.as_str(), |(_, m)| m).to_string();
+            ConfigError { line: e.line() as u64, column, ..ConfigError::plain(origin, message) }
+        })
+        .collect();
+    // The rest of the file is checked too (a missing variable left empty), but problems on a line
+    // with a missing variable are its consequence, not news.
+    let unfilled: std::collections::HashSet<u64> = problems.iter().map(|e| e.line).collect();
+    match parse_and_validate(&text, origin, &base) {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigErrors(problems)),
+        Err(ConfigErrors(found)) => {
+            // No message may show what an environment variable held: it is where secrets live.
+            problems.extend(found.into_iter().filter(|e| !unfilled.contains(&e.line)).map(|e| ConfigError {
+                message: redactor.redact(&e.message),
+                field: redactor.redact(&e.field),
+                ..e
+            }));
+            Err(ConfigErrors(problems))
+        }
+    }
 }
 
 /// Every error of the file: parse errors as far as the parser can recover, then every semantic
@@ -467,10 +474,10 @@ pub fn pipeline_from_text(text: &str, name: &str, origin: &str) -> Result<Pipeli
     validate::single_pipeline(&raw, name, origin)
 }
 
-fn parse_and_validate(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+fn parse_and_validate(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigErrors> {
     let (raw, mut errors) = teach::parse_recovering(text, origin);
     let Some(raw) = raw else { return Err(ConfigErrors(errors)) };
-    match validate::validate(raw, origin) {
+    match validate::validate(raw, origin, base) {
         Ok(config) if errors.is_empty() => Ok(config),
         Ok(_) => Err(ConfigErrors(errors)),
         Err(ConfigErrors(semantic)) => {

@@ -119,7 +119,12 @@ const OPERATIONS: &[&str] = &[
     "UpdateDestination",
 ];
 
-pub(super) fn validate(raw: &super::RawApi, errors: &mut Vec<ConfigError>, origin: &str) -> (Identity, ApiSecurity) {
+pub(super) fn validate(
+    raw: &super::RawApi,
+    errors: &mut Vec<ConfigError>,
+    origin: &str,
+    base: &std::path::Path,
+) -> (Identity, ApiSecurity) {
     let mut identity = Identity::default();
     if let Some(a) = &raw.account_id {
         if a.value.len() != 12 || !a.value.bytes().all(|b| b.is_ascii_digit()) {
@@ -202,8 +207,8 @@ pub(super) fn validate(raw: &super::RawApi, errors: &mut Vec<ConfigError>, origi
             .collect()
     });
     let tls = raw.tls.as_ref().map(|t| TlsFiles {
-        cert_file: PathBuf::from(&t.value.cert_file.value),
-        key_file: PathBuf::from(&t.value.key_file.value),
+        cert_file: super::errors::relative_to(base, &t.value.cert_file.value),
+        key_file: super::errors::relative_to(base, &t.value.key_file.value),
     });
     (identity, ApiSecurity { access_keys, tls })
 }

@@ -51,7 +51,14 @@ fn message(e: &YamlError) -> String {
         YamlError::SerdeUnknownVariant { variant, expected, .. } => {
             format!("unknown value `{variant}`{} (one of: {})", hint(variant, expected.iter().copied()), list(expected))
         }
-        other => other.to_string(),
+        // The location is the error's own, shown once in front of it.
+        other => {
+            let text = other.to_string();
+            match text.rfind(" at line ") {
+                Some(at) if text[at..].contains(", column ") => text[..at].to_string(),
+                _ => text,
+            }
+        }
     }
 }
 
@@ -64,7 +71,9 @@ pub fn plain_yaml_error(e: &YamlError) -> String {
 /// text (with unknown fields blanked) parses, and every error met on the way.
 pub fn parse_recovering(text: &str, origin: &str) -> (Option<RawConfig>, Vec<ConfigError>) {
     let mut text = text.to_string();
-    let mut errors = Vec::new();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    // Fields taken out to read past a bad value: their absence is no news.
+    let mut blanked: Vec<String> = Vec::new();
     for _ in 0..=MAX_RECOVERIES {
         let error = match serde_saphyr::from_str::<RawConfig>(&text) {
             Ok(raw) => return (Some(raw), errors),
@@ -72,15 +81,37 @@ pub fn parse_recovering(text: &str, origin: &str) -> (Option<RawConfig>, Vec<Con
         };
         let e = error.without_snippet();
         let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        errors.push(ConfigError {
-            origin: origin.to_string(),
-            line,
-            column,
-            field: String::new(),
-            message: message(e),
-        });
-        let recovered =
-            matches!(e, YamlError::SerdeUnknownField { .. }) && blank_key(&mut text, line as usize, column as usize);
+        if let YamlError::SerdeMissingField { field, .. } = e {
+            if blanked.iter().any(|b| b == field) {
+                break;
+            }
+        }
+        let at = super::yaml_path::field_at(&text, line as usize, column as usize);
+        let repeated = errors.last().is_some_and(|last| (last.line, last.column) == (line, column));
+        errors.push(ConfigError { origin: origin.to_string(), line, column, field: at.path, message: message(e) });
+        let recovered = match e {
+            _ if repeated => false,
+            YamlError::SerdeUnknownField { .. } => blank_key(&mut text, line as usize, column as usize),
+            // A value of the wrong type or an unknown enum value: the field is taken out and the
+            // rest read on, so one bad value does not hide the file's other problems.
+            YamlError::SerdeInvalidType { .. }
+            | YamlError::SerdeInvalidValue { .. }
+            | YamlError::SerdeInvalidLength { .. }
+            | YamlError::SerdeUnknownVariant { .. }
+            | YamlError::InvalidScalar { .. }
+            | YamlError::InvalidBooleanStrict { .. }
+            | YamlError::NullIntoString { .. }
+            | YamlError::Message { .. } => match at.key_column {
+                Some(key_column) => {
+                    let key = text.split('\n').nth(line as usize - 1).and_then(|l| l.get(key_column - 1..));
+                    let name = key.map(|k| k.split(':').next().unwrap_or("").trim_matches(['"', '\'']).to_string());
+                    blanked.extend(name);
+                    blank_key(&mut text, line as usize, key_column)
+                }
+                None => false,
+            },
+            _ => false,
+        };
         if !recovered {
             break;
         }

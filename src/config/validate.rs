@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,17 +85,17 @@ pub struct PartitionContext {
 
 /// One pipeline on its own (the control plane's translated requests).
 pub(super) fn single_pipeline(raw: &RawPipeline, name: &str, origin: &str) -> Result<PipelineSpec, ConfigErrors> {
-    let mut c = Checker { origin, errors: Vec::new(), identity: Default::default() };
+    let mut c = Checker { origin, base: std::path::Path::new(""), errors: Vec::new(), identity: Default::default() };
     match pipeline(&mut c, raw, name.to_string(), "pipeline") {
         Some(spec) if c.errors.is_empty() => Ok(spec),
         _ => Err(ConfigErrors(c.errors)),
     }
 }
 
-pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErrors> {
+pub(super) fn validate(raw: RawConfig, origin: &str, base: &std::path::Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
-    let (identity, security) = super::security::validate(&raw.api, &mut errors, origin);
-    let mut c = Checker { origin, errors, identity: identity.clone() };
+    let (identity, security) = super::security::validate(&raw.api, &mut errors, origin, base);
+    let mut c = Checker { origin, base, errors, identity: identity.clone() };
 
     let listen = match &raw.api.listen {
         Some(l) => resolve_listen(&l.value).unwrap_or_else(|e| {
@@ -107,7 +106,8 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
     };
 
     let storage = StorageSettings {
-        dir: PathBuf::from(raw.storage.dir.as_ref().map_or(DEFAULT_STORAGE_DIR, |d| d.value.as_str())),
+        // A default is no path the file names: it stays relative to the working directory.
+        dir: raw.storage.dir.as_ref().map_or_else(|| DEFAULT_STORAGE_DIR.into(), |d| c.path(&d.value)),
         max_bytes: raw.storage.max_bytes.as_ref().map_or(8 << 30, |b| b.value.0),
         segment_bytes: raw.storage.segment_bytes.as_ref().map_or(64 << 20, |b| b.value.0),
     };
@@ -186,7 +186,8 @@ pub(super) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
         }
     }
     let limits = super::api_limits::validate(&raw.api, &mut c.errors, origin);
-    let control_plane = raw.control_plane.as_ref().map(|cp| super::control_plane::validate(cp, &mut c.errors, origin));
+    let control_plane =
+        raw.control_plane.as_ref().map(|cp| super::control_plane::validate(cp, &mut c.errors, origin, base));
 
     if c.errors.is_empty() {
         Ok(Config { listen, limits, identity, security, control_plane, storage, pipelines, auto_create })

@@ -212,6 +212,8 @@ impl Delivery {
                     if age > self.spec.retention {
                         tracing::error!(pipeline = %self.spec.name, key, records = count, attempts, error = %e, "dropping records older than the retention period after failed deliveries");
                         self.metrics.expired_records.increment(count);
+                        let what = format!("{count} records older than the retention period were dropped");
+                        self.status.gave_up(now_ms(), what);
                         return false;
                     }
                     let wait = backoff.next().unwrap_or(d.retry_max);

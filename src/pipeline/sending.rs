@@ -65,6 +65,13 @@ impl Delivery {
         if !failed.is_empty() {
             self.metrics.error_records(kind).increment(failed.len() as u64);
             let ending = now_ms();
+            let what = format!(
+                "{} records were given up to the error prefix ({}: {})",
+                failed.len(),
+                kind.as_str(),
+                failed[0].code
+            );
+            self.status.gave_up(ending, what);
             let records: Vec<Record> =
                 failed.iter().map(|f| Record { data: error_record::render(f, ending), ..f.record.clone() }).collect();
             let key = self.object_key(batch, Some(kind), "endpoint-failed", &self.error_format.extension);

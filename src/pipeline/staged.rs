@@ -65,6 +65,13 @@ impl Delivery {
             Retried::GaveUp { error, attempts } => {
                 tracing::error!(pipeline = %self.spec.name, loader = loader.name(), manifest = %url, attempts, code = error.code, error = %error.message, "giving up on this batch: its manifest goes to the error prefix for a backfill");
                 let kind = loader.error_output_type();
+                let what = format!(
+                    "a batch of {} records was given up: its manifest is in the error prefix ({}: {})",
+                    batch.records.len(),
+                    kind.as_str(),
+                    error.code
+                );
+                self.status.gave_up(crate::clock::now_ms(), what);
                 self.metrics.error_records(kind).increment(batch.records.len() as u64);
                 let error_key = self.object_key(batch, Some(kind), "manifest", "");
                 self.write_bytes(&error_key, batch, manifest).await;

@@ -18,6 +18,7 @@ pub mod probe;
 pub mod redshift;
 pub mod retry;
 pub mod splunk;
+pub mod store_error;
 
 pub use self::object_store::{ObjectSink, SinkError};
 pub use self::probe::Probe;

@@ -29,7 +29,8 @@ const PART_SIZE: usize = 8 << 20;
 pub enum SinkError {
     #[error("cannot set up the object store: {0}")]
     Setup(String),
-    #[error("object store error: {0}")]
+    /// Displayed in plain words (`store_error.rs`): what failed and what to check.
+    #[error("{}", super::store_error::plain_words(.0))]
     Store(#[from] object_store::Error),
     #[error("encoding the object failed: {0}")]
     Encode(String),

@@ -76,10 +76,11 @@ pub(crate) fn retry_duration(c: &mut Checker, value: &Option<Spanned<u64>>, fiel
 /// `tls: { ca_file }`, which must be readable.
 pub(crate) fn ca_file(c: &mut Checker, tls: &Option<Spanned<RawTls>>, field: &str) -> Option<PathBuf> {
     let f = tls.as_ref()?.value.ca_file.as_ref()?;
-    if let Err(e) = std::fs::read(&f.value) {
-        c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", f.value));
+    let path = c.path(&f.value);
+    if let Err(e) = std::fs::read(&path) {
+        c.at(f, &format!("{field}.tls.ca_file"), format!("cannot read `{}`: {e}", path.display()));
     }
-    Some(PathBuf::from(&f.value))
+    Some(path)
 }
 
 const DEFAULT_MAX_LINE: usize = 1 << 20;

@@ -102,10 +102,11 @@ fn schema_columns(
             }
             check_columns(c, cols, &format!("{field}.schema.columns"))
         }
-        (None, Some(file)) => match load_schema_file(std::path::Path::new(&file.value)) {
+        (None, Some(file)) => match load_schema_file(&c.path(&file.value)) {
             Ok(columns) => Some(columns),
             Err(LoadSchemaError::Unreadable(e)) => {
-                c.at(file, &format!("{field}.schema.file"), format!("cannot read `{}`: {e}", file.value));
+                let shown = c.path(&file.value);
+                c.at(file, &format!("{field}.schema.file"), format!("cannot read `{}`: {e}", shown.display()));
                 None
             }
             Err(LoadSchemaError::Invalid(errors)) => {
@@ -131,7 +132,8 @@ pub enum LoadSchemaError {
 pub fn load_schema_file(path: &std::path::Path) -> Result<Vec<(String, HiveType)>, LoadSchemaError> {
     let text = std::fs::read_to_string(path).map_err(LoadSchemaError::Unreadable)?;
     let origin = path.display().to_string();
-    let mut c = Checker { origin: &origin, errors: Vec::new(), identity: Default::default() };
+    let base = path.parent().unwrap_or(std::path::Path::new(""));
+    let mut c = Checker { origin: &origin, base, errors: Vec::new(), identity: Default::default() };
     let parsed = serde_saphyr::from_str::<RawSchemaFile>(&text);
     let columns = match &parsed {
         Ok(file) if file.columns.is_empty() => {

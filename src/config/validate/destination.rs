@@ -183,7 +183,7 @@ fn local_store<T>(c: &mut Checker, d: &Spanned<T>, o: &RawObjectStore, field: &s
     if path.value.is_empty() {
         c.at(path, &format!("{field}.path"), "must not be empty");
     }
-    Some(StoreSpec::Local { path: PathBuf::from(&path.value) })
+    Some(StoreSpec::Local { path: c.path(&path.value) })
 }
 
 /// Applies Firehose's prefix rules (spec §4) and defaults.

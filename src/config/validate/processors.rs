@@ -169,7 +169,7 @@ fn wasm_processor(c: &mut Checker, w: &crate::config::RawWasm, at: &str) -> Opti
         return None;
     }
     let settings = crate::process::wasm::WasmSettings {
-        module: PathBuf::from(&w.module.value),
+        module: c.path(&w.module.value),
         config_json: w.config.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string()),
         max_invocation_bytes: (size_mb * MIB) as usize,
         retries,

@@ -94,8 +94,9 @@ pub fn validate(c: &mut Checker, f: &RawFileSource, field: &str) -> FileSourceSp
     });
     let glob_interval = Duration::from_millis(f.glob_interval_ms.as_ref().map_or(1000, |t| t.value.max(10)));
     FileSourceSpec {
-        include: f.include.value.clone(),
-        exclude: f.exclude.clone(),
+        // Relative globs are relative to the config file, as every path in it.
+        include: f.include.value.iter().map(|p| c.path(p).to_string_lossy().into_owned()).collect(),
+        exclude: f.exclude.iter().map(|p| c.path(p).to_string_lossy().into_owned()).collect(),
         start_at_beginning,
         multiline,
         max_line_bytes: max_line_bytes(c, f.max_line_bytes.as_ref(), &field),
