@@ -1,6 +1,9 @@
 //! Prometheus metrics, named after Firehose's CloudWatch metrics (spec §10) and labelled with
-//! `delivery_stream_name` as Firehose's dimension is. Object-store destinations report under
-//! `delivery_to_s3_*` whether the store is S3 or a local directory.
+//! `delivery_stream_name` as Firehose's dimension is. A pipeline exports the series of what it
+//! has: its object store's (`delivery_to_s3_*`, or `delivery_to_local_*` for a local directory),
+//! its sending destination's (`delivery_to_splunk_*`, ...) and backups only with one, conversion
+//! only with format conversion. Every family has a HELP line (the table in [`describe`]); a removed
+//! pipeline's series leave `/metrics` with it (`api::health` keeps only current pipelines').
 
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit,
@@ -79,6 +82,10 @@ fn describe() {
             format!("sluice_delivery_to_{name}_data_freshness_seconds"),
             format!("{firehose}.DataFreshness: age of the oldest record not yet delivered to it")
         );
+        describe_counter!(
+            format!("sluice_delivery_to_{name}_failures_total"),
+            "failed sends (each retried until the retry duration)"
+        );
     }
     describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
     describe_counter!(
@@ -101,21 +108,29 @@ fn describe() {
     describe_gauge!("sluice_records_per_second_limit", "RecordsPerSecondLimit: the stream's records/s quota");
     describe_gauge!("sluice_bytes_per_second_limit", "BytesPerSecondLimit: the stream's bytes/s quota");
     describe_gauge!("sluice_put_requests_per_second_limit", "PutRequestsPerSecondLimit: the stream's requests/s quota");
-    describe_counter!(
-        "sluice_delivery_to_s3_records_total",
-        "DeliveryToS3.Records: records written to the object store"
-    );
-    describe_counter!(
-        "sluice_delivery_to_s3_bytes_total",
-        "DeliveryToS3.Bytes: record bytes (before compression) written to the object store"
-    );
-    describe_counter!("sluice_delivery_to_s3_object_count_total", "DeliveryToS3.ObjectCount: objects written");
-    describe_counter!("sluice_delivery_to_s3_failures_total", "Failed object writes (each is retried)");
+    for (store, what) in [("s3", "DeliveryToS3"), ("local", "delivery to a local directory (like DeliveryToS3)")] {
+        describe_counter!(
+            format!("sluice_delivery_to_{store}_records_total"),
+            format!("{what}.Records: records written to the object store")
+        );
+        describe_counter!(
+            format!("sluice_delivery_to_{store}_bytes_total"),
+            format!("{what}.Bytes: record bytes (before compression) written to the object store")
+        );
+        describe_counter!(
+            format!("sluice_delivery_to_{store}_object_count_total"),
+            format!("{what}.ObjectCount: objects written")
+        );
+        describe_counter!(
+            format!("sluice_delivery_to_{store}_failures_total"),
+            "failed object writes (each is retried)"
+        );
+        describe_gauge!(
+            format!("sluice_delivery_to_{store}_data_freshness_seconds"),
+            format!("{what}.DataFreshness: age of the oldest undelivered record")
+        );
+    }
     describe_counter!("sluice_records_expired_total", "Undelivered records dropped after the retention period");
-    describe_gauge!(
-        "sluice_delivery_to_s3_data_freshness_seconds",
-        "DeliveryToS3.DataFreshness: age of the oldest undelivered record"
-    );
     describe_gauge!("sluice_wal_bytes", "Bytes held in the pipeline's write-ahead log");
     describe_gauge!("sluice_partition_count", "PartitionCount: active dynamic partitions (buffered or uploading)");
     describe_gauge!(
@@ -141,6 +156,50 @@ fn describe() {
         "sluice_failed_conversion_bytes_total",
         "FailedConversion.Bytes: bytes of records that failed conversion"
     );
+    describe_counter!(
+        "sluice_dropped_records_total",
+        "records a processor dropped on purpose (a jq `select` that yields nothing), by processor"
+    );
+    for (name, help) in OTHER_COUNTERS {
+        describe_counter!(*name, *help);
+    }
+    for (name, help) in OTHER_GAUGES {
+        describe_gauge!(*name, *help);
+    }
+}
+
+/// Families set outside this module (the API server, reload, sources, plugins): their HELP text.
+const OTHER_COUNTERS: &[(&str, &str)] = &[
+    ("sluice_api_connections_refused_total", "connections refused past api.max_connections"),
+    ("sluice_config_reloads_total", "config reloads, by result (applied or refused)"),
+    ("sluice_auto_create_refused_total", "puts to unknown streams auto_create refused (over its stream limit)"),
+    ("sluice_file_truncations_total", "tailed files that shrank (copytruncate): read again from the start"),
+    ("sluice_data_read_from_kinesis_stream_records_total", "DataReadFromKinesisStream.Records"),
+    ("sluice_data_read_from_kinesis_stream_bytes_total", "DataReadFromKinesisStream.Bytes"),
+    ("sluice_throttled_get_records_total", "ThrottledGetRecords: GetRecords calls the stream throttled"),
+    ("sluice_throttled_get_shard_iterator_total", "ThrottledGetShardIterator"),
+    ("sluice_throttled_describe_stream_total", "ThrottledDescribeStream: shard listings the stream throttled"),
+    ("sluice_plugin_short_circuited_records_total", "records failed without calling a plugin whose circuit is open"),
+];
+
+const OTHER_GAUGES: &[(&str, &str)] = &[
+    ("sluice_api_connections", "connections open to the API"),
+    ("sluice_config_reload_failed", "1 when the last reload was refused (the running config stays)"),
+    ("sluice_files_tracked", "files the file source is tailing"),
+    ("sluice_kinesis_millis_behind_latest", "KinesisMillisBehindLatest: how far the slowest shard read lags"),
+    ("sluice_kinesis_shards_reading", "shards this daemon reads"),
+    ("sluice_kinesis_leases_held", "shard leases this daemon holds"),
+    ("sluice_plugin_circuit_open", "1 while a plugin's circuit breaker is open"),
+];
+
+/// What a pipeline has, which decides the series it exports.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsShape<'a> {
+    /// `s3` or `local`: the object store.
+    pub store: &'a str,
+    /// The sending destination's metric name (`http_endpoint`, `splunk`, ...), if any.
+    pub sending: Option<&'a str>,
+    pub conversion: bool,
 }
 
 /// Handles for one pipeline, looked up once so the hot path does no registry lookups.
@@ -155,7 +214,12 @@ pub struct PipelineMetrics {
     pub delivered_records: Counter,
     pub delivered_bytes: Counter,
     pub delivered_objects: Counter,
+    /// Failed object writes.
     pub delivery_failures: Counter,
+    /// Failed sends to the sending destination (its requests, or a load).
+    pub sending_failures: Counter,
+    /// Records a jq `select` dropped.
+    pub dropped_by_jq: Counter,
     pub expired_records: Counter,
     pub data_freshness_seconds: Gauge,
     pub wal_bytes: Gauge,
@@ -181,54 +245,63 @@ pub struct PipelineMetrics {
 }
 
 impl PipelineMetrics {
-    pub fn new(stream: &str) -> Self {
+    /// The pipeline's handles; series for what it does not have are no-ops that never show.
+    pub fn new(stream: &str, shape: MetricsShape<'_>) -> Self {
         let s = stream.to_string();
+        let store = shape.store;
+        let label = || ("delivery_stream_name", s.clone());
+        let count = |name: String| {
+            let (k, v) = label();
+            counter!(name, k => v)
+        };
+        let measure = |name: String| {
+            let (k, v) = label();
+            gauge!(name, k => v)
+        };
+        let converting = |name: &str| if shape.conversion { count(name.to_string()) } else { Counter::noop() };
+        let sending = |suffix: &str| {
+            shape.sending.map_or_else(Counter::noop, |d| count(format!("sluice_delivery_to_{d}_{suffix}")))
+        };
+        let backup = |name: &str| if shape.sending.is_some() { count(name.to_string()) } else { Counter::noop() };
+        // DataFreshness is the destination's: the sending one's when there is one, else the store's.
+        let freshness = match shape.sending {
+            Some(d) => format!("sluice_delivery_to_{d}_data_freshness_seconds"),
+            None => format!("sluice_delivery_to_{store}_data_freshness_seconds"),
+        };
         Self {
-            incoming_records: counter!("sluice_incoming_records_total", "delivery_stream_name" => s.clone()),
-            incoming_bytes: counter!("sluice_incoming_bytes_total", "delivery_stream_name" => s.clone()),
-            incoming_put_requests: counter!("sluice_incoming_put_requests_total", "delivery_stream_name" => s.clone()),
-            lines_truncated: counter!("sluice_lines_truncated_total", "delivery_stream_name" => s.clone()),
-            throttled_records: counter!("sluice_throttled_records_total", "delivery_stream_name" => s.clone()),
-            delivered_records: counter!("sluice_delivery_to_s3_records_total", "delivery_stream_name" => s.clone()),
-            delivered_bytes: counter!("sluice_delivery_to_s3_bytes_total", "delivery_stream_name" => s.clone()),
-            delivered_objects: counter!("sluice_delivery_to_s3_object_count_total", "delivery_stream_name" => s.clone()),
-            delivery_failures: counter!("sluice_delivery_to_s3_failures_total", "delivery_stream_name" => s.clone()),
-            expired_records: counter!("sluice_records_expired_total", "delivery_stream_name" => s.clone()),
-            data_freshness_seconds: gauge!("sluice_delivery_to_s3_data_freshness_seconds", "delivery_stream_name" => s.clone()),
-            wal_bytes: gauge!("sluice_wal_bytes", "delivery_stream_name" => s.clone()),
-            partition_count: gauge!("sluice_partition_count", "delivery_stream_name" => s.clone()),
-            partition_count_exceeded: gauge!("sluice_partition_count_exceeded", "delivery_stream_name" => s.clone()),
-            buffered_bytes: gauge!("sluice_buffered_bytes", "delivery_stream_name" => s.clone()),
-            buffer_limit_bytes: gauge!("sluice_buffer_limit_bytes", "delivery_stream_name" => s.clone()),
-            succeed_conversion_records: counter!("sluice_succeed_conversion_records_total", "delivery_stream_name" => s.clone()),
-            succeed_conversion_bytes: counter!("sluice_succeed_conversion_bytes_total", "delivery_stream_name" => s.clone()),
-            failed_conversion_records: counter!("sluice_failed_conversion_records_total", "delivery_stream_name" => s.clone()),
-            failed_conversion_bytes: counter!("sluice_failed_conversion_bytes_total", "delivery_stream_name" => s.clone()),
+            incoming_records: count("sluice_incoming_records_total".into()),
+            incoming_bytes: count("sluice_incoming_bytes_total".into()),
+            incoming_put_requests: count("sluice_incoming_put_requests_total".into()),
+            lines_truncated: count("sluice_lines_truncated_total".into()),
+            throttled_records: count("sluice_throttled_records_total".into()),
+            delivered_records: count(format!("sluice_delivery_to_{store}_records_total")),
+            delivered_bytes: count(format!("sluice_delivery_to_{store}_bytes_total")),
+            delivered_objects: count(format!("sluice_delivery_to_{store}_object_count_total")),
+            delivery_failures: count(format!("sluice_delivery_to_{store}_failures_total")),
+            sending_failures: sending("failures_total"),
+            dropped_by_jq: counter!("sluice_dropped_records_total", "delivery_stream_name" => s.clone(), "processor" => "jq"),
+            expired_records: count("sluice_records_expired_total".into()),
+            data_freshness_seconds: measure(freshness),
+            wal_bytes: measure("sluice_wal_bytes".into()),
+            partition_count: measure("sluice_partition_count".into()),
+            partition_count_exceeded: measure("sluice_partition_count_exceeded".into()),
+            buffered_bytes: measure("sluice_buffered_bytes".into()),
+            buffer_limit_bytes: measure("sluice_buffer_limit_bytes".into()),
+            succeed_conversion_records: converting("sluice_succeed_conversion_records_total"),
+            succeed_conversion_bytes: converting("sluice_succeed_conversion_bytes_total"),
+            failed_conversion_records: converting("sluice_failed_conversion_records_total"),
+            failed_conversion_bytes: converting("sluice_failed_conversion_bytes_total"),
             put_record_latency: histogram!("sluice_put_latency_seconds", "delivery_stream_name" => s.clone(), "operation" => "PutRecord"),
             put_record_batch_latency: histogram!("sluice_put_latency_seconds", "delivery_stream_name" => s.clone(), "operation" => "PutRecordBatch"),
             processing_duration: histogram!("sluice_execute_processing_duration_seconds", "delivery_stream_name" => s.clone()),
             jq_duration: histogram!("sluice_jq_processing_duration_seconds", "delivery_stream_name" => s.clone()),
             delivery_latency: histogram!("sluice_delivery_latency_seconds", "delivery_stream_name" => s.clone()),
-            endpoint_records: counter!("sluice_delivery_to_http_endpoint_records_total", "delivery_stream_name" => s.clone()),
-            endpoint_bytes: counter!("sluice_delivery_to_http_endpoint_bytes_total", "delivery_stream_name" => s.clone()),
-            backup_records: counter!("sluice_backup_to_s3_records_total", "delivery_stream_name" => s.clone()),
-            backup_bytes: counter!("sluice_backup_to_s3_bytes_total", "delivery_stream_name" => s.clone()),
-            stream: s,
+            endpoint_records: sending("records_total"),
+            endpoint_bytes: sending("bytes_total"),
+            backup_records: backup("sluice_backup_to_s3_records_total"),
+            backup_bytes: backup("sluice_backup_to_s3_bytes_total"),
+            stream: s.clone(),
         }
-    }
-
-    /// Counts records a sending destination took under its own Firehose names
-    /// (`DeliveryToAmazonOpenSearchService.*`, `DeliveryToSplunk.*`) rather than the HTTP endpoint's.
-    pub fn for_destination(mut self, destination: &str) -> Self {
-        let s = self.stream.clone();
-        self.endpoint_records =
-            counter!(format!("sluice_delivery_to_{destination}_records_total"), "delivery_stream_name" => s.clone());
-        self.endpoint_bytes =
-            counter!(format!("sluice_delivery_to_{destination}_bytes_total"), "delivery_stream_name" => s.clone());
-        // DataFreshness is the destination's, not the backup store's.
-        self.data_freshness_seconds =
-            gauge!(format!("sluice_delivery_to_{destination}_data_freshness_seconds"), "delivery_stream_name" => s);
-        self
     }
 
     /// Firehose's `*PerSecondLimit` metrics: the stream's quotas (absent when unlimited).

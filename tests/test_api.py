@@ -2,12 +2,15 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
+import textwrap
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import VENV_BIN, b64, wait_for
+from conftest import VENV_BIN, b64, http_get, wait_for
 
 CONFIG = """
 pipelines:
@@ -149,12 +152,45 @@ def test_health_and_metrics_named_after_firehose(daemon):
     assert m['sluice_incoming_records_total{delivery_stream_name="clicks"}'] == 10
     assert m['sluice_incoming_bytes_total{delivery_stream_name="clicks"}'] == 40
     assert m['sluice_incoming_put_requests_total{delivery_stream_name="clicks"}'] == 1
-    wait_for(lambda: daemon.metric("sluice_delivery_to_s3_records_total", "clicks") == 10, what="delivery metrics")
+    # A local directory reports as such (not as S3), and only the series of what the pipeline has.
+    wait_for(lambda: daemon.metric("sluice_delivery_to_local_records_total", "clicks") == 10, what="delivery metrics")
     m = daemon.metrics()
-    assert m['sluice_delivery_to_s3_object_count_total{delivery_stream_name="clicks"}'] >= 1
-    assert m['sluice_delivery_to_s3_bytes_total{delivery_stream_name="clicks"}'] == 50
-    assert 'sluice_delivery_to_s3_data_freshness_seconds{delivery_stream_name="clicks"}' in m
-    assert 'sluice_delivery_to_s3_failures_total{delivery_stream_name="clicks"}' in m
+    assert m['sluice_delivery_to_local_object_count_total{delivery_stream_name="clicks"}'] >= 1
+    assert m['sluice_delivery_to_local_bytes_total{delivery_stream_name="clicks"}'] == 50
+    assert 'sluice_delivery_to_local_data_freshness_seconds{delivery_stream_name="clicks"}' in m
+    assert 'sluice_delivery_to_local_failures_total{delivery_stream_name="clicks"}' in m
+    assert 'sluice_delivery_to_s3_records_total{delivery_stream_name="views"}' in m
+    clicks = [k for k in m if 'delivery_stream_name="clicks"' in k]
+    for foreign in ["delivery_to_s3_", "http_endpoint", "backup_to_s3", "conversion"]:
+        assert not [k for k in clicks if foreign in k], (foreign, clicks)
+    # Every family says what it is.
+    _, text = http_get(daemon.endpoint + "/metrics")
+    types = set(re.findall(r"^# TYPE (\S+)", text, re.M))
+    helps = set(re.findall(r"^# HELP (\S+)", text, re.M))
+    assert types and types <= helps, sorted(types - helps)
+
+
+def test_records_a_jq_select_drops_are_counted_and_removed_pipelines_leave_metrics(sluice_factory):
+    picky = """
+        storage: { dir: ./var }
+        pipelines:
+          - name: picky
+            buffering: { interval_seconds: 1 }
+            processors: [ { jq: { query: "select(.keep)" } } ]
+            destination: { local: { path: ./out } }
+        """
+    d = sluice_factory(picky + """
+          - name: doomed
+            destination: { local: { path: ./doomed } }
+        """).start()
+    d.client().put_record_batch(DeliveryStreamName="picky", Records=[
+        {"Data": b'{"keep": true}\n'}, {"Data": b'{"keep": false}\n'}, {"Data": b'{"keep": null}\n'}])
+    wait_for(lambda: d.metric("sluice_delivery_to_local_records_total", "picky") == 1, what="the kept record")
+    assert d.metrics()['sluice_dropped_records_total{delivery_stream_name="picky",processor="jq"}'] == 2
+    assert d.metric("sluice_wal_bytes", "doomed") == 0 and any("doomed" in k for k in d.metrics())
+    d.config_path.write_text(textwrap.dedent(picky))
+    d.proc.send_signal(signal.SIGHUP)  # a reload removes `doomed`
+    wait_for(lambda: not any('"doomed"' in k for k in d.metrics()), what="the removed pipeline's series to go")
 
 
 def test_a_refused_put_does_not_auto_create_its_stream(sluice_factory):

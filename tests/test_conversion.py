@@ -246,7 +246,8 @@ def test_validate_rejects_bad_types_options_and_compression_with_conversion(tmp_
     assert "schema.columns[1].type`: `array<int`: expected `>`" in out
     assert "output.parquet.compression`: `LZO` is not one of UNCOMPRESSED, SNAPPY, GZIP, ZSTD" in out
     assert "output.parquet.writer_version`: `V3` is not one of V1, V2" in out
-    assert "pipelines[1].destination.local.format_conversion.schema.file`: cannot read `missing.yaml`" in out
+    # Relative to the config file, and said as the daemon would open it.
+    assert f"pipelines[1].destination.local.format_conversion.schema.file`: cannot read `{tmp_path / 'missing.yaml'}`" in out
     assert "output.orc.row_index_stride`: must be at least 1000" in out
     assert "output.orc.bloom_filter_false_positive_probability`: must be between 0 and 1" in out
 

@@ -70,5 +70,37 @@ pub(super) async fn render_metrics(State(state): State<ApiState>) -> Response {
     for p in state.daemon.all() {
         p.metrics.wal_bytes.set(p.ingest.used_bytes() as f64);
     }
-    (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    let current: std::collections::HashSet<String> = state.daemon.names().into_iter().collect();
+    let text = only_current_pipelines(&state.metrics.render(), &current);
+    (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The rendered page without the series of pipelines that no longer exist: the recorder keeps
+/// every series it has seen, and a removed (or renamed) pipeline's should leave with it.
+fn only_current_pipelines(page: &str, current: &std::collections::HashSet<String>) -> String {
+    const LABEL: &str = "delivery_stream_name=\"";
+    let mut out = String::with_capacity(page.len());
+    for line in page.lines() {
+        let stream = line.find(LABEL).map(|at| &line[at + LABEL.len()..]).and_then(|rest| rest.split('"').next());
+        if line.starts_with('#') || stream.is_none_or(|s| current.contains(s)) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_of_removed_pipelines_are_left_out() {
+        let page = "# HELP x a\n# TYPE x counter\nx{delivery_stream_name=\"kept\"} 1\nx{delivery_stream_name=\"gone\"} 2\ny 3\n";
+        let current = ["kept".to_string()].into_iter().collect();
+        assert_eq!(
+            only_current_pipelines(page, &current),
+            "# HELP x a\n# TYPE x counter\nx{delivery_stream_name=\"kept\"} 1\ny 3\n"
+        );
+    }
 }

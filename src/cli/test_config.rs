@@ -177,7 +177,7 @@ fn simulate(config: &sluice::config::Config, case: &Case) -> anyhow::Result<Outc
         }
         None => sluice::pipeline::now_ms(),
     };
-    let chain = sluice::pipeline::build_chain(&spec.processors).map_err(anyhow::Error::msg)?;
+    let chain = sluice::pipeline::build_chain(&spec.processors, None).map_err(anyhow::Error::msg)?;
     let records: Vec<Record> = case
         .input
         .iter()

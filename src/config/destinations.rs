@@ -41,7 +41,7 @@ pub enum RawDestination {
 
 /// `<name>` of every destination's `sluice_delivery_to_<name>_*` series, the object stores' first.
 pub fn delivery_metric_names() -> impl Iterator<Item = &'static str> {
-    std::iter::once("s3").chain(DELIVERY_METRICS.iter().map(|m| m.name))
+    ["s3", "local"].into_iter().chain(DELIVERY_METRICS.iter().map(|m| m.name))
 }
 
 /// A non-object destination a pipeline sends its batches to; its object store (the `backup:`)

@@ -81,10 +81,17 @@ pub fn start(
             d.file_extension.clone()
         },
     };
-    let metrics = match spec.sending.as_deref() {
-        Some(endpoint) => PipelineMetrics::new(&name).for_destination(endpoint.metric_name()),
-        None => PipelineMetrics::new(&name),
-    };
+    let metrics = PipelineMetrics::new(
+        &name,
+        crate::metrics::MetricsShape {
+            store: match spec.store.store {
+                crate::config::StoreSpec::S3 { .. } => "s3",
+                crate::config::StoreSpec::Local { .. } => "local",
+            },
+            sending: spec.sending.as_deref().map(|e| e.metric_name()),
+            conversion: spec.store.format_conversion.is_some(),
+        },
+    );
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
     // Firehose de-aggregates KPL records from a Kinesis stream by itself.
     let mut processors = spec.processors.clone();
@@ -93,7 +100,7 @@ pub fn start(
     {
         processors.insert(0, ProcessorSpec::Deaggregation(crate::process::deaggregate::SubRecordType::Kpl));
     }
-    let chain = build_chain(&processors)
+    let chain = build_chain(&processors, Some(&metrics))
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?
         .with_timers(timers);
     let partitioner = Partitioner::new(&d.prefix);
@@ -202,7 +209,8 @@ pub fn start(
 }
 
 /// The configured processors, built once per pipeline.
-pub fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
+/// `metrics`: the pipeline's, for what processors count themselves (none under `sluice test`).
+pub fn build_chain(specs: &[ProcessorSpec], metrics: Option<&PipelineMetrics>) -> Result<Chain, String> {
     let mut processors: Vec<Arc<dyn Processor>> = Vec::new();
     for spec in specs {
         processors.push(match spec {
@@ -213,7 +221,11 @@ pub fn build_chain(specs: &[ProcessorSpec]) -> Result<Chain, String> {
                 Arc::new(MetadataExtraction::compile(query).map_err(|e| e.to_string())?)
             }
             ProcessorSpec::Jq { query, raw_output } => {
-                Arc::new(JqTransform::new(JqProgram::compile(query).map_err(|e| e.to_string())?, *raw_output))
+                let jq = JqTransform::new(JqProgram::compile(query).map_err(|e| e.to_string())?, *raw_output);
+                Arc::new(match metrics {
+                    Some(m) => jq.counting_drops(m.dropped_by_jq.clone()),
+                    None => jq,
+                })
             }
             ProcessorSpec::AppendDelimiter => continue, // applied by the encoder, see start()
             ProcessorSpec::Wasm(settings) => Arc::new(WasmProcessor::load(settings.clone())?),

@@ -41,7 +41,7 @@ impl Delivery {
                     |attempt| self.attempt(endpoint, &request_id, records, &pending, attempt),
                     |e: &SendError| e.permanent,
                     |e, attempts| {
-                        self.metrics.delivery_failures.increment(1);
+                        self.metrics.sending_failures.increment(1);
                         self.status.delivery_failed(&format!("{}: {}", e.code, e.message));
                         tracing::warn!(pipeline = %self.spec.name, destination = %endpoint.name(), request_id, attempts, code = e.code, error = %e.message, "delivery failed");
                     },
@@ -197,7 +197,10 @@ mod tests {
             inference: None,
             format: format(false),
             error_format: format(true),
-            metrics: crate::metrics::PipelineMetrics::new("p"),
+            metrics: crate::metrics::PipelineMetrics::new(
+                "p",
+                crate::metrics::MetricsShape { store: "local", sending: Some("picky"), conversion: false },
+            ),
             status: Default::default(),
             sending: None,
             names: crate::buffer::names::NameScope::fixed(7),

@@ -50,7 +50,7 @@ impl Delivery {
                 },
                 |e: &SendError| e.permanent,
                 |e, attempts| {
-                    self.metrics.delivery_failures.increment(1);
+                    self.metrics.sending_failures.increment(1);
                     self.status.delivery_failed(&format!("{}: {}", e.code, e.message));
                     tracing::warn!(pipeline = %self.spec.name, loader = loader.name(), manifest = %url, attempts, code = e.code, error = %e.message, "loading a staged batch failed");
                 },

@@ -18,11 +18,18 @@ pub const CODE: &str = "JQProcessing.Failed";
 pub struct JqTransform {
     program: JqProgram,
     raw_output: bool,
+    /// Records the query dropped (yielded nothing for), counted once per batch.
+    dropped: metrics::Counter,
 }
 
 impl JqTransform {
     pub fn new(program: JqProgram, raw_output: bool) -> Self {
-        Self { program, raw_output }
+        Self { program, raw_output, dropped: metrics::Counter::noop() }
+    }
+
+    /// Counts the records the query drops (`sluice_dropped_records_total{processor="jq"}`).
+    pub fn counting_drops(self, dropped: metrics::Counter) -> Self {
+        Self { dropped, ..self }
     }
 
     /// Appends the record's outputs to `out`.
@@ -58,12 +65,19 @@ impl Processor for JqTransform {
 
     fn process(&self, items: Vec<Item>, failed: &mut Vec<Failed>) -> Vec<Item> {
         let mut out = Vec::with_capacity(items.len());
+        let mut dropped = 0u64;
         for item in items {
             let before = out.len();
-            if let Err(message) = self.map(&item, &mut out) {
-                out.truncate(before); // a record fails whole: no partial fan-out
-                failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, CODE, message));
+            match self.map(&item, &mut out) {
+                Ok(()) => dropped += u64::from(out.len() == before),
+                Err(message) => {
+                    out.truncate(before); // a record fails whole: no partial fan-out
+                    failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, CODE, message));
+                }
             }
+        }
+        if dropped > 0 {
+            self.dropped.increment(dropped);
         }
         out
     }
