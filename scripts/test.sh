@@ -9,6 +9,7 @@
 #   - Debian's systemd and systemd-journal-remote packages if missing (systemd-analyze verifies
 #     deploy/systemd; journalctl and real journal files test the journald source),
 #   - Debian's postgresql package if missing (the PostgreSQL destination's tests run a real server),
+#   - Debian's chromium if missing (the web console's tests load it in a headless browser),
 #   - cargo-deb, built once into a cache outside the clone ($SLUICE_TOOLS, default ~/.cache/sluice-tools):
 #     the packaging tests build, inspect and install (dpkg) the Debian package.
 # Then: the layer check (imports point down), formatting and lint checks, unit tests, and the integration tests in tests/, which drive
@@ -56,6 +57,14 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/
   { $SUDO apt-get update -qq &&
     $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } ||
     { echo "missing and could not be installed: apt-get install postgresql" >&2; exit 1; }
+fi
+
+step "Debian's chromium (the web console is tested in a headless browser)"
+if ! command -v chromium >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq &&
+    $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; } ||
+    { echo "missing and could not be installed: apt-get install chromium" >&2; exit 1; }
 fi
 
 step "cargo-deb (cached in \${SLUICE_TOOLS:-~/.cache/sluice-tools})"

@@ -215,6 +215,7 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
     let handle = metrics::install();
+    let metrics_handle = handle.clone();
     let fd_limit = api::server::raise_fd_limit();
     let (listen, limits) = (cfg.listen, cfg.limits);
     let daemon = Daemon::start(cfg).context("cannot start pipelines")?;
@@ -240,6 +241,7 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         metrics: handle,
         body_timeout: limits.body_timeout,
         give_up_window: limits.give_up_window,
+        history: api::console::history::History::spawn(daemon.clone(), metrics_handle),
     });
     let janitor = {
         let daemon = daemon.clone();

@@ -323,3 +323,30 @@ impl PipelineMetrics {
         counter!("sluice_error_output_records_total", "delivery_stream_name" => self.stream.clone(), "error_output_type" => kind.as_str())
     }
 }
+
+/// Values by (metric name, stream) read back from a rendered page (`sluice top` and the console's
+/// history), summed over other labels; histogram buckets and quantiles are left out.
+pub type Scrape = std::collections::BTreeMap<(String, String), f64>;
+
+/// `name{labels} value` lines of a Prometheus text page, by metric and stream.
+pub fn scrape(text: &str) -> Scrape {
+    let mut out = Scrape::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let Some((key, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        let (name, labels) = key.split_once('{').unwrap_or((key, ""));
+        let Some(stream) = labels.split("delivery_stream_name=\"").nth(1).and_then(|r| r.split('"').next()) else {
+            continue;
+        };
+        if labels.contains("quantile=") || name.ends_with("_bucket") {
+            continue;
+        }
+        *out.entry((name.to_string(), stream.to_string())).or_default() += value;
+    }
+    out
+}
+
+/// The sum of `names` for `stream` in a scrape.
+pub fn sum(m: &Scrape, stream: &str, names: &[&str]) -> f64 {
+    names.iter().map(|n| m.get(&(n.to_string(), stream.to_string())).copied().unwrap_or(0.0)).sum()
+}

@@ -250,6 +250,7 @@ impl Runner {
                     continue;
                 }
                 self.delivery.metrics.error_records(f.kind).increment(1);
+                self.delivery.status.note_error(ending, f.kind.as_str(), &f.code, &f.message, &f.record.data);
                 let data = error_record::render(&f, ending);
                 let weight = data.len() + 1;
                 let record = Record { data, ..f.record };

@@ -23,6 +23,31 @@ pub struct PipelineStatus {
     /// When records were last given up to the error prefix (0: never), and why.
     last_give_up_ms: AtomicI64,
     last_give_up: Mutex<Option<String>>,
+    /// Records that went to the error output: counts by (type, code) and the latest few (the
+    /// console shows them). Failures are not the hot path.
+    errors: Mutex<ErrorLog>,
+}
+
+/// How many of the latest error records a pipeline keeps for the console.
+const LATEST_ERRORS: usize = 20;
+/// How much of a failed record's data they keep.
+const ERROR_DATA_PREVIEW: usize = 300;
+
+/// One record that went to the error output, as the console shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ErrorSample {
+    pub at_ms: i64,
+    pub error_output_type: String,
+    pub code: String,
+    pub message: String,
+    /// The start of the record's data, lossily as text.
+    pub data: String,
+}
+
+#[derive(Debug, Default)]
+struct ErrorLog {
+    by_code: std::collections::BTreeMap<(String, String), u64>,
+    latest: std::collections::VecDeque<ErrorSample>,
 }
 
 impl PipelineStatus {
@@ -99,6 +124,30 @@ impl PipelineStatus {
     pub fn gave_up(&self, now_ms: i64, what: String) {
         *self.last_give_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
         self.last_give_up_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// A record went to the error output (`error_output_type`, its error code and message).
+    pub fn note_error(&self, at_ms: i64, error_output_type: &str, code: &str, message: &str, data: &[u8]) {
+        let mut log = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        *log.by_code.entry((error_output_type.to_string(), code.to_string())).or_default() += 1;
+        if log.latest.len() == LATEST_ERRORS {
+            log.latest.pop_front();
+        }
+        let preview = &data[..data.len().min(ERROR_DATA_PREVIEW)];
+        log.latest.push_back(ErrorSample {
+            at_ms,
+            error_output_type: error_output_type.to_string(),
+            code: code.to_string(),
+            message: message.to_string(),
+            data: String::from_utf8_lossy(preview).into_owned(),
+        });
+    }
+
+    /// Error records so far by (error output type, code), and the latest ones, newest last.
+    pub fn errors(&self) -> (Vec<(String, String, u64)>, Vec<ErrorSample>) {
+        let log = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = log.by_code.iter().map(|((t, c), n)| (t.clone(), c.clone(), *n)).collect();
+        (counts, log.latest.iter().cloned().collect())
     }
 
     /// The last give-up since `since_ms`: when, and what was given up.

@@ -15,6 +15,49 @@ pub(super) async fn health(State(state): State<ApiState>) -> Response {
 /// Deliveries failing this many times in a row make a pipeline not ready.
 const NOT_READY_AFTER_FAILURES: u64 = 3;
 
+/// Why a pipeline is not ready (none: it is), and its readiness details for `/ready`.
+pub(super) fn readiness(
+    p: &crate::pipeline::PipelineHandle,
+    now: i64,
+    give_up_window: std::time::Duration,
+) -> (Vec<String>, serde_json::Value) {
+    let wal = p.ingest.unavailable();
+    let (failures, last_error) = p.status.failures();
+    let mut reasons = Vec::new();
+    if let Some(why) = &wal {
+        reasons.push(format!("the WAL cannot write: {why}"));
+    }
+    let source = p.status.source_problem();
+    if let Some(why) = &source {
+        reasons.push(format!("the source cannot read: {why}"));
+    }
+    let check = p.status.check_error();
+    if let Some(why) = &check {
+        reasons.push(format!("the destination check failed: {why}"));
+    }
+    if failures >= NOT_READY_AFTER_FAILURES {
+        reasons.push(format!("{failures} deliveries failed in a row"));
+    }
+    let window = give_up_window.as_millis() as i64;
+    let gave_up = if window > 0 { p.status.given_up_since(now - window) } else { None };
+    if let Some((at, what)) = &gave_up {
+        reasons.push(format!("{what} {} s ago", (now - at).max(0) / 1000));
+    }
+    let details = serde_json::json!({
+        "ready": reasons.is_empty(),
+        "reason": (!reasons.is_empty()).then(|| reasons.join("; ")),
+        "wal_writable": wal.is_none(),
+        // Direct PUT's source is the API itself: it is healthy when its WAL can write.
+        "source_healthy": wal.is_none() && source.is_none(),
+        "destination_check_passed": check.is_none(),
+        "delivery_failures_in_row": failures,
+        "last_delivery_error": last_error,
+        "last_give_up": gave_up.map(|(at, what)| serde_json::json!({ "at_ms": at, "what": what })),
+        "oldest_undelivered_age_seconds": p.status.oldest_undelivered_ms().map(|t| (now - t).max(0) as f64 / 1000.0),
+    });
+    (reasons, details)
+}
+
 /// Readiness, per pipeline, with a reason: 503 when any pipeline cannot take or deliver records.
 /// (`/health` is liveness: the process answers.)
 pub(super) async fn ready(State(state): State<ApiState>) -> Response {
@@ -22,54 +65,24 @@ pub(super) async fn ready(State(state): State<ApiState>) -> Response {
     let mut all_ready = true;
     let mut pipelines = serde_json::Map::new();
     for p in state.daemon.all() {
-        let wal = p.ingest.unavailable();
-        let (failures, last_error) = p.status.failures();
-        let mut reasons = Vec::new();
-        if let Some(why) = &wal {
-            reasons.push(format!("the WAL cannot write: {why}"));
-        }
-        let source = p.status.source_problem();
-        if let Some(why) = &source {
-            reasons.push(format!("the source cannot read: {why}"));
-        }
-        let check = p.status.check_error();
-        if let Some(why) = &check {
-            reasons.push(format!("the destination check failed: {why}"));
-        }
-        if failures >= NOT_READY_AFTER_FAILURES {
-            reasons.push(format!("{failures} deliveries failed in a row"));
-        }
-        let window = state.give_up_window.as_millis() as i64;
-        let gave_up = if window > 0 { p.status.given_up_since(now - window) } else { None };
-        if let Some((at, what)) = &gave_up {
-            reasons.push(format!("{what} {} s ago", (now - at).max(0) / 1000));
-        }
+        let (reasons, details) = readiness(&p, now, state.give_up_window);
         all_ready &= reasons.is_empty();
-        pipelines.insert(
-            p.spec.name.clone(),
-            serde_json::json!({
-                "ready": reasons.is_empty(),
-                "reason": (!reasons.is_empty()).then(|| reasons.join("; ")),
-                "wal_writable": wal.is_none(),
-                // Direct PUT's source is the API itself: it is healthy when its WAL can write.
-                "source_healthy": wal.is_none() && source.is_none(),
-                "destination_check_passed": check.is_none(),
-                "delivery_failures_in_row": failures,
-                "last_delivery_error": last_error,
-                "last_give_up": gave_up.map(|(at, what)| serde_json::json!({ "at_ms": at, "what": what })),
-                "oldest_undelivered_age_seconds": p.status.oldest_undelivered_ms().map(|t| (now - t).max(0) as f64 / 1000.0),
-            }),
-        );
+        pipelines.insert(p.spec.name.clone(), details);
     }
     let status = if all_ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({ "ready": all_ready, "pipelines": pipelines });
     (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
-pub(super) async fn render_metrics(State(state): State<ApiState>) -> Response {
-    for p in state.daemon.all() {
+/// WAL bytes are read when asked for, not on every write.
+pub(super) fn refresh_wal_gauges(daemon: &crate::daemon::Daemon) {
+    for p in daemon.all() {
         p.metrics.wal_bytes.set(p.ingest.used_bytes() as f64);
     }
+}
+
+pub(super) async fn render_metrics(State(state): State<ApiState>) -> Response {
+    refresh_wal_gauges(&state.daemon);
     let current: std::collections::HashSet<String> = state.daemon.names().into_iter().collect();
     let text = only_current_pipelines(&state.metrics.render(), &current);
     (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], text).into_response()

@@ -5,6 +5,7 @@
 //! SigV4 signature is verified (`auth.rs`) and the key's permissions checked before it is handled.
 
 mod auth;
+pub mod console;
 mod control;
 mod describe;
 mod error;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub body_timeout: std::time::Duration,
     /// How long `/ready` reports records given up to the error prefix.
     pub give_up_window: std::time::Duration,
+    /// The console's charts (sampled by the daemon whether or not a browser is open).
+    pub history: std::sync::Arc<console::history::History>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -60,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::render_metrics))
         .route("/tap/{stream}", get(tap::tap))
+        .merge(console::routes())
         .fallback(http_source::receive)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

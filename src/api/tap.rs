@@ -66,11 +66,16 @@ pub(super) async fn tap(
             return ApiError::AccessDenied(message).into_response();
         }
     }
-    let q = match TapQuery::parse(uri.query()) {
+    open(&state, &stream, uri.query())
+}
+
+/// The tap itself, once the caller is allowed (the API's signed request, or the console's login).
+pub(super) fn open(state: &ApiState, stream: &str, query: Option<&str>) -> Response {
+    let q = match TapQuery::parse(query) {
         Ok(q) => q,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
-    let Some(pipeline) = state.daemon.get(&stream) else {
+    let Some(pipeline) = state.daemon.get(stream) else {
         return (StatusCode::NOT_FOUND, format!("no delivery stream named {stream}\n")).into_response();
     };
     let stage_name = q.stage.as_deref().unwrap_or("processed");

@@ -5,7 +5,6 @@
 //! rates, buffer fill, WAL bytes, data freshness and delivery latency every `--interval` seconds,
 //! read from `/metrics`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use anyhow::{bail, Context};
 use futures::StreamExt;
 
 use sluice::aws::request::signed_get_headers;
+use sluice::metrics::{scrape, sum, Scrape};
 
 #[derive(clap::Args)]
 pub struct TapArgs {
@@ -68,31 +68,6 @@ pub struct TopArgs {
     /// Print this many tables, then exit (default: until interrupted).
     #[arg(long)]
     iterations: Option<usize>,
-}
-
-/// Metric values by (metric name, stream).
-type Scrape = BTreeMap<(String, String), f64>;
-
-/// `name{labels} value` lines of a Prometheus text page, by metric and stream.
-fn scrape(text: &str) -> Scrape {
-    let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-        let Some((key, value)) = line.rsplit_once(' ') else { continue };
-        let Ok(value) = value.parse::<f64>() else { continue };
-        let (name, labels) = key.split_once('{').unwrap_or((key, ""));
-        let Some(stream) = labels.split("delivery_stream_name=\"").nth(1).and_then(|r| r.split('"').next()) else {
-            continue;
-        };
-        if labels.contains("quantile=") || name.ends_with("_bucket") {
-            continue;
-        }
-        *out.entry((name.to_string(), stream.to_string())).or_default() += value;
-    }
-    out
-}
-
-fn sum(m: &Scrape, stream: &str, names: &[&str]) -> f64 {
-    names.iter().map(|n| m.get(&(n.to_string(), stream.to_string())).copied().unwrap_or(0.0)).sum()
 }
 
 /// `sluice_delivery_to_<destination>_<suffix>` for every destination kind.

@@ -103,7 +103,7 @@ pub struct ApiSecurity {
     pub tls: Option<TlsFiles>,
 }
 
-/// Every Firehose operation, for checking `actions` patterns.
+/// Every Firehose operation and sluice's own actions, for checking `actions` patterns.
 const OPERATIONS: &[&str] = &[
     "CreateDeliveryStream",
     "DeleteDeliveryStream",
@@ -117,6 +117,9 @@ const OPERATIONS: &[&str] = &[
     "TagDeliveryStream",
     "UntagDeliveryStream",
     "UpdateDestination",
+    // sluice's own: `GET /tap/<stream>` and the web console.
+    "Tap",
+    "Console",
 ];
 
 pub(super) fn validate(
@@ -191,7 +194,7 @@ pub(super) fn validate(
                                 origin,
                                 a,
                                 &format!("{field}.actions"),
-                                format!("`{}` matches no Firehose operation{hint}", a.value),
+                                format!("`{}` matches no Firehose operation or sluice action{hint}", a.value),
                             ));
                         }
                         p

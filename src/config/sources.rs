@@ -69,6 +69,19 @@ pub enum SourceSpec {
 }
 
 impl SourceSpec {
+    /// The kind as written in YAML (`source: { <kind>: ... }`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::DirectPut => "direct_put",
+            SourceSpec::Kinesis(_) => "kinesis",
+            SourceSpec::FirehoseHttpEndpoint { .. } => "firehose_http_endpoint",
+            SourceSpec::Stdin { .. } => "stdin",
+            SourceSpec::Http(_) => "http",
+            SourceSpec::File(_) => "file",
+            SourceSpec::Journald(_) => "journald",
+        }
+    }
+
     /// Whether records arrive into the WAL (and Direct PUT calls are taken too), as opposed to a
     /// source with its own log.
     pub fn uses_wal(&self) -> bool {

@@ -40,14 +40,35 @@ fn list(expected: &[&str]) -> String {
     expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
 }
 
-/// The message for a parse error, in sluice's words where serde's can be improved on.
-fn message(e: &YamlError) -> String {
+/// Fields an object store's options share in one type but that only one kind takes: not offered
+/// as "allowed here" where they would be refused next.
+const S3_ONLY: &[&str] = &["bucket", "endpoint", "region", "force_path_style"];
+const LOCAL_ONLY: &[&str] = &["path"];
+
+/// What `expected` really allows at `path` (`…destination.local.x`: no S3 options).
+fn allowed_at<'a>(path: &str, expected: &[&'a str]) -> Vec<&'a str> {
+    let segments: Vec<&str> = path.split(['.', '[']).collect();
+    let parent = segments.len().checked_sub(2).and_then(|i| segments.get(i)).copied().unwrap_or("");
+    let excluded: &[&str] = match parent {
+        "local" => S3_ONLY,
+        "s3" => LOCAL_ONLY,
+        _ => &[],
+    };
+    expected.iter().copied().filter(|e| !excluded.contains(e)).collect()
+}
+
+/// The message for a parse error at the field `path`, in sluice's words where serde's can be
+/// improved on.
+fn message(e: &YamlError, path: &str) -> String {
     match e {
-        YamlError::SerdeUnknownField { field, expected, .. } => format!(
-            "unknown field `{field}`{} (allowed here: {})",
-            hint(field, expected.iter().copied()),
-            list(expected)
-        ),
+        YamlError::SerdeUnknownField { field, expected, .. } => {
+            let allowed = allowed_at(path, expected);
+            format!(
+                "unknown field `{field}`{} (allowed here: {})",
+                hint(field, allowed.iter().copied()),
+                list(&allowed)
+            )
+        }
         YamlError::SerdeUnknownVariant { variant, expected, .. } => {
             format!("unknown value `{variant}`{} (one of: {})", hint(variant, expected.iter().copied()), list(expected))
         }
@@ -64,7 +85,7 @@ fn message(e: &YamlError) -> String {
 
 /// A parse error in sluice's words, without a location (for text sluice generated itself).
 pub fn plain_yaml_error(e: &YamlError) -> String {
-    message(e)
+    message(e, "")
 }
 
 /// Parses the config text, recovering from unknown fields. Returns the parsed config if the
@@ -88,7 +109,8 @@ pub fn parse_recovering(text: &str, origin: &str) -> (Option<RawConfig>, Vec<Con
         }
         let at = super::yaml_path::field_at(&text, line as usize, column as usize);
         let repeated = errors.last().is_some_and(|last| (last.line, last.column) == (line, column));
-        errors.push(ConfigError { origin: origin.to_string(), line, column, field: at.path, message: message(e) });
+        let message = message(e, &at.path);
+        errors.push(ConfigError { origin: origin.to_string(), line, column, field: at.path, message });
         let recovered = match e {
             _ if repeated => false,
             YamlError::SerdeUnknownField { .. } => blank_key(&mut text, line as usize, column as usize),
@@ -229,6 +251,20 @@ fn mask_url_passwords(line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_local_destination_is_not_offered_s3_options() {
+        let expected = ["bucket", "endpoint", "path", "prefix", "compression"];
+        assert_eq!(
+            super::allowed_at("pipelines[0].destination.local.prefx", &expected),
+            ["path", "prefix", "compression"]
+        );
+        assert_eq!(
+            super::allowed_at("pipelines[0].destination.s3.prefx", &expected),
+            ["bucket", "endpoint", "prefix", "compression"]
+        );
+        assert_eq!(super::allowed_at("pipelines[0].buferring", &expected), expected);
+    }
+
     use super::*;
 
     #[test]

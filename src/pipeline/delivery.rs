@@ -143,6 +143,7 @@ impl Delivery {
             .map(|(i, f)| {
                 let record = records[i].clone();
                 let failed = Failed::new(record.clone(), kind, f.kind.code(), f.message);
+                self.status.note_error(now, kind.as_str(), &failed.code, &failed.message, &record.data);
                 Record { data: error_record::render(&failed, now), ..record }
             })
             .collect();

@@ -72,6 +72,9 @@ impl Delivery {
                 failed[0].code
             );
             self.status.gave_up(ending, what);
+            for f in &failed {
+                self.status.note_error(ending, kind.as_str(), &f.code, &f.message, &f.record.data);
+            }
             let records: Vec<Record> =
                 failed.iter().map(|f| Record { data: error_record::render(f, ending), ..f.record.clone() }).collect();
             let key = self.object_key(batch, Some(kind), "endpoint-failed", &self.error_format.extension);
