@@ -86,6 +86,10 @@ def test_reload_under_load_adds_removes_and_changes_pipelines_without_loss_or_du
     d.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: d.metrics().get("sluice_config_reload_failed") == 1.0, timeout=20, what="the refusal")
     assert "config reload refused" in d.log() and "bufering" in d.log()
+    # Each problem is its own JSON log line with its place as fields (the log is JSON off a terminal).
+    problems = [json.loads(line)["fields"] for line in d.log().splitlines() if '"config problem"' in line]
+    assert problems and problems[0]["field"].endswith("bufering") and problems[0]["line"] > 0, problems
+    assert "unknown field `bufering`" in problems[0]["problem"] and problems[0]["file"].endswith("sluice.yaml")
     time.sleep(1)
     # 3. --watch-config: fixing the file is enough; `kept` changes its buffering too.
     d.config_path.write_text(good.replace("size_mb: 1, interval_seconds: 1", "size_mb: 2, interval_seconds: 1", 1))
