@@ -120,3 +120,26 @@ def test_the_container_health_check_asks_the_daemon_itself(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_the_tools_find_the_daemon_by_endpoint_environment_or_its_config(tmp_path):
+    port = free_port()
+    (tmp_path / "c.yaml").write_text(f"api: {{ listen: 0.0.0.0:{port} }}\nstorage: {{ dir: ./var }}\n")
+    proc = subprocess.Popen([str(BINARY), "run", "--config", "c.yaml", "--insecure-no-auth"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def health(*args, env=None):
+            return subprocess.run([str(BINARY), "health", *args], capture_output=True, text=True,
+                                  env={**os.environ, **(env or {})})
+        wait_for(lambda: health("--endpoint", f"http://127.0.0.1:{port}").returncode == 0, 20, what="the daemon")
+        # $SLUICE_ENDPOINT, and the daemon's own config (0.0.0.0 is reached on loopback) from elsewhere.
+        assert health(env={"SLUICE_ENDPOINT": f"http://127.0.0.1:{port}"}).returncode == 0
+        assert health("--config", str(tmp_path / "c.yaml")).returncode == 0
+        wrong = health(env={"SLUICE_ENDPOINT": "http://127.0.0.1:9"})
+        assert wrong.returncode != 0 and "cannot reach http://127.0.0.1:9/health" in wrong.stderr
+        # `--log-format` is `run`'s alone; the other commands' help is about them.
+        assert "--log-format" not in subprocess.run([str(BINARY), "health", "--help"], capture_output=True,
+                                                    text=True).stdout
+    finally:
+        proc.terminate()
+        proc.wait(30)
