@@ -258,3 +258,22 @@ def test_paths_in_a_config_are_relative_to_its_file_not_the_working_directory(tm
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run([str(BINARY), "validate", str(conf / "p.yaml")], cwd=elsewhere, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_parse_processors_are_validated(tmp_path):
+    code, out, _ = validate(tmp_path, """
+        pipelines:
+          - name: logs
+            processors:
+              - parse: { format: logfnt }
+              - parse: { format: regex, pattern: '^\\S+ \\d+$' }
+              - parse: { format: csv }
+              - parse: { format: cri, pattern: 'x', on_failure: ignore }
+            destination: { local: { path: ./d } }
+        """)
+    assert code != 0
+    assert "processors[0].parse.format`: unknown format `logfnt`; did you mean `logfmt`?" in out, out
+    assert "processors[1].parse.pattern`: has no named capture" in out
+    assert "processors[2].parse.columns`: is required for `format: csv`" in out
+    assert "processors[3].parse.pattern`: applies to `format: regex` only" in out
+    assert "processors[3].parse.on_failure`: `ignore` is not `error` or `keep`" in out

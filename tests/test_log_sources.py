@@ -2,6 +2,7 @@
 rename and by copytruncate under a fast writer, kill -9 during rotation, multiline, a 10 MB line, a
 deleted file, 2,000 files, restart from the checkpoint)."""
 
+import base64
 import gzip
 import json
 import os
@@ -330,3 +331,37 @@ def test_a_journal_reader_that_cannot_run_is_not_ready(sluice_factory, tmp_path)
     d = journald_pipeline(sluice_factory, tmp_path, journalctl="/nonexistent/journalctl").start()
     wait_for(lambda: d.ready()[0] == 503, timeout=10, what="/ready to say 503")
     assert "cannot run /nonexistent/journalctl" in d.ready()[1]["pipelines"]["system"]["reason"]
+
+
+def test_cri_lines_from_a_pod_log_are_parsed_and_lines_that_do_not_parse_go_to_the_error_prefix(sluice_factory):
+    d = sluice_factory("""
+storage: { dir: ./var }
+pipelines:
+  - name: pods
+    source:
+      file: { include: ["./logs/*.log"], start_at: beginning, glob_interval_ms: 200, fields: { host: node-1 } }
+    processors:
+      - parse: { format: cri, field: message }
+      - parse: { format: logfmt, field: message, target: kv, on_failure: keep }
+    buffering: { size_mb: 1, interval_seconds: 1 }
+    destination: { local: { path: ./out, append_delimiter: true, error_output_prefix: "errors/!{firehose:error-output-type}/" } }
+""")
+    logs = d.workdir / "logs"
+    logs.mkdir(parents=True)
+    (logs / "app.log").write_text(
+        "2026-12-06T10:00:00.000000001Z stdout F level=info msg=\"started\" port=8080\n"
+        "2026-12-06T10:00:01.000000002Z stderr F plain words, no pairs\n"
+        "this line is not CRI\n")
+    d.start()
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 3, timeout=30, what="two records and an error record")
+    objects = local_objects(d.workdir / "out")
+    records = [json.loads(line) for k, body in objects.items() if not k.startswith("errors/") for line in body.splitlines()]
+    errors = [json.loads(line) for k, body in objects.items() if k.startswith("errors/processing-failed/")
+              for line in body.splitlines()]
+    first, second = sorted(records, key=lambda r: r["timestamp"])
+    assert first["stream"] == "stdout" and first["partial"] is False and first["host"] == "node-1"
+    assert first["kv"] == {"level": "info", "msg": "started", "port": "8080"}
+    assert second["message"] == "plain words, no pairs" and "kv" not in second   # kept as it was
+    (error,) = errors
+    assert error["errorCode"] == "Parse.Failed" and "not a CRI log line" in error["errorMessage"]
+    assert "this line is not CRI" in base64.b64decode(error["rawData"]).decode()

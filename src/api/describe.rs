@@ -258,9 +258,9 @@ pub(super) fn list(state: &ApiState, body: &Bytes) -> Result<Response, ApiError>
 }
 
 /// The pipeline's processors as Firehose's `ProcessingConfiguration`. A WASM plugin is described
-/// as the `Lambda` processor it stands in for (its module path as `LambdaArn`); the jq transform
-/// and KPL de-aggregation have no Firehose equivalent and appear as the sluice extensions `Jq` and
-/// `SubRecordType: KPL`.
+/// as the `Lambda` processor it stands in for (its module path as `LambdaArn`); the jq transform,
+/// KPL de-aggregation and `parse:` have no Firehose equivalent and appear as the sluice extensions
+/// `Jq`, `SubRecordType: KPL` and `Parse`.
 fn processing_configuration(spec: &crate::config::PipelineSpec) -> serde_json::Value {
     use crate::config::ProcessorSpec;
     use crate::process::deaggregate::SubRecordType;
@@ -295,6 +295,26 @@ fn processing_configuration(spec: &crate::config::PipelineSpec) -> serde_json::V
                 param("NumberOfRetries", w.retries.to_string()),
                 param("BufferSizeInMBs", format!("{}", w.max_invocation_bytes as f64 / (1 << 20) as f64)),
             ] }),
+            ProcessorSpec::Parse(p) => {
+                use crate::process::parse::Format;
+                let format = match &p.format {
+                    Format::Regex(_) => "regex",
+                    Format::Logfmt => "logfmt",
+                    Format::Syslog => "syslog",
+                    Format::Cri => "cri",
+                    Format::DockerJson => "docker_json",
+                    Format::Json => "json",
+                    Format::Csv { .. } => "csv",
+                };
+                let mut params = vec![param("Format", format.into())];
+                if let Format::Regex(re) = &p.format {
+                    params.push(param("Pattern", re.as_str().into()));
+                }
+                if let Some(field) = &p.field {
+                    params.push(param("Field", field.clone()));
+                }
+                serde_json::json!({ "Type": "Parse", "Parameters": params })
+            }
         })
         .collect();
     serde_json::json!({ "Enabled": !processors.is_empty(), "Processors": processors })

@@ -123,6 +123,7 @@ pub fn relative_to(base: &std::path::Path, written: &str) -> std::path::PathBuf 
     if path.is_absolute() || base.as_os_str().is_empty() {
         path.to_path_buf()
     } else {
-        base.join(path)
+        // `./logs` under `/etc/sluice` is `/etc/sluice/logs`, not `/etc/sluice/./logs`.
+        base.join(path.strip_prefix(".").unwrap_or(path))
     }
 }

@@ -140,6 +140,27 @@ pub enum RawProcessor {
     Wasm(Box<RawWasm>),
     /// A jq expression that maps, drops or fans out each record (a sluice extension).
     Jq(RawJq),
+    /// A log line parsed into fields: regex, logfmt, syslog, cri, docker_json, json, csv.
+    Parse(Box<RawParse>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParse {
+    /// regex | logfmt | syslog | cri | docker_json | json | csv
+    pub format: Spanned<String>,
+    /// `regex`: the pattern, with named captures (`(?P<name>...)`).
+    pub pattern: Option<Spanned<String>>,
+    /// `csv`: the column names, in order.
+    pub columns: Option<Spanned<Vec<String>>>,
+    /// `csv`: one character (default `,`).
+    pub delimiter: Option<Spanned<String>>,
+    /// Parse this string field of a JSON object record (default: the whole record).
+    pub field: Option<Spanned<String>>,
+    /// Put the fields under this key (default: merged into the record).
+    pub target: Option<Spanned<String>>,
+    /// `error` (default: to the error output) | `keep` (pass unchanged).
+    pub on_failure: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

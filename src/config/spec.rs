@@ -95,6 +95,8 @@ pub enum ProcessorSpec {
     },
     AppendDelimiter,
     Wasm(crate::process::wasm::WasmSettings),
+    /// A line parsed into fields (sluice's own).
+    Parse(crate::process::parse::ParseSpec),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -229,6 +229,7 @@ pub fn build_chain(specs: &[ProcessorSpec], metrics: Option<&PipelineMetrics>) -
             }
             ProcessorSpec::AppendDelimiter => continue, // applied by the encoder, see start()
             ProcessorSpec::Wasm(settings) => Arc::new(WasmProcessor::load(settings.clone())?),
+            ProcessorSpec::Parse(spec) => Arc::new(crate::process::parse::Parse::new(spec.clone())),
         });
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

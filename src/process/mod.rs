@@ -16,6 +16,7 @@ pub mod deaggregate;
 pub mod decompress;
 pub mod jq;
 pub mod metadata;
+pub mod parse;
 pub mod wasm;
 
 use std::collections::BTreeMap;

@@ -104,6 +104,7 @@ pub(super) fn processors(
             }
             RawProcessor::AppendDelimiter(_) => ("append_delimiter", Some(ProcessorSpec::AppendDelimiter)),
             RawProcessor::Wasm(w) => ("wasm", wasm_processor(c, w, &format!("{at}.wasm"))),
+            RawProcessor::Parse(p) => ("parse", parse_processor(c, p, &format!("{at}.parse"))),
             RawProcessor::Jq(j) => match crate::process::jq::JqProgram::compile(&j.query.value) {
                 Ok(_) => ("jq", Some(ProcessorSpec::Jq { query: j.query.value.clone(), raw_output: j.raw_output })),
                 Err(e) => {
@@ -113,7 +114,7 @@ pub(super) fn processors(
             },
         };
         // A plugin or jq transform may sit anywhere; the built-ins keep Firehose's order around it.
-        if name == "wasm" || name == "jq" {
+        if name == "wasm" || name == "jq" || name == "parse" {
             out.extend(spec);
             continue;
         }
@@ -132,6 +133,112 @@ pub(super) fn processors(
         out.extend(spec);
     }
     out
+}
+
+fn parse_processor(c: &mut Checker, p: &crate::config::RawParse, at: &str) -> Option<ProcessorSpec> {
+    use crate::process::parse::{Format, ParseSpec};
+    let before = c.errors.len();
+    let only = |c: &mut Checker, value: &Option<Spanned<String>>, name: &str, format: &str| {
+        if let Some(v) = value {
+            c.at(v, &format!("{at}.{name}"), format!("applies to `format: {format}` only"));
+        }
+    };
+    let format = match p.format.value.as_str() {
+        "regex" => match &p.pattern {
+            Some(pattern) => match regex::Regex::new(&pattern.value) {
+                Ok(re) if re.capture_names().flatten().next().is_some() => Some(Format::Regex(re)),
+                Ok(_) => {
+                    c.at(
+                        pattern,
+                        &format!("{at}.pattern"),
+                        "has no named capture: write `(?P<name>...)` for each field",
+                    );
+                    None
+                }
+                Err(e) => {
+                    c.at(pattern, &format!("{at}.pattern"), format!("is not a valid regex: {e}"));
+                    None
+                }
+            },
+            None => {
+                c.at(&p.format, &format!("{at}.pattern"), "is required for `format: regex`");
+                None
+            }
+        },
+        "csv" => {
+            let delimiter = match &p.delimiter {
+                Some(d) if d.value.len() == 1 => d.value.as_bytes()[0],
+                Some(d) => {
+                    c.at(d, &format!("{at}.delimiter"), "must be one ASCII character");
+                    b','
+                }
+                None => b',',
+            };
+            match &p.columns {
+                Some(cols) if !cols.value.is_empty() => Some(Format::Csv { columns: cols.value.clone(), delimiter }),
+                Some(cols) => {
+                    c.at(cols, &format!("{at}.columns"), "must name at least one column");
+                    None
+                }
+                None => {
+                    c.at(
+                        &p.format,
+                        &format!("{at}.columns"),
+                        "is required for `format: csv` (the column names, in order)",
+                    );
+                    None
+                }
+            }
+        }
+        "logfmt" => Some(Format::Logfmt),
+        "syslog" => Some(Format::Syslog),
+        "cri" => Some(Format::Cri),
+        "docker_json" => Some(Format::DockerJson),
+        "json" => Some(Format::Json),
+        other => {
+            const FORMATS: [&str; 7] = ["regex", "logfmt", "syslog", "cri", "docker_json", "json", "csv"];
+            let hint = crate::config::teach::hint(other, FORMATS);
+            c.at(
+                &p.format,
+                &format!("{at}.format"),
+                format!("unknown format `{other}`{hint} (one of: {})", FORMATS.join(", ")),
+            );
+            None
+        }
+    };
+    if p.format.value != "regex" {
+        only(c, &p.pattern, "pattern", "regex");
+    }
+    if p.format.value != "csv" {
+        only(c, &p.delimiter, "delimiter", "csv");
+        if let Some(cols) = &p.columns {
+            c.at(cols, &format!("{at}.columns"), "applies to `format: csv` only");
+        }
+    }
+    let keep_unparsed = match p.on_failure.as_ref().map(|o| o.value.as_str()) {
+        None | Some("error") => false,
+        Some("keep") => true,
+        Some(other) => {
+            if let Some(o) = &p.on_failure {
+                c.at(o, &format!("{at}.on_failure"), format!("`{other}` is not `error` or `keep`"));
+            }
+            false
+        }
+    };
+    for (value, name) in [(&p.field, "field"), (&p.target, "target")] {
+        if let Some(v) = value.as_ref().filter(|v| v.value.is_empty()) {
+            c.at(v, &format!("{at}.{name}"), "must not be empty");
+        }
+    }
+    if c.errors.len() > before {
+        return None;
+    }
+    Some(ProcessorSpec::Parse(ParseSpec {
+        format: format?,
+        field: p.field.as_ref().map(|f| f.value.clone()),
+        target: p.target.as_ref().map(|t| t.value.clone()),
+        keep_unparsed,
+    }))
 }
 
 fn wasm_processor(c: &mut Checker, w: &crate::config::RawWasm, at: &str) -> Option<ProcessorSpec> {
