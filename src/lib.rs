@@ -32,3 +32,4 @@ pub mod source;
 pub mod state_lock;
 pub mod status;
 pub mod stored;
+pub mod tls;

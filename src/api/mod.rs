@@ -16,7 +16,6 @@ mod model;
 mod put;
 pub mod server;
 mod tap;
-pub mod tls;
 
 use std::sync::Arc;
 

@@ -73,7 +73,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServerLimits,
-    tls: Option<Arc<super::tls::TlsReloader>>,
+    tls: Option<Arc<crate::tls::TlsReloader>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));

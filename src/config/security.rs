@@ -10,7 +10,6 @@
 //!   tls: { cert_file: /etc/sluice/tls.crt, key_file: /etc/sluice/tls.key }
 //! ```
 
-use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -90,11 +89,7 @@ impl Pattern {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-}
+pub use crate::tls::TlsFiles;
 
 #[derive(Clone, Debug, Default)]
 pub struct ApiSecurity {

@@ -1,4 +1,5 @@
-//! TLS for the API (`api.tls: { cert_file, key_file }`), with rustls.
+//! A TLS server certificate from two PEM files (`tls: { cert_file, key_file }`), with rustls: the
+//! API's (`api.tls`) and a listening source's (syslog over TLS). A ground-floor module.
 //!
 //! The certificate and key are read at start (a bad pair stops the daemon with the reason) and
 //! re-read whenever either file changes (checked every 10 seconds), so a renewed certificate —
@@ -15,7 +16,12 @@ use thiserror::Error;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::security::TlsFiles;
+/// A certificate chain and its private key, as PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -29,13 +35,16 @@ pub enum TlsError {
 
 pub struct TlsReloader {
     files: TlsFiles,
+    /// ALPN protocols offered (`http/1.1` for the API; none for syslog).
+    alpn: Vec<Vec<u8>>,
     current: RwLock<(TlsAcceptor, Option<SystemTime>)>,
 }
 
 impl TlsReloader {
-    pub fn load(files: &TlsFiles) -> Result<Arc<Self>, TlsError> {
-        let acceptor = build(files)?;
-        Ok(Arc::new(Self { files: files.clone(), current: RwLock::new((acceptor, modified(files))) }))
+    pub fn load(files: &TlsFiles, alpn: &[&[u8]]) -> Result<Arc<Self>, TlsError> {
+        let alpn: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = build(files, &alpn)?;
+        Ok(Arc::new(Self { files: files.clone(), alpn, current: RwLock::new((acceptor, modified(files))) }))
     }
 
     /// The acceptor for a new connection.
@@ -59,13 +68,13 @@ impl TlsReloader {
         if now == self.current.read().unwrap_or_else(|p| p.into_inner()).1 {
             return;
         }
-        match build(&self.files) {
+        match build(&self.files, &self.alpn) {
             Ok(acceptor) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = (acceptor, now);
-                tracing::info!(cert = %self.files.cert_file.display(), "reloaded the API's TLS certificate");
+                tracing::info!(cert = %self.files.cert_file.display(), "reloaded a TLS certificate");
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the API's TLS files changed but do not load; the previous certificate is kept")
+                tracing::warn!(cert = %self.files.cert_file.display(), error = %e, "TLS files changed but do not load; the previous certificate is kept")
             }
         }
     }
@@ -77,7 +86,7 @@ fn modified(files: &TlsFiles) -> Option<SystemTime> {
     time(&files.cert_file).max(time(&files.key_file))
 }
 
-fn build(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+fn build(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<TlsAcceptor, TlsError> {
     let cert_path = files.cert_file.display().to_string();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -95,6 +104,6 @@ fn build(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.to_vec();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
