@@ -211,7 +211,9 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         tracing::warn!(address = %cfg.listen, "--insecure-no-auth: anyone who can reach this address can create, delete and put to every delivery stream");
     }
     let tls = match &cfg.security.tls {
-        Some(files) => Some(sluice::tls::TlsReloader::load(files, &[b"http/1.1"]).context("cannot set up TLS for the API")?),
+        Some(files) => {
+            Some(sluice::tls::TlsReloader::load(files, &[b"http/1.1"]).context("cannot set up TLS for the API")?)
+        }
         None => None,
     };
     let handle = metrics::install();

@@ -10,7 +10,6 @@
 //!   tls: { cert_file: /etc/sluice/tls.crt, key_file: /etc/sluice/tls.key }
 //! ```
 
-
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 

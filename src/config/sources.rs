@@ -28,6 +28,8 @@ pub enum RawSource {
     File(Box<crate::source::file::config::RawFileSource>),
     /// The systemd journal, through `journalctl -o json --follow`.
     Journald(crate::source::journald::config::RawJournald),
+    /// Syslog (RFC 5424, RFC 3164) over UDP, TCP or TLS.
+    Syslog(Box<crate::source::syslog::config::RawSyslog>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +68,8 @@ pub enum SourceSpec {
     File(crate::source::file::config::FileSourceSpec),
     /// The systemd journal, its cursor checkpointed after delivery.
     Journald(crate::source::journald::config::JournaldSpec),
+    /// Syslog messages received on a port, kept in the WAL.
+    Syslog(crate::source::syslog::config::SyslogSpec),
 }
 
 impl SourceSpec {
@@ -79,6 +83,7 @@ impl SourceSpec {
             SourceSpec::Http(_) => "http",
             SourceSpec::File(_) => "file",
             SourceSpec::Journald(_) => "journald",
+            SourceSpec::Syslog(_) => "syslog",
         }
     }
 
@@ -139,6 +144,7 @@ pub(crate) fn validate(c: &mut Checker, raw: &RawSource, name: &str, field: &str
         RawSource::File(f) => SourceSpec::File(crate::source::file::config::validate(c, f, field)),
         RawSource::Journald(j) => SourceSpec::Journald(crate::source::journald::config::validate(c, j, field)),
         RawSource::Kinesis(k) => SourceSpec::Kinesis(crate::source::kinesis::config::validate(c, k, field)?),
+        RawSource::Syslog(s) => SourceSpec::Syslog(crate::source::syslog::config::validate(c, s, field)?),
     })
 }
 

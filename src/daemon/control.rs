@@ -224,6 +224,10 @@ impl Daemon {
         let pipeline = self.pipelines.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         if let Some(p) = pipeline {
             p.ingest.close().await;
+            let listening = p.listening.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(listening) = listening {
+                listening.stop().await;
+            }
         }
         if let Some(task) = task {
             let _ = task.await;

@@ -8,6 +8,9 @@ use super::*;
 pub enum PipelineError {
     #[error("pipeline `{name}`: {message}")]
     Processor { name: String, message: String },
+    /// The source cannot start (a listening source's port in use).
+    #[error("pipeline `{name}`: {message}")]
+    Source { name: String, message: String },
     #[error("pipeline `{name}`: {source}")]
     Wal { name: String, source: wal::WalError },
     #[error("pipeline `{name}`: {source}")]
@@ -31,6 +34,8 @@ pub struct PipelineHandle {
     pub taps: Arc<tap::Taps>,
     /// `firehose_http_endpoint` sources: records already written per sender request id, on disk.
     pub request_memory: Option<Arc<std::sync::Mutex<crate::source::firehose_http::request_memory::RequestMemory>>>,
+    /// A listening source's sockets (syslog), closed with the pipeline.
+    pub listening: std::sync::Mutex<Option<crate::source::syslog::Listening>>,
 }
 
 impl PipelineHandle {
@@ -183,9 +188,24 @@ pub fn start(
     };
     let spec_quotas = spec.quotas;
     metrics.set_quota_limits(&spec_quotas);
+    let ingest = DirectPutIngest::new(appender, budget, limit);
+    let listening = match &spec.source {
+        crate::config::SourceSpec::Syslog(syslog) => {
+            let port = crate::source::direct_put::OwnedPort {
+                name: spec.name.clone(),
+                ingest: ingest.clone(),
+                metrics: metrics.clone(),
+                status: status.clone(),
+            };
+            let listening = crate::source::syslog::listen(port, syslog)
+                .map_err(|message| PipelineError::Source { name: spec.name.clone(), message })?;
+            Some(listening)
+        }
+        _ => None,
+    };
     let handle = Arc::new(PipelineHandle {
         spec,
-        ingest: DirectPutIngest::new(appender, budget, limit),
+        ingest,
         metrics,
         created_at: SystemTime::now(),
         seed: names.seed,
@@ -194,9 +214,10 @@ pub fn start(
         throttle: crate::source::quota::Throttle::new(&spec_quotas),
         taps,
         request_memory,
+        listening: std::sync::Mutex::new(listening),
     });
     if let crate::config::SourceSpec::Stdin { max_line_bytes } = handle.spec.source {
-        let owned = crate::source::stdin::OwnedPort {
+        let owned = crate::source::direct_put::OwnedPort {
             name: handle.spec.name.clone(),
             ingest: handle.ingest.clone(),
             metrics: handle.metrics.clone(),

@@ -182,3 +182,18 @@ pub async fn ingest_all<R: AsRef<[u8]>>(pipeline: IngestPort<'_>, records: &[R])
     }
     Ok(())
 }
+
+/// The pipeline's side a listening or reading source (stdin, syslog) writes through, owned by its
+/// task: the same handles as [`IngestPort`] borrows.
+pub struct OwnedPort {
+    pub name: String,
+    pub ingest: DirectPutIngest,
+    pub metrics: crate::metrics::PipelineMetrics,
+    pub status: std::sync::Arc<crate::status::PipelineStatus>,
+}
+
+impl OwnedPort {
+    pub fn port(&self) -> IngestPort<'_> {
+        IngestPort { ingest: &self.ingest, metrics: &self.metrics, status: &self.status }
+    }
+}

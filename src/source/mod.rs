@@ -16,6 +16,7 @@ pub mod lines;
 pub mod positions;
 pub mod quota;
 pub mod stdin;
+pub mod syslog;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -60,7 +61,8 @@ pub fn open(
         SourceSpec::DirectPut
         | SourceSpec::FirehoseHttpEndpoint { .. }
         | SourceSpec::Stdin { .. }
-        | SourceSpec::Http(_) => Box::new(wal),
+        | SourceSpec::Http(_)
+        | SourceSpec::Syslog(_) => Box::new(wal),
     })
 }
 

@@ -4,31 +4,16 @@
 //! dropped. At end of input the last unterminated line is taken too and the daemon shuts down:
 //! it exits 0 once everything is delivered.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::direct_put::{ingest_all, IngestError};
+use super::direct_put::{ingest_all, IngestError, OwnedPort};
 use super::lines::LineSplitter;
 
 const READ_CHUNK: usize = 256 << 10;
 /// Lines gathered before a write, at most (a write also happens whenever input pauses).
 const BATCH_BYTES: usize = 4 << 20;
-
-/// The pipeline's side this source writes through, owned by its task.
-pub struct OwnedPort {
-    pub name: String,
-    pub ingest: super::direct_put::DirectPutIngest,
-    pub metrics: crate::metrics::PipelineMetrics,
-    pub status: Arc<crate::status::PipelineStatus>,
-}
-
-impl OwnedPort {
-    fn port(&self) -> super::direct_put::IngestPort<'_> {
-        super::direct_put::IngestPort { ingest: &self.ingest, metrics: &self.metrics, status: &self.status }
-    }
-}
 
 pub fn spawn(pipeline: OwnedPort, max_line: usize) -> tokio::task::JoinHandle<()> {
     // Reading and writing are separate tasks, so input keeps being read during each write's
