@@ -148,6 +148,9 @@ pub fn wrap_as_json(line: &[u8], file: Option<&str>, fields: &std::collections::
     object.insert("message".into(), String::from_utf8_lossy(body).into());
     if let Some(file) = file {
         object.insert("file".into(), file.into());
+        if let Some(pod) = kubernetes_pod(file) {
+            object.insert("kubernetes".into(), pod);
+        }
     }
     for (k, v) in fields {
         object.insert(k.clone(), v.clone().into());
@@ -157,9 +160,38 @@ pub fn wrap_as_json(line: &[u8], file: Option<&str>, fields: &std::collections::
     Bytes::from(out)
 }
 
+/// The pod of a container log the kubelet writes, from its path alone (no Kubernetes API needed):
+/// `…/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log` → `{namespace, pod, uid, container}`.
+/// Namespace and pod names cannot hold `_` (they are DNS labels), so the split is unambiguous.
+pub fn kubernetes_pod(path: &str) -> Option<serde_json::Value> {
+    let mut parts = path.rsplit('/');
+    let (_file, container, pod_dir, pods) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if pods != "pods" || container.is_empty() {
+        return None;
+    }
+    let mut ids = pod_dir.splitn(3, '_');
+    let (namespace, pod, uid) = (ids.next()?, ids.next()?, ids.next()?);
+    if namespace.is_empty() || pod.is_empty() || uid.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({ "namespace": namespace, "pod": pod, "uid": uid, "container": container }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_log_path_names_its_pod() {
+        let pod = kubernetes_pod("/var/log/pods/shop_cart-7d9f_0b6c7a1e-1111-2222-3333-444455556666/server/0.log");
+        assert_eq!(
+            pod,
+            Some(serde_json::json!({ "namespace": "shop", "pod": "cart-7d9f",
+                "uid": "0b6c7a1e-1111-2222-3333-444455556666", "container": "server" }))
+        );
+        assert_eq!(kubernetes_pod("/var/log/app/server/0.log"), None);
+        assert_eq!(kubernetes_pod("/var/log/pods/no-underscores/server/0.log"), None);
+    }
 
     fn split(splitter: &mut LineSplitter, chunks: &[&[u8]]) -> Vec<Line> {
         let mut out = Vec::new();
