@@ -365,3 +365,38 @@ pipelines:
     (error,) = errors
     assert error["errorCode"] == "Parse.Failed" and "not a CRI log line" in error["errorMessage"]
     assert "this line is not CRI" in base64.b64decode(error["rawData"]).decode()
+
+
+def test_pod_logs_are_parsed_and_land_under_their_namespace_and_pod(sluice_factory):
+    # The DaemonSet's pipeline (deploy/kubernetes/daemonset.yaml) on a local copy of /var/log/pods.
+    d = sluice_factory("""
+storage: { dir: ./var }
+pipelines:
+  - name: node-logs
+    source:
+      file: { include: ["./pods/*/*/*.log"], start_at: beginning, glob_interval_ms: 200, fields: { node: n1 } }
+    processors:
+      - parse: { format: cri, field: message }
+      - metadata_extraction: { query: '{namespace: .kubernetes.namespace, pod: .kubernetes.pod}' }
+      - append_delimiter: {}
+    dynamic_partitioning: { enabled: true }
+    buffering: { size_mb: 1, interval_seconds: 1 }
+    destination:
+      local:
+        path: ./out
+        prefix: "namespace=!{partitionKeyFromQuery:namespace}/pod=!{partitionKeyFromQuery:pod}/"
+        error_output_prefix: "errors/!{firehose:error-output-type}/"
+""")
+    for ns, pod in [("shop", "cart-7d9f"), ("auth", "login-5c2a")]:
+        logs = d.workdir / "pods" / f"{ns}_{pod}_0b6c7a1e-1111-2222-3333-444455556666" / "server"
+        logs.mkdir(parents=True)
+        (logs / "0.log").write_text(f"2026-12-06T10:00:00.000000001Z stdout F hello from {pod}\n")
+    d.start()
+    objects = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(local_objects(d.workdir / "out")), timeout=30,
+                       what="one object per pod")
+    by_prefix = {"/".join(k.split("/")[:2]): json.loads(v) for k, v in objects.items()}
+    cart = by_prefix["namespace=shop/pod=cart-7d9f"]
+    assert cart["message"] == "hello from cart-7d9f" and cart["stream"] == "stdout" and cart["node"] == "n1"
+    assert cart["kubernetes"] == {"namespace": "shop", "pod": "cart-7d9f", "container": "server",
+                                  "uid": "0b6c7a1e-1111-2222-3333-444455556666"}
+    assert "namespace=auth/pod=login-5c2a" in by_prefix and cart["host"]
