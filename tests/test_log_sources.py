@@ -400,3 +400,22 @@ pipelines:
     assert cart["kubernetes"] == {"namespace": "shop", "pod": "cart-7d9f", "container": "server",
                                   "uid": "0b6c7a1e-1111-2222-3333-444455556666"}
     assert "namespace=auth/pod=login-5c2a" in by_prefix and cart["host"]
+
+
+def test_the_stdout_destination_prints_each_record_on_its_own_line(sluice_factory):
+    d = sluice_factory("""
+storage: { dir: ./var }
+pipelines:
+  - name: try
+    buffering: { size_mb: 1, interval_seconds: 1 }
+    processors: [ { parse: { format: logfmt } } ]
+    destination: { stdout: {} }
+""").start()
+    d.client().put_record_batch(DeliveryStreamName="try", Records=[
+        {"Data": b"level=info msg=one"}, {"Data": b"level=warn msg=two\n"}, {"Data": b"no pairs"}])
+    wait_for(lambda: '{"level":"warn","msg":"two"}' in d.log(), timeout=20, what="the records on standard output")
+    printed = [line for line in d.log().splitlines() if line.startswith('{"level"')]
+    assert printed == ['{"level":"info","msg":"one"}', '{"level":"warn","msg":"two"}']
+    # What fails before output goes to the default backup's error prefix, beside the config file.
+    errors = wait_for(lambda: local_objects(d.workdir / "stdout-errors"), timeout=20, what="the error record")
+    assert all(k.startswith("processing-failed/") for k in errors) and b"Parse.Failed" in b"".join(errors.values())

@@ -109,6 +109,8 @@ def test_tap_with_auth_needs_a_signed_allowed_key(sluice_factory):
     t.start()
     try:
         assert len(tap(d, "--limit", "2", env=fh_env)) == 2
+        # With the daemon's config, the tool signs with its first key: no AWS_* variables needed.
+        assert len(tap(d, "--limit", "1", "--config", str(d.config_path), env=base)) == 1
     finally:
         stop.set()
         t.join(10)

@@ -1,7 +1,7 @@
 //! How the operator tools (`health`, `tap`, `top`, `replay`) find the daemon they talk to, the same
-//! way in each: `--endpoint`, else `$SLUICE_ENDPOINT`, else the daemon's own config file when
-//! `--config` names it (its `api.listen`, `api.tls` and the first of `api.auth`'s keys), else
-//! `http://127.0.0.1:4573`, the default listen address.
+//! way in each: the address is `--endpoint`, else `$SLUICE_ENDPOINT`, else the daemon's own config
+//! file's `api.listen` when `--config` names it, else `http://127.0.0.1:4573`; with `--config`, the
+//! file's `api.tls` certificate is trusted and the first of its `api.auth` keys signs requests.
 
 use std::path::PathBuf;
 
@@ -37,29 +37,33 @@ impl DaemonArgs {
     pub fn resolve(&self) -> anyhow::Result<Daemon> {
         let mut keys = Keys::from_chain();
         let mut builder = reqwest::Client::builder();
-        let endpoint = match (&self.endpoint, &self.daemon_config) {
-            (Some(e), _) => e.trim_end_matches('/').to_string(),
-            (None, Some(path)) => {
-                let cfg = config::load_file(path).map_err(|errors| {
-                    super::validate::report(path, "config", &errors);
-                    anyhow::anyhow!("cannot read the daemon's address from {}: the config is invalid", path.display())
-                })?;
-                if let Some(key) = cfg.security.access_keys.as_ref().and_then(|k| k.first()) {
-                    keys = Keys { id: key.id.clone(), secret: key.secret.expose().to_string(), token: None };
-                }
-                let scheme = match &cfg.security.tls {
-                    Some(tls) => {
-                        let pem = std::fs::read(&tls.cert_file)
-                            .with_context(|| format!("cannot read the API certificate {}", tls.cert_file.display()))?;
-                        let cert = reqwest::Certificate::from_pem(&pem)
-                            .with_context(|| format!("{} is not a PEM certificate", tls.cert_file.display()))?;
-                        builder = builder.add_root_certificate(cert);
-                        "https"
-                    }
-                    None => "http",
-                };
-                url_of(scheme, cfg.listen)
+        let mut from_config = None;
+        if let Some(path) = &self.daemon_config {
+            let cfg = config::load_file(path).map_err(|errors| {
+                super::validate::report(path, "config", &errors);
+                anyhow::anyhow!("cannot read the daemon's address from {}: the config is invalid", path.display())
+            })?;
+            // Its first key signs (a key of `api.auth` the daemon knows), and its certificate is trusted.
+            if let Some(key) = cfg.security.access_keys.as_ref().and_then(|k| k.first()) {
+                keys = Keys { id: key.id.clone(), secret: key.secret.expose().to_string(), token: None };
             }
+            let scheme = match &cfg.security.tls {
+                Some(tls) => {
+                    let pem = std::fs::read(&tls.cert_file)
+                        .with_context(|| format!("cannot read the API certificate {}", tls.cert_file.display()))?;
+                    let cert = reqwest::Certificate::from_pem(&pem)
+                        .with_context(|| format!("{} is not a PEM certificate", tls.cert_file.display()))?;
+                    builder = builder.add_root_certificate(cert);
+                    "https"
+                }
+                None => "http",
+            };
+            from_config = Some(url_of(scheme, cfg.listen));
+        }
+        // An explicit address wins over the file's (a daemon started with `--listen`).
+        let endpoint = match (&self.endpoint, from_config) {
+            (Some(e), _) => e.trim_end_matches('/').to_string(),
+            (None, Some(url)) => url,
             (None, None) => DEFAULT_ENDPOINT.to_string(),
         };
         Ok(Daemon { endpoint, keys, http: builder.build().context("cannot build an HTTP client")? })

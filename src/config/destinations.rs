@@ -37,6 +37,8 @@ pub enum RawDestination {
     Postgres(Box<crate::sink::postgres::config::RawPostgres>),
     /// Redshift as Firehose loads it: staged in S3, then COPY.
     Redshift(Box<crate::sink::redshift::config::RawRedshift>),
+    /// Standard output, one record per line (sluice's own: for trying pipelines).
+    Stdout(Box<crate::sink::stdout::config::RawStdout>),
 }
 
 /// `<name>` of every destination's `sluice_delivery_to_<name>_*` series, the object stores' first.
@@ -53,6 +55,7 @@ pub enum SendingSpec {
     Splunk(crate::sink::splunk::config::SplunkSpec),
     Postgres(crate::sink::postgres::config::PostgresSpec),
     Redshift(crate::sink::redshift::config::RedshiftSpec),
+    Stdout(crate::sink::stdout::config::StdoutSpec),
 }
 
 /// A `destination:` checked by its kind's own rules.
@@ -109,6 +112,24 @@ pub(crate) fn validate<'a>(
                 None => Validated::Invalid,
             }
         }
+        RawDestination::Stdout(s) => {
+            use crate::sink::stdout::config::{StdoutSpec, DEFAULT_BACKUP};
+            let at = format!("{field}.stdout");
+            let spec = SendingSpec::Stdout(StdoutSpec::default());
+            match &s.backup {
+                Some(backup) => sending(at, Some(spec), backup),
+                None => {
+                    let nowhere = serde_saphyr::Location::UNKNOWN;
+                    let path = Spanned::new(DEFAULT_BACKUP.to_string(), nowhere, nowhere);
+                    let raw = super::RawObjectStore { path: Some(path), ..Default::default() };
+                    match super::kit::store_destination(c, d, "local", &raw, &format!("{at}.backup.local"), partitions)
+                    {
+                        Some(store) => Validated::Staged(Box::new((store, spec))),
+                        None => Validated::Invalid,
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -155,6 +176,7 @@ pub const DELIVERY_METRICS: &[&DeliveryMetric] = &[
     &crate::sink::splunk::firehose::METRIC,
     &crate::sink::postgres::firehose::METRIC,
     &crate::sink::redshift::firehose::METRIC,
+    &crate::sink::stdout::firehose::METRIC,
 ];
 
 impl SendingSpec {
@@ -166,6 +188,7 @@ impl SendingSpec {
             SendingSpec::Splunk(_) => crate::sink::splunk::firehose::METRIC.name,
             SendingSpec::Postgres(_) => crate::sink::postgres::firehose::METRIC.name,
             SendingSpec::Redshift(_) => crate::sink::redshift::firehose::METRIC.name,
+            SendingSpec::Stdout(_) => crate::sink::stdout::firehose::METRIC.name,
         }
     }
 
@@ -177,6 +200,7 @@ impl SendingSpec {
             SendingSpec::Splunk(s) => crate::sink::splunk::firehose::describe(s, ctx),
             SendingSpec::Postgres(p) => crate::sink::postgres::firehose::describe(p, ctx),
             SendingSpec::Redshift(r) => crate::sink::redshift::firehose::describe(r, ctx),
+            SendingSpec::Stdout(s) => crate::sink::stdout::firehose::describe(s, ctx),
         }
     }
 
@@ -187,7 +211,7 @@ impl SendingSpec {
             SendingSpec::Http(h) => Some(&h.url),
             SendingSpec::Search(s) => Some(&s.endpoint),
             SendingSpec::Splunk(s) => Some(&s.endpoint),
-            SendingSpec::Postgres(_) | SendingSpec::Redshift(_) => None,
+            SendingSpec::Postgres(_) | SendingSpec::Redshift(_) | SendingSpec::Stdout(_) => None,
         }
     }
 
@@ -198,6 +222,8 @@ impl SendingSpec {
             SendingSpec::Splunk(s) => s.retry_duration,
             SendingSpec::Postgres(p) => p.retry_duration,
             SendingSpec::Redshift(r) => r.retry_duration,
+            // A closed standard output does not come back: a minute, then the error prefix.
+            SendingSpec::Stdout(_) => Duration::from_secs(60),
         }
     }
 
@@ -210,6 +236,7 @@ impl SendingSpec {
             SendingSpec::Postgres(p) => p.backup_all,
             // The staged objects are the copy of everything Firehose keeps.
             SendingSpec::Redshift(_) => false,
+            SendingSpec::Stdout(_) => false,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod probe;
 pub mod redshift;
 pub mod retry;
 pub mod splunk;
+pub mod stdout;
 pub mod store_error;
 
 pub use self::object_store::{ObjectSink, SinkError};
@@ -45,5 +46,6 @@ pub fn open(spec: &SendingSpec, pipeline: &str, stream_arn: &str) -> Result<Open
         SendingSpec::Splunk(s) => Opened::Sends(Arc::new(splunk::Splunk::new(s, pipeline)?)),
         SendingSpec::Postgres(p) => Opened::Sends(Arc::new(postgres::Postgres::new(p)?)),
         SendingSpec::Redshift(r) => Opened::Loads(Arc::new(redshift::Redshift::new(r)?)),
+        SendingSpec::Stdout(_) => Opened::Sends(Arc::new(stdout::Stdout)),
     })
 }
