@@ -18,7 +18,10 @@ pub mod container;
 pub mod logfmt;
 pub mod syslog;
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{ErrorOutputType, Failed, Item, Processor};
@@ -102,33 +105,49 @@ impl Parse {
 
     /// The record's new data, or why it does not parse.
     fn apply(&self, data: &[u8]) -> Result<Vec<u8>, String> {
-        let (mut record, text) = match &self.spec.field {
-            None => {
-                let text = std::str::from_utf8(data).map_err(|_| "the record is not UTF-8 text")?;
-                let text = text.strip_suffix('\n').unwrap_or(text);
-                (Map::new(), text.strip_suffix('\r').unwrap_or(text).to_string())
-            }
-            Some(field) => {
-                let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(data) else {
-                    return Err(format!("the record is not a JSON object with a `{field}` field"));
-                };
-                let text = match record.get(field) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(_) => return Err(format!("`{field}` is not a string")),
-                    None => return Err(format!("the record has no `{field}` field")),
-                };
-                (record, text)
-            }
+        let Some(field) = &self.spec.field else {
+            let text = std::str::from_utf8(data).map_err(|_| "the record is not UTF-8 text")?;
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            let fields = self.fields(text.strip_suffix('\r').unwrap_or(text))?;
+            let record = match &self.spec.target {
+                Some(target) => Map::from_iter([(target.clone(), Value::Object(fields))]),
+                None => fields,
+            };
+            return serde_json::to_vec(&record).map_err(|e| e.to_string());
+        };
+        // The record's other fields are kept as their JSON text, not decoded and encoded again:
+        // only the field parsed is read.
+        let Ok(record) = serde_json::from_slice::<BTreeMap<String, &RawValue>>(data) else {
+            return Err(format!("the record is not a JSON object with a `{field}` field"));
+        };
+        let text: String = match record.get(field) {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|_| format!("`{field}` is not a string"))?,
+            None => return Err(format!("the record has no `{field}` field")),
         };
         let fields = self.fields(&text)?;
+        let nested;
+        let mut out: BTreeMap<&str, Field<'_>> = record.iter().map(|(k, v)| (k.as_str(), Field::Kept(v))).collect();
         match &self.spec.target {
             Some(target) => {
-                record.insert(target.clone(), Value::Object(fields));
+                nested = Value::Object(fields);
+                out.insert(target, Field::Parsed(&nested));
             }
-            None => record.extend(fields),
+            None => {
+                for (k, v) in &fields {
+                    out.insert(k, Field::Parsed(v));
+                }
+            }
         }
-        serde_json::to_vec(&Value::Object(record)).map_err(|e| e.to_string())
+        serde_json::to_vec(&out).map_err(|e| e.to_string())
     }
+}
+
+/// A field of the record written back: as it was, or parsed.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Field<'a> {
+    Kept(&'a RawValue),
+    Parsed(&'a Value),
 }
 
 fn csv_fields(text: &str, columns: &[String], delimiter: u8) -> Result<Map<String, Value>, String> {
