@@ -374,7 +374,7 @@ storage: { dir: ./var }
 pipelines:
   - name: node-logs
     source:
-      file: { include: ["./pods/*/*/*.log"], start_at: beginning, glob_interval_ms: 200, fields: { node: n1 } }
+      file: { include: ["./pods/*/*/*.log"], start_at: beginning, glob_interval_ms: 200, fields: { node: n1 }, join_cri_partials: true }
     processors:
       - parse: { format: cri, field: message }
       - metadata_extraction: { query: '{namespace: .kubernetes.namespace, pod: .kubernetes.pod}' }
@@ -390,13 +390,16 @@ pipelines:
     for ns, pod in [("shop", "cart-7d9f"), ("auth", "login-5c2a")]:
         logs = d.workdir / "pods" / f"{ns}_{pod}_0b6c7a1e-1111-2222-3333-444455556666" / "server"
         logs.mkdir(parents=True)
-        (logs / "0.log").write_text(f"2026-12-06T10:00:00.000000001Z stdout F hello from {pod}\n")
+        # The runtime split the line in two (tag P, then F): one record.
+        (logs / "0.log").write_text(f"2026-12-06T10:00:00.000000001Z stdout P hello \n"
+                                    f"2026-12-06T10:00:00.000000002Z stdout F from {pod}\n")
     d.start()
     objects = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(local_objects(d.workdir / "out")), timeout=30,
                        what="one object per pod")
     by_prefix = {"/".join(k.split("/")[:2]): json.loads(v) for k, v in objects.items()}
     cart = by_prefix["namespace=shop/pod=cart-7d9f"]
-    assert cart["message"] == "hello from cart-7d9f" and cart["stream"] == "stdout" and cart["node"] == "n1"
+    assert cart["message"] == "hello from cart-7d9f" and cart["partial"] is False
+    assert cart["stream"] == "stdout" and cart["node"] == "n1"
     assert cart["kubernetes"] == {"namespace": "shop", "pod": "cart-7d9f", "container": "server",
                                   "uid": "0b6c7a1e-1111-2222-3333-444455556666"}
     assert "namespace=auth/pod=login-5c2a" in by_prefix and cart["host"]

@@ -97,22 +97,38 @@ impl LineSplitter {
 
 /// Joins continuation lines (a stack trace) to the line that starts a record.
 pub struct Multiline {
-    start: regex::bytes::Regex,
+    starts: Starts,
     timeout: std::time::Duration,
     pending: Option<(Line, std::time::Instant)>,
     max: usize,
 }
 
+/// What tells a record's first line.
+enum Starts {
+    /// A line matching the pattern starts a record; the others continue it.
+    Pattern(regex::bytes::Regex),
+    /// Container runtimes' CRI lines: a line tagged `P` (partial) is continued by the next one,
+    /// whose message is appended (`<time> <stream> P part1` + `<time> <stream> F part2` →
+    /// `<time> <stream> F part1part2`).
+    CriPartials,
+}
+
 impl Multiline {
     pub fn new(start: regex::bytes::Regex, timeout: std::time::Duration, max: usize) -> Self {
-        Self { start, timeout, pending: None, max }
+        Self { starts: Starts::Pattern(start), timeout, pending: None, max }
+    }
+
+    /// Joins CRI partial lines; a partial line with no end within `timeout` is sent as it is.
+    pub fn cri(timeout: std::time::Duration, max: usize) -> Self {
+        Self { starts: Starts::CriPartials, timeout, pending: None, max }
     }
 
     /// Takes one line; returns the record it completes, if it starts a new one.
     pub fn push(&mut self, line: Line, now: std::time::Instant) -> Option<Line> {
+        let Starts::Pattern(start) = &self.starts else { return self.push_cri(line, now) };
         let body = line.data.strip_suffix(b"\n").unwrap_or(&line.data);
         match &mut self.pending {
-            Some((record, at)) if !self.start.is_match(body) => {
+            Some((record, at)) if !start.is_match(body) => {
                 if record.data.len() + line.data.len() <= self.max {
                     record.data.extend_from_slice(&line.data);
                 } else {
@@ -126,6 +142,40 @@ impl Multiline {
         }
     }
 
+    fn push_cri(&mut self, line: Line, now: std::time::Instant) -> Option<Line> {
+        let partial = cri_tag_at(&line.data).is_some_and(|at| line.data[at] == b'P');
+        let Some((mut record, _)) = self.pending.take() else {
+            if partial {
+                self.pending = Some((line, now));
+                return None;
+            }
+            return Some(line);
+        };
+        // The continuation's message (after `<time> <stream> <tag> `) goes after the partial text.
+        let message = cri_tag_at(&line.data).map_or(&line.data[..], |at| {
+            let rest = &line.data[at..];
+            rest.iter().position(|&b| b == b' ').map_or(&rest[rest.len()..], |space| &rest[space + 1..])
+        });
+        if record.data.ends_with(b"\n") {
+            record.data.pop();
+        }
+        if record.data.len() + message.len() <= self.max {
+            record.data.extend_from_slice(message);
+        } else {
+            record.truncated = true;
+            record.data.push(b'\n');
+        }
+        record.end = line.end;
+        if partial {
+            self.pending = Some((record, now));
+            return None;
+        }
+        if let Some(at) = cri_tag_at(&record.data) {
+            record.data[at] = b'F'; // whole now
+        }
+        Some(record)
+    }
+
     /// The record being joined, if no line came for the timeout (or `force`: end of input).
     pub fn flush(&mut self, now: std::time::Instant, force: bool) -> Option<Line> {
         match &self.pending {
@@ -137,6 +187,16 @@ impl Multiline {
     pub fn is_pending(&self) -> bool {
         self.pending.is_some()
     }
+}
+
+/// Where a CRI line's tag (`P` or `F`) is: after its time and stream, followed by a space.
+fn cri_tag_at(line: &[u8]) -> Option<usize> {
+    let first = line.iter().position(|&b| b == b' ')?;
+    let second = first + 1 + line[first + 1..].iter().position(|&b| b == b' ')?;
+    let at = second + 1;
+    (line.get(at).is_some_and(|t| matches!(t, b'P' | b'F'))
+        && line.get(at + 1).is_none_or(|b| matches!(b, b' ' | b':')))
+    .then_some(at)
 }
 
 /// `{"message": <line without its newline>, "file": <path>, ..fields}` and a newline: the shape
@@ -180,6 +240,26 @@ pub fn kubernetes_pod(path: &str) -> Option<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cri_partial_lines_are_joined_into_one_whole_line() {
+        let mut m = Multiline::cri(std::time::Duration::from_secs(1), 1 << 20);
+        let now = std::time::Instant::now();
+        let line = |text: &str, end: u64| Line { data: text.as_bytes().to_vec(), end, truncated: false };
+        assert!(m.push(line("2026-12-06T10:00:00Z stdout P first ", 10), now).is_none());
+        assert!(m.push(line("2026-12-06T10:00:00Z stdout P second ", 20), now).is_none());
+        let joined = m.push(line("2026-12-06T10:00:01Z stdout F third\n", 30), now).unwrap();
+        assert_eq!(String::from_utf8(joined.data).unwrap(), "2026-12-06T10:00:00Z stdout F first second third\n");
+        assert_eq!(joined.end, 30, "the joined record's position is its last line's");
+        let whole = m.push(line("2026-12-06T10:00:02Z stderr F alone\n", 40), now).unwrap();
+        assert_eq!(whole.data, b"2026-12-06T10:00:02Z stderr F alone\n");
+        assert!(m.push(line("2026-12-06T10:00:03Z stdout P cut off", 50), now).is_none());
+        assert_eq!(
+            m.flush(now, true).unwrap().data,
+            b"2026-12-06T10:00:03Z stdout P cut off",
+            "an unfinished partial stays P"
+        );
+    }
 
     #[test]
     fn a_pod_log_path_names_its_pod() {

@@ -17,6 +17,9 @@ pub struct RawFileSource {
     /// `beginning` or `end` (default): where a file seen for the first time is read from.
     pub start_at: Option<Spanned<String>>,
     pub multiline: Option<RawMultiline>,
+    /// Container logs (CRI: containerd, CRI-O): join lines the runtime split (tag `P`) with the line
+    /// that ends them, so a joined record is checkpointed past all its lines.
+    pub join_cri_partials: Option<Spanned<bool>>,
     pub max_line_bytes: Option<Spanned<ByteSize>>,
     /// Wrap each line as JSON: `{"message": .., "file": .., <fields>}`.
     pub fields: Option<Spanned<std::collections::BTreeMap<String, String>>>,
@@ -45,6 +48,7 @@ pub struct FileSourceSpec {
     /// Files seen for the first time are read from their start (else from their end).
     pub start_at_beginning: bool,
     pub multiline: Option<MultilineSpec>,
+    pub join_cri_partials: bool,
     pub max_line_bytes: usize,
     /// Non-empty: each line becomes `{"message": line, "file": path, ..fields}`.
     pub fields: std::collections::BTreeMap<String, String>,
@@ -92,6 +96,10 @@ pub fn validate(c: &mut Checker, f: &RawFileSource, field: &str) -> FileSourceSp
             timeout: Duration::from_millis(m.timeout_ms.as_ref().map_or(1000, |t| t.value)),
         }
     });
+    let join_cri_partials = f.join_cri_partials.as_ref().is_some_and(|j| j.value);
+    if let (true, Some(j)) = (join_cri_partials && f.multiline.is_some(), &f.join_cri_partials) {
+        c.at(j, &format!("{field}.join_cri_partials"), "cannot be combined with multiline: (both join lines)");
+    }
     let glob_interval = Duration::from_millis(f.glob_interval_ms.as_ref().map_or(1000, |t| t.value.max(10)));
     FileSourceSpec {
         // Relative globs are relative to the config file, as every path in it.
@@ -99,6 +107,7 @@ pub fn validate(c: &mut Checker, f: &RawFileSource, field: &str) -> FileSourceSp
         exclude: f.exclude.iter().map(|p| c.path(p).to_string_lossy().into_owned()).collect(),
         start_at_beginning,
         multiline,
+        join_cri_partials,
         max_line_bytes: max_line_bytes(c, f.max_line_bytes.as_ref(), &field),
         fields: with_host(f.fields.as_ref().map(|m| m.value.clone()).unwrap_or_default()),
         skip_header_lines: f.skip_header_lines.as_ref().map_or(0, |s| s.value),

@@ -430,7 +430,13 @@ impl Tailer {
     }
 }
 
+/// How long a CRI partial line waits for the line that ends it before it is sent as it is.
+const CRI_PARTIAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn joiner(start: Option<&regex::bytes::Regex>, spec: &FileSourceSpec) -> Option<Multiline> {
+    if spec.join_cri_partials {
+        return Some(Multiline::cri(CRI_PARTIAL_TIMEOUT, spec.max_line_bytes));
+    }
     Some(Multiline::new(start?.clone(), spec.multiline.as_ref()?.timeout, spec.max_line_bytes))
 }
 
