@@ -277,3 +277,17 @@ def test_parse_processors_are_validated(tmp_path):
     assert "processors[2].parse.columns`: is required for `format: csv`" in out
     assert "processors[3].parse.pattern`: applies to `format: regex` only" in out
     assert "processors[3].parse.on_failure`: `ignore` is not `error` or `keep`" in out
+
+
+def test_two_syslog_pipelines_cannot_listen_on_one_address(tmp_path):
+    code, out, _ = validate(tmp_path, """
+        pipelines:
+          - { name: a, source: { syslog: { listen: 127.0.0.1:5514, mode: tcp } }, destination: { local: { path: ./a } } }
+          - { name: b, source: { syslog: { listen: 127.0.0.1:5514, mode: tcp } }, destination: { local: { path: ./b } } }
+          - { name: d, source: { syslog: { listen: 127.0.0.1:5515, mode: tls } }, destination: { local: { path: ./d } } }
+          - { name: c, source: { syslog: { listen: 127.0.0.1:5514, mode: udp } }, destination: { local: { path: ./c } } }
+        """)
+    assert code != 0
+    assert "pipelines a and b both listen for syslog on 127.0.0.1:5514" in out, out
+    assert "source.syslog.tls`: is required with `mode: tls`" in out
+    assert "pipelines a and c" not in out, "UDP and TCP may share a port number"

@@ -163,4 +163,14 @@ pub(crate) fn check_together(c: &mut Checker, pipelines: &[PipelineSpec]) {
             }
         }
     }
+    // One socket per address and protocol (UDP and TCP may share a port number).
+    let mut listeners: std::collections::HashMap<(std::net::SocketAddr, bool), &str> = std::collections::HashMap::new();
+    for p in pipelines {
+        if let SourceSpec::Syslog(s) = &p.source {
+            let udp = s.mode == crate::source::syslog::config::Mode::Udp;
+            if let Some(other) = listeners.insert((s.listen, udp), &p.name) {
+                c.plain(format!("pipelines {other} and {} both listen for syslog on {}", p.name, s.listen));
+            }
+        }
+    }
 }
