@@ -68,11 +68,13 @@ def test_tls_octet_counted_messages_and_a_malformed_one(sluice_factory, tmp_path
     context = ssl.create_default_context(cafile=str(ca))
     messages = [b"<34>1 2026-12-06T10:00:00Z web01 su - ID47 - 'su root' failed on /dev/pts/8",
                 b"not syslog at all"]
+    # The connection stays open until the messages are delivered, as a syslog client's does: closing it
+    # with the server's TLS session tickets unread makes the kernel reset it, dropping unread data.
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             for m in messages:
                 tls.sendall(str(len(m)).encode() + b" " + m)
-    got = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(records(d)), timeout=20, what="two messages")
+            got = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(records(d)), timeout=20, what="two messages")
     ok = next(r for r in got if not r.get("malformed"))
     assert (ok["facility"], ok["severity"], ok["host"], ok["app"], ok["msgid"]) == ("auth", "crit", "web01", "su", "ID47")
     bad = next(r for r in got if r.get("malformed"))
