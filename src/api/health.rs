@@ -75,14 +75,14 @@ pub(super) async fn ready(State(state): State<ApiState>) -> Response {
 }
 
 /// WAL bytes are read when asked for, not on every write.
-pub(super) fn refresh_wal_gauges(daemon: &crate::daemon::Daemon) {
-    for p in daemon.all() {
+pub(super) fn refresh_wal_gauges(pipelines: &[std::sync::Arc<crate::pipeline::PipelineHandle>]) {
+    for p in pipelines {
         p.metrics.wal_bytes.set(p.ingest.used_bytes() as f64);
     }
 }
 
 pub(super) async fn render_metrics(State(state): State<ApiState>) -> Response {
-    refresh_wal_gauges(&state.daemon);
+    refresh_wal_gauges(&state.daemon.all());
     let current: std::collections::HashSet<String> = state.daemon.names().into_iter().collect();
     let text = only_current_pipelines(&state.metrics.render(), &current);
     (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], text).into_response()

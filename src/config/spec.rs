@@ -151,6 +151,16 @@ pub enum StoreSpec {
     },
 }
 
+impl StoreSpec {
+    /// `s3` or `local`: how its metrics (`sluice_delivery_to_<kind>_*`) and the console name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreSpec::S3 { .. } => "s3",
+            StoreSpec::Local { .. } => "local",
+        }
+    }
+}
+
 /// Streams created on first put (a sluice extension; Firehose needs CreateDeliveryStream first).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AutoCreate {

@@ -125,7 +125,10 @@ pub fn parse_recovering(text: &str, origin: &str) -> (Option<RawConfig>, Vec<Con
             | YamlError::NullIntoString { .. }
             | YamlError::Message { .. } => match at.key_column {
                 Some(key_column) => {
-                    let key = text.split('\n').nth(line as usize - 1).and_then(|l| l.get(key_column - 1..));
+                    let key = (line as usize)
+                        .checked_sub(1)
+                        .and_then(|l| text.split('\n').nth(l))
+                        .and_then(|l| l.get(key_column.saturating_sub(1)..));
                     let name = key.map(|k| k.split(':').next().unwrap_or("").trim_matches(['"', '\'']).to_string());
                     blanked.extend(name);
                     blank_key(&mut text, line as usize, key_column)

@@ -89,10 +89,7 @@ pub fn start(
     let metrics = PipelineMetrics::new(
         &name,
         crate::metrics::MetricsShape {
-            store: match spec.store.store {
-                crate::config::StoreSpec::S3 { .. } => "s3",
-                crate::config::StoreSpec::Local { .. } => "local",
-            },
+            store: spec.store.store.kind(),
             sending: spec.sending.as_deref().map(|e| e.metric_name()),
             conversion: spec.store.format_conversion.is_some(),
         },

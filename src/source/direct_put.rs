@@ -196,4 +196,22 @@ impl OwnedPort {
     pub fn port(&self) -> IngestPort<'_> {
         IngestPort { ingest: &self.ingest, metrics: &self.metrics, status: &self.status }
     }
+
+    /// Writes every record, waiting (with backoff up to a second) while storage is full or the WAL
+    /// cannot write: a reading source slows down instead of dropping. `false`: the pipeline closed.
+    pub async fn write_waiting<R: AsRef<[u8]>>(&self, records: &[R]) -> bool {
+        let mut pending = records;
+        let mut wait = std::time::Duration::from_millis(50);
+        loop {
+            match ingest_all(self.port(), pending).await {
+                Ok(()) => return true,
+                Err((written, IngestError::Full { .. } | IngestError::Unavailable(_))) => {
+                    pending = &pending[written..];
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(1));
+                }
+                Err((_, IngestError::Closed)) => return false,
+            }
+        }
+    }
 }

@@ -4,11 +4,9 @@
 //! dropped. At end of input the last unterminated line is taken too and the daemon shuts down:
 //! it exits 0 once everything is delivered.
 
-use std::time::Duration;
-
 use tokio::io::AsyncReadExt;
 
-use super::direct_put::{ingest_all, IngestError, OwnedPort};
+use super::direct_put::OwnedPort;
 use super::lines::LineSplitter;
 
 const READ_CHUNK: usize = 256 << 10;
@@ -70,22 +68,11 @@ async fn write(pipeline: &OwnedPort, lines: &mut Vec<super::lines::Line>) -> boo
     if truncated > 0 {
         pipeline.metrics.lines_truncated.increment(truncated as u64);
     }
-    let mut records: &[super::lines::Line] = lines;
-    let mut wait = Duration::from_millis(50);
-    let result = loop {
-        match ingest_all(pipeline.port(), &records.iter().map(|l| &l.data[..]).collect::<Vec<_>>()).await {
-            Ok(()) => break true,
-            Err((written, IngestError::Full { .. } | IngestError::Unavailable(_))) => {
-                records = &records[written..];
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(1));
-            }
-            Err((_, IngestError::Closed)) => {
-                tracing::warn!(pipeline = %pipeline.name, "the pipeline closed before standard input ended; the rest of the input is not read");
-                break false;
-            }
-        }
-    };
+    let records: Vec<&[u8]> = lines.iter().map(|l| &l.data[..]).collect();
+    let written = pipeline.write_waiting(&records).await;
+    if !written {
+        tracing::warn!(pipeline = %pipeline.name, "the pipeline closed before standard input ended; the rest of the input is not read");
+    }
     lines.clear();
-    result
+    written
 }

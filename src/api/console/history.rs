@@ -58,17 +58,16 @@ impl History {
     }
 
     fn sample(&self, daemon: &Daemon, metrics: &PrometheusHandle) {
-        super::super::health::refresh_wal_gauges(daemon);
+        let pipelines = daemon.all();
+        super::super::health::refresh_wal_gauges(&pipelines);
         let now = now_ms();
         let page = scrape(&metrics.render());
         let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let pipelines = daemon.all();
         series.retain(|name, _| pipelines.iter().any(|p| &p.spec.name == name));
         for p in pipelines {
             let name = p.spec.name.as_str();
             let delivered = delivered_series(&p.spec);
-            let delivered: Vec<&str> = delivered.iter().map(String::as_str).collect();
             let rate = |names: &[&str]| match &*previous {
                 Some((at, before)) => {
                     let seconds = ((now - at) as f64 / 1000.0).max(0.001);
@@ -79,7 +78,7 @@ impl History {
             let sample = Sample {
                 at_ms: now,
                 in_per_s: rate(&["sluice_incoming_records_total"]),
-                delivered_per_s: rate(&delivered),
+                delivered_per_s: rate(&[delivered.as_str()]),
                 failed_per_s: rate(&["sluice_error_output_records_total"]),
                 buffered_bytes: sum(&page, name, &["sluice_buffered_bytes"]),
                 buffer_limit_bytes: sum(&page, name, &["sluice_buffer_limit_bytes"]),
@@ -106,17 +105,7 @@ impl History {
 }
 
 /// The counter of records its destination took: the sending destination's, else the store's.
-fn delivered_series(spec: &crate::config::PipelineSpec) -> Vec<String> {
-    match spec.sending.as_deref() {
-        Some(sending) => vec![format!("sluice_delivery_to_{}_records_total", sending.metric_name())],
-        None => vec![format!("sluice_delivery_to_{}_records_total", store_kind(spec))],
-    }
-}
-
-/// `s3` or `local`, as the pipeline's store metrics are named.
-pub fn store_kind(spec: &crate::config::PipelineSpec) -> &'static str {
-    match spec.store.store {
-        crate::config::StoreSpec::S3 { .. } => "s3",
-        crate::config::StoreSpec::Local { .. } => "local",
-    }
+fn delivered_series(spec: &crate::config::PipelineSpec) -> String {
+    let destination = spec.sending.as_deref().map_or(spec.store.store.kind(), |s| s.metric_name());
+    format!("sluice_delivery_to_{destination}_records_total")
 }

@@ -125,7 +125,6 @@ async fn state(State(state): State<ApiState>, headers: HeaderMap) -> Response {
         Err(r) => return r.into_response(),
     };
     let now = now_ms();
-    super::health::refresh_wal_gauges(&state.daemon);
     let mut pipelines = state.daemon.all();
     pipelines.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     let streams: Vec<serde_json::Value> = pipelines
@@ -134,7 +133,7 @@ async fn state(State(state): State<ApiState>, headers: HeaderMap) -> Response {
         .map(|p| {
             let (reasons, _) = super::health::readiness(p, now, state.give_up_window);
             let (by_code, latest) = p.status.errors();
-            let store = history::store_kind(&p.spec);
+            let store = p.spec.store.store.kind();
             let destinations = match p.spec.sending.as_deref() {
                 Some(sending) => vec![sending.metric_name().to_string(), format!("{store} (backup)")],
                 None => vec![store.to_string()],

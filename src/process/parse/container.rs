@@ -2,8 +2,8 @@
 //! <message>`) and Docker's json-file driver (`{"log": "...\n", "stream": "stdout", "time": "..."}`).
 //!
 //! A CRI line tagged `P` is a partial line the runtime split (at 16 KiB); its record says so
-//! (`partial: true`). Joining partials into one record happens where lines are read, so that a
-//! joined record's position covers all its lines (see the closing note of issue #26).
+//! (`partial: true`). Joining partials into one record happens where lines are read
+//! (`source.file.join_cri_partials`), so that a joined record's position covers all its lines.
 
 use serde_json::{Map, Value};
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 
 use crate::config::kit::{max_line_bytes, Checker, Spanned};
+use crate::config::security::RawTlsServer;
 use crate::config::ByteSize;
 use crate::tls::TlsFiles;
 
@@ -16,17 +17,10 @@ pub struct RawSyslog {
     pub listen: Spanned<String>,
     /// udp | tcp | tls
     pub mode: Spanned<String>,
-    /// `mode: tls`: the server certificate (relative paths: to the config file).
-    pub tls: Option<Spanned<RawSyslogTls>>,
+    /// `mode: tls`: the server certificate, as `api.tls` takes it (relative paths: to the config file).
+    pub tls: Option<Spanned<RawTlsServer>>,
     /// Longer messages are cut to this many bytes (counted in sluice_lines_truncated_total); default 1 MiB.
     pub max_line_bytes: Option<Spanned<ByteSize>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSyslogTls {
-    pub cert_file: Spanned<String>,
-    pub key_file: Spanned<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

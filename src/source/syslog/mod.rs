@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use super::direct_put::{ingest_all, IngestError, OwnedPort};
+use super::direct_put::OwnedPort;
 use config::{Mode, SyslogSpec};
 
 /// Messages waiting to be written, at most (then reading waits).
@@ -31,7 +31,6 @@ const BATCH: usize = 2048;
 /// The listener's tasks; dropping it (the pipeline closing) stops them and frees the port.
 pub struct Listening {
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    pub local_addr: SocketAddr,
 }
 
 impl Listening {
@@ -59,6 +58,7 @@ impl Drop for Listening {
 pub fn listen(port: OwnedPort, spec: &SyslogSpec) -> Result<Listening, String> {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
     let name = port.name.clone();
+    let cut = port.metrics.lines_truncated.clone();
     let bind_error = |e: std::io::Error| format!("cannot listen for syslog on {} ({:?}): {e}", spec.listen, spec.mode);
     let (reader, local_addr) = match spec.mode {
         Mode::Udp => {
@@ -66,7 +66,7 @@ pub fn listen(port: OwnedPort, spec: &SyslogSpec) -> Result<Listening, String> {
             socket.set_nonblocking(true).map_err(bind_error)?;
             let local = socket.local_addr().map_err(bind_error)?;
             let socket = tokio::net::UdpSocket::from_std(socket).map_err(bind_error)?;
-            (tokio::spawn(read_udp(socket, tx, spec.max_message_bytes, name)), local)
+            (tokio::spawn(read_udp(socket, tx, spec.max_message_bytes, cut, name)), local)
         }
         Mode::Tcp | Mode::Tls => {
             let listener = std::net::TcpListener::bind(spec.listen).map_err(bind_error)?;
@@ -81,12 +81,12 @@ pub fn listen(port: OwnedPort, spec: &SyslogSpec) -> Result<Listening, String> {
                 }
                 None => None,
             };
-            (tokio::spawn(accept(listener, tls, tx, spec.max_message_bytes, name)), local)
+            (tokio::spawn(accept(listener, tls, tx, spec.max_message_bytes, cut, name)), local)
         }
     };
     tracing::info!(pipeline = %port.name, address = %local_addr, mode = ?spec.mode, "listening for syslog");
     let writer = tokio::spawn(write(port, rx));
-    Ok(Listening { tasks: vec![reader, writer], local_addr })
+    Ok(Listening { tasks: vec![reader, writer] })
 }
 
 /// A message as its JSON record: parsed fields, or the raw text flagged `malformed`.
@@ -106,7 +106,7 @@ fn record(message: &[u8], from: SocketAddr) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(fields)).unwrap_or_default()
 }
 
-/// Cuts `message` to `max` bytes, counting it.
+/// Cuts `message` to `max` bytes, counting it in `truncated`.
 fn capped(message: &[u8], max: usize, truncated: &mut u64) -> Vec<u8> {
     if message.len() > max {
         *truncated += 1;
@@ -116,13 +116,20 @@ fn capped(message: &[u8], max: usize, truncated: &mut u64) -> Vec<u8> {
     }
 }
 
-async fn read_udp(socket: tokio::net::UdpSocket, tx: mpsc::Sender<Vec<u8>>, max: usize, name: String) {
+async fn read_udp(
+    socket: tokio::net::UdpSocket,
+    tx: mpsc::Sender<Vec<u8>>,
+    max: usize,
+    cut: metrics::Counter,
+    name: String,
+) {
     let mut buf = vec![0u8; 65_536];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 let mut truncated = 0;
                 let message = capped(&buf[..n], max, &mut truncated);
+                cut.increment(truncated);
                 if tx.send(record(&message, from)).await.is_err() {
                     return;
                 }
@@ -140,6 +147,7 @@ async fn accept(
     tls: Option<Arc<crate::tls::TlsReloader>>,
     tx: mpsc::Sender<Vec<u8>>,
     max: usize,
+    cut: metrics::Counter,
     name: String,
 ) {
     loop {
@@ -151,14 +159,14 @@ async fn accept(
                 continue;
             }
         };
-        let (tx, name, tls) = (tx.clone(), name.clone(), tls.clone());
+        let (tx, name, tls, cut) = (tx.clone(), name.clone(), tls.clone(), cut.clone());
         tokio::spawn(async move {
             match tls {
                 Some(tls) => match tls.acceptor().accept(stream).await {
-                    Ok(stream) => read_stream(stream, from, tx, max, &name).await,
+                    Ok(stream) => read_stream(stream, from, tx, max, cut, &name).await,
                     Err(e) => tracing::warn!(pipeline = %name, peer = %from, error = %e, "syslog TLS handshake failed"),
                 },
-                None => read_stream(stream, from, tx, max, &name).await,
+                None => read_stream(stream, from, tx, max, cut, &name).await,
             }
         });
     }
@@ -170,6 +178,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
     from: SocketAddr,
     tx: mpsc::Sender<Vec<u8>>,
     max: usize,
+    cut: metrics::Counter,
     name: &str,
 ) {
     let mut framer = Framer::new(max);
@@ -183,7 +192,9 @@ async fn read_stream<S: AsyncRead + Unpin>(
                 break;
             }
         };
-        for message in framer.push(&chunk[..n]) {
+        let messages = framer.push(&chunk[..n]);
+        cut.increment(std::mem::take(&mut framer.truncated));
+        for message in messages {
             if tx.send(record(&message, from)).await.is_err() {
                 return;
             }
@@ -292,10 +303,8 @@ impl Framer {
 
     /// What is left when the connection closes: the last message if it had no newline.
     fn finish(self) -> Option<Vec<u8>> {
-        (!self.buf.is_empty() && self.skip == 0 && !self.skip_line).then(|| {
-            let max = self.max;
-            self.buf[..self.buf.len().min(max)].to_vec()
-        })
+        (!self.buf.is_empty() && self.skip == 0 && !self.skip_line)
+            .then(|| self.buf[..self.buf.len().min(self.max)].to_vec())
     }
 }
 
@@ -303,18 +312,8 @@ impl Framer {
 async fn write(port: OwnedPort, mut rx: mpsc::Receiver<Vec<u8>>) {
     let mut records = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut records, BATCH).await > 0 {
-        let mut pending: &[Vec<u8>] = &records;
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match ingest_all(port.port(), pending).await {
-                Ok(()) => break,
-                Err((written, IngestError::Full { .. } | IngestError::Unavailable(_))) => {
-                    pending = &pending[written..];
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(1));
-                }
-                Err((_, IngestError::Closed)) => return,
-            }
+        if !port.write_waiting(&records).await {
+            return;
         }
         records.clear();
     }
