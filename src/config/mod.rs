@@ -9,6 +9,7 @@ mod api_limits;
 pub mod control_plane;
 pub mod destinations;
 mod errors;
+pub mod fanout;
 mod files;
 mod interpolate;
 pub mod kit;
@@ -37,7 +38,7 @@ pub use validate::{
     DeliverySettings, DynamicPartitioning, ObjectDestination, PipelineSpec, ProcessorSpec, Quotas,
     ServerSideEncryption, SourceSpec, StorageSettings, StoreSpec, STREAM_PLACEHOLDER,
 };
-pub use validate::{Secret, SendingSpec};
+pub use validate::{Branch, RouteSpec, Secret, SendingSpec};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -98,7 +99,9 @@ pub struct RawPipeline {
     pub source: RawSource,
     #[serde(default)]
     pub buffering: RawBuffering,
-    pub destination: Spanned<RawDestination>,
+    /// The one destination; or `destinations:`, a list (fan-out: `fanout.rs`).
+    pub destination: Option<Spanned<RawDestination>>,
+    pub destinations: Option<Spanned<Vec<fanout::RawRoute>>>,
     /// Per-pipeline WAL bound, within the global `storage.max_bytes`.
     pub max_wal_bytes: Option<Spanned<ByteSize>>,
     /// How long undelivered records are retried before they are dropped (Firehose: 24 h).

@@ -54,6 +54,52 @@ pub struct PipelineSpec {
     pub quotas: Quotas,
     /// Where the pipeline was declared: a config file's name, or "the Firehose API".
     pub origin: String,
+    /// `destinations:` (YAML only): every destination of a pipeline that fans out, the first
+    /// included; `store`, `sending`, `buffering` and `delivery` above are then the first's.
+    pub fanout: Option<Arc<Vec<RouteSpec>>>,
+}
+
+/// One destination of a fan-out pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteSpec {
+    /// Unique in the pipeline: the `destination` metric label, `/ready`'s key, part of batch names.
+    pub name: String,
+    /// A jq predicate: records go here only when it yields `true`.
+    pub when: Option<String>,
+    pub store: ObjectDestination,
+    pub sending: Option<Arc<SendingSpec>>,
+    pub buffering: Buffering,
+    pub delivery: DeliverySettings,
+}
+
+/// One destination's view of a pipeline: the spec its delivery runs from, and its route.
+pub struct Branch {
+    /// The pipeline's spec with this destination's store, sending, buffering and delivery.
+    pub spec: PipelineSpec,
+    /// `None` for a pipeline with one destination.
+    pub route: Option<RouteSpec>,
+}
+
+impl PipelineSpec {
+    /// One [`Branch`] per destination, in the order written.
+    pub fn branches(&self) -> Vec<Branch> {
+        match &self.fanout {
+            None => vec![Branch { spec: self.clone(), route: None }],
+            Some(routes) => routes
+                .iter()
+                .map(|r| Branch {
+                    spec: PipelineSpec {
+                        store: r.store.clone(),
+                        sending: r.sending.clone(),
+                        buffering: r.buffering,
+                        delivery: r.delivery,
+                        ..self.clone()
+                    },
+                    route: Some(r.clone()),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Direct PUT throughput quotas per stream; `None` is unlimited.

@@ -219,19 +219,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
     // A Kinesis source with problems reads nothing; they are reported.
     let source = super::sources::validate(c, &p.source, &name, field).unwrap_or(SourceSpec::DirectPut);
 
-    let size_mb = p.buffering.size_mb.as_ref().map_or(5.0, |s| s.value);
-    if let Some(s) = &p.buffering.size_mb {
-        if !(1.0..=128.0).contains(&s.value) {
-            c.at(s, &format!("{field}.buffering.size_mb"), "must be between 1 and 128 (Firehose's S3 range)");
-        }
-    }
-    let interval_seconds = p.buffering.interval_seconds.as_ref().map_or(300, |s| s.value);
-    if let Some(s) = &p.buffering.interval_seconds {
-        if s.value > 900 {
-            c.at(s, &format!("{field}.buffering.interval_seconds"), "must be between 0 and 900 (0 delivers at once)");
-        }
-    }
-    let buffering = Buffering { size_bytes: (size_mb * MIB) as usize, interval: Duration::from_secs(interval_seconds) };
+    let buffering = buffering(c, &p.buffering, &format!("{field}.buffering"), None);
 
     let retention_hours = p.retention_hours.as_ref().map_or(24.0, |r| r.value);
     if let Some(r) = &p.retention_hours {
@@ -240,17 +228,7 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         }
     }
 
-    let concurrency = p.delivery.concurrency.as_ref().map_or(4, |v| v.value);
-    if let Some(v) = &p.delivery.concurrency {
-        if !(1..=64).contains(&v.value) {
-            c.at(v, &format!("{field}.delivery.concurrency"), "must be between 1 and 64");
-        }
-    }
-    let delivery = DeliverySettings {
-        concurrency,
-        retry_initial: Duration::from_millis(p.delivery.retry_initial_ms.unwrap_or(1_000).max(1)),
-        retry_max: Duration::from_millis(p.delivery.retry_max_ms.unwrap_or(60_000).max(1)),
-    };
+    let delivery = delivery_settings(c, &p.delivery, &format!("{field}.delivery"), None);
 
     let dynamic_partitioning = p.dynamic_partitioning.as_ref().filter(|d| d.value.enabled).map(|d| {
         let max = d.value.max_active_partitions.as_ref().map_or(500, |m| m.value);
@@ -267,44 +245,38 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         has_query: processors.iter().any(|p| matches!(p, ProcessorSpec::MetadataExtraction(_))),
         has_plugin: processors.iter().any(|p| matches!(p, ProcessorSpec::Wasm(_))),
     };
-    let (destination, endpoint) = match destination(c, &p.destination, &format!("{field}.destination"), &partitions) {
+    let one = |c: &mut Checker, d: &Spanned<RawDestination>, at: &str, size: Option<&Spanned<f64>>, size_at: &str| {
+        let checked = destination(c, d, at, &partitions);
+        check_destination(c, p, (d, at, field), checked.as_ref(), &processors, (size, size_at));
+        checked
+    };
+    let (first, fanout) = match (&p.destination, &p.destinations) {
+        (Some(d), None) => {
+            let size_at = format!("{field}.buffering.size_mb");
+            (one(c, d, &format!("{field}.destination"), p.buffering.size_mb.as_ref(), &size_at), None)
+        }
+        (None, Some(list)) => {
+            let routes = super::fanout::validate(c, list, &format!("{field}.destinations"), (buffering, delivery), one);
+            let first = routes.first().map(|r| (r.store.clone(), r.sending.clone()));
+            (first, Some(Arc::new(routes)))
+        }
+        (Some(d), Some(_)) => {
+            c.at(d, &format!("{field}.destination"), "give either `destination:` or `destinations:` (a list), not both");
+            (None, None)
+        }
+        (None, None) => {
+            let message = "is required: where records go (`destination:`, or `destinations:` for several)";
+            match &p.name {
+                Some(n) => c.at(n, &format!("{field}.destination"), message),
+                None => c.plain(format!("`{field}.destination` {message}")),
+            }
+            (None, None)
+        }
+    };
+    let (destination, endpoint) = match first {
         Some((d, e)) => (Some(d), e),
         None => (None, None),
     };
-    if let (Some(_), Some(size)) = (&endpoint, &p.buffering.size_mb) {
-        if size.value > 64.0 {
-            c.at(
-                size,
-                &format!("{field}.buffering.size_mb"),
-                "must be between 1 and 64 for an HTTP endpoint (Firehose's range)",
-            );
-        }
-    }
-    if let (Some(d), Some(dp)) = (&destination, &p.dynamic_partitioning) {
-        if dp.value.enabled && d.configured_error_prefix.is_none() {
-            c.at(
-                dp,
-                &format!("{field}.destination.error_output_prefix"),
-                "is required when dynamic partitioning is enabled (Firehose rule)",
-            );
-        }
-    }
-    if let Some(d) = &destination {
-        if d.append_delimiter && processors.contains(&ProcessorSpec::AppendDelimiter) {
-            c.at(
-                &p.destination,
-                &format!("{field}.processors"),
-                "append_delimiter is set both as a processor and on the destination; keep one",
-            );
-        }
-        if d.format_conversion.is_some() && processors.contains(&ProcessorSpec::AppendDelimiter) {
-            c.at(
-                &p.destination,
-                &format!("{field}.processors"),
-                "append_delimiter has no meaning with format_conversion (records become rows); remove it",
-            );
-        }
-    }
     if c.errors.len() > errors_before {
         return None;
     }
@@ -322,7 +294,81 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
         quotas: quotas(c, &p.quotas, field),
         origin: c.origin.to_string(),
         dynamic_partitioning,
+        fanout,
     })
+}
+
+/// `buffering:`, each value defaulting to `base`'s (a destination's over its pipeline's) or to
+/// Firehose's defaults.
+pub(super) fn buffering(c: &mut Checker, raw: &super::RawBuffering, field: &str, base: Option<Buffering>) -> Buffering {
+    let base = base.unwrap_or(Buffering { size_bytes: 5 << 20, interval: Duration::from_secs(300) });
+    if let Some(s) = &raw.size_mb {
+        if !(1.0..=128.0).contains(&s.value) {
+            c.at(s, &format!("{field}.size_mb"), "must be between 1 and 128 (Firehose's S3 range)");
+        }
+    }
+    if let Some(s) = &raw.interval_seconds {
+        if s.value > 900 {
+            c.at(s, &format!("{field}.interval_seconds"), "must be between 0 and 900 (0 delivers at once)");
+        }
+    }
+    Buffering {
+        size_bytes: raw.size_mb.as_ref().map_or(base.size_bytes, |s| (s.value * MIB) as usize),
+        interval: raw.interval_seconds.as_ref().map_or(base.interval, |s| Duration::from_secs(s.value)),
+    }
+}
+
+/// `delivery:`, each value defaulting to `base`'s or to sluice's defaults.
+pub(super) fn delivery_settings(
+    c: &mut Checker,
+    raw: &super::RawDelivery,
+    field: &str,
+    base: Option<DeliverySettings>,
+) -> DeliverySettings {
+    let base = base.unwrap_or(DeliverySettings {
+        concurrency: 4,
+        retry_initial: Duration::from_millis(1_000),
+        retry_max: Duration::from_millis(60_000),
+    });
+    if let Some(v) = &raw.concurrency {
+        if !(1..=64).contains(&v.value) {
+            c.at(v, &format!("{field}.concurrency"), "must be between 1 and 64");
+        }
+    }
+    DeliverySettings {
+        concurrency: raw.concurrency.as_ref().map_or(base.concurrency, |v| v.value),
+        retry_initial: raw.retry_initial_ms.map_or(base.retry_initial, |ms| Duration::from_millis(ms.max(1))),
+        retry_max: raw.retry_max_ms.map_or(base.retry_max, |ms| Duration::from_millis(ms.max(1))),
+    }
+}
+
+/// The rules between a destination and the rest of its pipeline: an HTTP endpoint's buffer size,
+/// the error prefix dynamic partitioning needs, and `append_delimiter` said once.
+fn check_destination(
+    c: &mut Checker,
+    p: &RawPipeline,
+    (raw, at, pipeline): (&Spanned<RawDestination>, &str, &str),
+    checked: Option<&(ObjectDestination, Option<Arc<SendingSpec>>)>,
+    processors: &[ProcessorSpec],
+    (size, size_at): (Option<&Spanned<f64>>, &str),
+) {
+    let Some((d, endpoint)) = checked else { return };
+    if let (Some(_), Some(size)) = (endpoint, size) {
+        if size.value > 64.0 {
+            c.at(size, size_at, "must be between 1 and 64 for an HTTP endpoint (Firehose's range)");
+        }
+    }
+    if let Some(dp) = &p.dynamic_partitioning {
+        if dp.value.enabled && d.configured_error_prefix.is_none() {
+            c.at(dp, &format!("{at}.error_output_prefix"), "is required when dynamic partitioning is enabled (Firehose rule)");
+        }
+    }
+    if d.append_delimiter && processors.contains(&ProcessorSpec::AppendDelimiter) {
+        c.at(raw, &format!("{pipeline}.processors"), "append_delimiter is set both as a processor and on the destination; keep one");
+    }
+    if d.format_conversion.is_some() && processors.contains(&ProcessorSpec::AppendDelimiter) {
+        c.at(raw, &format!("{pipeline}.processors"), "append_delimiter has no meaning with format_conversion (records become rows); remove it");
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +464,49 @@ pipelines:
         assert!(err.contains("`pipelines[0].destination.local.bucket`"), "{err}");
         let err = load("pipelines:\n  - name: a\n    destination: { s3: { region: x } }\n").unwrap_err();
         assert!(err.contains("`pipelines[0].destination.s3.bucket`: is required"), "{err}");
+    }
+
+    #[test]
+    fn destinations_fan_out_with_their_own_settings() {
+        let cfg = load(
+            "pipelines:\n  - name: a\n    buffering: { size_mb: 8, interval_seconds: 60 }\n    destinations:\n      - local: { path: ./all }\n      - when: '.level == \"error\"'\n        buffering: { interval_seconds: 1 }\n        delivery: { concurrency: 2 }\n        local: { path: ./errors }\n      - name: screen\n        stdout: {}\n",
+        )
+        .unwrap();
+        let p = &cfg.pipelines[0];
+        let routes = p.fanout.as_deref().unwrap();
+        let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["local", "local-2", "screen"]);
+        assert_eq!(routes[1].when.as_deref(), Some(".level == \"error\""));
+        assert_eq!(routes[1].buffering.size_bytes, 8 << 20, "unset values are the pipeline's");
+        assert_eq!(routes[1].buffering.interval.as_secs(), 1);
+        assert_eq!(routes[1].delivery.concurrency, 2);
+        assert_eq!(routes[0].delivery.concurrency, 4);
+        assert!(routes[2].sending.is_some());
+        // The flat fields are the first destination's (Describe shows it).
+        assert_eq!(p.store, routes[0].store);
+        let branches = p.branches();
+        assert_eq!(branches.len(), 3);
+        assert_eq!(branches[1].spec.store, routes[1].store);
+        assert_eq!(branches[1].spec.buffering.interval.as_secs(), 1);
+    }
+
+    #[test]
+    fn destinations_problems_are_reported_with_their_fields() {
+        let cases = [
+            ("destinations: []", "lists no destination"),
+            ("destination: { local: { path: ./a } }\n    destinations: [ { local: { path: ./b } } ]", "not both"),
+            ("destinations:\n      - { name: x, local: { path: ./a } }\n      - { name: x, local: { path: ./b } }", "`x` names two destinations"),
+            ("destinations:\n      - { local: { path: ./a }, when: '.a ==' }", "`pipelines[0].destinations[0].when`: is not a jq expression"),
+            ("destinations:\n      - { local: { path: ./a }, buffering: { size_mb: 500 } }", "`pipelines[0].destinations[0].buffering.size_mb`"),
+            ("destinations:\n      - { local: { path: ./a, prefix: \"x/!{timestamp:yyyy}/\" } }", "`pipelines[0].destinations[0].local.error_output_prefix`"),
+            ("destinations:\n      - { name: Bad Name, local: { path: ./a } }", "is not a destination name"),
+        ];
+        for (yaml, expected) in cases {
+            let err = load(&format!("pipelines:\n  - name: a\n    {yaml}\n")).unwrap_err();
+            assert!(err.contains(expected), "{yaml}: {err}");
+        }
+        let err = load("pipelines:\n  - name: a\n").unwrap_err();
+        assert!(err.contains("is required: where records go"), "{err}");
     }
 
     #[test]
