@@ -179,6 +179,10 @@ const OTHER_COUNTERS: &[(&str, &str)] = &[
     ("sluice_throttled_get_records_total", "ThrottledGetRecords: GetRecords calls the stream throttled"),
     ("sluice_throttled_get_shard_iterator_total", "ThrottledGetShardIterator"),
     ("sluice_throttled_describe_stream_total", "ThrottledDescribeStream: shard listings the stream throttled"),
+    (
+        "sluice_unrouted_records_total",
+        "records no destination's `when:` condition took (not delivered anywhere, by design)",
+    ),
     ("sluice_plugin_short_circuited_records_total", "records failed without calling a plugin whose circuit is open"),
 ];
 
@@ -200,6 +204,17 @@ pub struct MetricsShape<'a> {
     /// The sending destination's metric name (`http_endpoint`, `splunk`, ...), if any.
     pub sending: Option<&'a str>,
     pub conversion: bool,
+    pub part: MetricsPart<'a>,
+}
+
+/// Which of a pipeline's series one set of handles exports. A pipeline with one destination has
+/// one set with everything; a pipeline that fans out has one for its intake and processors and one
+/// per destination, whose series carry a `destination` label (the route's name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsPart<'a> {
+    Whole,
+    Intake,
+    Destination(&'a str),
 }
 
 /// Handles for one pipeline, looked up once so the hot path does no registry lookups.
@@ -220,6 +235,8 @@ pub struct PipelineMetrics {
     pub sending_failures: Counter,
     /// Records a jq `select` dropped.
     pub dropped_by_jq: Counter,
+    /// Records no destination's `when:` took (fan-out).
+    pub unrouted_records: Counter,
     pub expired_records: Counter,
     pub data_freshness_seconds: Gauge,
     pub wal_bytes: Gauge,
@@ -242,21 +259,56 @@ pub struct PipelineMetrics {
     pub backup_records: Counter,
     pub backup_bytes: Counter,
     stream: String,
+    /// The `destination` label of a fan-out pipeline's destination set.
+    destination: Option<String>,
 }
+
+/// The series of a pipeline's intake and processors: one per pipeline, never per destination.
+const INTAKE_SERIES: &[&str] = &[
+    "sluice_incoming_records_total",
+    "sluice_incoming_bytes_total",
+    "sluice_incoming_put_requests_total",
+    "sluice_lines_truncated_total",
+    "sluice_throttled_records_total",
+    "sluice_dropped_records_total",
+    "sluice_unrouted_records_total",
+    "sluice_wal_bytes",
+    "sluice_put_latency_seconds",
+    "sluice_execute_processing_duration_seconds",
+    "sluice_jq_processing_duration_seconds",
+];
 
 impl PipelineMetrics {
     /// The pipeline's handles; series for what it does not have are no-ops that never show.
     pub fn new(stream: &str, shape: MetricsShape<'_>) -> Self {
         let s = stream.to_string();
         let store = shape.store;
-        let label = || ("delivery_stream_name", s.clone());
-        let count = |name: String| {
-            let (k, v) = label();
-            counter!(name, k => v)
+        let (intake, destination) = match shape.part {
+            MetricsPart::Whole => (true, None),
+            MetricsPart::Intake => (true, Some(None)),
+            MetricsPart::Destination(name) => (false, Some(Some(name.to_string()))),
         };
-        let measure = |name: String| {
-            let (k, v) = label();
-            gauge!(name, k => v)
+        // Intake series (`in_`) belong to the intake set; the others to each destination's, labelled.
+        let labels = |name: &str| -> Option<Vec<metrics::Label>> {
+            let intake_series = INTAKE_SERIES.contains(&name);
+            let mut labels = vec![metrics::Label::new("delivery_stream_name", s.clone())];
+            match &destination {
+                None => {}
+                Some(_) if intake_series != intake => return None,
+                Some(Some(d)) => labels.push(metrics::Label::new("destination", d.clone())),
+                Some(None) => {}
+            }
+            Some(labels)
+        };
+        let count = |name: String| labels(&name).map_or_else(Counter::noop, |l| counter!(name, l));
+        let measure = |name: String| labels(&name).map_or_else(Gauge::noop, |l| gauge!(name, l));
+        let timing = |name: &'static str, extra: Option<(&'static str, &'static str)>| {
+            labels(name).map_or_else(Histogram::noop, |mut l| {
+                if let Some((k, v)) = extra {
+                    l.push(metrics::Label::new(k, v));
+                }
+                histogram!(name, l)
+            })
         };
         let converting = |name: &str| if shape.conversion { count(name.to_string()) } else { Counter::noop() };
         let sending = |suffix: &str| {
@@ -279,7 +331,11 @@ impl PipelineMetrics {
             delivered_objects: count(format!("sluice_delivery_to_{store}_object_count_total")),
             delivery_failures: count(format!("sluice_delivery_to_{store}_failures_total")),
             sending_failures: sending("failures_total"),
-            dropped_by_jq: counter!("sluice_dropped_records_total", "delivery_stream_name" => s.clone(), "processor" => "jq"),
+            dropped_by_jq: labels("sluice_dropped_records_total").map_or_else(Counter::noop, |mut l| {
+                l.push(metrics::Label::new("processor", "jq"));
+                counter!("sluice_dropped_records_total", l)
+            }),
+            unrouted_records: count("sluice_unrouted_records_total".into()),
             expired_records: count("sluice_records_expired_total".into()),
             data_freshness_seconds: measure(freshness),
             wal_bytes: measure("sluice_wal_bytes".into()),
@@ -291,15 +347,16 @@ impl PipelineMetrics {
             succeed_conversion_bytes: converting("sluice_succeed_conversion_bytes_total"),
             failed_conversion_records: converting("sluice_failed_conversion_records_total"),
             failed_conversion_bytes: converting("sluice_failed_conversion_bytes_total"),
-            put_record_latency: histogram!("sluice_put_latency_seconds", "delivery_stream_name" => s.clone(), "operation" => "PutRecord"),
-            put_record_batch_latency: histogram!("sluice_put_latency_seconds", "delivery_stream_name" => s.clone(), "operation" => "PutRecordBatch"),
-            processing_duration: histogram!("sluice_execute_processing_duration_seconds", "delivery_stream_name" => s.clone()),
-            jq_duration: histogram!("sluice_jq_processing_duration_seconds", "delivery_stream_name" => s.clone()),
-            delivery_latency: histogram!("sluice_delivery_latency_seconds", "delivery_stream_name" => s.clone()),
+            put_record_latency: timing("sluice_put_latency_seconds", Some(("operation", "PutRecord"))),
+            put_record_batch_latency: timing("sluice_put_latency_seconds", Some(("operation", "PutRecordBatch"))),
+            processing_duration: timing("sluice_execute_processing_duration_seconds", None),
+            jq_duration: timing("sluice_jq_processing_duration_seconds", None),
+            delivery_latency: timing("sluice_delivery_latency_seconds", None),
             endpoint_records: sending("records_total"),
             endpoint_bytes: sending("bytes_total"),
             backup_records: backup("sluice_backup_to_s3_records_total"),
             backup_bytes: backup("sluice_backup_to_s3_bytes_total"),
+            destination: destination.flatten(),
             stream: s.clone(),
         }
     }
@@ -320,7 +377,14 @@ impl PipelineMetrics {
 
     /// Error-output records of one type (looked up per failure; failures are not the hot path).
     pub fn error_records(&self, kind: crate::process::ErrorOutputType) -> Counter {
-        counter!("sluice_error_output_records_total", "delivery_stream_name" => self.stream.clone(), "error_output_type" => kind.as_str())
+        match &self.destination {
+            None => {
+                counter!("sluice_error_output_records_total", "delivery_stream_name" => self.stream.clone(), "error_output_type" => kind.as_str())
+            }
+            Some(d) => {
+                counter!("sluice_error_output_records_total", "delivery_stream_name" => self.stream.clone(), "destination" => d.clone(), "error_output_type" => kind.as_str())
+            }
+        }
     }
 }
 

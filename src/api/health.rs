@@ -22,7 +22,6 @@ pub(super) fn readiness(
     give_up_window: std::time::Duration,
 ) -> (Vec<String>, serde_json::Value) {
     let wal = p.ingest.unavailable();
-    let (failures, last_error) = p.status.failures();
     let mut reasons = Vec::new();
     if let Some(why) = &wal {
         reasons.push(format!("the WAL cannot write: {why}"));
@@ -31,29 +30,64 @@ pub(super) fn readiness(
     if let Some(why) = &source {
         reasons.push(format!("the source cannot read: {why}"));
     }
-    let check = p.status.check_error();
+    let window = give_up_window.as_millis() as i64;
+    let mut destinations = serde_json::Map::new();
+    let mut first = None;
+    for d in &p.destinations {
+        let (mut own, details) = destination_readiness(&d.status, now, window);
+        if let Some(route) = &d.name {
+            own.iter_mut().for_each(|r| *r = format!("destination `{route}`: {r}"));
+            destinations.insert(route.clone(), details.clone());
+        }
+        reasons.extend(own);
+        first.get_or_insert(details);
+    }
+    let first = first.unwrap_or_default();
+    let mut details = serde_json::json!({
+        "ready": reasons.is_empty(),
+        "reason": (!reasons.is_empty()).then(|| reasons.join("; ")),
+        "wal_writable": wal.is_none(),
+        // Direct PUT's source is the API itself: it is healthy when its WAL can write.
+        "source_healthy": wal.is_none() && source.is_none(),
+        "destination_check_passed": first["destination_check_passed"],
+        "delivery_failures_in_row": first["delivery_failures_in_row"],
+        "last_delivery_error": first["last_delivery_error"],
+        "last_give_up": first["last_give_up"],
+        "oldest_undelivered_age_seconds": p.status.oldest_undelivered_ms().map(|t| (now - t).max(0) as f64 / 1000.0),
+    });
+    if !destinations.is_empty() {
+        // The fields above describe the first destination (as Describe does); each is here.
+        details["destinations"] = serde_json::Value::Object(destinations);
+    }
+    (reasons, details)
+}
+
+/// One destination's reasons not to be ready, and its details.
+fn destination_readiness(
+    status: &crate::status::PipelineStatus,
+    now: i64,
+    window: i64,
+) -> (Vec<String>, serde_json::Value) {
+    let (failures, last_error) = status.failures();
+    let mut reasons = Vec::new();
+    let check = status.check_error();
     if let Some(why) = &check {
         reasons.push(format!("the destination check failed: {why}"));
     }
     if failures >= NOT_READY_AFTER_FAILURES {
         reasons.push(format!("{failures} deliveries failed in a row"));
     }
-    let window = give_up_window.as_millis() as i64;
-    let gave_up = if window > 0 { p.status.given_up_since(now - window) } else { None };
+    let gave_up = if window > 0 { status.given_up_since(now - window) } else { None };
     if let Some((at, what)) = &gave_up {
         reasons.push(format!("{what} {} s ago", (now - at).max(0) / 1000));
     }
     let details = serde_json::json!({
         "ready": reasons.is_empty(),
-        "reason": (!reasons.is_empty()).then(|| reasons.join("; ")),
-        "wal_writable": wal.is_none(),
-        // Direct PUT's source is the API itself: it is healthy when its WAL can write.
-        "source_healthy": wal.is_none() && source.is_none(),
         "destination_check_passed": check.is_none(),
         "delivery_failures_in_row": failures,
         "last_delivery_error": last_error,
         "last_give_up": gave_up.map(|(at, what)| serde_json::json!({ "at_ms": at, "what": what })),
-        "oldest_undelivered_age_seconds": p.status.oldest_undelivered_ms().map(|t| (now - t).max(0) as f64 / 1000.0),
+        "oldest_undelivered_age_seconds": status.oldest_undelivered_ms().map(|t| (now - t).max(0) as f64 / 1000.0),
     });
     (reasons, details)
 }

@@ -12,8 +12,10 @@
 //! so ranges of source sequences are a complete description.
 //!
 //! ```text
-//! payload = KIND_INTENT:u8 lane:u8 varint(len) partition varint(n) (varint(start - prev_end) varint(len))*n
+//! payload = KIND_INTENT:u8 (branch << 1 | lane):u8 varint(len) partition varint(n) (varint(start - prev_end) varint(len))*n
 //! ```
+//! `branch` is the destination's index in a fan-out pipeline (0 for one destination, so intents
+//! written before fan-out existed read as the first destination's).
 
 use std::sync::Arc;
 
@@ -36,8 +38,13 @@ pub enum Lane {
     Errors,
 }
 
+/// Destinations whose index fits the lane byte beside the lane bit.
+pub const MAX_BRANCHES: usize = 128;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchIntent {
+    /// The destination the batch was cut for (its index in `destinations:`).
+    pub branch: u8,
     pub lane: Lane,
     pub partition: PartitionKey,
     /// Distinct and sorted ([`SeqRanges::normalized`]).
@@ -54,10 +61,11 @@ impl BatchIntent {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.partition.len() + 4 * self.seqs.iter().count());
         out.push(KIND_INTENT);
-        out.push(match self.lane {
+        let lane = match self.lane {
             Lane::Data => 0,
             Lane::Errors => 1,
-        });
+        };
+        out.push((self.branch << 1) | lane);
         encode_varint(self.partition.len() as u64, &mut out);
         out.extend_from_slice(self.partition.as_bytes());
         encode_varint(self.seqs.iter().count() as u64, &mut out);
@@ -79,11 +87,8 @@ impl BatchIntent {
         if *kind != KIND_INTENT {
             return Err(malformed("not an intent"));
         }
-        let lane = match lane {
-            0 => Lane::Data,
-            1 => Lane::Errors,
-            _ => return Err(malformed("unknown lane")),
-        };
+        let branch = lane >> 1;
+        let lane = if lane & 1 == 0 { Lane::Data } else { Lane::Errors };
         bytes = rest;
         let varint = |b: &mut &[u8]| decode_varint(b).map_err(|_| malformed("bad varint"));
         let len = varint(&mut bytes)?;
@@ -111,7 +116,7 @@ impl BatchIntent {
         if seqs.is_empty() {
             return Err(malformed("no ranges"));
         }
-        Ok(Self { lane, partition: PartitionKey::from(partition), seqs })
+        Ok(Self { branch, lane, partition: PartitionKey::from(partition), seqs })
     }
 }
 
@@ -153,18 +158,26 @@ mod tests {
     #[test]
     fn round_trips_and_stays_small_for_interleaved_partitions() {
         let seqs = ranges(&(0..4000).map(|i| (1_000_000 + i * 500)..(1_000_001 + i * 500)).collect::<Vec<_>>());
-        let intent = BatchIntent { lane: Lane::Data, partition: "year:2026/day:01".into(), seqs };
+        let intent = BatchIntent { branch: 0, lane: Lane::Data, partition: "year:2026/day:01".into(), seqs };
         let bytes = intent.encode();
         assert!(bytes.len() < 4000 * 4, "{} bytes for 4000 single-record ranges", bytes.len());
         assert_eq!(BatchIntent::decode(&bytes).unwrap(), intent);
-        let errors =
-            BatchIntent { lane: Lane::Errors, partition: "processing-failed".into(), seqs: ranges(&[7..8, 8..9]) };
+        let errors = BatchIntent {
+            branch: 0,
+            lane: Lane::Errors,
+            partition: "processing-failed".into(),
+            seqs: ranges(&[7..8, 8..9]),
+        };
         assert_eq!(BatchIntent::decode(&errors.encode()).unwrap(), errors);
+        assert_eq!(errors.encode()[1], 1, "the first destination's intents read as before fan-out");
+        let third = BatchIntent { branch: 2, ..errors.clone() };
+        assert_eq!(BatchIntent::decode(&third.encode()).unwrap(), third);
     }
 
     #[test]
     fn damaged_payloads_are_errors_not_panics() {
-        let good = BatchIntent { lane: Lane::Data, partition: "p".into(), seqs: ranges(&[1..5, 9..10]) }.encode();
+        let good =
+            BatchIntent { branch: 1, lane: Lane::Data, partition: "p".into(), seqs: ranges(&[1..5, 9..10]) }.encode();
         for cut in 0..good.len() {
             assert!(BatchIntent::decode(&good[..cut]).is_err(), "cut at {cut}");
         }

@@ -50,12 +50,21 @@ pub struct NameScope {
     /// Batches whose first sequence is below this were named by a version without seeded object
     /// keys (see the module doc).
     pub scoped_from: Seq,
+    /// A fan-out pipeline's destination after the first: its route's name, hashed. Folded into
+    /// every name (also those that leave the seed out), so two destinations writing one bucket or
+    /// endpoint never name two batches alike. 0 for the first destination: names as before fan-out.
+    pub route: u64,
 }
 
 impl NameScope {
     /// A scope for tests and tools that name nothing durable.
     pub const fn fixed(seed: u64) -> Self {
-        Self { seed, scoped_from: 0 }
+        Self { seed, scoped_from: 0, route: 0 }
+    }
+
+    /// The scope of a fan-out pipeline's destination `index`, named `route` in its config.
+    pub fn for_route(self, index: usize, route: &str) -> Self {
+        Self { route: if index == 0 { 0 } else { fnv1a(&[b"route", route.as_bytes()]) }, ..self }
     }
 
     /// Loads the stream's scope from `dir`, creating it on first use. `next_seq` is where the
@@ -79,7 +88,7 @@ impl NameScope {
                 next_seq
             }
         };
-        Ok(Self { seed, scoped_from })
+        Ok(Self { seed, scoped_from, route: 0 })
     }
 
     /// The names of one object written from `batch`; `kind` separates the key spaces of data,
@@ -88,7 +97,7 @@ impl NameScope {
         let legacy = batch.first_seq() < self.scoped_from;
         let scope = if batch.named_by_stream_positions() || legacy { 0 } else { self.seed };
         BatchNames {
-            space: fnv1a(&[pipeline.as_bytes(), kind.as_bytes(), batch.partition.as_bytes()]) ^ scope,
+            space: fnv1a(&[pipeline.as_bytes(), kind.as_bytes(), batch.partition.as_bytes()]) ^ scope ^ self.route,
             identity: batch.identity(),
         }
     }
@@ -97,7 +106,7 @@ impl NameScope {
     pub fn requests(&self, pipeline: &str, batch: &Batch) -> BatchNames {
         let scope = if batch.named_by_stream_positions() { 0 } else { self.seed };
         BatchNames {
-            space: fnv1a(&[pipeline.as_bytes(), b"http-endpoint", batch.partition.as_bytes()]) ^ scope,
+            space: fnv1a(&[pipeline.as_bytes(), b"http-endpoint", batch.partition.as_bytes()]) ^ scope ^ self.route,
             identity: batch.identity(),
         }
     }
@@ -175,9 +184,19 @@ mod tests {
     }
 
     #[test]
+    fn each_destination_of_a_fan_out_names_its_own_batches() {
+        let scope = NameScope::fixed(1);
+        let (first, second) = (scope.for_route(0, "archive"), scope.for_route(1, "search"));
+        assert_eq!(first, scope, "the first destination names as a pipeline with one destination");
+        assert_ne!(first.object("s", "data", &batch(0)), second.object("s", "data", &batch(0)));
+        assert_ne!(first.requests("s", &batch(0)).request_id(0), second.requests("s", &batch(0)).request_id(0));
+        assert_eq!(second.object("s", "data", &batch(0)), scope.for_route(1, "search").object("s", "data", &batch(0)));
+    }
+
+    #[test]
     fn batches_from_before_the_upgrade_keep_their_unscoped_object_names() {
-        let upgraded = NameScope { seed: 9, scoped_from: 100 };
-        let legacy = NameScope { seed: 0, scoped_from: 0 };
+        let upgraded = NameScope { seed: 9, scoped_from: 100, route: 0 };
+        let legacy = NameScope { seed: 0, scoped_from: 0, route: 0 };
         assert_eq!(upgraded.object("s", "data", &batch(97)), legacy.object("s", "data", &batch(97)));
         assert_ne!(upgraded.object("s", "data", &batch(100)), legacy.object("s", "data", &batch(100)));
     }
@@ -197,6 +216,6 @@ mod tests {
     fn an_upgraded_wal_keeps_its_seed_and_names_its_old_batches_as_before() {
         let dir = tempfile::tempdir().unwrap();
         let scope = NameScope::load_or_create(dir.path(), "s", 42, true).unwrap();
-        assert_eq!(scope, NameScope { seed: fnv1a(&[b"s"]), scoped_from: 42 });
+        assert_eq!(scope, NameScope { seed: fnv1a(&[b"s"]), scoped_from: 42, route: 0 });
     }
 }

@@ -154,7 +154,7 @@ mod tests {
     fn intent(lane: Lane, partition: &str, seqs: &[u64]) -> BatchIntent {
         let mut r = SeqRanges::default();
         seqs.iter().for_each(|&s| r.push(s));
-        BatchIntent { lane, partition: partition.into(), seqs: r }
+        BatchIntent { branch: 0, lane, partition: partition.into(), seqs: r }
     }
 
     fn rec(seq: u64) -> Record {

@@ -119,19 +119,34 @@ pub(super) fn validate(
         let name = match &r.name {
             Some(n) => {
                 if !valid_name(&n.value) {
-                    c.at(n, &format!("{at}.name"), format!("`{}` is not a destination name: 1-64 characters of [a-z0-9_-]", n.value));
+                    c.at(
+                        n,
+                        &format!("{at}.name"),
+                        format!("`{}` is not a destination name: 1-64 characters of [a-z0-9_-]", n.value),
+                    );
                 }
                 n.value.clone()
             }
             // The kind, and `-2`, `-3` ... for the second and later of one kind.
             None => {
                 let kind = kind_of(&r.destination.value);
-                let same_before = list.value[..i].iter().filter(|o| o.name.is_none() && kind_of(&o.destination.value) == kind).count();
-                if same_before == 0 { kind.to_string() } else { format!("{kind}-{}", same_before + 1) }
+                let same_before = list.value[..i]
+                    .iter()
+                    .filter(|o| o.name.is_none() && kind_of(&o.destination.value) == kind)
+                    .count();
+                if same_before == 0 {
+                    kind.to_string()
+                } else {
+                    format!("{kind}-{}", same_before + 1)
+                }
             }
         };
         if !names.insert(name.clone()) {
-            c.at(&r.destination, &format!("{at}.name"), format!("`{name}` names two destinations of this pipeline; give each its own `name:`"));
+            c.at(
+                &r.destination,
+                &format!("{at}.name"),
+                format!("`{name}` names two destinations of this pipeline; give each its own `name:`"),
+            );
         }
         let when = r.when.as_ref().map(|w| {
             if let Err(e) = crate::process::jq::JqProgram::compile(&w.value) {
@@ -159,7 +174,8 @@ pub(super) fn validate(
 }
 
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// The YAML key of a destination kind, for messages.
@@ -245,7 +261,11 @@ impl<'de, D: Deserializer<'de>> VariantAccess<'de> for Value<D> {
         Err(de::Error::custom("a destination takes its options as a map"))
     }
 
-    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, D::Error> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
         self.0.deserialize_struct("", fields, visitor)
     }
 }

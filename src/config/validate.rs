@@ -261,7 +261,11 @@ fn pipeline(c: &mut Checker, p: &RawPipeline, name: String, field: &str) -> Opti
             (first, Some(Arc::new(routes)))
         }
         (Some(d), Some(_)) => {
-            c.at(d, &format!("{field}.destination"), "give either `destination:` or `destinations:` (a list), not both");
+            c.at(
+                d,
+                &format!("{field}.destination"),
+                "give either `destination:` or `destinations:` (a list), not both",
+            );
             (None, None)
         }
         (None, None) => {
@@ -360,14 +364,26 @@ fn check_destination(
     }
     if let Some(dp) = &p.dynamic_partitioning {
         if dp.value.enabled && d.configured_error_prefix.is_none() {
-            c.at(dp, &format!("{at}.error_output_prefix"), "is required when dynamic partitioning is enabled (Firehose rule)");
+            c.at(
+                dp,
+                &format!("{at}.error_output_prefix"),
+                "is required when dynamic partitioning is enabled (Firehose rule)",
+            );
         }
     }
     if d.append_delimiter && processors.contains(&ProcessorSpec::AppendDelimiter) {
-        c.at(raw, &format!("{pipeline}.processors"), "append_delimiter is set both as a processor and on the destination; keep one");
+        c.at(
+            raw,
+            &format!("{pipeline}.processors"),
+            "append_delimiter is set both as a processor and on the destination; keep one",
+        );
     }
     if d.format_conversion.is_some() && processors.contains(&ProcessorSpec::AppendDelimiter) {
-        c.at(raw, &format!("{pipeline}.processors"), "append_delimiter has no meaning with format_conversion (records become rows); remove it");
+        c.at(
+            raw,
+            &format!("{pipeline}.processors"),
+            "append_delimiter has no meaning with format_conversion (records become rows); remove it",
+        );
     }
 }
 
@@ -495,10 +511,22 @@ pipelines:
         let cases = [
             ("destinations: []", "lists no destination"),
             ("destination: { local: { path: ./a } }\n    destinations: [ { local: { path: ./b } } ]", "not both"),
-            ("destinations:\n      - { name: x, local: { path: ./a } }\n      - { name: x, local: { path: ./b } }", "`x` names two destinations"),
-            ("destinations:\n      - { local: { path: ./a }, when: '.a ==' }", "`pipelines[0].destinations[0].when`: is not a jq expression"),
-            ("destinations:\n      - { local: { path: ./a }, buffering: { size_mb: 500 } }", "`pipelines[0].destinations[0].buffering.size_mb`"),
-            ("destinations:\n      - { local: { path: ./a, prefix: \"x/!{timestamp:yyyy}/\" } }", "`pipelines[0].destinations[0].local.error_output_prefix`"),
+            (
+                "destinations:\n      - { name: x, local: { path: ./a } }\n      - { name: x, local: { path: ./b } }",
+                "`x` names two destinations",
+            ),
+            (
+                "destinations:\n      - { local: { path: ./a }, when: '.a ==' }",
+                "`pipelines[0].destinations[0].when`: is not a jq expression",
+            ),
+            (
+                "destinations:\n      - { local: { path: ./a }, buffering: { size_mb: 500 } }",
+                "`pipelines[0].destinations[0].buffering.size_mb`",
+            ),
+            (
+                "destinations:\n      - { local: { path: ./a, prefix: \"x/!{timestamp:yyyy}/\" } }",
+                "`pipelines[0].destinations[0].local.error_output_prefix`",
+            ),
             ("destinations:\n      - { name: Bad Name, local: { path: ./a } }", "is not a destination name"),
         ];
         for (yaml, expected) in cases {

@@ -219,12 +219,19 @@ impl Daemon {
     /// can be tested without side effects), records the outcome for `/ready` and returns the
     /// failures. `only_failing` re-checks just the pipelines whose last check failed.
     pub async fn check_destinations(&self, only_failing: bool) -> Vec<(String, String)> {
-        let pipelines: Vec<Arc<PipelineHandle>> =
-            self.all().into_iter().filter(|p| !only_failing || p.status.check_error().is_some()).collect();
-        let checks = pipelines.iter().map(|p| async move {
-            let outcome = p.probe.check().await;
-            p.status.set_check(outcome.clone());
-            (p.spec.name.clone(), outcome)
+        let pipelines = self.all();
+        let checks = pipelines.iter().flat_map(|p| {
+            p.destinations.iter().filter(move |d| !only_failing || d.status.check_error().is_some()).map(
+                move |d| async move {
+                    let outcome = d.probe.check().await;
+                    d.status.set_check(outcome.clone());
+                    let label = match &d.name {
+                        Some(route) => format!("{} (destination {route})", p.spec.name),
+                        None => p.spec.name.clone(),
+                    };
+                    (label, outcome)
+                },
+            )
         });
         futures::future::join_all(checks)
             .await

@@ -26,8 +26,8 @@ pub struct PipelineHandle {
     /// Stable per-stream value folded into RecordIds and object names.
     pub seed: u64,
     pub status: Arc<PipelineStatus>,
-    /// Checks that the destination is reachable and writable (startup and `/ready`).
-    pub probe: crate::sink::Probe,
+    /// Each destination's status and check (one for a pipeline with one destination).
+    pub destinations: Vec<DestinationHandle>,
     /// Direct PUT throughput quotas (`None`: unlimited).
     pub throttle: Option<crate::source::quota::Throttle>,
     /// Live records for `sluice tap`.
@@ -36,6 +36,16 @@ pub struct PipelineHandle {
     pub request_memory: Option<Arc<std::sync::Mutex<crate::source::firehose_http::request_memory::RequestMemory>>>,
     /// A listening source's sockets (syslog), closed with the pipeline.
     pub listening: std::sync::Mutex<Option<crate::source::syslog::Listening>>,
+}
+
+/// What `/ready` and the destination checks need of one destination.
+pub struct DestinationHandle {
+    /// The route's name in a fan-out pipeline (`None`: the pipeline's only destination).
+    pub name: Option<String>,
+    /// Its delivery failures and check outcome (the pipeline's own status when it is the only one).
+    pub status: Arc<PipelineStatus>,
+    /// Checks that the destination is reachable and writable (startup and `/ready`).
+    pub probe: crate::sink::Probe,
 }
 
 impl PipelineHandle {
@@ -63,35 +73,14 @@ pub fn start(
         tracing::info!(pipeline = %name, records = report.undelivered_records, bytes = report.undelivered_bytes, torn_bytes_cut = report.torn_bytes_cut, "replaying undelivered records from the WAL");
     }
 
-    let d = &spec.store;
-    let sink = ObjectSink::new(&d.store, d.compression.content_encoding())
-        .map_err(|source| PipelineError::Sink { name: name.clone(), source })?;
-    // The append_delimiter processor runs last in Firehose, after partitioning, and only adds a
-    // newline to delivered records, so it is applied by the encoder: error records then carry the
-    // record as it was processed, without the delimiter.
-    let delimit = d.append_delimiter || spec.processors.contains(&ProcessorSpec::AppendDelimiter);
-    let format = ObjectFormat {
-        encoder: RawEncoder { append_delimiter: delimit },
-        compression: d.compression,
-        extension: d.file_extension.clone(),
-    };
-    // Error output is newline-delimited JSON, compressed like the data. Converted data's
-    // extension (.parquet/.orc) does not describe it, so error objects then keep the codec's.
-    let error_format = ObjectFormat {
-        encoder: RawEncoder { append_delimiter: true },
-        compression: d.compression,
-        extension: if d.format_conversion.is_some() {
-            d.compression.default_extension().to_string()
-        } else {
-            d.file_extension.clone()
-        },
-    };
+    let fans_out = spec.fanout.is_some();
     let metrics = PipelineMetrics::new(
         &name,
         crate::metrics::MetricsShape {
             store: spec.store.store.kind(),
             sending: spec.sending.as_deref().map(|e| e.metric_name()),
             conversion: spec.store.format_conversion.is_some(),
+            part: if fans_out { crate::metrics::MetricsPart::Intake } else { crate::metrics::MetricsPart::Whole },
         },
     );
     let timers = ChainTimers { processing: metrics.processing_duration.clone(), jq: metrics.jq_duration.clone() };
@@ -105,66 +94,34 @@ pub fn start(
     let chain = build_chain(&processors, Some(&metrics))
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?
         .with_timers(timers);
-    let partitioner = Partitioner::new(&d.prefix);
     let stream_dir = storage.dir.join("pipelines").join(&name);
     let names = NameScope::load_or_create(&stream_dir, &name, report.next_seq, report.undelivered_records > 0)
         .map_err(|e| PipelineError::Processor { name: name.clone(), message: e.to_string() })?;
-    let inference = match &d.format_conversion {
-        Some(c) if c.schema == SchemaSpec::Infer => {
-            let (fold, dots) = c.input.key_rules();
-            let path = storage.dir.join("pipelines").join(&name).join("schema.json");
-            let inference = SchemaInference::load(Some(path), fold, dots)
-                .map_err(|e| PipelineError::Processor { name: name.clone(), message: e.to_string() })?;
-            Some(Arc::new(std::sync::Mutex::new(inference)))
-        }
-        _ => None,
-    };
     let status = Arc::new(PipelineStatus::default());
-    let probe = match spec.sending.as_deref().and_then(|e| e.url()) {
-        Some(url) => sink.probe().with_endpoint(url),
-        None => sink.probe(),
-    };
-    let (endpoint, loader) = match spec.sending.as_deref() {
-        Some(e) => match crate::sink::open(e, &name, &identity.stream_arn(&name))
-            .map_err(|source| PipelineError::Sink { name: name.clone(), source })?
-        {
-            crate::sink::Opened::Sends(d) => (Some(d), None),
-            crate::sink::Opened::Loads(l) => (None, Some(l)),
-        },
-        None => (None, None),
-    };
-    let delivery = Arc::new(Delivery {
-        spec: spec.clone(),
-        inference,
-        sink,
-        format: Arc::new(format),
-        error_format: Arc::new(error_format),
-        metrics: metrics.clone(),
-        status: status.clone(),
-        sending: endpoint,
-        loader,
-        names,
-    });
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let taps = Arc::new(tap::Taps::default());
-    let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);
+    let opening = Opening { stream_dir: &stream_dir, names, identity, done_tx, taps: &taps };
+    let mut branches = Vec::new();
+    let mut destinations = Vec::new();
+    for (index, b) in spec.branches().into_iter().enumerate() {
+        // One destination shares the pipeline's metrics and status; several have their own each.
+        let own = b.route.as_ref().map(|r| (r.name.clone(), Arc::new(PipelineStatus::default())));
+        let (branch, probe) =
+            opening.branch(index, b, own.as_ref().map_or((&metrics, &status), |(_, s)| (&metrics, s)))?;
+        destinations.push(DestinationHandle {
+            name: own.as_ref().map(|(n, _)| n.clone()),
+            status: branch.delivery.status.clone(),
+            probe,
+        });
+        branches.push(branch);
+    }
     let runner = Runner {
-        delivery,
+        name: name.clone(),
         chain: Arc::new(chain),
-        partitioner,
-        max_partitions: spec.dynamic_partitioning.map(|d| d.max_active_partitions),
-        data: Batcher::new(spec.buffering),
-        errors: Batcher::new(spec.buffering),
-        tracker: DeliveryTracker::new(0),
-        uploads: Arc::new(Semaphore::new(spec.delivery.concurrency)),
-        done_tx,
-        in_flight: HashMap::default(),
-        uploads_in_flight: 0,
-        in_memory: 0,
-        buffer_budget: max_in_memory / 2,
-        partition_limit_hit: false,
-        ledger: Arc::new(NoLedger),
-        replay: ReplayPlan::default(),
+        branches,
+        status: status.clone(),
+        metrics: metrics.clone(),
+        committed: 0,
         taps: taps.clone(),
     };
     let direct_put = DirectPutSource::new(reader, appender.clone(), report.controls);
@@ -207,7 +164,7 @@ pub fn start(
         created_at: SystemTime::now(),
         seed: names.seed,
         status,
-        probe,
+        destinations,
         throttle: crate::source::quota::Throttle::new(&spec_quotas),
         taps,
         request_memory,
@@ -252,4 +209,135 @@ pub fn build_chain(specs: &[ProcessorSpec], metrics: Option<&PipelineMetrics>) -
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(Chain::new(processors).with_parallelism(cores))
+}
+
+/// What every destination of one pipeline is opened with.
+struct Opening<'a> {
+    stream_dir: &'a std::path::Path,
+    names: NameScope,
+    identity: &'a crate::identity::Identity,
+    done_tx: mpsc::UnboundedSender<Done>,
+    taps: &'a Arc<tap::Taps>,
+}
+
+impl Opening<'_> {
+    /// Opens one destination: its object store, formats, metrics, condition and sending
+    /// destination, and the check `/ready` runs. `shared`: the pipeline's metrics and the status this
+    /// destination reports to.
+    fn branch(
+        &self,
+        index: usize,
+        b: crate::config::Branch,
+        (pipeline_metrics, status): (&PipelineMetrics, &Arc<PipelineStatus>),
+    ) -> Result<(Branch, crate::sink::Probe), PipelineError> {
+        let spec = b.spec;
+        let name = spec.name.clone();
+        let d = &spec.store;
+        let sink = ObjectSink::new(&d.store, d.compression.content_encoding())
+            .map_err(|source| PipelineError::Sink { name: name.clone(), source })?;
+        // The append_delimiter processor runs last in Firehose, after partitioning, and only adds a
+        // newline to delivered records, so it is applied by the encoder: error records then carry the
+        // record as it was processed, without the delimiter.
+        let delimit = d.append_delimiter || spec.processors.contains(&ProcessorSpec::AppendDelimiter);
+        let format = ObjectFormat {
+            encoder: RawEncoder { append_delimiter: delimit },
+            compression: d.compression,
+            extension: d.file_extension.clone(),
+        };
+        // Error output is newline-delimited JSON, compressed like the data. Converted data's
+        // extension (.parquet/.orc) does not describe it, so error objects then keep the codec's.
+        let error_format = ObjectFormat {
+            encoder: RawEncoder { append_delimiter: true },
+            compression: d.compression,
+            extension: if d.format_conversion.is_some() {
+                d.compression.default_extension().to_string()
+            } else {
+                d.file_extension.clone()
+            },
+        };
+        let metrics = match &b.route {
+            None => pipeline_metrics.clone(),
+            Some(route) => PipelineMetrics::new(
+                &name,
+                crate::metrics::MetricsShape {
+                    store: d.store.kind(),
+                    sending: spec.sending.as_deref().map(|e| e.metric_name()),
+                    conversion: d.format_conversion.is_some(),
+                    part: crate::metrics::MetricsPart::Destination(&route.name),
+                },
+            ),
+        };
+        let inference = match &d.format_conversion {
+            Some(c) if c.schema == SchemaSpec::Infer => {
+                let (fold, dots) = c.input.key_rules();
+                let file = match &b.route {
+                    Some(route) if index > 0 => format!("schema-{}.json", route.name),
+                    _ => "schema.json".to_string(),
+                };
+                let inference = SchemaInference::load(Some(self.stream_dir.join(file)), fold, dots)
+                    .map_err(|e| PipelineError::Processor { name: name.clone(), message: e.to_string() })?;
+                Some(Arc::new(std::sync::Mutex::new(inference)))
+            }
+            _ => None,
+        };
+        let probe = match spec.sending.as_deref().and_then(|e| e.url()) {
+            Some(url) => sink.probe().with_endpoint(url),
+            None => sink.probe(),
+        };
+        let (endpoint, loader) = match spec.sending.as_deref() {
+            Some(e) => match crate::sink::open(e, &name, &self.identity.stream_arn(&name))
+                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?
+            {
+                crate::sink::Opened::Sends(d) => (Some(d), None),
+                crate::sink::Opened::Loads(l) => (None, Some(l)),
+            },
+            None => (None, None),
+        };
+        let when = match b.route.as_ref().and_then(|r| r.when.as_deref()) {
+            Some(query) => Some(Arc::new(
+                crate::process::route::Condition::compile(query)
+                    .map_err(|e| PipelineError::Processor { name: name.clone(), message: format!("when: {e}") })?,
+            )),
+            None => None,
+        };
+        let names = match &b.route {
+            Some(route) => self.names.for_route(index, &route.name),
+            None => self.names,
+        };
+        let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);
+        let uploads = Arc::new(Semaphore::new(spec.delivery.concurrency));
+        let branch = Branch {
+            index: u8::try_from(index).unwrap_or(u8::MAX),
+            when,
+            partitioner: Partitioner::new(&d.prefix),
+            max_partitions: spec.dynamic_partitioning.map(|d| d.max_active_partitions),
+            data: Batcher::new(spec.buffering),
+            errors: Batcher::new(spec.buffering),
+            tracker: DeliveryTracker::new(0),
+            uploads,
+            done_tx: self.done_tx.clone(),
+            in_flight: HashMap::default(),
+            uploads_in_flight: 0,
+            in_memory: 0,
+            max_in_memory,
+            buffer_budget: max_in_memory / 2,
+            partition_limit_hit: false,
+            ledger: Arc::new(NoLedger),
+            replay: ReplayPlan::default(),
+            taps: self.taps.clone(),
+            delivery: Arc::new(Delivery {
+                spec,
+                inference,
+                sink,
+                format: Arc::new(format),
+                error_format: Arc::new(error_format),
+                metrics,
+                status: status.clone(),
+                sending: endpoint,
+                loader,
+                names,
+            }),
+        };
+        Ok((branch, probe))
+    }
 }

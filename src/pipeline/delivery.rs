@@ -89,11 +89,11 @@ impl Delivery {
         if let (Some(endpoint), None) = (&self.sending, error_type) {
             let backup_all = self.spec.sending.as_deref().is_some_and(|e| e.backup_all());
             self.send_batch(&batch, endpoint.as_ref(), backup_all).await;
-            return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
+            return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition), branch: 0 };
         }
         if let (Some(loader), None) = (&self.loader, error_type) {
             self.deliver_staged(&batch, loader.as_ref()).await;
-            return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition) };
+            return Done { seqs: batch.seqs, bytes: batch.bytes, partition: Some(batch.partition), branch: 0 };
         }
         match (&self.spec.store.format_conversion, error_type) {
             (Some(conversion), None) => self.deliver_converted(&batch, conversion.clone()).await,
@@ -105,7 +105,12 @@ impl Delivery {
                 self.write_records(&key, &batch, error_type.is_none(), records, format.clone()).await;
             }
         }
-        Done { seqs: batch.seqs, bytes: batch.bytes, partition: error_type.is_none().then_some(batch.partition) }
+        Done {
+            seqs: batch.seqs,
+            bytes: batch.bytes,
+            partition: error_type.is_none().then_some(batch.partition),
+            branch: 0,
+        }
     }
 
     /// Format conversion (spec §5): the rows that convert become one Parquet/ORC object, and each

@@ -202,7 +202,12 @@ mod tests {
             error_format: format(true),
             metrics: crate::metrics::PipelineMetrics::new(
                 "p",
-                crate::metrics::MetricsShape { store: "local", sending: Some("picky"), conversion: false },
+                crate::metrics::MetricsShape {
+                    store: "local",
+                    sending: Some("picky"),
+                    conversion: false,
+                    part: crate::metrics::MetricsPart::Whole,
+                },
             ),
             status: Default::default(),
             sending: None,

@@ -17,6 +17,7 @@ pub mod decompress;
 pub mod jq;
 pub mod metadata;
 pub mod parse;
+pub mod route;
 pub mod wasm;
 
 use std::collections::BTreeMap;
