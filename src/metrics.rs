@@ -194,6 +194,10 @@ const OTHER_GAUGES: &[(&str, &str)] = &[
     ("sluice_kinesis_shards_reading", "shards this daemon reads"),
     ("sluice_kinesis_leases_held", "shard leases this daemon holds"),
     ("sluice_plugin_circuit_open", "1 while a plugin's circuit breaker is open"),
+    (
+        "sluice_spill_bytes",
+        "a fan-out destination's backlog: records read for the others that it reads back from disk as it catches up",
+    ),
 ];
 
 /// What a pipeline has, which decides the series it exports.
@@ -244,6 +248,8 @@ pub struct PipelineMetrics {
     pub partition_count_exceeded: Gauge,
     pub buffered_bytes: Gauge,
     pub buffer_limit_bytes: Gauge,
+    /// A fan-out destination's backlog on disk while it is behind the others.
+    pub spill_bytes: Gauge,
     pub succeed_conversion_records: Counter,
     pub succeed_conversion_bytes: Counter,
     pub failed_conversion_records: Counter,
@@ -343,6 +349,10 @@ impl PipelineMetrics {
             partition_count_exceeded: measure("sluice_partition_count_exceeded".into()),
             buffered_bytes: measure("sluice_buffered_bytes".into()),
             buffer_limit_bytes: measure("sluice_buffer_limit_bytes".into()),
+            spill_bytes: match shape.part {
+                MetricsPart::Destination(_) => measure("sluice_spill_bytes".into()),
+                _ => Gauge::noop(),
+            },
             succeed_conversion_records: converting("sluice_succeed_conversion_records_total"),
             succeed_conversion_bytes: converting("sluice_succeed_conversion_bytes_total"),
             failed_conversion_records: converting("sluice_failed_conversion_records_total"),

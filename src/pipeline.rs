@@ -132,6 +132,10 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
                 commit(&mut source, watermark, &name).await;
             },
             _ = sleep_until(deadline), if deadline.is_some() => r.flush_due(),
+            _ = std::future::ready(()), if r.can_catch_up() => {
+                let watermark = r.catch_up(read_chunk).await;
+                commit(&mut source, watermark, &name).await;
+            }
             _ = metrics_tick.tick() => r.report(),
         }
         if !source_open && r.idle() {
@@ -187,7 +191,15 @@ impl Runner {
             self.branches[0].push_as_read(records, now);
         } else {
             let sources: Vec<(Seq, i64)> = records.iter().map(|r| (r.seq, r.arrival_ms)).collect();
-            let (items, mut failed, routes) = self.process(records).await;
+            // Destinations that are behind keep the read in their spill and see it later.
+            let mut behind = vec![false; self.branches.len()];
+            if self.branches.iter().any(Branch::spills) {
+                for (i, b) in self.branches.iter_mut().enumerate() {
+                    behind[i] = b.spills() && b.spill_read(&records);
+                }
+            }
+            let conditions = self.branches.iter().map(|b| b.when.clone()).collect();
+            let (items, mut failed, routes) = self.process(records, conditions).await;
             if self.taps.wants(Stage::Processed) {
                 self.taps.offer(Stage::Processed, &items, |item| {
                     tap_event(Stage::Processed, &item.record, partition_text(item.keys.as_deref()))
@@ -203,7 +215,11 @@ impl Runner {
             let last = self.branches.len() - 1;
             let mut items = Some(items);
             for (i, branch) in self.branches.iter_mut().enumerate() {
-                // What the processors rejected goes to the first destination's error output once.
+                if behind[i] {
+                    continue;
+                }
+                // What the processors rejected goes to the first destination's error output once
+                // (when it is behind, its own catch-up processes them again).
                 let failed = if i == 0 { std::mem::take(&mut failed) } else { Vec::new() };
                 let mine = match &routes {
                     None if i == last => items.take().unwrap_or_default(),
@@ -220,6 +236,41 @@ impl Runner {
             }
         }
         for branch in &mut self.branches {
+            let took =
+                !branch.spill.as_ref().is_some_and(|s| s.first_unread().is_some_and(|f| Some(f) <= read_through));
+            branch.after_read(if took { read_through } else { None });
+        }
+        self.watermark()
+    }
+
+    /// Lets each destination that is behind read back one chunk of its spill: processed again
+    /// (processing is deterministic), its condition applied, placed as if just read.
+    async fn catch_up(&mut self, max_bytes: usize) -> Option<Seq> {
+        for i in 0..self.branches.len() {
+            if !self.branches[i].can_catch_up() {
+                continue;
+            }
+            let records = match self.branches[i].read_spill(max_bytes) {
+                Ok(records) => records,
+                Err(e) => {
+                    // The records are still in the source (the watermark stays below them):
+                    // a restart delivers them. Until then this destination stops here.
+                    tracing::error!(pipeline = %self.name, destination = i, error = %e, "cannot read the destination's backlog back; it resumes after a restart");
+                    self.branches[i].spill = None;
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            let read_through = records.last().map(|r| r.seq);
+            let sources: Vec<(Seq, i64)> = records.iter().map(|r| (r.seq, r.arrival_ms)).collect();
+            let (items, failed, routes) = self.process(records, vec![self.branches[i].when.clone()]).await;
+            let items = match routes {
+                Some(masks) => items.into_iter().zip(masks).filter(|(_, m)| *m != 0).map(|(item, _)| item).collect(),
+                None => items,
+            };
+            let failed = if i == 0 { failed } else { Vec::new() };
+            let branch = &mut self.branches[i];
+            branch.place(items, failed, &sources, now);
             branch.after_read(read_through);
         }
         self.watermark()
@@ -227,7 +278,7 @@ impl Runner {
 
     /// The lowest watermark of the branches, if it moved past what the source was last told.
     fn watermark(&mut self) -> Option<Seq> {
-        let lowest = self.branches.iter().map(|b| b.tracker.delivered_below()).min()?;
+        let lowest = self.branches.iter().map(Branch::delivered_below).min()?;
         (lowest > self.committed).then(|| {
             self.committed = lowest;
             lowest
@@ -237,9 +288,11 @@ impl Runner {
     /// Runs the processors and the `when:` conditions off the async runtime (they are CPU work:
     /// jq, decompression, parsing). `routes`: per item, a bit per branch that takes it (`None`
     /// when no branch has a condition: every branch takes every item).
-    async fn process(&self, records: Vec<Record>) -> (Vec<Item>, Vec<Failed>, Option<Vec<u32>>) {
-        let conditions: Vec<Option<Arc<crate::process::route::Condition>>> =
-            self.branches.iter().map(|b| b.when.clone()).collect();
+    async fn process(
+        &self,
+        records: Vec<Record>,
+        conditions: Vec<Option<Arc<crate::process::route::Condition>>>,
+    ) -> (Vec<Item>, Vec<Failed>, Option<Vec<u32>>) {
         let routed = conditions.iter().any(Option::is_some);
         if self.chain.is_empty() && !routed {
             return (records.into_iter().map(Item::new).collect(), Vec::new(), None);
@@ -282,9 +335,14 @@ impl Runner {
         }
     }
 
-    /// Whether every branch has room for another read (records wait in the source meanwhile).
+    /// Whether every branch has room for another read, in memory or in its spill (records wait
+    /// in the source meanwhile).
     fn has_room(&self) -> bool {
-        self.branches.iter().all(|b| b.in_memory < b.max_in_memory)
+        self.branches.iter().all(Branch::has_room)
+    }
+
+    fn can_catch_up(&self) -> bool {
+        self.branches.iter().any(Branch::can_catch_up)
     }
 
     fn on_done(&mut self, done: Done) -> Option<Seq> {

@@ -1,13 +1,15 @@
 //! Everything between "acknowledged" and "delivered": the write-ahead log (`wal/`), the partitioner
 //! and the per-partition size/interval buffers (`partition.rs`, `batcher.rs`), batch intents and
 //! their replay after a crash (`intent.rs`, `replay.rs`), every name derived from a batch
-//! (`names.rs`), and the tracker that turns out-of-order deliveries into a watermark.
+//! (`names.rs`), the tracker that turns out-of-order deliveries into a watermark, and a fan-out
+//! destination's backlog while it is behind (`spill.rs`).
 
 pub mod batcher;
 pub mod intent;
 pub mod names;
 pub mod partition;
 pub mod replay;
+pub mod spill;
 pub mod tracker;
 pub mod wal;
 

@@ -44,9 +44,61 @@ pub(super) struct Branch {
     /// Batches recorded before a crash, re-cut while the backlog is replayed.
     pub(super) replay: ReplayPlan,
     pub(super) taps: Arc<tap::Taps>,
+    /// A fan-out destination's backlog while it is behind (`buffer::spill`); `None` with one
+    /// destination, whose backlog is the source itself.
+    pub(super) spill: Option<crate::buffer::spill::Spill>,
+    /// How much the spill may hold before reading waits for this destination too.
+    pub(super) spill_limit: u64,
 }
 
 impl Branch {
+    /// Whether records read now go to the spill: it already holds some (order), or memory is full.
+    pub(super) fn spills(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| !s.is_empty() || self.in_memory >= self.max_in_memory)
+    }
+
+    /// Whether the source may be read for this branch: it has memory to spare, or a spill with room.
+    pub(super) fn has_room(&self) -> bool {
+        match &self.spill {
+            None => self.in_memory < self.max_in_memory,
+            Some(s) => {
+                if s.overflow_bytes() > 0 {
+                    self.in_memory + s.overflow_bytes() < self.max_in_memory
+                } else {
+                    self.in_memory < self.max_in_memory || s.unread_bytes() < self.spill_limit
+                }
+            }
+        }
+    }
+
+    /// Whether the branch is behind and has room to read its spill back.
+    pub(super) fn can_catch_up(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| !s.is_empty()) && self.in_memory < self.max_in_memory
+    }
+
+    /// Keeps a read for later; `false` when the branch has no spill.
+    pub(super) fn spill_read(&mut self, records: &[Record]) -> bool {
+        let Some(spill) = &mut self.spill else { return false };
+        if let Err(e) = spill.push(records) {
+            tracing::warn!(pipeline = %self.delivery.spec.name, destination = self.index, error = %e, "cannot write the destination's backlog to disk; holding it in memory (reading waits until it drains)");
+        }
+        true
+    }
+
+    /// Reads back about `max_bytes` of the spill.
+    pub(super) fn read_spill(&mut self, max_bytes: usize) -> std::io::Result<Vec<Record>> {
+        match &mut self.spill {
+            Some(spill) => spill.read(max_bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Everything below is delivered by this branch (its spill holds what it has not yet seen).
+    pub(super) fn delivered_below(&self) -> Seq {
+        let tracked = self.tracker.delivered_below();
+        self.spill.as_ref().and_then(|s| s.first_unread()).map_or(tracked, |first| tracked.min(first))
+    }
+
     /// Whether this branch can take records as they are read, with nothing to work out: no
     /// condition, no partitions, no replay (the caller also checks there are no processors).
     pub(super) fn takes_records_as_read(&self) -> bool {
@@ -272,7 +324,10 @@ impl Branch {
     }
 
     pub(super) fn idle(&self) -> bool {
-        self.uploads_in_flight == 0 && self.data.is_empty() && self.errors.is_empty()
+        self.uploads_in_flight == 0
+            && self.data.is_empty()
+            && self.errors.is_empty()
+            && self.spill.as_ref().is_none_or(|s| s.is_empty())
     }
 
     /// Publishes the branch's gauges and progress; returns (idle with nothing pending, oldest
@@ -284,7 +339,11 @@ impl Branch {
         m.data_freshness_seconds.set(age);
         m.buffered_bytes.set(self.in_memory as f64);
         m.buffer_limit_bytes.set((self.buffer_budget * 2) as f64);
-        let settled = self.idle() && self.tracker.pending_records() == 0;
+        if let Some(spill) = &self.spill {
+            m.spill_bytes.set((spill.unread_bytes() + spill.overflow_bytes() as u64) as f64);
+        }
+        let behind = self.spill.as_ref().is_some_and(|s| !s.is_empty());
+        let settled = self.idle() && self.tracker.pending_records() == 0 && !behind;
         self.delivery.status.set_progress(settled, oldest);
         if self.partitioner.is_partitioned() {
             m.partition_count.set(self.active_partitions() as f64);

@@ -100,7 +100,7 @@ pub fn start(
     let status = Arc::new(PipelineStatus::default());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let taps = Arc::new(tap::Taps::default());
-    let opening = Opening { stream_dir: &stream_dir, names, identity, done_tx, taps: &taps };
+    let opening = Opening { stream_dir: &stream_dir, spill_limit: limit, names, identity, done_tx, taps: &taps };
     let mut branches = Vec::new();
     let mut destinations = Vec::new();
     for (index, b) in spec.branches().into_iter().enumerate() {
@@ -214,6 +214,8 @@ pub fn build_chain(specs: &[ProcessorSpec], metrics: Option<&PipelineMetrics>) -
 /// What every destination of one pipeline is opened with.
 struct Opening<'a> {
     stream_dir: &'a std::path::Path,
+    /// What a fan-out destination's backlog may hold on disk: the pipeline's WAL bound.
+    spill_limit: u64,
     names: NameScope,
     identity: &'a crate::identity::Identity,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -325,6 +327,17 @@ impl Opening<'_> {
             ledger: Arc::new(NoLedger),
             replay: ReplayPlan::default(),
             taps: self.taps.clone(),
+            spill: match &b.route {
+                Some(_) => Some(
+                    crate::buffer::spill::Spill::create(&self.stream_dir.join("spill").join(index.to_string()))
+                        .map_err(|e| PipelineError::Processor {
+                            name: name.clone(),
+                            message: format!("cannot create the destination's backlog file: {e}"),
+                        })?,
+                ),
+                None => None,
+            },
+            spill_limit: self.spill_limit,
             delivery: Arc::new(Delivery {
                 spec,
                 inference,
