@@ -236,8 +236,7 @@ impl Runner {
             }
         }
         for branch in &mut self.branches {
-            let took =
-                !branch.spill.as_ref().is_some_and(|s| s.first_unread().is_some_and(|f| Some(f) <= read_through));
+            let took = branch.spill.as_ref().is_none_or(|s| s.first_unread().is_none_or(|f| Some(f) > read_through));
             branch.after_read(if took { read_through } else { None });
         }
         self.watermark()
