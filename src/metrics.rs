@@ -341,7 +341,10 @@ impl PipelineMetrics {
                 l.push(metrics::Label::new("processor", "jq"));
                 counter!("sluice_dropped_records_total", l)
             }),
-            unrouted_records: count("sluice_unrouted_records_total".into()),
+            unrouted_records: match shape.part {
+                MetricsPart::Intake => count("sluice_unrouted_records_total".into()),
+                _ => Counter::noop(),
+            },
             expired_records: count("sluice_records_expired_total".into()),
             data_freshness_seconds: measure(freshness),
             wal_bytes: measure("sluice_wal_bytes".into()),

@@ -109,17 +109,18 @@ pub fn validate(c: &mut Checker, f: &RawFileSource, field: &str) -> FileSourceSp
         multiline,
         join_cri_partials,
         max_line_bytes: max_line_bytes(c, f.max_line_bytes.as_ref(), &field),
-        fields: with_host(f.fields.as_ref().map(|m| m.value.clone()).unwrap_or_default()),
+        fields: f.fields.as_ref().map(|m| with_host(m.value.clone())).unwrap_or_default(),
         skip_header_lines: f.skip_header_lines.as_ref().map_or(0, |s| s.value),
         truncated_line_terminator: f.truncated_line_terminator.as_ref().map(|t| t.value.clone()),
         glob_interval,
     }
 }
 
-/// Lines wrapped as JSON (`fields:`) say which host read them, as log shippers' records do: `host`
-/// is the machine's host name unless the config sets it (e.g. to a Kubernetes node name).
+/// Lines wrapped as JSON (`fields:`, even `fields: {}`) say which host read them, as log shippers'
+/// records do: `host` is the machine's host name unless the config sets it (e.g. to a Kubernetes
+/// node name).
 fn with_host(mut fields: std::collections::BTreeMap<String, String>) -> std::collections::BTreeMap<String, String> {
-    if !fields.is_empty() && !fields.contains_key("host") {
+    if !fields.contains_key("host") {
         fields.insert("host".into(), crate::host::hostname().unwrap_or("localhost").to_string());
     }
     fields
