@@ -368,10 +368,10 @@ impl Runner {
         self.branches.iter().all(Branch::idle)
     }
 
-    fn report(&self) {
+    fn report(&mut self) {
         let mut settled = true;
         let mut oldest: Option<i64> = None;
-        for b in &self.branches {
+        for b in &mut self.branches {
             let (s, o) = b.report();
             settled &= s;
             oldest = match (oldest, o) {

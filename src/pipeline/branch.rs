@@ -49,12 +49,29 @@ pub(super) struct Branch {
     pub(super) spill: Option<crate::buffer::spill::Spill>,
     /// How much the spill may hold before reading waits for this destination too.
     pub(super) spill_limit: u64,
+    /// Since when `in_memory` has been at its bound without a break.
+    pub(super) full_since: Option<Instant>,
 }
+
+/// A destination at its memory bound holds reading back this long before it starts spilling: a
+/// destination that is only slower for a moment costs a short wait, not a second processing of
+/// everything it spills; one that is down or much slower spills and lets the others go on.
+const SPILL_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Branch {
     /// Whether records read now go to the spill: it already holds some (order), or memory is full.
     pub(super) fn spills(&self) -> bool {
-        self.spill.as_ref().is_some_and(|s| !s.is_empty() || self.in_memory >= self.max_in_memory)
+        self.spill.as_ref().is_some_and(|s| !s.is_empty() || self.full_for_long())
+    }
+
+    fn full_for_long(&self) -> bool {
+        self.in_memory >= self.max_in_memory && self.full_since.is_some_and(|t| t.elapsed() >= SPILL_AFTER)
+    }
+
+    /// Notes whether memory is at its bound (called whenever `in_memory` may have changed, and
+    /// every second).
+    pub(super) fn note_fullness(&mut self) {
+        self.full_since = (self.in_memory >= self.max_in_memory).then(|| self.full_since.unwrap_or_else(Instant::now));
     }
 
     /// Whether the source may be read for this branch: it has memory to spare, or a spill with room.
@@ -64,8 +81,10 @@ impl Branch {
             Some(s) => {
                 if s.overflow_bytes() > 0 {
                     self.in_memory + s.overflow_bytes() < self.max_in_memory
+                } else if s.is_empty() {
+                    self.in_memory < self.max_in_memory || self.full_for_long()
                 } else {
-                    self.in_memory < self.max_in_memory || s.unread_bytes() < self.spill_limit
+                    s.unread_bytes() < self.spill_limit
                 }
             }
         }
@@ -220,6 +239,7 @@ impl Branch {
             self.flush_all();
         }
         self.tracker.advance();
+        self.note_fullness();
     }
 
     /// Enforces the active-partition limit for a record about to open or join `key`'s buffer.
@@ -293,6 +313,7 @@ impl Branch {
             }
         }
         self.tracker.on_done(&done.seqs);
+        self.note_fullness();
     }
 
     pub(super) fn flush_due(&mut self, now: Instant) {
@@ -332,7 +353,8 @@ impl Branch {
 
     /// Publishes the branch's gauges and progress; returns (idle with nothing pending, oldest
     /// undelivered arrival) for the pipeline's own status.
-    pub(super) fn report(&self) -> (bool, Option<i64>) {
+    pub(super) fn report(&mut self) -> (bool, Option<i64>) {
+        self.note_fullness();
         let m = &self.delivery.metrics;
         let oldest = self.tracker.oldest_pending_arrival_ms();
         let age = oldest.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);

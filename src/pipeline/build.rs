@@ -338,6 +338,7 @@ impl Opening<'_> {
                 None => None,
             },
             spill_limit: self.spill_limit,
+            full_since: None,
             delivery: Arc::new(Delivery {
                 spec,
                 inference,
