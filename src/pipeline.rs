@@ -184,20 +184,22 @@ impl Runner {
         if self.taps.wants(Stage::Incoming) {
             self.taps.offer(Stage::Incoming, &records, |r| tap_event(Stage::Incoming, r, None));
         }
-        if self.chain.is_empty() && self.branches.len() == 1 && self.branches[0].takes_records_as_read() {
+        // Destinations that are behind keep the read in their spill and see it later.
+        let mut behind = vec![false; self.branches.len()];
+        if self.branches.iter().any(Branch::spills) {
+            for (i, b) in self.branches.iter_mut().enumerate() {
+                behind[i] = b.spills() && b.spill_read(&records);
+            }
+        }
+        if behind.iter().all(|b| *b) {
+            // Nobody takes the read now: each destination processes it when it catches up.
+        } else if self.chain.is_empty() && self.branches.len() == 1 && self.branches[0].takes_records_as_read() {
             if self.taps.wants(Stage::Processed) {
                 self.taps.offer(Stage::Processed, &records, |r| tap_event(Stage::Processed, r, None));
             }
             self.branches[0].push_as_read(records, now);
         } else {
             let sources: Vec<(Seq, i64)> = records.iter().map(|r| (r.seq, r.arrival_ms)).collect();
-            // Destinations that are behind keep the read in their spill and see it later.
-            let mut behind = vec![false; self.branches.len()];
-            if self.branches.iter().any(Branch::spills) {
-                for (i, b) in self.branches.iter_mut().enumerate() {
-                    behind[i] = b.spills() && b.spill_read(&records);
-                }
-            }
             let conditions = self.branches.iter().map(|b| b.when.clone()).collect();
             let (items, mut failed, routes) = self.process(records, conditions).await;
             if self.taps.wants(Stage::Processed) {
@@ -235,9 +237,8 @@ impl Runner {
                 branch.place(mine, failed, &sources, now);
             }
         }
-        for branch in &mut self.branches {
-            let took = branch.spill.as_ref().is_none_or(|s| s.first_unread().is_none_or(|f| Some(f) > read_through));
-            branch.after_read(if took { read_through } else { None });
+        for (branch, behind) in self.branches.iter_mut().zip(behind) {
+            branch.after_read(if behind { None } else { read_through });
         }
         self.watermark()
     }
@@ -249,16 +250,10 @@ impl Runner {
             if !self.branches[i].can_catch_up() {
                 continue;
             }
-            let records = match self.branches[i].read_spill(max_bytes) {
-                Ok(records) => records,
-                Err(e) => {
-                    // The records are still in the source (the watermark stays below them):
-                    // a restart delivers them. Until then this destination stops here.
-                    tracing::error!(pipeline = %self.name, destination = i, error = %e, "cannot read the destination's backlog back; it resumes after a restart");
-                    self.branches[i].spill = None;
-                    continue;
-                }
-            };
+            let records = self.branches[i].read_spill(max_bytes);
+            if records.is_empty() {
+                continue;
+            }
             let now = Instant::now();
             let read_through = records.last().map(|r| r.seq);
             let sources: Vec<(Seq, i64)> = records.iter().map(|r| (r.seq, r.arrival_ms)).collect();

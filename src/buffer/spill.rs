@@ -153,10 +153,19 @@ impl Spill {
             }
             return Ok(records);
         }
+        // A failed read takes nothing: the reader goes back to where it was, to be tried again.
+        let (start, unread) = (self.reader.stream_position()?, self.unread_bytes);
         let mut records = Vec::new();
         let mut taken = 0u64;
         while self.unread_bytes > 0 && taken < max_bytes as u64 {
-            let (record, size) = self.read_one()?;
+            let (record, size) = match self.read_one() {
+                Ok(read) => read,
+                Err(e) => {
+                    self.unread_bytes = unread;
+                    self.reader.seek(SeekFrom::Start(start))?;
+                    return Err(e);
+                }
+            };
             records.push(record);
             taken += size;
             self.unread_bytes = self.unread_bytes.saturating_sub(size);

@@ -41,6 +41,23 @@ pub enum RawDestination {
     Stdout(Box<crate::sink::stdout::config::RawStdout>),
 }
 
+impl RawDestination {
+    /// The YAML key naming this kind (messages, and a fan-out destination's default name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RawDestination::S3(_) => "s3",
+            RawDestination::Local(_) => "local",
+            RawDestination::HttpEndpoint(_) => "http_endpoint",
+            RawDestination::Opensearch(_) => "opensearch",
+            RawDestination::Elasticsearch(_) => "elasticsearch",
+            RawDestination::Splunk(_) => "splunk",
+            RawDestination::Postgres(_) => "postgres",
+            RawDestination::Redshift(_) => "redshift",
+            RawDestination::Stdout(_) => "stdout",
+        }
+    }
+}
+
 /// `<name>` of every destination's `sluice_delivery_to_<name>_*` series, the object stores' first.
 pub fn delivery_metric_names() -> impl Iterator<Item = &'static str> {
     ["s3", "local"].into_iter().chain(DELIVERY_METRICS.iter().map(|m| m.name))

@@ -75,7 +75,7 @@ impl<'de> Visitor<'de> for RouteVisitor {
                     if let Some(first) = &destination {
                         return Err(de::Error::custom(format!(
                             "one destination per list item: `{}` and `{kind}` both appear (make each its own item)",
-                            kind_of(&first.value)
+                            first.value.kind()
                         )));
                     }
                     let value = map.next_value_seed(KindSeed { kind: kind.to_string() })?;
@@ -129,11 +129,9 @@ pub(super) fn validate(
             }
             // The kind, and `-2`, `-3` ... for the second and later of one kind.
             None => {
-                let kind = kind_of(&r.destination.value);
-                let same_before = list.value[..i]
-                    .iter()
-                    .filter(|o| o.name.is_none() && kind_of(&o.destination.value) == kind)
-                    .count();
+                let kind = r.destination.value.kind();
+                let same_before =
+                    list.value[..i].iter().filter(|o| o.name.is_none() && o.destination.value.kind() == kind).count();
                 if same_before == 0 {
                     kind.to_string()
                 } else {
@@ -176,21 +174,6 @@ pub(super) fn validate(
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// The YAML key of a destination kind, for messages.
-pub fn kind_of(d: &RawDestination) -> &'static str {
-    match d {
-        RawDestination::S3(_) => "s3",
-        RawDestination::Local(_) => "local",
-        RawDestination::HttpEndpoint(_) => "http_endpoint",
-        RawDestination::Opensearch(_) => "opensearch",
-        RawDestination::Elasticsearch(_) => "elasticsearch",
-        RawDestination::Splunk(_) => "splunk",
-        RawDestination::Postgres(_) => "postgres",
-        RawDestination::Redshift(_) => "redshift",
-        RawDestination::Stdout(_) => "stdout",
-    }
 }
 
 /// Reads a map value as the [`RawDestination`] variant its key names.

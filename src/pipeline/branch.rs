@@ -51,6 +51,8 @@ pub(super) struct Branch {
     pub(super) spill_limit: u64,
     /// Since when `in_memory` has been at its bound without a break.
     pub(super) full_since: Option<Instant>,
+    /// After the spill could not be read back: not before this is it tried again.
+    pub(super) catch_up_after: Option<Instant>,
 }
 
 /// A destination at its memory bound holds reading back this long before it starts spilling: a
@@ -92,7 +94,9 @@ impl Branch {
 
     /// Whether the branch is behind and has room to read its spill back.
     pub(super) fn can_catch_up(&self) -> bool {
-        self.spill.as_ref().is_some_and(|s| !s.is_empty()) && self.in_memory < self.max_in_memory
+        self.spill.as_ref().is_some_and(|s| !s.is_empty())
+            && self.in_memory < self.max_in_memory
+            && self.catch_up_after.is_none_or(|t| Instant::now() >= t)
     }
 
     /// Keeps a read for later; `false` when the branch has no spill.
@@ -104,11 +108,21 @@ impl Branch {
         true
     }
 
-    /// Reads back about `max_bytes` of the spill.
-    pub(super) fn read_spill(&mut self, max_bytes: usize) -> std::io::Result<Vec<Record>> {
-        match &mut self.spill {
-            Some(spill) => spill.read(max_bytes),
-            None => Ok(Vec::new()),
+    /// Reads back about `max_bytes` of the spill. A read that fails takes nothing and is tried
+    /// again in 5 s; meanwhile the backlog keeps growing and the destination's watermark stays
+    /// below it, so the source keeps its records (a restart delivers them in the worst case).
+    pub(super) fn read_spill(&mut self, max_bytes: usize) -> Vec<Record> {
+        let Some(spill) = &mut self.spill else { return Vec::new() };
+        match spill.read(max_bytes) {
+            Ok(records) => {
+                self.catch_up_after = None;
+                records
+            }
+            Err(e) => {
+                tracing::warn!(pipeline = %self.delivery.spec.name, destination = self.index, error = %e, "cannot read the destination's backlog back; trying again in 5 s");
+                self.catch_up_after = Some(Instant::now() + std::time::Duration::from_secs(5));
+                Vec::new()
+            }
         }
     }
 

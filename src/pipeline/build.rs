@@ -104,15 +104,9 @@ pub fn start(
     let mut branches = Vec::new();
     let mut destinations = Vec::new();
     for (index, b) in spec.branches().into_iter().enumerate() {
-        // One destination shares the pipeline's metrics and status; several have their own each.
-        let own = b.route.as_ref().map(|r| (r.name.clone(), Arc::new(PipelineStatus::default())));
-        let (branch, probe) =
-            opening.branch(index, b, own.as_ref().map_or((&metrics, &status), |(_, s)| (&metrics, s)))?;
-        destinations.push(DestinationHandle {
-            name: own.as_ref().map(|(n, _)| n.clone()),
-            status: branch.delivery.status.clone(),
-            probe,
-        });
+        let name = b.route.as_ref().map(|r| r.name.clone());
+        let (branch, probe) = opening.branch(index, b, (&metrics, &status))?;
+        destinations.push(DestinationHandle { name, status: branch.delivery.status.clone(), probe });
         branches.push(branch);
     }
     let runner = Runner {
@@ -224,8 +218,8 @@ struct Opening<'a> {
 
 impl Opening<'_> {
     /// Opens one destination: its object store, formats, metrics, condition and sending
-    /// destination, and the check `/ready` runs. `shared`: the pipeline's metrics and the status this
-    /// destination reports to.
+    /// destination, and the check `/ready` runs. The pipeline's metrics and status are the only
+    /// destination's own; each destination of several gets its own.
     fn branch(
         &self,
         index: usize,
@@ -339,6 +333,7 @@ impl Opening<'_> {
             },
             spill_limit: self.spill_limit,
             full_since: None,
+            catch_up_after: None,
             delivery: Arc::new(Delivery {
                 spec,
                 inference,
@@ -346,7 +341,10 @@ impl Opening<'_> {
                 format: Arc::new(format),
                 error_format: Arc::new(error_format),
                 metrics,
-                status: status.clone(),
+                status: match &b.route {
+                    Some(_) => Arc::new(PipelineStatus::default()),
+                    None => status.clone(),
+                },
                 sending: endpoint,
                 loader,
                 names,
