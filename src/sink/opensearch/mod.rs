@@ -76,31 +76,81 @@ impl OpenSearch {
     ) -> (Vec<u8>, Vec<usize>, Vec<(usize, SendError)>) {
         let mut body = Vec::new();
         let (mut sent, mut rejected) = (Vec::new(), Vec::new());
+        // Records of one batch mostly share an arrival time, so the rotated index name (a date
+        // format) is computed when it changes, not per document.
+        let mut index_of: Option<(i64, String)> = None;
         for (k, &i) in indexes.iter().enumerate() {
             let Some(record) = records.get(i) else { continue };
-            let index = self.spec.rotation.index(&self.spec.index, record.arrival_ms);
+            let index = match &index_of {
+                Some((at, name)) if *at == record.arrival_ms => name,
+                _ => {
+                    let name = self.spec.rotation.index(&self.spec.index, record.arrival_ms);
+                    &index_of.insert((record.arrival_ms, name)).1
+                }
+            };
             let id = self.document_id(request_id, i);
             let doc = single_line_json(&record.data);
             let Some(doc) = doc else {
                 let mut e = SendError::permanent("400", "the record is not a single-line JSON document");
-                e.detail = detail(id.as_deref(), &index);
+                e.detail = detail(id.as_deref(), index);
                 rejected.push((k, e));
                 continue;
             };
-            let mut action = serde_json::json!({ "_index": index });
-            if let (Some(id), Some(obj)) = (&id, action.as_object_mut()) {
-                obj.insert("_id".into(), id.clone().into());
+            // The action line, written directly (keys in the order a JSON object map sorts them).
+            body.extend_from_slice(b"{\"index\":{");
+            if let Some(id) = &id {
+                body.extend_from_slice(b"\"_id\":");
+                json_string(&mut body, id);
+                body.push(b',');
             }
-            if let (Some(t), Some(obj)) = (&self.spec.type_name, action.as_object_mut()) {
-                obj.insert("_type".into(), t.clone().into());
+            body.extend_from_slice(b"\"_index\":");
+            json_string(&mut body, index);
+            if let Some(t) = &self.spec.type_name {
+                body.extend_from_slice(b",\"_type\":");
+                json_string(&mut body, t);
             }
-            body.extend_from_slice(serde_json::json!({ "index": action }).to_string().as_bytes());
-            body.push(b'\n');
+            body.extend_from_slice(b"}}\n");
             body.extend_from_slice(&doc);
             body.push(b'\n');
             sent.push(k);
         }
         (body, sent, rejected)
+    }
+}
+
+/// A `_bulk` answer, read as typed values: only failed items carry an error worth decoding, and
+/// the strings borrow from the body.
+#[derive(serde::Deserialize)]
+struct BulkAnswer<'a> {
+    #[serde(default, borrow)]
+    items: Vec<BulkItem<'a>>,
+}
+
+/// One item: the action's result under its name (`index` is what sluice sends; `create` is
+/// accepted too). An item with neither counts as failed with 500.
+#[derive(serde::Deserialize)]
+struct BulkItem<'a> {
+    #[serde(borrow)]
+    index: Option<ItemResult<'a>>,
+    #[serde(borrow)]
+    create: Option<ItemResult<'a>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ItemResult<'a> {
+    status: Option<u64>,
+    error: Option<serde_json::Value>,
+    #[serde(rename = "_index", borrow)]
+    index: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "_id", borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// `text` as a JSON string (quoted and escaped).
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing a str into a Vec cannot fail; the fallback keeps the body well-formed regardless.
+    if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"\"\"");
     }
 }
 
@@ -178,25 +228,24 @@ impl Destination for OpenSearch {
             let text: String = String::from_utf8_lossy(&body).chars().take(1024).collect();
             return failed(SendError::retry("OS.DestinationException", format!("_bulk answered {status}: {text}")));
         }
-        let Ok(parsed) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        let Ok(answer) = serde_json::from_slice::<BulkAnswer>(&body) else {
             return failed(SendError::retry("OS.InvalidResponse", "the _bulk answer is not JSON"));
         };
-        let items = parsed.get("items").and_then(|i| i.as_array()).cloned().unwrap_or_default();
-        if items.len() != sent.len() {
+        if answer.items.len() != sent.len() {
             return failed(SendError::retry(
                 "OS.InvalidResponse",
-                format!("the _bulk answer has {} items for {} documents", items.len(), sent.len()),
+                format!("the _bulk answer has {} items for {} documents", answer.items.len(), sent.len()),
             ));
         }
         let mut retry = Vec::new();
         let mut cause = SendError::retry("429", "documents were throttled or failed on the server");
-        for (item, &k) in items.iter().zip(&sent) {
-            let result = item.get("index").or_else(|| item.get("create")).unwrap_or(item);
-            let code = result.get("status").and_then(|s| s.as_u64()).unwrap_or(500);
+        for (item, &k) in answer.items.into_iter().zip(&sent) {
+            let result = item.index.or(item.create).unwrap_or_default();
+            let code = result.status.unwrap_or(500);
             if (200..300).contains(&code) {
                 continue;
             }
-            let error = result.get("error");
+            let error = result.error.as_ref();
             let text = |key: &str| error.and_then(|e| e.get(key)).and_then(|v| v.as_str()).unwrap_or("").to_string();
             let message = match error {
                 Some(serde_json::Value::String(s)) => s.clone(),
@@ -207,10 +256,8 @@ impl Destination for OpenSearch {
                 cause = SendError::retry(status_code(code), message);
                 retry.push(k);
             } else {
-                let index = result.get("_index").and_then(|v| v.as_str()).unwrap_or("").to_string();
-                let id = result.get("_id").and_then(|v| v.as_str()).map(str::to_string);
                 let mut e = SendError::permanent(status_code(code), message);
-                e.detail = detail(id.as_deref(), &index);
+                e.detail = detail(result.id.as_deref(), result.index.as_deref().unwrap_or(""));
                 rejected.push((k, e));
             }
         }
@@ -303,4 +350,58 @@ fn sign(
         .filter(|(name, _)| *name != http::header::CONTENT_TYPE)
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(type_name: Option<&str>, document_ids: bool) -> OpenSearch {
+        let spec = SearchSpec {
+            endpoint: "http://127.0.0.1:9200".into(),
+            index: "lo\"gs".into(),
+            rotation: index::Rotation::OneDay,
+            type_name: type_name.map(str::to_string),
+            document_ids,
+            auth: None,
+            retry_duration: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(1),
+            bulk_max_bytes: 1 << 20,
+            ca_file: None,
+            backup_all: false,
+            elasticsearch: false,
+        };
+        match OpenSearch::new(&spec) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn action_lines_are_the_json_a_serializer_writes() {
+        let day = 1_765_000_000_000;
+        let records: Vec<Record> = [(0, day), (1, day), (2, day + 86_400_000)]
+            .into_iter()
+            .map(|(i, at)| Record::new(i, at, bytes::Bytes::from(format!("{{\"n\":{i}}}"))))
+            .collect();
+        for (type_name, ids) in [(None, true), (Some("_doc"), true), (None, false)] {
+            let os = search(type_name, ids);
+            let (body, sent, rejected) = os.body("req", &records, &[0, 1, 2]);
+            assert_eq!((sent, rejected.len()), (vec![0, 1, 2], 0));
+            let text = String::from_utf8(body).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (k, record) in records.iter().enumerate() {
+                let mut action =
+                    serde_json::json!({ "_index": os.spec.rotation.index(&os.spec.index, record.arrival_ms) });
+                if ids {
+                    action["_id"] = format!("req-{k}").into();
+                }
+                if let Some(t) = type_name {
+                    action["_type"] = t.into();
+                }
+                assert_eq!(lines[2 * k], serde_json::json!({ "index": action }).to_string());
+                assert_eq!(lines[2 * k + 1].as_bytes(), &record.data[..]);
+            }
+        }
+    }
 }
