@@ -275,4 +275,22 @@ mod tests {
         drop(spill);
         assert!(!path.exists());
     }
+
+    #[test]
+    fn records_the_disk_refused_come_back_after_those_on_disk_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = Spill::create(&dir.path().join("0")).unwrap();
+        spill.push(&[rec(1, "on disk"), rec(2, "on disk")]).unwrap();
+        // As if the disk had refused the next write: held in memory from then on.
+        spill.keep(&[rec(3, "in memory")]);
+        spill.push(&[rec(4, "in memory too")]).unwrap();
+        assert_eq!(spill.overflow_bytes(), "in memory".len() + "in memory too".len());
+        assert_eq!(spill.first_unread(), Some(1));
+        let mut seqs = Vec::new();
+        while !spill.is_empty() {
+            seqs.extend(spill.read(1).unwrap().iter().map(|r| r.seq));
+        }
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(spill.overflow_bytes(), 0);
+    }
 }
