@@ -17,16 +17,55 @@ pub struct Record {
     /// Approximate arrival time, epoch milliseconds (Firehose's `approximateArrivalTimestamp`).
     pub arrival_ms: i64,
     pub data: Bytes,
-    /// Where the record sits in a Kinesis Data Stream, for records read from one; `None` for every
-    /// other source. Shared, so the outputs of one source record cost one pointer each.
-    pub kinesis: Option<Arc<KinesisMetadata>>,
+    /// Where the record sits in a stream it was read from (a Kinesis shard, a Kafka partition);
+    /// `None` for every other source. Shared, so the outputs of one source record cost one pointer
+    /// each.
+    pub origin: Option<Arc<Origin>>,
 }
 
 impl Record {
-    /// A record without stream metadata (every source but Kinesis).
+    /// A record without stream metadata (every source but Kinesis and Kafka).
     pub fn new(seq: Seq, arrival_ms: i64, data: Bytes) -> Self {
-        Self { seq, arrival_ms, data, kinesis: None }
+        Self { seq, arrival_ms, data, origin: None }
     }
+
+    /// Its Kinesis position, for a record read from a Kinesis Data Stream.
+    pub fn kinesis(&self) -> Option<&KinesisMetadata> {
+        match self.origin.as_deref() {
+            Some(Origin::Kinesis(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Its Kafka position, key and headers, for a record read from a Kafka topic.
+    pub fn kafka(&self) -> Option<&KafkaMetadata> {
+        match self.origin.as_deref() {
+            Some(Origin::Kafka(k)) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+/// The stream position a record was read from. Positions are the same for every daemon reading
+/// the stream, which is what lets a batch be named from them (see `Batch::identity`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Kinesis(KinesisMetadata),
+    Kafka(KafkaMetadata),
+}
+
+/// A Kafka record's place (topic, partition, offset), its timestamp, key and headers: what
+/// plugins receive (ABI version 3) and what its error record names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaMetadata {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's own timestamp (producer or broker time, as the topic says), epoch ms.
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Bytes>,
+    /// In the order the producer wrote them; a header without a value has an empty one.
+    pub headers: Vec<(String, Bytes)>,
 }
 
 /// A Kinesis record's position and key: Firehose's `kinesisRecordMetadata` (given to transform

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::config::Buffering;
 use crate::hash::{fnv1a, splitmix64};
 use crate::process::PartitionKeys;
-use crate::record::{Record, SeqRanges};
+use crate::record::{Origin, Record, SeqRanges};
 
 /// Identifies a partition. Without dynamic partitioning every record shares the empty key;
 /// dynamic partitioning keys buffers by the partition values a record produced.
@@ -53,31 +53,38 @@ impl Batch {
         self.seqs.first().unwrap_or_default()
     }
 
-    /// Whether [`Batch::identity`] comes from Kinesis stream positions (the same for every
-    /// daemon reading the stream) rather than from this state directory's WAL sequences.
+    /// Whether [`Batch::identity`] comes from stream positions (a Kinesis shard's sequence
+    /// numbers, a Kafka partition's offsets: the same for every daemon reading the stream) rather
+    /// than from this state directory's WAL sequences.
     pub fn named_by_stream_positions(&self) -> bool {
-        self.records.first().is_some_and(|r| r.kinesis.is_some())
+        self.records.first().is_some_and(|r| r.origin.is_some())
     }
 
     /// What names the batch (object key, HTTP request id, document ids) deterministically.
     ///
     /// From the WAL, its first sequence number: replay re-cuts exactly the recorded batches
-    /// (`buffer::intent`). From a Kinesis stream, pipeline sequences are numbered afresh after a
-    /// restart, so the name comes from the stream positions of *every* record in the batch: a
-    /// batch re-read and cut the same way overwrites its earlier copy. It must be every record,
-    /// not the first: a batch that starts at the same record but holds others would overwrite
-    /// an object whose other records may not be read again (another shard's checkpoint may have
-    /// passed them), and that would lose them.
+    /// (`buffer::intent`). From a stream (Kinesis, Kafka), pipeline sequences are numbered afresh
+    /// after a restart, so the name comes from the stream positions of *every* record in the
+    /// batch: a batch re-read and cut the same way overwrites its earlier copy. It must be every
+    /// record, not the first: a batch that starts at the same record but holds others would
+    /// overwrite an object whose other records may not be read again (another shard's or
+    /// partition's checkpoint may have passed them), and that would lose them.
     pub fn identity(&self) -> u64 {
         if !self.named_by_stream_positions() {
             return self.first_seq();
         }
-        self.records.iter().fold(0, |h, r| {
-            let position = r.kinesis.as_deref().map(|k| {
-                fnv1a(&[k.shard_id.as_bytes(), k.sequence_number.as_bytes(), &k.subsequence_number.to_le_bytes()])
-            });
-            splitmix64(h ^ position.unwrap_or(r.seq))
-        })
+        self.records.iter().fold(0, |h, r| splitmix64(h ^ position_hash(r)))
+    }
+}
+
+/// A record's stream position as a number (its WAL sequence when it has none).
+fn position_hash(r: &Record) -> u64 {
+    match r.origin.as_deref() {
+        None => r.seq,
+        Some(Origin::Kinesis(k)) => {
+            fnv1a(&[k.shard_id.as_bytes(), k.sequence_number.as_bytes(), &k.subsequence_number.to_le_bytes()])
+        }
+        Some(Origin::Kafka(k)) => fnv1a(&[k.topic.as_bytes(), &k.partition.to_le_bytes(), &k.offset.to_le_bytes()]),
     }
 }
 
@@ -276,12 +283,12 @@ mod tests {
     #[test]
     fn a_kinesis_batch_is_named_by_the_positions_of_all_its_records() {
         let at = |seq: u64, position: &str| Record {
-            kinesis: Some(Arc::new(crate::record::KinesisMetadata {
+            origin: Some(Arc::new(Origin::Kinesis(crate::record::KinesisMetadata {
                 shard_id: Arc::from("shardId-000000000000"),
                 sequence_number: position.into(),
                 subsequence_number: 0,
                 partition_key: "k".into(),
-            })),
+            }))),
             ..rec(seq, 1)
         };
         let batch = |records: Vec<Record>| {
@@ -297,5 +304,30 @@ mod tests {
         assert_ne!(first.identity(), batch(vec![at(5, "100")]).identity());
         // Without stream positions the first sequence names the batch.
         assert_eq!(batch(vec![rec(7, 1), rec(8, 1)]).identity(), 7);
+    }
+
+    #[test]
+    fn a_kafka_batch_is_named_by_topic_partition_and_offsets() {
+        let at = |seq: u64, partition: i32, offset: i64| Record {
+            origin: Some(Arc::new(Origin::Kafka(crate::record::KafkaMetadata {
+                topic: Arc::from("logs"),
+                partition,
+                offset,
+                timestamp_ms: Some(seq as i64),
+                key: None,
+                headers: vec![],
+            }))),
+            ..rec(seq, 1)
+        };
+        let batch = |records: Vec<Record>| {
+            let mut b = Batch::new(Arc::from(""), None, Instant::now());
+            records.into_iter().for_each(|r| b.push(r, 1));
+            b
+        };
+        let first = batch(vec![at(5, 0, 10), at(6, 0, 11)]);
+        assert!(first.named_by_stream_positions());
+        assert_eq!(first.identity(), batch(vec![at(70, 0, 10), at(71, 0, 11)]).identity(), "another daemon, re-read");
+        assert_ne!(first.identity(), batch(vec![at(5, 1, 10), at(6, 1, 11)]).identity(), "another partition");
+        assert_ne!(first.identity(), batch(vec![at(5, 0, 10)]).identity());
     }
 }

@@ -7,6 +7,7 @@
 pub mod batcher;
 pub mod intent;
 pub mod names;
+mod origin_codec;
 pub mod partition;
 pub mod replay;
 pub mod spill;

@@ -13,17 +13,16 @@
 //! without fsync or checksums, and truncated when opened.
 //!
 //! ```text
-//! entry = seq:u64 arrival_ms:i64 len:u32 data  kinesis:u8 [shard sequence partition_key: (u32 len, bytes)* subsequence:u64]
+//! entry = seq:u64 arrival_ms:i64 len:u32 data origin   (origin: buffer/origin_codec.rs)
 //! ```
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::record::{KinesisMetadata, Record, Seq};
+use crate::record::{Record, Seq};
 
 pub struct Spill {
     /// Records the disk refused (full, or an I/O error), kept in order after what is on disk; once
@@ -114,18 +113,7 @@ impl Spill {
             out.extend_from_slice(&r.arrival_ms.to_le_bytes());
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(&r.data);
-            match &r.kinesis {
-                None => out.push(0),
-                Some(k) => {
-                    out.push(1);
-                    for text in [&*k.shard_id, k.sequence_number.as_str(), k.partition_key.as_str()] {
-                        let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-                        out.extend_from_slice(&len.to_le_bytes());
-                        out.extend_from_slice(&text.as_bytes()[..len as usize]);
-                    }
-                    out.extend_from_slice(&k.subsequence_number.to_le_bytes());
-                }
-            }
+            super::origin_codec::encode(r.origin.as_deref(), &mut out);
         }
         if let Err(e) = self.writer.write_all(&out) {
             // Cut what part of it reached the file, so the next entry starts where it should.
@@ -195,37 +183,9 @@ impl Spill {
         let len = u32::from_le_bytes(fixed[16..20].try_into().unwrap_or_default());
         let mut data = vec![0u8; len as usize];
         self.reader.read_exact(&mut data)?;
-        let mut flag = [0u8; 1];
-        self.reader.read_exact(&mut flag)?;
-        let mut size = 20 + u64::from(len) + 1;
-        let kinesis = match flag[0] {
-            0 => None,
-            _ => {
-                let mut texts = Vec::with_capacity(3);
-                for _ in 0..3 {
-                    let mut n = [0u8; 4];
-                    self.reader.read_exact(&mut n)?;
-                    let n = u32::from_le_bytes(n);
-                    let mut text = vec![0u8; n as usize];
-                    self.reader.read_exact(&mut text)?;
-                    texts.push(String::from_utf8_lossy(&text).into_owned());
-                    size += 4 + u64::from(n);
-                }
-                let mut sub = [0u8; 8];
-                self.reader.read_exact(&mut sub)?;
-                size += 8;
-                let partition_key = texts.pop().unwrap_or_default();
-                let sequence_number = texts.pop().unwrap_or_default();
-                let shard_id: Arc<str> = texts.pop().unwrap_or_default().into();
-                Some(Arc::new(KinesisMetadata {
-                    shard_id,
-                    sequence_number,
-                    subsequence_number: u64::from_le_bytes(sub),
-                    partition_key,
-                }))
-            }
-        };
-        Ok((Record { seq, arrival_ms, data: Bytes::from(data), kinesis }, size))
+        let (origin, origin_size) = super::origin_codec::decode(&mut self.reader)?;
+        let size = 20 + u64::from(len) + origin_size;
+        Ok((Record { seq, arrival_ms, data: Bytes::from(data), origin }, size))
     }
 }
 
@@ -238,6 +198,7 @@ impl Drop for Spill {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn rec(seq: Seq, data: &str) -> Record {
         Record::new(seq, 1000 + seq as i64, Bytes::from(data.to_string()))
@@ -250,13 +211,13 @@ mod tests {
         let mut spill = Spill::create(&path).unwrap();
         assert!(spill.is_empty());
         spill.push(&[rec(5, "a"), rec(6, "bb")]).unwrap();
-        let kinesis = Arc::new(KinesisMetadata {
+        let kinesis = Arc::new(crate::record::Origin::Kinesis(crate::record::KinesisMetadata {
             shard_id: "shardId-0".into(),
             sequence_number: "4955".into(),
             subsequence_number: 3,
             partition_key: "pk".into(),
-        });
-        spill.push(&[Record { kinesis: Some(kinesis.clone()), ..rec(9, "ccc") }]).unwrap();
+        }));
+        spill.push(&[Record { origin: Some(kinesis.clone()), ..rec(9, "ccc") }]).unwrap();
         assert_eq!(spill.first_unread(), Some(5));
         let first = spill.read(1).unwrap();
         assert_eq!(first.len(), 1);
@@ -265,7 +226,7 @@ mod tests {
         let rest = spill.read(1 << 20).unwrap();
         let seqs: Vec<Seq> = rest.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, [6, 9, 10]);
-        assert_eq!(rest[1].kinesis.as_deref(), Some(&*kinesis));
+        assert_eq!(rest[1].origin.as_deref(), Some(&*kinesis));
         assert_eq!(&rest[0].data[..], b"bb");
         assert_eq!(rest[0].arrival_ms, 1006);
         assert!(spill.is_empty());

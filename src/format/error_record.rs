@@ -15,7 +15,9 @@
 //! Firehose documents the stream position only on that shape (and `subsequenceNumber`, so spelt,
 //! on `http-endpoint-failed`). sluice writes it on every error record of a Kinesis-sourced
 //! record, in the spelling of the documented shape closest to it, so any failed record can be
-//! found again in its shard. Records from other sources have no such fields.
+//! found again in its shard. A record read from Kafka (Firehose documents no error-record fields
+//! for MSK sources) carries `kafkaTopic`, `kafkaPartition` and `kafkaOffset`, sluice's names, so
+//! it can be found again in its partition. Records from other sources have no such fields.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -36,6 +38,8 @@ struct ErrorRecord<'a> {
     lambda_arn: Option<&'a str>,
     #[serde(flatten)]
     position: Option<Position<'a>>,
+    #[serde(flatten)]
+    kafka: Option<KafkaPosition<'a>>,
     /// Destination-specific fields (`esDocumentId`, `esIndexName`, ...).
     #[serde(flatten)]
     detail: std::collections::BTreeMap<&'a str, &'a str>,
@@ -52,6 +56,22 @@ struct ConversionErrorRecord<'a> {
     raw_data: String,
     #[serde(flatten)]
     position: Option<Position<'a>>,
+    #[serde(flatten)]
+    kafka: Option<KafkaPosition<'a>>,
+}
+
+/// Where a Kafka-sourced record sits in its topic.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KafkaPosition<'a> {
+    kafka_topic: &'a str,
+    kafka_partition: i32,
+    kafka_offset: i64,
+}
+
+fn kafka_position(failed: &Failed) -> Option<KafkaPosition<'_>> {
+    let k = failed.record.kafka()?;
+    Some(KafkaPosition { kafka_topic: &k.topic, kafka_partition: k.partition, kafka_offset: k.offset })
 }
 
 /// Where a Kinesis-sourced record sits in its shard.
@@ -70,7 +90,7 @@ struct Position<'a> {
 const HTTP_ENDPOINT_FAILED: ErrorOutputType = ErrorOutputType::DeliveryFailed("http-endpoint-failed");
 
 fn position(failed: &Failed) -> Option<Position<'_>> {
-    let kinesis = failed.record.kinesis.as_deref()?;
+    let kinesis = failed.record.kinesis()?;
     let sub = Some(kinesis.subsequence_number);
     let http = failed.kind == HTTP_ENDPOINT_FAILED;
     Some(Position {
@@ -91,6 +111,7 @@ pub fn render(failed: &Failed, attempt_ending_ms: i64) -> Bytes {
             attempt_ending_timestamp: attempt_ending_ms,
             raw_data: base64::engine::general_purpose::STANDARD.encode(&failed.record.data),
             position: position(failed),
+            kafka: kafka_position(failed),
         };
         return Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
     }
@@ -103,6 +124,7 @@ pub fn render(failed: &Failed, attempt_ending_ms: i64) -> Bytes {
         raw_data: base64::engine::general_purpose::STANDARD.encode(&failed.record.data),
         lambda_arn: failed.lambda_arn.as_deref(),
         position: position(failed),
+        kafka: kafka_position(failed),
         detail: failed.detail.iter().map(|(k, v)| (*k, v.as_str())).collect(),
     };
     Bytes::from(serde_json::to_vec(&record).unwrap_or_default())
@@ -153,7 +175,10 @@ mod tests {
             subsequence_number: 3,
             partition_key: "k".into(),
         };
-        let record = Record { kinesis: Some(std::sync::Arc::new(kinesis)), ..Record::new(1, 1000, Bytes::new()) };
+        let record = Record {
+            origin: Some(std::sync::Arc::new(crate::record::Origin::Kinesis(kinesis))),
+            ..Record::new(1, 1000, Bytes::new())
+        };
         let fields = |kind| {
             let v: serde_json::Value =
                 serde_json::from_slice(&render(&Failed::new(record.clone(), kind, "C", "m"), 2000)).unwrap();

@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use prost::Message;
 
 use super::{ErrorOutputType, Failed, Item, Processor};
-use crate::record::KinesisMetadata;
+use crate::record::{KinesisMetadata, Origin};
 
 /// Firehose's limit on sub-records per record.
 pub const MAX_SUB_RECORDS: usize = 500;
@@ -57,13 +57,13 @@ impl Processor for Deaggregate {
                 )),
                 Ok(parts) => out.extend(parts.into_iter().enumerate().map(|(i, (data, key))| {
                     let mut sub = item.derive(data);
-                    if let (Some(key), Some(kinesis)) = (key, &item.record.kinesis) {
+                    if let (Some(key), Some(kinesis)) = (key, item.record.kinesis()) {
                         // A KPL user record has its own partition key and sub-sequence number.
-                        sub.record.kinesis = Some(Arc::new(KinesisMetadata {
+                        sub.record.origin = Some(Arc::new(Origin::Kinesis(KinesisMetadata {
                             subsequence_number: i as u64,
                             partition_key: key,
-                            ..(**kinesis).clone()
-                        }));
+                            ..kinesis.clone()
+                        })));
                     }
                     sub
                 })),
@@ -267,9 +267,10 @@ mod tests {
             subsequence_number: 0,
             partition_key: "outer".into(),
         };
-        let record = Record { kinesis: Some(Arc::new(kinesis)), ..Record::new(3, 0, Bytes::from(data)) };
+        let record =
+            Record { origin: Some(Arc::new(Origin::Kinesis(kinesis))), ..Record::new(3, 0, Bytes::from(data)) };
         let out = Deaggregate { kind: SubRecordType::Kpl }.process(vec![Item::new(record)], &mut Vec::new());
-        let meta: Vec<_> = out.iter().map(|i| i.record.kinesis.clone().unwrap()).collect();
+        let meta: Vec<_> = out.iter().map(|i| i.record.kinesis().cloned().unwrap()).collect();
         assert_eq!((meta[0].partition_key.as_str(), meta[0].subsequence_number), ("alpha", 0));
         assert_eq!((meta[1].partition_key.as_str(), meta[1].subsequence_number), ("beta", 1));
         assert!(meta.iter().all(|m| m.sequence_number == "4960" && &*m.shard_id == "shardId-000000000001"));

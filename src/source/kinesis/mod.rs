@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 
 use super::positions::{Moved, Positions};
 use super::{CheckpointPacer, Source, SourceError};
-use crate::record::{KinesisMetadata, Record, Seq};
+use crate::record::{KinesisMetadata, Origin, Record, Seq};
 use checkpoint::Checkpoint;
 use client::KinesisClient;
 use config::KinesisSourceSpec;
@@ -209,7 +209,7 @@ impl KinesisSource {
                     (r.sequence_number, (r.arrival_ms, r.data, metadata))
                 });
                 self.positions.number(shard.clone(), generation, numbered, |seq, (arrival_ms, data, metadata)| {
-                    out.push(Record { seq, arrival_ms, data, kinesis: Some(Arc::new(metadata)) })
+                    out.push(Record { seq, arrival_ms, data, origin: Some(Arc::new(Origin::Kinesis(metadata))) })
                 });
                 (!out.is_empty()).then_some(out)
             }

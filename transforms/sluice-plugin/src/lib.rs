@@ -29,11 +29,12 @@
 
 pub use sluice_plugin_macros::{transform, transform_batch};
 
-/// Version 2 gives records their Kinesis metadata; sluice still runs version 1 modules.
-pub const ABI_VERSION: i32 = 2;
+/// Version 2 gives records their Kinesis metadata, version 3 their Kafka metadata; sluice still
+/// runs version 1 and 2 modules.
+pub const ABI_VERSION: i32 = 3;
 
 /// A record handed to the plugin.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Record<'a> {
     pub data: &'a [u8],
     /// Approximate arrival time at sluice (at the stream, for a Kinesis source), epoch ms.
@@ -41,6 +42,22 @@ pub struct Record<'a> {
     /// Where the record was read, when the pipeline's source is a Kinesis Data Stream (Firehose's
     /// `kinesisRecordMetadata`); `None` for every other source.
     pub kinesis: Option<KinesisRecordMetadata<'a>>,
+    /// Where the record was read, when the pipeline's source is a Kafka topic; `None` for every
+    /// other source.
+    pub kafka: Option<KafkaRecordMetadata<'a>>,
+}
+
+/// A Kafka record's place, timestamp, key and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaRecordMetadata<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's timestamp (producer or broker time, as the topic is set up), epoch ms.
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    /// In the producer's order; a header without a value has an empty one.
+    pub headers: Vec<(&'a str, &'a [u8])>,
 }
 
 /// Firehose's `kinesisRecordMetadata`. Its `approximateArrivalTimestamp` is the record's
@@ -169,7 +186,7 @@ pub mod __private {
         }
     }
 
-    /// Reads the input batch (ABI version 2); stops at the first record that does not fit.
+    /// Reads the input batch (ABI version 3); stops at the first record that does not fit.
     fn decode(input: &[u8]) -> Vec<(u64, Record<'_>)> {
         let mut at = Reader { input, pos: 0 };
         let count = at.u32().unwrap_or(0) as usize;
@@ -212,16 +229,38 @@ pub mod __private {
             let arrival_ms = self.u64()? as i64;
             let len = self.u32()? as usize;
             let data = self.bytes(len)?;
-            let kinesis = match self.bytes(1)? {
-                [0] => None,
-                _ => Some(KinesisRecordMetadata {
-                    shard_id: self.str()?,
-                    partition_key: self.str()?,
-                    sequence_number: self.str()?,
-                    subsequence_number: self.u64()?,
-                }),
+            let (mut kinesis, mut kafka) = (None, None);
+            match self.bytes(1)? {
+                [1] => {
+                    kinesis = Some(KinesisRecordMetadata {
+                        shard_id: self.str()?,
+                        partition_key: self.str()?,
+                        sequence_number: self.str()?,
+                        subsequence_number: self.u64()?,
+                    })
+                }
+                [2] => kafka = Some(self.kafka()?),
+                _ => {}
+            }
+            Some((id, Record { data, arrival_ms, kinesis, kafka }))
+        }
+        fn kafka(&mut self) -> Option<KafkaRecordMetadata<'a>> {
+            let topic = self.str()?;
+            let partition = self.u32()? as i32;
+            let offset = self.u64()? as i64;
+            let timestamp_ms = Some(self.u64()? as i64).filter(|t| *t != i64::MIN);
+            let key = match self.u32()? {
+                u32::MAX => None,
+                len => Some(self.bytes(len as usize)?),
             };
-            Some((id, Record { data, arrival_ms, kinesis }))
+            let count = self.u16()? as usize;
+            let mut headers = Vec::with_capacity(count);
+            for _ in 0..count {
+                let name = self.str()?;
+                let len = self.u32()? as usize;
+                headers.push((name, self.bytes(len)?));
+            }
+            Some(KafkaRecordMetadata { topic, partition, offset, timestamp_ms, key, headers })
         }
     }
 
@@ -265,12 +304,11 @@ pub mod __private {
 
     pub fn process_batch(ptr: i32, len: i32, f: for<'a> fn(&[Record<'a>]) -> Vec<Output<'a>>) -> i64 {
         let input = unsafe { take(ptr, len) };
-        let decoded = decode(&input);
-        let records: Vec<Record<'_>> = decoded.iter().map(|(_, r)| *r).collect();
+        let (ids, records): (Vec<u64>, Vec<Record<'_>>) = decode(&input).into_iter().unzip();
         let outputs = f(&records);
         let mut out = Vec::with_capacity(input.len() + records.len() * 16);
-        out.extend_from_slice(&(outputs.len().min(decoded.len()) as u32).to_le_bytes());
-        for ((id, _), output) in decoded.iter().zip(&outputs) {
+        out.extend_from_slice(&(outputs.len().min(ids.len()) as u32).to_le_bytes());
+        for (id, output) in ids.iter().zip(&outputs) {
             encode(&mut out, *id, output);
         }
         finish(out)
