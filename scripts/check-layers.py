@@ -17,7 +17,7 @@ from pathlib import Path
 LAYERS = [
     # ground floor: values and files every layer uses; imports nothing of ours
     ["record", "clock", "hash", "host", "identity", "durable_file", "state_lock", "status", "shutdown",
-     "aws", "tls"],
+     "aws", "tls", "kafka"],
     # codecs and record processing: object keys and prefixes, encodings, processors
     ["format", "process"],
     # what a config says (typed, validated), what the API's stored streams say, metric handles; and each

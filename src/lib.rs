@@ -22,6 +22,7 @@ pub mod format;
 pub mod hash;
 pub mod host;
 pub mod identity;
+pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;

@@ -100,6 +100,12 @@ pub(super) async fn create(state: &ApiState, body: &Bytes) -> Result<Response, A
         None => None,
     };
     let now = crate::clock::now_ms();
+    let mut source = SOURCES.iter().filter(|(_, t)| *t == stream_type).find_map(|(m, _)| request.get(*m).cloned());
+    if let Some(Value::Object(msk)) = source.as_mut().filter(|_| stream_type == "MSKAsSource") {
+        // Firehose reads from when the stream became active unless told otherwise; fixed now, so
+        // a restart does not move it.
+        msk.entry("ReadFromTimestamp").or_insert_with(|| Value::from(now as f64 / 1000.0));
+    }
     let stream = StoredStream {
         name: name.clone(),
         stream_type,
@@ -110,7 +116,7 @@ pub(super) async fn create(state: &ApiState, body: &Bytes) -> Result<Response, A
         version: 1,
         destination_key: destination_key.to_string(),
         destination: request.get(destination_key.as_str()).cloned().unwrap_or(Value::Null),
-        source: request.get("KinesisStreamSourceConfiguration").cloned(),
+        source,
         tags,
         encryption,
     };

@@ -68,6 +68,11 @@ fn admit_request(pipeline: &PipelineHandle, records: usize) -> Result<(), ApiErr
                 "This operation is not permitted on KinesisStreamAsSource DeliveryStream type.".into(),
             ))
         }
+        crate::config::SourceSpec::Kafka(_) => {
+            return Err(ApiError::InvalidArgument(
+                "This operation is not permitted on MSKAsSource DeliveryStream type.".into(),
+            ))
+        }
         // Its records come from the files it tails or the journal, and only from there: its
         // positions are file offsets or journal cursors, so there is no WAL to put into.
         crate::config::SourceSpec::File(_) | crate::config::SourceSpec::Journald(_) => {

@@ -13,6 +13,8 @@
 //!   tables:                               # Glue DatabaseName.TableName → a schema file
 //!     analytics.events: ./schemas/events.yaml
 //!   kinesis: { endpoint: http://127.0.0.1:4567 }   # where KinesisStreamARNs are (default: AWS)
+//!   kafka:                                # MSKClusterARN → brokers (what `source: kafka:` takes)
+//!     "*": { bootstrap_servers: "127.0.0.1:9092" }
 //! ```
 //!
 //! Without this section CreateDeliveryStream is refused, saying how to turn it on.
@@ -43,6 +45,10 @@ pub struct RawControlPlane {
     /// Where the Kinesis streams that KinesisStreamSourceConfiguration names are (default: AWS's
     /// endpoint for the ARN's region).
     pub kinesis: Option<RawKinesisEndpoint>,
+    /// MSK cluster ARN (or `"*"`) → the connection options of a `kafka:` source (checked when a
+    /// stream uses it: they are validated as that source's).
+    #[serde(default)]
+    pub kafka: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +125,8 @@ pub struct ControlPlane {
     /// `database.table` → schema file.
     pub tables: BTreeMap<String, PathBuf>,
     pub kinesis_endpoint: Option<String>,
+    /// MSK cluster ARN (or `"*"`) → `bootstrap_servers`, `tls`, `sasl`, `librdkafka_options`.
+    pub kafka_clusters: BTreeMap<String, serde_json::Value>,
 }
 
 impl ControlPlane {
@@ -183,5 +191,6 @@ pub(super) fn validate(
         functions_dir: r.functions.as_ref().map(|f| super::errors::relative_to(base, &f.dir.value)),
         tables,
         kinesis_endpoint: r.kinesis.as_ref().map(|k| k.endpoint.value.clone()),
+        kafka_clusters: r.kafka.clone(),
     }
 }

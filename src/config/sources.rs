@@ -30,6 +30,8 @@ pub enum RawSource {
     Journald(crate::source::journald::config::RawJournald),
     /// Syslog (RFC 5424, RFC 3164) over UDP, TCP or TLS.
     Syslog(Box<crate::source::syslog::config::RawSyslog>),
+    /// Kafka (or Amazon MSK) topics read in a consumer group (Firehose's MSKAsSource).
+    Kafka(Box<crate::source::kafka::config::RawKafkaSource>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +72,8 @@ pub enum SourceSpec {
     Journald(crate::source::journald::config::JournaldSpec),
     /// Syslog messages received on a port, kept in the WAL.
     Syslog(crate::source::syslog::config::SyslogSpec),
+    /// Kafka topics: their own durable log, offsets committed to the group after delivery.
+    Kafka(Box<crate::source::kafka::config::KafkaSourceSpec>),
 }
 
 impl SourceSpec {
@@ -84,13 +88,14 @@ impl SourceSpec {
             SourceSpec::File(_) => "file",
             SourceSpec::Journald(_) => "journald",
             SourceSpec::Syslog(_) => "syslog",
+            SourceSpec::Kafka(_) => "kafka",
         }
     }
 
     /// Whether records arrive into the WAL (and Direct PUT calls are taken too), as opposed to a
     /// source with its own log.
     pub fn uses_wal(&self) -> bool {
-        !matches!(self, SourceSpec::Kinesis(_) | SourceSpec::File(_) | SourceSpec::Journald(_))
+        !matches!(self, SourceSpec::Kinesis(_) | SourceSpec::File(_) | SourceSpec::Journald(_) | SourceSpec::Kafka(_))
     }
 }
 
@@ -98,6 +103,7 @@ impl SourceSpec {
 pub fn stream_type(spec: &SourceSpec) -> &'static str {
     match spec {
         SourceSpec::Kinesis(_) => crate::source::kinesis::firehose::STREAM_TYPE,
+        SourceSpec::Kafka(_) => crate::source::kafka::firehose::STREAM_TYPE,
         // Records arrive over HTTP or from the host (stdin, files), not from a stream Firehose
         // reads: Direct PUT in Firehose's terms.
         _ => "DirectPut",
@@ -116,8 +122,9 @@ pub fn translate(
         crate::source::kinesis::firehose::STREAM_TYPE => {
             crate::source::kinesis::firehose::translate(config, control).map(Some)
         }
+        crate::source::kafka::firehose::STREAM_TYPE => crate::source::kafka::firehose::translate(config, control).map(Some),
         other => super::kit::firehose::refuse(format!(
-            "DeliveryStreamType {other} is not supported by sluice: it reads Direct PUT and Kinesis Data Streams"
+            "DeliveryStreamType {other} is not supported by sluice: it reads Direct PUT, Kinesis Data Streams and MSK (Kafka)"
         )),
     }
 }
@@ -126,6 +133,7 @@ pub fn translate(
 pub fn describe(spec: &SourceSpec, role_arn: &str, start_seconds: f64) -> Option<serde_json::Value> {
     match spec {
         SourceSpec::Kinesis(k) => Some(crate::source::kinesis::firehose::describe(k, role_arn, start_seconds)),
+        SourceSpec::Kafka(k) => Some(crate::source::kafka::firehose::describe(k, role_arn, start_seconds)),
         _ => None,
     }
 }
@@ -145,6 +153,7 @@ pub(crate) fn validate(c: &mut Checker, raw: &RawSource, name: &str, field: &str
         RawSource::Journald(j) => SourceSpec::Journald(crate::source::journald::config::validate(c, j, field)),
         RawSource::Kinesis(k) => SourceSpec::Kinesis(crate::source::kinesis::config::validate(c, k, field)?),
         RawSource::Syslog(s) => SourceSpec::Syslog(crate::source::syslog::config::validate(c, s, field)?),
+        RawSource::Kafka(k) => SourceSpec::Kafka(Box::new(crate::source::kafka::config::validate(c, k, name, field)?)),
     })
 }
 

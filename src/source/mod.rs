@@ -11,6 +11,7 @@ pub mod file;
 pub mod firehose_http;
 pub mod http;
 pub mod journald;
+pub mod kafka;
 pub mod kinesis;
 pub mod lines;
 pub mod positions;
@@ -53,6 +54,10 @@ pub fn open(
             let kinesis = kinesis::KinesisSource::open(k, dir, pipeline, Box::new(wal))?;
             status.set_source_start_ms(kinesis.delivery_start_ms());
             Box::new(kinesis)
+        }
+        SourceSpec::Kafka(k) => {
+            let kafka = kafka::KafkaSource::open(k, pipeline, Box::new(wal))?;
+            Box::new(kafka)
         }
         SourceSpec::File(f) => Box::new(file::FileSource::open(f, dir, pipeline, Box::new(wal), status.clone())?),
         SourceSpec::Journald(j) => {

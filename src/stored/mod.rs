@@ -72,7 +72,7 @@ pub struct StoredStream {
     /// The request member that configured the destination, e.g. `ExtendedS3DestinationConfiguration`.
     pub destination_key: String,
     pub destination: Value,
-    /// `KinesisStreamSourceConfiguration` of a KinesisStreamAsSource stream.
+    /// The source member: `KinesisStreamSourceConfiguration` or `MSKSourceConfiguration`.
     #[serde(default)]
     pub source: Option<Value>,
     #[serde(default)]

@@ -11,6 +11,7 @@ pub use serde_saphyr::Spanned;
 use std::path::PathBuf;
 use std::time::Duration;
 pub mod firehose;
+pub mod kafka;
 
 /// A destination's delivery metrics, as Firehose names them in CloudWatch: the
 /// `sluice_delivery_to_<name>_{records_total, bytes_total, data_freshness_seconds}` series.

@@ -1,0 +1,281 @@
+//! A Kafka (or Amazon MSK) topic as a pipeline's source (Firehose's MSKAsSource), read in a
+//! consumer group.
+//!
+//! Scale-out is Kafka's own: daemons with the same `group_id` share the topic's partitions, and the
+//! group moves partitions when a member joins, leaves or goes silent (killed: after
+//! `session_timeout_seconds`). Like the Kinesis source, the topic is its own durable log: records
+//! are not copied into the WAL, and **offsets are committed to the group only after delivery**,
+//! per partition, up to the last record below the pipeline's delivered watermark
+//! (`positions.rs`). A crash or a rebalance therefore repeats at most what was delivered but not
+//! yet committed, and never skips anything.
+//!
+//! What is repeated lands under the same names: a batch of Kafka records is named from the
+//! (topic, partition, offset) of every record in it (`Batch::identity`), with no per-daemon seed,
+//! so a batch read and cut again by this daemon after a restart, or by another member after a
+//! rebalance, overwrites its earlier copy (objects), repeats its request id (HTTP) or its
+//! document ids (OpenSearch).
+//!
+//! The consumer runs on its own thread (`consumer.rs`); this module numbers what it reads in the
+//! pipeline's sequence space, gives each record its Kafka metadata (`Origin::Kafka`), and commits.
+
+pub mod config;
+mod consumer;
+pub mod firehose;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::positions::{Moved, Positions};
+use super::{Source, SourceError};
+use crate::record::{KafkaMetadata, Origin, Record, Seq};
+use config::{KafkaSourceSpec, Starting, Topics};
+use consumer::{lock, Assignment, Fetched, GroupConsumer, GroupContext, PartitionId, Poller, SharedAssignment};
+
+/// Record groups in flight between the consumer thread and the pipeline.
+const HANDOVERS_IN_FLIGHT: usize = 4;
+
+/// The source's metrics; Firehose's names for MSK where it has them (`DataReadFromSource.*`).
+#[derive(Clone)]
+pub struct KafkaMetrics {
+    pipeline: String,
+    pub records: metrics::Counter,
+    pub bytes: metrics::Counter,
+    pub partitions: metrics::Gauge,
+    pub rebalances: metrics::Counter,
+    pub commit_failures: metrics::Counter,
+}
+
+impl KafkaMetrics {
+    fn new(pipeline: &str) -> Self {
+        let p = pipeline.to_string();
+        Self {
+            pipeline: p.clone(),
+            records: metrics::counter!("sluice_data_read_from_source_records_total", "delivery_stream_name" => p.clone()),
+            bytes: metrics::counter!("sluice_data_read_from_source_bytes_total", "delivery_stream_name" => p.clone()),
+            partitions: metrics::gauge!("sluice_kafka_partitions_assigned", "delivery_stream_name" => p.clone()),
+            rebalances: metrics::counter!("sluice_kafka_rebalances_total", "delivery_stream_name" => p.clone()),
+            commit_failures: metrics::counter!("sluice_kafka_commit_failures_total", "delivery_stream_name" => p),
+        }
+    }
+
+    /// Records in the partition not yet delivered (its end minus the committed offset).
+    pub fn lag(&self, topic: &str, partition: i32) -> metrics::Gauge {
+        metrics::gauge!("sluice_kafka_consumer_lag", "delivery_stream_name" => self.pipeline.clone(),
+            "topic" => topic.to_string(), "partition" => partition.to_string())
+    }
+}
+
+pub struct KafkaSource {
+    /// The pipeline's WAL, used only for its end: it closes at shutdown.
+    closer: Box<dyn Source>,
+    rx: mpsc::Receiver<Vec<Fetched>>,
+    consumer: Arc<GroupConsumer>,
+    assignment: SharedAssignment,
+    stopping: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    positions: Positions<i64>,
+    /// `topic/partition` (the positions' part name) → the partition.
+    parts: HashMap<Arc<str>, PartitionId>,
+    delivered_below: Seq,
+    metrics: KafkaMetrics,
+    pipeline: String,
+}
+
+impl KafkaSource {
+    /// Joins the consumer group and starts reading.
+    pub fn open(spec: &KafkaSourceSpec, pipeline: &str, closer: Box<dyn Source>) -> Result<Self, String> {
+        let metrics = KafkaMetrics::new(pipeline);
+        let assignment: SharedAssignment = Arc::new(std::sync::Mutex::new(Assignment::default()));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let context = GroupContext {
+            assignment: assignment.clone(),
+            starting: spec.starting,
+            revoke_grace: spec.revoke_grace,
+            stopping: stopping.clone(),
+            metrics: metrics.clone(),
+            pipeline: pipeline.to_string(),
+        };
+        let mut c = spec.connection.client_config();
+        c.set("group.id", &spec.group_id)
+            .set("client.id", format!("sluice-{pipeline}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", spec.session_timeout.as_millis().to_string())
+            .set("heartbeat.interval.ms", (spec.session_timeout.as_millis() / 3).max(100).to_string())
+            .set(
+                "auto.offset.reset",
+                match spec.starting {
+                    Starting::Latest => "latest",
+                    Starting::Earliest | Starting::AtTimestamp(_) => "earliest",
+                },
+            )
+            .set("statistics.interval.ms", "5000")
+            // Fetch in sizeable chunks without holding much: at most 16 MiB queued per daemon.
+            .set("queued.max.messages.kbytes", "16384");
+        spec.connection.apply_options(&mut c);
+        let consumer: GroupConsumer =
+            c.create_with_context(context).map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
+        let topics: Vec<&str> = match &spec.topics {
+            Topics::Names(names) => names.iter().map(String::as_str).collect(),
+            Topics::Pattern(p) => vec![p.as_str()],
+        };
+        consumer.subscribe(&topics).map_err(|e| format!("cannot subscribe to {}: {e}", topics.join(", ")))?;
+        let consumer = Arc::new(consumer);
+        let (tx, rx) = mpsc::channel(HANDOVERS_IN_FLIGHT);
+        let poller = Poller {
+            consumer: consumer.clone(),
+            tx,
+            assignment: assignment.clone(),
+            stopping: stopping.clone(),
+            pipeline: pipeline.to_string(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("kafka-{pipeline}"))
+            .spawn(move || poller.run())
+            .map_err(|e| format!("cannot start the Kafka consumer thread: {e}"))?;
+        let delivered_below = closer.delivered_below();
+        Ok(Self {
+            closer,
+            rx,
+            consumer,
+            assignment,
+            stopping,
+            thread: Some(thread),
+            positions: Positions::new(delivered_below),
+            parts: HashMap::new(),
+            delivered_below,
+            metrics,
+            pipeline: pipeline.to_string(),
+        })
+    }
+
+    /// Numbers what the consumer read, dropping groups read under a generation this daemon no
+    /// longer holds (the partition was revoked meanwhile: its next owner reads them).
+    fn take(&mut self, fetched: Vec<Fetched>) -> Vec<Record> {
+        let current: Vec<bool> = {
+            let a = lock(&self.assignment);
+            fetched.iter().map(|f| a.owned.get(&f.partition).is_some_and(|o| o.generation == f.generation)).collect()
+        };
+        let mut out = Vec::with_capacity(fetched.iter().map(|f| f.records.len()).sum());
+        for (f, current) in fetched.into_iter().zip(current) {
+            if !current {
+                continue;
+            }
+            let (topic, partition) = f.partition.clone();
+            let part: Arc<str> = Arc::from(format!("{topic}/{partition}"));
+            self.parts.entry(part.clone()).or_insert_with(|| f.partition.clone());
+            self.metrics.records.increment(f.records.len() as u64);
+            self.metrics.bytes.increment(f.records.iter().map(|r| r.data.len() as u64).sum());
+            let numbered = f.records.into_iter().map(|r| (r.offset, r));
+            self.positions.number(part, f.generation, numbered, |seq, r| {
+                let arrival_ms = r.timestamp_ms.unwrap_or_else(crate::clock::now_ms);
+                let origin = Origin::Kafka(KafkaMetadata {
+                    topic: topic.clone(),
+                    partition,
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp_ms,
+                    key: r.key,
+                    headers: r.headers,
+                });
+                out.push(Record { seq, arrival_ms, data: r.data, origin: Some(Arc::new(origin)) });
+            });
+        }
+        out
+    }
+
+    /// The offsets to commit now that everything below `delivered_below` is delivered: per
+    /// partition still held under the same generation, the offset after its last such record.
+    fn advance(&mut self, delivered_below: Seq) -> TopicPartitionList {
+        let mut moved = Vec::new();
+        self.positions.advance(delivered_below, |m| {
+            if let Moved::Position { part, generation, position } = m {
+                moved.push((Arc::<str>::from(part), generation, position));
+            }
+        });
+        let mut tpl = TopicPartitionList::new();
+        let mut a = lock(&self.assignment);
+        for (part, generation, offset) in moved {
+            let Some(id) = self.parts.get(&part) else { continue };
+            if let Some(o) = a.owned.get_mut(id).filter(|o| o.generation == generation) {
+                o.delivered_to = Some(offset + 1);
+                let _ = tpl.add_partition_offset(&id.0, id.1, Offset::Offset(offset + 1));
+            }
+        }
+        tpl
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        // The thread sees `stopping` within one poll (100 ms); the consumer leaves the group when
+        // its last handle (this one or the thread's) is dropped.
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    fn delivered_below(&self) -> Seq {
+        self.delivered_below
+    }
+
+    async fn next_batch(&mut self, max_bytes: usize) -> Result<Option<Vec<Record>>, SourceError> {
+        loop {
+            tokio::select! {
+                fetched = self.rx.recv() => {
+                    let Some(fetched) = fetched else { return Ok(None) };
+                    let records = self.take(fetched);
+                    if !records.is_empty() {
+                        return Ok(Some(records));
+                    }
+                }
+                end = self.closer.next_batch(max_bytes) => {
+                    // Shutdown: stop reading (the group keeps this member until the final commit
+                    // and the consumer's close); what was read but not handed over is read again.
+                    if end?.is_none() {
+                        self.rx.close();
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError> {
+        self.delivered_below = self.delivered_below.max(delivered_below);
+        let tpl = self.advance(delivered_below);
+        if tpl.count() > 0 || force {
+            let consumer = self.consumer.clone();
+            let pipeline = self.pipeline.clone();
+            let metrics = self.metrics.clone();
+            let commit = move || {
+                if tpl.count() == 0 {
+                    return;
+                }
+                let mode = if force { CommitMode::Sync } else { CommitMode::Async };
+                if let Err(e) = consumer.commit(&tpl, mode) {
+                    metrics.commit_failures.increment(1);
+                    tracing::warn!(pipeline = %pipeline, error = %e, "cannot commit offsets; what was delivered since the last commit is read again after a restart or rebalance");
+                }
+            };
+            if force {
+                // A synchronous commit waits for the broker: off the async workers.
+                let _ = tokio::time::timeout(Duration::from_secs(15), tokio::task::spawn_blocking(commit)).await;
+            } else {
+                commit();
+            }
+        }
+        self.closer.commit(0, force).await
+    }
+}
