@@ -107,7 +107,7 @@ fn passthrough_returns_records_unchanged() {
 }
 
 #[test]
-fn kinesis_route_reads_the_kinesis_metadata_of_abi_version_2() {
+fn kinesis_route_reads_the_kinesis_metadata() {
     let p = plugin("kinesis_route", serde_json::json!({}));
     let kinesis = sluice::record::KinesisMetadata {
         shard_id: std::sync::Arc::from("shardId-000000000003"),
@@ -115,7 +115,10 @@ fn kinesis_route_reads_the_kinesis_metadata_of_abi_version_2() {
         subsequence_number: 2,
         partition_key: "device-17".into(),
     };
-    let from_stream = Record { kinesis: Some(std::sync::Arc::new(kinesis)), ..Record::new(0, 1, Bytes::from("a")) };
+    let from_stream = Record {
+        origin: Some(std::sync::Arc::new(sluice::record::Origin::Kinesis(kinesis))),
+        ..Record::new(0, 1, Bytes::from("a"))
+    };
     let items = vec![Item::new(from_stream), Item::new(Record::new(1, 1, Bytes::from("b")))];
     let mut failed = Vec::new();
     let out = p.process(items, &mut failed);
@@ -125,4 +128,33 @@ fn kinesis_route_reads_the_kinesis_metadata_of_abi_version_2() {
     assert_eq!(keys["partition_key"], "device-17");
     assert_eq!(failed.len(), 1, "a record without Kinesis metadata is ProcessingFailed");
     assert_eq!(failed[0].record.data, "b");
+}
+
+#[test]
+fn kafka_route_reads_the_kafka_metadata_of_abi_version_3() {
+    let p = plugin("kafka_route", serde_json::json!({}));
+    let kafka = sluice::record::KafkaMetadata {
+        topic: std::sync::Arc::from("orders"),
+        partition: 5,
+        offset: 1234,
+        timestamp_ms: Some(1_700_000_000_000),
+        key: Some(Bytes::from("customer-9")),
+        headers: vec![("region".into(), Bytes::from("eu")), ("empty".into(), Bytes::new())],
+    };
+    let from_topic = Record {
+        origin: Some(std::sync::Arc::new(sluice::record::Origin::Kafka(kafka))),
+        ..Record::new(0, 1, Bytes::from("a"))
+    };
+    let items = vec![Item::new(from_topic), Item::new(Record::new(1, 1, Bytes::from("b")))];
+    let mut failed = Vec::new();
+    let out = p.process(items, &mut failed);
+    assert_eq!(out.len(), 1);
+    let keys = &out[0].keys.as_ref().unwrap().lambda;
+    assert_eq!(keys["topic"], "orders");
+    assert_eq!(keys["partition"], "5");
+    assert_eq!(keys["offset"], "1234");
+    assert_eq!(keys["key"], "customer-9");
+    assert_eq!(keys["h_region"], "eu");
+    assert_eq!(keys["h_empty"], "");
+    assert_eq!(failed.len(), 1, "a record without Kafka metadata is ProcessingFailed");
 }
