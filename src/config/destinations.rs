@@ -39,6 +39,8 @@ pub enum RawDestination {
     Redshift(Box<crate::sink::redshift::config::RawRedshift>),
     /// Standard output, one record per line (sluice's own: for trying pipelines).
     Stdout(Box<crate::sink::stdout::config::RawStdout>),
+    /// A Kafka topic (sluice's own: Firehose has none), a transaction per batch.
+    Kafka(Box<crate::sink::kafka::config::RawKafkaDestination>),
 }
 
 impl RawDestination {
@@ -54,6 +56,7 @@ impl RawDestination {
             RawDestination::Postgres(_) => "postgres",
             RawDestination::Redshift(_) => "redshift",
             RawDestination::Stdout(_) => "stdout",
+            RawDestination::Kafka(_) => "kafka",
         }
     }
 }
@@ -73,6 +76,7 @@ pub enum SendingSpec {
     Postgres(crate::sink::postgres::config::PostgresSpec),
     Redshift(crate::sink::redshift::config::RedshiftSpec),
     Stdout(crate::sink::stdout::config::StdoutSpec),
+    Kafka(crate::sink::kafka::config::KafkaDestinationSpec),
 }
 
 /// A `destination:` checked by its kind's own rules.
@@ -128,6 +132,11 @@ pub(crate) fn validate<'a>(
                 Some((store, spec)) => Validated::Staged(Box::new((store, SendingSpec::Redshift(spec)))),
                 None => Validated::Invalid,
             }
+        }
+        RawDestination::Kafka(k) => {
+            let at = format!("{field}.kafka");
+            let spec = crate::sink::kafka::config::validate(c, k, &at).map(SendingSpec::Kafka);
+            sending(at, spec, &k.backup)
         }
         RawDestination::Stdout(s) => {
             use crate::sink::stdout::config::{StdoutSpec, DEFAULT_BACKUP};
@@ -194,6 +203,7 @@ pub const DELIVERY_METRICS: &[&DeliveryMetric] = &[
     &crate::sink::postgres::firehose::METRIC,
     &crate::sink::redshift::firehose::METRIC,
     &crate::sink::stdout::firehose::METRIC,
+    &crate::sink::kafka::firehose::METRIC,
 ];
 
 impl SendingSpec {
@@ -206,6 +216,7 @@ impl SendingSpec {
             SendingSpec::Postgres(_) => crate::sink::postgres::firehose::METRIC.name,
             SendingSpec::Redshift(_) => crate::sink::redshift::firehose::METRIC.name,
             SendingSpec::Stdout(_) => crate::sink::stdout::firehose::METRIC.name,
+            SendingSpec::Kafka(_) => crate::sink::kafka::firehose::METRIC.name,
         }
     }
 
@@ -218,6 +229,7 @@ impl SendingSpec {
             SendingSpec::Postgres(p) => crate::sink::postgres::firehose::describe(p, ctx),
             SendingSpec::Redshift(r) => crate::sink::redshift::firehose::describe(r, ctx),
             SendingSpec::Stdout(s) => crate::sink::stdout::firehose::describe(s, ctx),
+            SendingSpec::Kafka(k) => crate::sink::kafka::firehose::describe(k, ctx),
         }
     }
 
@@ -228,7 +240,7 @@ impl SendingSpec {
             SendingSpec::Http(h) => Some(&h.url),
             SendingSpec::Search(s) => Some(&s.endpoint),
             SendingSpec::Splunk(s) => Some(&s.endpoint),
-            SendingSpec::Postgres(_) | SendingSpec::Redshift(_) | SendingSpec::Stdout(_) => None,
+            SendingSpec::Postgres(_) | SendingSpec::Redshift(_) | SendingSpec::Stdout(_) | SendingSpec::Kafka(_) => None,
         }
     }
 
@@ -241,6 +253,7 @@ impl SendingSpec {
             SendingSpec::Redshift(r) => r.retry_duration,
             // A closed standard output does not come back: a minute, then the error prefix.
             SendingSpec::Stdout(_) => Duration::from_secs(60),
+            SendingSpec::Kafka(k) => k.retry_duration,
         }
     }
 
@@ -254,6 +267,7 @@ impl SendingSpec {
             // The staged objects are the copy of everything Firehose keeps.
             SendingSpec::Redshift(_) => false,
             SendingSpec::Stdout(_) => false,
+            SendingSpec::Kafka(_) => false,
         }
     }
 }

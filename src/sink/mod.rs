@@ -10,6 +10,7 @@
 pub mod destination;
 pub mod http_client;
 pub mod http_endpoint;
+pub mod kafka;
 pub mod loader;
 pub mod object_store;
 pub mod opensearch;
@@ -38,8 +39,10 @@ pub enum Opened {
 }
 
 /// The runtime half of the registry (`config::destinations` lists the kinds).
-/// `stream_arn` is what the HTTP endpoint protocol sends as the source (`X-Amz-Firehose-Source-Arn`).
-pub fn open(spec: &SendingSpec, pipeline: &str, stream_arn: &str) -> Result<Opened, SinkError> {
+/// `stream_arn` is what the HTTP endpoint protocol sends as the source (`X-Amz-Firehose-Source-Arn`);
+/// `instance` is unique to the state directory and the destination and stable across restarts
+/// (Kafka's transactional id is made from it).
+pub fn open(spec: &SendingSpec, pipeline: &str, stream_arn: &str, instance: &str) -> Result<Opened, SinkError> {
     Ok(match spec {
         SendingSpec::Http(h) => Opened::Sends(Arc::new(http_endpoint::HttpEndpoint::new(h, stream_arn)?)),
         SendingSpec::Search(s) => Opened::Sends(Arc::new(opensearch::OpenSearch::new(s)?)),
@@ -47,5 +50,6 @@ pub fn open(spec: &SendingSpec, pipeline: &str, stream_arn: &str) -> Result<Open
         SendingSpec::Postgres(p) => Opened::Sends(Arc::new(postgres::Postgres::new(p)?)),
         SendingSpec::Redshift(r) => Opened::Loads(Arc::new(redshift::Redshift::new(r)?)),
         SendingSpec::Stdout(_) => Opened::Sends(Arc::new(stdout::Stdout)),
+        SendingSpec::Kafka(k) => Opened::Sends(Arc::new(kafka::Kafka::new(k, pipeline, instance)?)),
     })
 }

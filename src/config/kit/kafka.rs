@@ -32,6 +32,14 @@ pub struct RawSasl {
     pub password: Spanned<String>,
 }
 
+/// Kafka's rule for topic names (Firehose's TopicName rule, within Kafka's 249 characters).
+pub fn valid_topic(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+}
+
 /// librdkafka properties sluice sets itself because its guarantees rest on them.
 const RESERVED: &[(&str, &str)] = &[
     ("bootstrap.servers", "use bootstrap_servers"),

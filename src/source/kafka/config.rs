@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::config::kit::kafka::valid_topic;
 use crate::config::kit::kafka::{connection, RawKafkaTls, RawSasl};
 use crate::config::kit::{Checker, Spanned};
 use crate::kafka::Connection;
@@ -76,14 +77,6 @@ pub struct MskDescription {
     pub cluster_arn: String,
     pub role_arn: String,
     pub connectivity: String,
-}
-
-/// Kafka's rule for topic names (and Firehose's for TopicName).
-pub fn valid_topic(name: &str) -> bool {
-    (1..=249).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
 }
 
 pub fn validate(c: &mut Checker, k: &RawKafkaSource, pipeline: &str, field: &str) -> Option<KafkaSourceSpec> {
