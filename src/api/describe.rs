@@ -60,7 +60,12 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
                 if let Some(s) = description.as_object_mut() {
                     s.insert("DeliveryStartTimestamp".into(), (start as f64 / 1000.0).into());
                 }
-                o.insert("Source".into(), serde_json::json!({ "KinesisStreamSourceDescription": description }));
+                // The request's source member, described under its Firehose name.
+                let member = match stored.stream_type.as_str() {
+                    "MSKAsSource" => "MSKSourceDescription",
+                    _ => "KinesisStreamSourceDescription",
+                };
+                o.insert("Source".into(), serde_json::json!({ member: description }));
             }
             d
         }

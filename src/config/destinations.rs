@@ -240,7 +240,9 @@ impl SendingSpec {
             SendingSpec::Http(h) => Some(&h.url),
             SendingSpec::Search(s) => Some(&s.endpoint),
             SendingSpec::Splunk(s) => Some(&s.endpoint),
-            SendingSpec::Postgres(_) | SendingSpec::Redshift(_) | SendingSpec::Stdout(_) | SendingSpec::Kafka(_) => None,
+            SendingSpec::Postgres(_) | SendingSpec::Redshift(_) | SendingSpec::Stdout(_) | SendingSpec::Kafka(_) => {
+                None
+            }
         }
     }
 

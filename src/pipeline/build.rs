@@ -281,8 +281,13 @@ impl Opening<'_> {
             None => sink.probe(),
         };
         let (endpoint, loader) = match spec.sending.as_deref() {
-            Some(e) => match crate::sink::open(e, &name, &self.identity.stream_arn(&name), &format!("{:016x}-{index}", self.names.seed))
-                .map_err(|source| PipelineError::Sink { name: name.clone(), source })?
+            Some(e) => match crate::sink::open(
+                e,
+                &name,
+                &self.identity.stream_arn(&name),
+                &format!("{:016x}-{index}", self.names.seed),
+            )
+            .map_err(|source| PipelineError::Sink { name: name.clone(), source })?
             {
                 crate::sink::Opened::Sends(d) => (Some(d), None),
                 crate::sink::Opened::Loads(l) => (None, Some(l)),

@@ -44,7 +44,8 @@ pub struct KafkaDestinationSpec {
 
 pub fn validate(c: &mut Checker, k: &RawKafkaDestination, field: &str) -> Option<KafkaDestinationSpec> {
     let before = c.error_count();
-    let connection = connection(c, &k.bootstrap_servers, k.tls.as_ref(), k.sasl.as_ref(), k.librdkafka_options.as_ref(), field);
+    let connection =
+        connection(c, &k.bootstrap_servers, k.tls.as_ref(), k.sasl.as_ref(), k.librdkafka_options.as_ref(), field);
     if !valid_topic(&k.topic.value) {
         c.at(&k.topic, &format!("{field}.topic"), "is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)");
     }

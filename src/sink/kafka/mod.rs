@@ -60,7 +60,9 @@ impl Kafka {
     /// restarts (the transactional id is made from it).
     pub fn new(spec: &KafkaDestinationSpec, pipeline: &str, instance: &str) -> Result<Self, SinkError> {
         let key = match &spec.key {
-            Some(q) => Some(JqProgram::compile(q).map_err(|e| SinkError::Setup(format!("key: {e}")))?.without_fast_plan()),
+            Some(q) => {
+                Some(JqProgram::compile(q).map_err(|e| SinkError::Setup(format!("key: {e}")))?.without_fast_plan())
+            }
             None => None,
         };
         let this = Self {
@@ -107,8 +109,17 @@ impl Kafka {
 
     /// Produces `records[i]` for each `i` in `indexes` and waits for every acknowledgement. The
     /// outcome's indexes are positions in `indexes`.
-    async fn produce(&self, producer: &FutureProducer, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome {
+    async fn produce(
+        &self,
+        producer: &FutureProducer,
+        request_id: &str,
+        records: &[Record],
+        indexes: &[usize],
+    ) -> Outcome {
         let mut pending = Vec::with_capacity(indexes.len());
+        let mut retry = Vec::new();
+        let mut rejected = Vec::new();
+        let mut cause = None;
         for (position, &i) in indexes.iter().enumerate() {
             let key = self.key_of(&records[i].data);
             let index = i.to_string();
@@ -129,21 +140,28 @@ impl Kafka {
                         record = back;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
+                    // Refused before it left (too large for the producer, say): this record only.
                     Err((e, _)) => {
-                        pending.clear();
-                        return Outcome::Failed(classify(&e));
+                        let error = classify(&e);
+                        if error.permanent {
+                            rejected.push((position, error));
+                        } else {
+                            cause.get_or_insert(error);
+                            retry.push(position);
+                        }
+                        break;
                     }
                 }
             }
         }
-        let mut retry = Vec::new();
-        let mut rejected = Vec::new();
-        let mut cause = None;
         for (position, delivery) in pending {
             let error = match delivery.await {
                 Ok(Ok(_)) => continue,
                 Ok(Err((e, _))) => classify(&e),
-                Err(_) => SendError::retry("Kafka.ProduceFailed", "the producer was closed before the record was acknowledged"),
+                Err(_) => SendError::retry(
+                    "Kafka.ProduceFailed",
+                    "the producer was closed before the record was acknowledged",
+                ),
             };
             if error.permanent {
                 rejected.push((position, error));
@@ -152,14 +170,13 @@ impl Kafka {
                 retry.push(position);
             }
         }
+        retry.sort_unstable();
         match (retry.is_empty(), rejected.is_empty()) {
             (true, true) => Outcome::Delivered,
-            _ if retry.len() == indexes.len() => Outcome::Failed(cause.unwrap_or_else(|| SendError::retry("Kafka.ProduceFailed", "records were not acknowledged"))),
-            _ => Outcome::Partial {
-                cause: cause.unwrap_or_else(|| rejected[0].1.clone()),
-                retry,
-                rejected,
-            },
+            _ if retry.len() == indexes.len() => Outcome::Failed(
+                cause.unwrap_or_else(|| SendError::retry("Kafka.ProduceFailed", "records were not acknowledged")),
+            ),
+            _ => Outcome::Partial { cause: cause.unwrap_or_else(|| rejected[0].1.clone()), retry, rejected },
         }
     }
 
@@ -176,7 +193,10 @@ impl Kafka {
                         if transactions_unsupported(&e) {
                             return self.without_transactions(&e);
                         }
-                        return Outcome::Failed(SendError::retry("Kafka.TransactionFailed", format!("cannot initialise transactions: {e}")));
+                        return Outcome::Failed(SendError::retry(
+                            "Kafka.TransactionFailed",
+                            format!("cannot initialise transactions: {e}"),
+                        ));
                     }
                     *slot = Some(p.clone());
                     p
@@ -186,7 +206,10 @@ impl Kafka {
         };
         if let Err(e) = producer.begin_transaction() {
             *slot = None; // a producer that cannot begin is made again
-            return Outcome::Failed(SendError::retry("Kafka.TransactionFailed", format!("cannot begin a transaction: {e}")));
+            return Outcome::Failed(SendError::retry(
+                "Kafka.TransactionFailed",
+                format!("cannot begin a transaction: {e}"),
+            ));
         }
         let outcome = self.produce(&producer, request_id, records, indexes).await;
         let outcome = match outcome {
@@ -196,7 +219,10 @@ impl Kafka {
                     *slot = None;
                     return self.without_transactions(&e);
                 }
-                Err(e) => Outcome::Failed(SendError::retry("Kafka.TransactionFailed", format!("the transaction did not commit: {e}"))),
+                Err(e) => Outcome::Failed(SendError::retry(
+                    "Kafka.TransactionFailed",
+                    format!("the transaction did not commit: {e}"),
+                )),
             },
             // Nothing of an aborted transaction is taken: what was not refused is retried.
             Outcome::Partial { rejected, cause, .. } => {
@@ -223,7 +249,10 @@ impl Kafka {
                 if self.shared.set(Arc::new(p)).is_ok() {
                     tracing::warn!(destination = %self.spec.topic, error = %e, "the Kafka brokers do not support transactions: falling back to the idempotent producer (at least once: a crash can repeat the batches in flight; records carry sluice-batch-id headers to drop repeats by)");
                 }
-                Outcome::Failed(SendError::retry("Kafka.TransactionsUnsupported", format!("the brokers do not support transactions ({e}); retrying without")))
+                Outcome::Failed(SendError::retry(
+                    "Kafka.TransactionsUnsupported",
+                    format!("the brokers do not support transactions ({e}); retrying without"),
+                ))
             }
             Err(e) => Outcome::Failed(SendError::retry("Kafka.ProduceFailed", e.to_string())),
         }
