@@ -35,6 +35,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::buffer::cut_marks::{without_source_partition, CutMarks, SourcePartitionKeys};
 use crate::buffer::intent::{BatchIntent, Lane, NoLedger, SharedLedger};
 use crate::buffer::names::NameScope;
 use crate::buffer::partition::{self, Partitioner};
@@ -82,10 +83,12 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
     let start = source.delivered_below();
     r.committed = start;
     let ledger = source.ledger();
+    let cut_marks = source.cut_marks();
     let mut intents = source.take_recovered_intents();
     for b in &mut r.branches {
         b.tracker = DeliveryTracker::new(start);
         b.ledger = ledger.clone();
+        b.cut_marks = cut_marks.clone();
         let (mine, rest) = intents.into_iter().partition(|i: &BatchIntent| i.branch == b.index);
         intents = rest;
         b.replay = ReplayPlan::new(mine, start);

@@ -55,7 +55,7 @@ def delivered(d, under="data"):
     return [line.decode() for _, body in sorted(local_objects(d.workdir / under).items()) for line in body.splitlines()]
 
 
-def records(prefix, n, keys=7):
+def records(prefix, n, keys=97):
     return [(f"k{i % keys}".encode(), f"{prefix}-{i}".encode(), []) for i in range(n)]
 
 

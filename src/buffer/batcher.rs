@@ -152,6 +152,11 @@ impl Batcher {
         keys.iter().filter_map(|k| self.take(k)).collect()
     }
 
+    /// One partition's open batch, cut now (a re-read stream's recorded cut, `cut_marks.rs`).
+    pub fn take_partition(&mut self, partition: &PartitionKey) -> Option<Batch> {
+        self.take(partition)
+    }
+
     fn take(&mut self, partition: &PartitionKey) -> Option<Batch> {
         let batch = self.open.remove(partition)?;
         self.buffered_bytes -= batch.bytes;

@@ -5,6 +5,7 @@
 //! destination's backlog while it is behind (`spill.rs`).
 
 pub mod batcher;
+pub mod cut_marks;
 pub mod intent;
 pub mod names;
 mod origin_codec;

@@ -41,6 +41,11 @@ pub(super) struct Branch {
     pub(super) partition_limit_hit: bool,
     /// Where batch intents are recorded before their first send.
     pub(super) ledger: SharedLedger,
+    /// Where a re-read stream's batches must be cut (`buffer::cut_marks`); `None` for sources
+    /// that need none.
+    pub(super) cut_marks: Option<Arc<CutMarks>>,
+    /// Buffer keys with the source partition folded in (Kafka records).
+    pub(super) source_keys: SourcePartitionKeys,
     /// Batches recorded before a crash, re-cut while the backlog is replayed.
     pub(super) replay: ReplayPlan,
     pub(super) taps: Arc<tap::Taps>,
@@ -135,7 +140,7 @@ impl Branch {
     /// Whether this branch can take records as they are read, with nothing to work out: no
     /// condition, no partitions, no replay (the caller also checks there are no processors).
     pub(super) fn takes_records_as_read(&self) -> bool {
-        self.when.is_none() && self.replay.is_empty() && !self.partitioner.is_partitioned()
+        self.when.is_none() && self.replay.is_empty() && !self.partitioner.is_partitioned() && self.cut_marks.is_none()
     }
 
     /// The fast path: each record is exactly one output, all in one buffer.
@@ -167,7 +172,10 @@ impl Branch {
         let mut keyed = Vec::with_capacity(items.len());
         for item in items {
             match self.partitioner.key_interned(&item) {
-                Ok(key) => keyed.push((item, key)),
+                Ok(key) => {
+                    let key = self.source_keys.get(&key, &item.record);
+                    keyed.push((item, key))
+                }
                 Err((code, message)) => {
                     failed.push(Failed::new(item.record, ErrorOutputType::ProcessingFailed, code, message))
                 }
@@ -190,6 +198,11 @@ impl Branch {
                     if let Some(full) = self.data.push_keyed(&key, item.keys.as_ref(), item.record, weight, now) {
                         self.dispatch(Lane::Data, full, false);
                     }
+                    if self.cut_marks.as_ref().is_some_and(|m| m.cut_after(seq, self.index, Lane::Data, &key)) {
+                        if let Some(cut) = self.data.take_partition(&key) {
+                            self.dispatch(Lane::Data, cut, false);
+                        }
+                    }
                 }
             }
             self.in_memory += weight;
@@ -198,7 +211,7 @@ impl Branch {
         let ending = now_ms();
         for f in failed {
             let seq = f.record.seq;
-            let lane_key = PartitionKey::from(f.kind.as_str());
+            let lane_key = self.source_keys.get(&PartitionKey::from(f.kind.as_str()), &f.record);
             let route = self.replay.route(Lane::Errors, &lane_key, seq);
             if route == Route::Delivered {
                 continue;
@@ -213,6 +226,11 @@ impl Branch {
                 _ => {
                     if let Some(full) = self.errors.push(&lane_key, record, weight, now) {
                         self.dispatch(Lane::Errors, full, false);
+                    }
+                    if self.cut_marks.as_ref().is_some_and(|m| m.cut_after(seq, self.index, Lane::Errors, &lane_key)) {
+                        if let Some(cut) = self.errors.take_partition(&lane_key) {
+                            self.dispatch(Lane::Errors, cut, false);
+                        }
                     }
                 }
             }
@@ -392,5 +410,5 @@ impl Branch {
 fn error_kind(partition: &PartitionKey) -> Option<ErrorOutputType> {
     [ErrorOutputType::ProcessingFailed, ErrorOutputType::DecompressionFailed, ErrorOutputType::FormatConversionFailed]
         .into_iter()
-        .find(|k| k.as_str() == &**partition)
+        .find(|k| k.as_str() == without_source_partition(partition))
 }

@@ -120,7 +120,7 @@ pub fn start(
     };
     let direct_put = DirectPutSource::new(reader, appender.clone(), report.controls);
     let dir = storage.dir.join("pipelines").join(&name);
-    let source = crate::source::open(&spec.source, &dir, &name, direct_put, &status)
+    let source = crate::source::open(&spec.source, spec.branches().len(), &dir, &name, direct_put, &status)
         .map_err(|message| PipelineError::Processor { name: name.clone(), message })?;
     let request_memory = match spec.source {
         crate::config::SourceSpec::FirehoseHttpEndpoint { .. } => {
@@ -324,6 +324,8 @@ impl Opening<'_> {
             buffer_budget: max_in_memory / 2,
             partition_limit_hit: false,
             ledger: Arc::new(NoLedger),
+            cut_marks: None,
+            source_keys: Default::default(),
             replay: ReplayPlan::default(),
             taps: self.taps.clone(),
             spill: match &b.route {

@@ -41,8 +41,11 @@ impl SourceError {
 
 /// The source a pipeline reads: its WAL (Direct PUT and everything that arrives into the WAL:
 /// HTTP, stdin), or a log of its own (a Kinesis stream, files) with the WAL kept for its end.
+/// `destinations`: how many the pipeline delivers to (a Kafka source commits whole batches only
+/// with one).
 pub fn open(
     spec: &crate::config::SourceSpec,
+    destinations: usize,
     dir: &std::path::Path,
     pipeline: &str,
     wal: direct_put::DirectPutSource,
@@ -56,7 +59,7 @@ pub fn open(
             Box::new(kinesis)
         }
         SourceSpec::Kafka(k) => {
-            let kafka = kafka::KafkaSource::open(k, pipeline, Box::new(wal))?;
+            let kafka = kafka::KafkaSource::open(k, pipeline, destinations, Box::new(wal))?;
             Box::new(kafka)
         }
         SourceSpec::File(f) => Box::new(file::FileSource::open(f, dir, pipeline, Box::new(wal), status.clone())?),
@@ -90,6 +93,12 @@ pub trait Source: Send {
     /// stream source re-reads from its checkpoint after a crash and records none by default.
     fn ledger(&self) -> SharedLedger {
         std::sync::Arc::new(crate::buffer::intent::NoLedger)
+    }
+
+    /// Where batches of records read again must be cut (`buffer::cut_marks`): a stream source
+    /// that keeps where its batches ended (Kafka) marks those records; `None` for the others.
+    fn cut_marks(&self) -> Option<std::sync::Arc<crate::buffer::cut_marks::CutMarks>> {
+        None
     }
 
     /// The intents recorded before a crash, for replay to re-cut the same batches. Taken once.

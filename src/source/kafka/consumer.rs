@@ -30,7 +30,9 @@ use rdkafka::ClientContext;
 use tokio::sync::mpsc;
 
 use super::config::Starting;
+use super::cuts::{decode, Progress};
 use super::KafkaMetrics;
+use crate::buffer::cut_marks::CutMark;
 
 /// A partition: (topic, partition number).
 pub(super) type PartitionId = (Arc<str>, i32);
@@ -50,6 +52,8 @@ pub(super) struct FetchedRecord {
     pub key: Option<Bytes>,
     pub headers: Vec<(String, Bytes)>,
     pub data: Bytes,
+    /// Buffers to cut after this record (it ended a batch of an earlier reading).
+    pub marks: Vec<CutMark>,
 }
 
 /// Records of one partition, read under one generation of its assignment, in offset order.
@@ -64,8 +68,8 @@ pub(super) struct Owned {
     pub generation: u64,
     /// The offset after the last record handed to the pipeline.
     pub read_to: Option<i64>,
-    /// The offset after the last record delivered (what is committed).
-    pub delivered_to: Option<i64>,
+    /// What is delivered and committed, and the batches cut (`cuts.rs`).
+    pub progress: Progress,
     /// AT_TIMESTAMP in a partition the group had no offset for: records older are skipped.
     pub skip_before_ms: Option<i64>,
 }
@@ -139,7 +143,7 @@ impl ConsumerContext for GroupContext {
         // Finish: wait until everything handed over from these partitions is delivered.
         while !lost && !self.stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
             let a = lock(&self.assignment);
-            let pending = ids.iter().any(|id| a.owned.get(id).is_some_and(|o| o.read_to > o.delivered_to));
+            let pending = ids.iter().any(|id| a.owned.get(id).is_some_and(|o| o.read_to > o.progress.delivered_to));
             drop(a);
             if !pending {
                 break;
@@ -152,10 +156,8 @@ impl ConsumerContext for GroupContext {
         let mut a = lock(&self.assignment);
         for id in &ids {
             if let Some(o) = a.owned.remove(id) {
-                if let Some(to) = o.delivered_to {
-                    let _ = commit.add_partition_offset(&id.0, id.1, Offset::Offset(to));
-                }
-                if o.read_to > o.delivered_to {
+                add(&mut commit, id, &o.progress);
+                if o.read_to > o.progress.delivered_to {
                     abandoned.push(format!("{}/{}", id.0, id.1));
                 }
             }
@@ -180,34 +182,33 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 self.metrics.rebalances.increment(1);
-                // AT_TIMESTAMP applies where the group has no offset yet.
-                let uncommitted: Vec<PartitionId> = match self.starting {
-                    Starting::AtTimestamp(_) => {
-                        match consumer.committed_offsets((*tpl).clone(), Duration::from_secs(10)) {
-                            Ok(c) => c
-                                .elements()
-                                .iter()
-                                .filter(|e| !matches!(e.offset(), Offset::Offset(_)))
-                                .map(|e| (Arc::<str>::from(e.topic()), e.partition()))
-                                .collect(),
-                            Err(e) => {
-                                tracing::warn!(pipeline = %self.pipeline, error = %e, "cannot read the group's committed offsets; AT_TIMESTAMP applies to every partition assigned now");
-                                tpl.elements().iter().map(|e| (Arc::<str>::from(e.topic()), e.partition())).collect()
-                            }
-                        }
-                    }
-                    _ => Vec::new(),
-                };
+                // The group's offsets: where AT_TIMESTAMP applies (no offset yet), and the cuts
+                // of batches an earlier reading sent (`cuts.rs`).
+                let committed = consumer.committed_offsets((*tpl).clone(), Duration::from_secs(10));
+                if let Err(e) = &committed {
+                    tracing::warn!(pipeline = %self.pipeline, error = %e, "cannot read the group's committed offsets; batches read again may be cut differently (and AT_TIMESTAMP applies to every partition assigned now)");
+                }
                 let mut a = lock(&self.assignment);
                 for e in tpl.elements() {
                     let id: PartitionId = (Arc::from(e.topic()), e.partition());
+                    let (has_offset, metadata) = match &committed {
+                        Ok(c) => (
+                            c.find_partition(e.topic(), e.partition())
+                                .is_some_and(|c| matches!(c.offset(), Offset::Offset(_))),
+                            metadata(c, e.topic(), e.partition()),
+                        ),
+                        Err(_) => (false, Vec::new()),
+                    };
                     a.next_generation += 1;
                     let skip_before_ms = match self.starting {
-                        Starting::AtTimestamp(ms) if uncommitted.contains(&id) => Some(ms),
+                        Starting::AtTimestamp(ms) if !has_offset => Some(ms),
                         _ => None,
                     };
-                    let owned =
-                        Owned { generation: a.next_generation, read_to: None, delivered_to: None, skip_before_ms };
+                    let progress = Progress::inherit(decode(&metadata));
+                    if progress.replaying() {
+                        tracing::info!(pipeline = %self.pipeline, topic = %id.0, partition = id.1, batches = progress.cuts.len(), "re-cutting the batches an earlier reading sent, so they overwrite their copies");
+                    }
+                    let owned = Owned { generation: a.next_generation, read_to: None, progress, skip_before_ms };
                     a.owned.insert(id, owned);
                 }
                 self.metrics.partitions.set(a.owned.len() as f64);
@@ -280,7 +281,7 @@ impl Poller {
     /// Adds `m` to its partition's group if this daemon owns the partition; its size if kept.
     fn keep(&self, m: &rdkafka::message::BorrowedMessage<'_>, pending: &mut Vec<Fetched>) -> Option<usize> {
         let timestamp_ms = m.timestamp().to_millis();
-        let (generation, topic) = {
+        let (generation, topic, marks) = {
             let a = lock(&self.assignment);
             let (id, owned) = a.owned.get_key_value(&(Arc::from(m.topic()), m.partition()))?;
             if let (Some(before), Some(ts)) = (owned.skip_before_ms, timestamp_ms) {
@@ -288,7 +289,8 @@ impl Poller {
                     return None;
                 }
             }
-            (owned.generation, id.0.clone())
+            let marks = if owned.progress.replaying() { owned.progress.marks_at(m.offset()) } else { Vec::new() };
+            (owned.generation, id.0.clone(), marks)
         };
         let record = FetchedRecord {
             offset: m.offset(),
@@ -303,6 +305,7 @@ impl Poller {
                 })
                 .unwrap_or_default(),
             data: m.payload().map(Bytes::copy_from_slice).unwrap_or_default(),
+            marks,
         };
         let size = record.data.len() + record.key.as_ref().map_or(0, |k| k.len());
         match pending.iter_mut().find(|f| *f.partition.0 == *topic && f.partition.1 == m.partition()) {
@@ -382,13 +385,46 @@ impl Poller {
         }
         let mut tpl = TopicPartitionList::new();
         for (id, o) in &a.owned {
-            if let Some(to) = o.delivered_to {
-                let _ = tpl.add_partition_offset(&id.0, id.1, Offset::Offset(to));
-            }
+            add(&mut tpl, id, &o.progress);
         }
         drop(a);
         if tpl.count() > 0 {
             let _ = self.consumer.commit(&tpl, CommitMode::Async);
         }
     }
+}
+
+/// Adds the partition's commit (offset and cut list) to `tpl`, if it has read anything.
+pub(super) fn add(tpl: &mut TopicPartitionList, id: &PartitionId, progress: &Progress) {
+    if let Some((offset, metadata)) = progress.commit() {
+        if tpl.add_partition_offset(&id.0, id.1, Offset::Offset(offset)).is_ok() {
+            if let Some(mut e) = tpl.find_partition(&id.0, id.1) {
+                e.set_metadata(metadata);
+            }
+        }
+    }
+}
+
+/// A partition's commit metadata as bytes. (rdkafka's own accessor insists on UTF-8 and panics
+/// otherwise; metadata is whatever any client of the group committed.)
+fn metadata(tpl: &TopicPartitionList, topic: &str, partition: i32) -> Vec<u8> {
+    // SAFETY: `tpl` owns a valid librdkafka list of `cnt` elements for as long as it lives, and
+    // each element's metadata is `metadata_size` bytes at `metadata` (or null).
+    unsafe {
+        let list = &*tpl.ptr();
+        let elems = std::slice::from_raw_parts(list.elems, list.cnt.max(0) as usize);
+        for e in elems {
+            if e.partition != partition || e.topic.is_null() {
+                continue;
+            }
+            if std::ffi::CStr::from_ptr(e.topic).to_bytes() != topic.as_bytes() {
+                continue;
+            }
+            if e.metadata.is_null() || e.metadata_size == 0 {
+                return Vec::new();
+            }
+            return std::slice::from_raw_parts(e.metadata as *const u8, e.metadata_size).to_vec();
+        }
+    }
+    Vec::new()
 }

@@ -9,34 +9,37 @@
 //! (`positions.rs`). A crash or a rebalance therefore repeats at most what was delivered but not
 //! yet committed, and never skips anything.
 //!
-//! What is repeated lands under the same names: a batch of Kafka records is named from the
-//! (topic, partition, offset) of every record in it (`Batch::identity`), with no per-daemon seed,
-//! so a batch read and cut again by this daemon after a restart, or by another member after a
-//! rebalance, overwrites its earlier copy (objects), repeats its request id (HTTP) or its
-//! document ids (OpenSearch).
+//! What is repeated lands under the same names: a batch holds one partition's records and is named
+//! from the (topic, partition, offset) of every record in it (`Batch::identity`), with no
+//! per-daemon seed, and where each batch ended is committed to the group before it is sent
+//! (`cuts.rs`). So a batch read again, by this daemon after a restart or by another member after
+//! a rebalance, is cut at the same record and overwrites its earlier copy (objects), repeats its
+//! request id (HTTP) or its document ids (OpenSearch).
 //!
 //! The consumer runs on its own thread (`consumer.rs`); this module numbers what it reads in the
-//! pipeline's sequence space, gives each record its Kafka metadata (`Origin::Kafka`), and commits.
+//! pipeline's sequence space, gives each record its Kafka metadata (`Origin::Kafka`), records
+//! batch cuts (the ledger) and commits.
 
 pub mod config;
 mod consumer;
+mod cuts;
 pub mod firehose;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::TopicPartitionList;
 use tokio::sync::mpsc;
 
-use super::positions::{Moved, Positions};
 use super::{Source, SourceError};
+use crate::buffer::cut_marks::CutMarks;
+use crate::buffer::intent::{BatchIntent, BatchLedger, LedgerError, SharedLedger};
 use crate::record::{KafkaMetadata, Origin, Record, Seq};
 use config::{KafkaSourceSpec, Starting, Topics};
-use consumer::{lock, Assignment, Fetched, GroupConsumer, GroupContext, PartitionId, Poller, SharedAssignment};
+use consumer::{add, lock, Assignment, Fetched, GroupConsumer, GroupContext, PartitionId, Poller, SharedAssignment};
 
 /// Record groups in flight between the consumer thread and the pipeline.
 const HANDOVERS_IN_FLIGHT: usize = 4;
@@ -80,9 +83,12 @@ pub struct KafkaSource {
     assignment: SharedAssignment,
     stopping: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
-    positions: Positions<i64>,
-    /// `topic/partition` (the positions' part name) → the partition.
-    parts: HashMap<Arc<str>, PartitionId>,
+    /// The next record's pipeline sequence.
+    next_seq: Seq,
+    /// With one destination, a partition's delivered prefix takes in whole delivered batches
+    /// (`cuts::Progress::advance`).
+    whole_batches: bool,
+    marks: Arc<CutMarks>,
     delivered_below: Seq,
     metrics: KafkaMetrics,
     pipeline: String,
@@ -90,7 +96,12 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Joins the consumer group and starts reading.
-    pub fn open(spec: &KafkaSourceSpec, pipeline: &str, closer: Box<dyn Source>) -> Result<Self, String> {
+    pub fn open(
+        spec: &KafkaSourceSpec,
+        pipeline: &str,
+        destinations: usize,
+        closer: Box<dyn Source>,
+    ) -> Result<Self, String> {
         let metrics = KafkaMetrics::new(pipeline);
         let assignment: SharedAssignment = Arc::new(std::sync::Mutex::new(Assignment::default()));
         let stopping = Arc::new(AtomicBool::new(false));
@@ -149,8 +160,9 @@ impl KafkaSource {
             assignment,
             stopping,
             thread: Some(thread),
-            positions: Positions::new(delivered_below),
-            parts: HashMap::new(),
+            next_seq: delivered_below,
+            whole_batches: destinations == 1,
+            marks: Arc::new(CutMarks::default()),
             delivered_below,
             metrics,
             pipeline: pipeline.to_string(),
@@ -160,22 +172,20 @@ impl KafkaSource {
     /// Numbers what the consumer read, dropping groups read under a generation this daemon no
     /// longer holds (the partition was revoked meanwhile: its next owner reads them).
     fn take(&mut self, fetched: Vec<Fetched>) -> Vec<Record> {
-        let current: Vec<bool> = {
-            let a = lock(&self.assignment);
-            fetched.iter().map(|f| a.owned.get(&f.partition).is_some_and(|o| o.generation == f.generation)).collect()
-        };
         let mut out = Vec::with_capacity(fetched.iter().map(|f| f.records.len()).sum());
-        for (f, current) in fetched.into_iter().zip(current) {
-            if !current {
+        let mut a = lock(&self.assignment);
+        for f in fetched {
+            let Some(owned) = a.owned.get_mut(&f.partition).filter(|o| o.generation == f.generation) else {
                 continue;
-            }
+            };
             let (topic, partition) = f.partition.clone();
-            let part: Arc<str> = Arc::from(format!("{topic}/{partition}"));
-            self.parts.entry(part.clone()).or_insert_with(|| f.partition.clone());
             self.metrics.records.increment(f.records.len() as u64);
             self.metrics.bytes.increment(f.records.iter().map(|r| r.data.len() as u64).sum());
-            let numbered = f.records.into_iter().map(|r| (r.offset, r));
-            self.positions.number(part, f.generation, numbered, |seq, r| {
+            for r in f.records {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                owned.progress.read(seq, r.offset);
+                self.marks.add(seq, r.marks);
                 let arrival_ms = r.timestamp_ms.unwrap_or_else(crate::clock::now_ms);
                 let origin = Origin::Kafka(KafkaMetadata {
                     topic: topic.clone(),
@@ -186,31 +196,63 @@ impl KafkaSource {
                     headers: r.headers,
                 });
                 out.push(Record { seq, arrival_ms, data: r.data, origin: Some(Arc::new(origin)) });
-            });
+            }
         }
         out
     }
 
-    /// The offsets to commit now that everything below `delivered_below` is delivered: per
-    /// partition still held under the same generation, the offset after its last such record.
+    /// The commits now that everything below `delivered_below` is delivered: every partition
+    /// whose delivered prefix moved, with its cut list.
     fn advance(&mut self, delivered_below: Seq) -> TopicPartitionList {
-        let mut moved = Vec::new();
-        self.positions.advance(delivered_below, |m| {
-            if let Moved::Position { part, generation, position } = m {
-                moved.push((Arc::<str>::from(part), generation, position));
-            }
-        });
         let mut tpl = TopicPartitionList::new();
         let mut a = lock(&self.assignment);
-        for (part, generation, offset) in moved {
-            let Some(id) = self.parts.get(&part) else { continue };
-            if let Some(o) = a.owned.get_mut(id).filter(|o| o.generation == generation) {
-                o.delivered_to = Some(offset + 1);
-                let _ = tpl.add_partition_offset(&id.0, id.1, Offset::Offset(offset + 1));
+        for (id, o) in a.owned.iter_mut() {
+            if o.progress.advance(delivered_below, self.whole_batches).is_some() {
+                add(&mut tpl, id, &o.progress);
             }
         }
+        drop(a);
+        self.marks.forget_below(delivered_below);
         tpl
     }
+}
+
+/// Records each batch's cut in the group before the batch is sent (`cuts.rs`).
+struct KafkaLedger {
+    assignment: SharedAssignment,
+    consumer: Arc<GroupConsumer>,
+}
+
+#[async_trait]
+impl BatchLedger for KafkaLedger {
+    async fn record(&self, intent: &BatchIntent) -> Result<(), LedgerError> {
+        // The batch's partition is folded into its buffer key (`cut_marks::with_source_partition`).
+        let Some(id) = source_partition(&intent.partition) else { return Ok(()) };
+        let (assignment, consumer) = (self.assignment.clone(), self.consumer.clone());
+        let mark = cuts::mark(intent.branch, intent.lane, &intent.partition);
+        let seqs = intent.seqs.clone();
+        let commit = move || -> Result<(), LedgerError> {
+            let mut a = lock(&assignment);
+            let Some(owned) = a.owned.get_mut(&id) else { return Ok(()) };
+            if !owned.progress.cut(mark, seqs) {
+                return Ok(());
+            }
+            let mut tpl = TopicPartitionList::new();
+            add(&mut tpl, &id, &owned.progress);
+            // Committed while the lock is held, so commits leave in the order of their lists.
+            consumer
+                .commit(&tpl, CommitMode::Sync)
+                .map_err(|e| LedgerError(format!("cannot commit the batch's cut to the group: {e}")))
+        };
+        tokio::task::spawn_blocking(commit).await.map_err(|e| LedgerError(e.to_string()))?
+    }
+}
+
+/// The Kafka partition a buffer key names (`<key>\u{1e}<topic>/<partition>`).
+fn source_partition(key: &str) -> Option<PartitionId> {
+    let (_, tp) = key.rsplit_once('\u{1e}')?;
+    let (topic, partition) = tp.rsplit_once('/')?;
+    Some((Arc::from(topic), partition.parse().ok()?))
 }
 
 impl Drop for KafkaSource {
@@ -228,6 +270,14 @@ impl Drop for KafkaSource {
 impl Source for KafkaSource {
     fn delivered_below(&self) -> Seq {
         self.delivered_below
+    }
+
+    fn ledger(&self) -> SharedLedger {
+        Arc::new(KafkaLedger { assignment: self.assignment.clone(), consumer: self.consumer.clone() })
+    }
+
+    fn cut_marks(&self) -> Option<Arc<CutMarks>> {
+        Some(self.marks.clone())
     }
 
     async fn next_batch(&mut self, max_bytes: usize) -> Result<Option<Vec<Record>>, SourceError> {
