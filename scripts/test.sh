@@ -10,14 +10,26 @@
 #     deploy/systemd; journalctl and real journal files test the journald source),
 #   - Debian's postgresql package if missing (the PostgreSQL destination's tests run a real server),
 #   - Debian's chromium if missing (the web console's tests load it in a headless browser),
+#   - Debian's cmake and libcurl4-openssl-dev if missing (librdkafka, the Kafka client, is built from its
+#     bundled source by the rdkafka crate),
 #   - cargo-deb, built once into a cache outside the clone ($SLUICE_TOOLS, default ~/.cache/sluice-tools):
-#     the packaging tests build, inspect and install (dpkg) the Debian package.
+#     the packaging tests build, inspect and install (dpkg) the Debian package,
+#   - tansu 0.6.0, a Kafka-protocol broker, built once into $SLUICE_TOOLS/tansu (about 11 minutes the first
+#     time): the Kafka source and destination are tested against it.
 # Then: the layer check (imports point down), formatting and lint checks, unit tests, and the integration tests in tests/, which drive
 # the real binary with real clients against a real S3-compatible server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "Debian packages: cmake and libcurl headers (librdkafka is built from source by the rdkafka crate)"
+if ! command -v cmake >/dev/null || { [ ! -f /usr/include/x86_64-linux-gnu/curl/curl.h ] && [ ! -f /usr/include/curl/curl.h ]; }; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq &&
+    $SUDO apt-get install -y -qq --no-install-recommends cmake libcurl4-openssl-dev libssl-dev >/dev/null; } ||
+    { echo "missing and could not be installed: apt-get install cmake libcurl4-openssl-dev libssl-dev" >&2; exit 1; }
+fi
 
 step "Rust target wasm32-wasip1"
 rustup target add wasm32-wasip1
@@ -74,6 +86,13 @@ if [ "$("$SLUICE_TOOLS/bin/cargo-deb" --version 2>/dev/null | awk '{print $2}')"
   cargo install cargo-deb@"$CARGO_DEB_VERSION" --locked --root "$SLUICE_TOOLS"
 fi
 export PATH="$SLUICE_TOOLS/bin:$PATH"
+
+step "tansu, a Kafka-protocol broker (cached in \${SLUICE_TOOLS}/tansu; tests/kafka_peer.py starts it)"
+TANSU_VERSION=0.6.0
+if [ "$("$SLUICE_TOOLS/tansu/bin/tansu" --version 2>/dev/null | awk '{print $2}')" != "$TANSU_VERSION" ]; then
+  cargo install tansu@"$TANSU_VERSION" --locked --features dynostore --root "$SLUICE_TOOLS/tansu"
+fi
+export SLUICE_TOOLS
 
 step "layers: imports point down (scripts/check-layers.py, ARCHITECTURE.md)"
 python3 scripts/check-layers.py

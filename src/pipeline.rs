@@ -139,7 +139,12 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
                 let watermark = r.catch_up(read_chunk).await;
                 commit(&mut source, watermark, &name).await;
             }
-            _ = metrics_tick.tick() => r.report(),
+            _ = metrics_tick.tick() => {
+                r.report();
+                if cut_marks.as_ref().is_some_and(|m| m.take_flush_request()) {
+                    r.flush_all();
+                }
+            }
         }
         if !source_open && r.idle() {
             break;

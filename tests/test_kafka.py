@@ -38,14 +38,14 @@ def source(broker, topic, group=None, extra=""):
         {extra}"""
 
 
-def pipeline(sluice_factory, broker, topic, name="daemon", group=None, processors="", prefix=""):
+def pipeline(sluice_factory, broker, topic, name="daemon", group=None, processors="", prefix="", interval=1):
     return sluice_factory(f"""
 storage: {{ dir: ./var }}
 pipelines:
   - name: from-kafka
     source: {source(broker, topic, group)}
     {processors}
-    buffering: {{ size_mb: 1, interval_seconds: 1 }}
+    buffering: {{ size_mb: 1, interval_seconds: {interval} }}
     destination: {{ local: {{ path: ./data, append_delimiter: true {prefix} }} }}
 """, name=name)
 
@@ -173,6 +173,24 @@ def test_a_daemon_joining_and_leaving_rebalances_without_duplicates(sluice_facto
     want = Counter(v.decode() for p in ("one", "two", "three") for _, v, _ in records(p, 2000))
     assert got == want, "handed over at rebalances with nothing lost and nothing twice"
     assert "revoked after everything read from them was delivered" in a.log() + b.log()
+
+
+def test_partitions_being_revoked_have_their_buffers_cut_delivered_and_committed_first(sluice_factory, broker):
+    """With a 5-minute buffer interval, records read from a partition wait in its buffer. When the group
+    takes partitions away (a second daemon joins), the first cuts its buffers at once, delivers, commits
+    exactly what it delivered and lets go: nothing waits for the interval, nothing is read twice."""
+    broker.create_topic("revoke", 4)
+    a = pipeline(sluice_factory, broker, "revoke", name="a", group="rv", interval=300).start()
+    sent = records("held", 1000)
+    broker.produce("revoke", sent)
+    wait_for(lambda: read(a) == 1000, timeout=30, what="the records read (and held in buffers)")
+    assert delivered(a) == []
+    b = pipeline(sluice_factory, broker, "revoke", name="b", group="rv", interval=300).start()
+    wait_for(lambda: len(delivered(a)) == 1000, timeout=30, what="the first daemon to deliver what it held")
+    assert "revoked after everything read from them was delivered and committed" in a.log()
+    time.sleep(3)
+    assert read(b) == 0, "the second daemon starts after the committed offsets: nothing read twice"
+    assert Counter(delivered(a)) == Counter(v.decode() for _, v, _ in sent)
 
 
 def test_the_broker_stopped_and_restarted_loses_nothing(sluice_factory, moto):

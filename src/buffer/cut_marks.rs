@@ -14,7 +14,7 @@
 //! describe a batch.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::intent::Lane;
@@ -84,6 +84,9 @@ pub struct CutMarks {
     /// How many records are marked: the common case (none) costs one atomic load per record.
     count: AtomicUsize,
     marks: Mutex<HashMap<Seq, Vec<CutMark>>>,
+    /// The source asks for every open buffer to be cut now (Kafka: partitions are being revoked,
+    /// and what was read from them should be delivered and committed before they go).
+    flush: AtomicBool,
 }
 
 impl CutMarks {
@@ -105,6 +108,15 @@ impl CutMarks {
         let wanted = CutMark { branch, lane, key_hash: key_hash(key) };
         let m = self.marks.lock().unwrap_or_else(|p| p.into_inner());
         m.get(&seq).is_some_and(|marks| marks.contains(&wanted))
+    }
+
+    pub fn request_flush(&self) {
+        self.flush.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a flush was asked for since the last call.
+    pub fn take_flush_request(&self) -> bool {
+        self.flush.swap(false, Ordering::Relaxed)
     }
 
     /// Marks of records every destination has placed are not needed any more.

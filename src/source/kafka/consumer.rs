@@ -96,6 +96,8 @@ pub(super) struct GroupContext {
     pub revoke_grace: Duration,
     /// Set when the source is gone: a revocation then lets go at once.
     pub stopping: Arc<AtomicBool>,
+    /// Asks the pipeline to cut its buffers when partitions are being revoked.
+    pub marks: Arc<crate::buffer::cut_marks::CutMarks>,
     pub metrics: KafkaMetrics,
     pub pipeline: String,
 }
@@ -140,7 +142,11 @@ impl ConsumerContext for GroupContext {
             tpl.elements().iter().map(|e| (Arc::<str>::from(e.topic()), e.partition())).collect();
         let deadline = Instant::now() + self.revoke_grace;
         let lost = consumer.assignment_lost();
-        // Finish: wait until everything handed over from these partitions is delivered.
+        // Finish: have the buffers cut now (not at their interval), and wait until everything
+        // handed over from these partitions is delivered.
+        if !lost {
+            self.marks.request_flush();
+        }
         while !lost && !self.stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
             let a = lock(&self.assignment);
             let pending = ids.iter().any(|id| a.owned.get(id).is_some_and(|o| o.read_to > o.progress.delivered_to));

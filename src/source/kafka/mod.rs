@@ -105,7 +105,9 @@ impl KafkaSource {
         let metrics = KafkaMetrics::new(pipeline);
         let assignment: SharedAssignment = Arc::new(std::sync::Mutex::new(Assignment::default()));
         let stopping = Arc::new(AtomicBool::new(false));
+        let marks = Arc::new(CutMarks::default());
         let context = GroupContext {
+            marks: marks.clone(),
             assignment: assignment.clone(),
             starting: spec.starting,
             revoke_grace: spec.revoke_grace,
@@ -162,7 +164,7 @@ impl KafkaSource {
             thread: Some(thread),
             next_seq: delivered_below,
             whole_batches: destinations == 1,
-            marks: Arc::new(CutMarks::default()),
+            marks,
             delivered_below,
             metrics,
             pipeline: pipeline.to_string(),
