@@ -317,3 +317,39 @@ def test_exactly_once_falls_back_to_the_idempotent_producer_when_the_brokers_hav
     got = Counter(m.value for m in broker.read_all("fallback", 1))
     # At least once: every record; the first batch may be there twice (the brokers ignored the abort).
     assert set(got) == set(docs)
+
+
+
+def test_kafka_settings_are_checked_before_anything_starts_and_the_password_is_never_shown(tmp_path):
+    from test_config import validate
+    code, out, path = validate(tmp_path, """
+        pipelines:
+          - name: from-kafka
+            source:
+              kafka:
+                bootstrap_servers: "kafka-1"
+                topics: ["bad topic"]
+                starting_position: LATST
+                sasl: { mechanism: GSSAPI, username: u, password: "s3cret-Pa55" }
+                librdkafka_options: { enable.auto.commit: true, fetch.max.bytes: 1048576 }
+            destination: { local: { path: ./d } }
+          - name: to-kafka
+            destination:
+              kafka:
+                bootstrap_servers: "127.0.0.1:9092"
+                topic: out
+                key: ".user |"
+                compression: brotli
+                backup: { local: { path: ./e } }
+        """)
+    assert code != 0
+    for expected in ["source.kafka.bootstrap_servers", "must be one or more host:port",
+                     "source.kafka.topics", "`bad topic` is not a Kafka topic name",
+                     "source.kafka.starting_position", "LATEST",
+                     "source.kafka.sasl.mechanism", "SCRAM-SHA-512",
+                     "librdkafka_options.enable.auto.commit", "offsets are committed by sluice after delivery",
+                     "destination.kafka.key", "is not a jq expression",
+                     "destination.kafka.compression", "must be none, gzip, snappy, lz4 or zstd"]:
+        assert expected in out, (expected, out)
+    assert f"{path}:" in out
+    assert "s3cret-Pa55" not in out

@@ -282,8 +282,8 @@ mod tests {
         assert!(err.contains("one destination per list item"), "{err}");
         let err = parse("- name: x\n").unwrap_err();
         assert!(err.contains("names no destination"), "{err}");
-        let err = parse("- kafka: {}\n").unwrap_err();
-        assert!(err.contains("kafka") && err.contains("local"), "{err}");
+        let err = parse("- snowflake: {}\n").unwrap_err();
+        assert!(err.contains("snowflake") && err.contains("local"), "{err}");
         let err = parse("- local: { path: ./a, colour: blue }\n").unwrap_err();
         assert!(err.contains("colour"), "{err}");
     }

@@ -219,7 +219,7 @@ fn blank_flow_entry(line: &mut String, key_at: usize) -> bool {
 /// ```
 pub fn code_frame(text: &str, line: u64, column: u64) -> Option<String> {
     let source = text.lines().nth((line as usize).checked_sub(1)?)?;
-    let source = &mask_url_passwords(source);
+    let source = &mask_secret_values(&mask_url_passwords(source));
     let gutter = line.to_string().len();
     let caret_at: usize = source.chars().take((column as usize).saturating_sub(1)).map(|_| 1).sum();
     Some(format!("{:>gutter$} |\n{line} | {source}\n{:>gutter$} | {}^", "", "", " ".repeat(caret_at)))
@@ -252,8 +252,62 @@ fn mask_url_passwords(line: &str) -> String {
     out
 }
 
+/// Keys whose values are secrets wherever they appear in a config.
+const SECRET_KEYS: &[&str] =
+    &["password", "access_key", "secret", "secret_access_key", "bearer_token", "token", "hec_token"];
+
+/// A line with the value of every secret key (`password: x`, `"token": "x"`) replaced by `***`, so
+/// an error about a neighbouring value on the same line (a flow mapping such as
+/// `sasl: { mechanism: X, password: y }`) does not print it.
+fn mask_secret_values(line: &str) -> String {
+    let mut out = line.to_string();
+    for key in SECRET_KEYS {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(key) {
+            let at = from + found;
+            let before = out[..at].chars().next_back();
+            let after_key = &out[at + key.len()..];
+            let quote_len = usize::from(after_key.starts_with('"') || after_key.starts_with('\''));
+            let rest = &after_key[quote_len..];
+            let is_key = before.is_none_or(|c| c.is_whitespace() || matches!(c, '{' | ',' | '"' | '\''))
+                && rest.trim_start().starts_with(':');
+            if !is_key {
+                from = at + key.len();
+                continue;
+            }
+            let value_start = at + key.len() + quote_len + (rest.len() - rest.trim_start().len()) + 1;
+            let value = &out[value_start..];
+            let trimmed = value.trim_start();
+            let lead = value.len() - trimmed.len();
+            let len = match trimmed.chars().next() {
+                Some(q @ ('"' | '\'')) => trimmed[1..].find(q).map_or(trimmed.len(), |end| end + 2),
+                _ => trimmed.find([',', '}', '#']).unwrap_or(trimmed.len()),
+            };
+            let (start, end) = (value_start + lead, value_start + lead + len);
+            if trimmed[..len].trim().is_empty() {
+                from = end.max(at + key.len());
+                continue;
+            }
+            out.replace_range(start..end, "***");
+            from = start + 3;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secret_values_are_masked_in_code_frames() {
+        let frame =
+            super::code_frame("sasl: { mechanism: GSSAPI, username: u, password: \"s3cret\" }\n", 1, 20).unwrap();
+        assert!(!frame.contains("s3cret") && frame.contains("password: ***"), "{frame}");
+        let frame = super::code_frame("  access_key: AKIA123 # note\n", 1, 3).unwrap();
+        assert!(!frame.contains("AKIA123"), "{frame}");
+        let frame = super::code_frame("  passwords_file: ./p, token_url: x\n", 1, 3).unwrap();
+        assert!(frame.contains("./p"), "only whole keys are secrets: {frame}");
+    }
+
     #[test]
     fn a_local_destination_is_not_offered_s3_options() {
         let expected = ["bucket", "endpoint", "path", "prefix", "compression"];
