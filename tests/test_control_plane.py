@@ -131,7 +131,7 @@ def test_requests_sluice_cannot_run_are_refused_naming_the_member(sluice_factory
         (dict(DeliveryStreamType="MSKAsSource", MSKSourceConfiguration={
             "MSKClusterARN": "arn:aws:kafka:us-east-1:1:cluster/c/1", "TopicName": "t",
             "AuthenticationConfiguration": {"RoleARN": "arn:aws:iam::1:role/r", "Connectivity": "PUBLIC"}}, S3DestinationConfiguration=s3),
-         "DeliveryStreamType MSKAsSource is not supported by sluice"),
+         "is not mapped to brokers here: add control_plane.kafka"),
     ]
     for i, (kwargs, expected) in enumerate(cases):
         code, message = error_code(lambda: fh.create_delivery_stream(DeliveryStreamName=f"bad{i}", **kwargs))

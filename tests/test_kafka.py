@@ -187,7 +187,9 @@ def test_partitions_being_revoked_have_their_buffers_cut_delivered_and_committed
     assert delivered(a) == []
     b = pipeline(sluice_factory, broker, "revoke", name="b", group="rv", interval=300).start()
     wait_for(lambda: len(delivered(a)) == 1000, timeout=30, what="the first daemon to deliver what it held")
-    assert "revoked after everything read from them was delivered and committed" in a.log()
+    # Then it commits and lets go (the log line comes after the commit).
+    wait_for(lambda: "revoked after everything read from them was delivered and committed" in a.log(), timeout=15,
+             what="the revocation to finish")
     time.sleep(3)
     assert read(b) == 0, "the second daemon starts after the committed offsets: nothing read twice"
     assert Counter(delivered(a)) == Counter(v.decode() for _, v, _ in sent)
@@ -204,11 +206,14 @@ def test_the_broker_stopped_and_restarted_loses_nothing(sluice_factory, moto):
         d = pipeline(sluice_factory, t, "restart").start()
         wait_for(lambda: len(delivered(d)) >= 300, timeout=60, what="the records before")
         t.stop()
-        time.sleep(4)  # the daemon keeps trying, and keeps serving
+        # The daemon keeps trying, keeps serving, and /ready says why it is not reading.
+        wait_for(lambda: d.ready()[0] == 503 and "cannot reach any Kafka broker" in json.dumps(d.ready()[1]),
+                 timeout=30, what="/ready to say the brokers are away")
         assert d.proc.poll() is None
         t.start()
         t.produce("restart", records("after", 300))
         wait_for(lambda: len(delivered(d)) >= 600, timeout=90, what="the records after the broker came back")
+        wait_for(lambda: d.ready()[0] == 200, timeout=30, what="/ready once the brokers are back")
         time.sleep(2)
         assert Counter(delivered(d)) == Counter(v.decode() for p in ("before", "after") for _, v, _ in records(p, 300))
     finally:

@@ -59,7 +59,7 @@ pub fn open(
             Box::new(kinesis)
         }
         SourceSpec::Kafka(k) => {
-            let kafka = kafka::KafkaSource::open(k, pipeline, destinations, Box::new(wal))?;
+            let kafka = kafka::KafkaSource::open(k, pipeline, destinations, Box::new(wal), status.clone())?;
             Box::new(kafka)
         }
         SourceSpec::File(f) => Box::new(file::FileSource::open(f, dir, pipeline, Box::new(wal), status.clone())?),

@@ -98,6 +98,10 @@ pub(super) struct GroupContext {
     pub stopping: Arc<AtomicBool>,
     /// Asks the pipeline to cut its buffers when partitions are being revoked.
     pub marks: Arc<crate::buffer::cut_marks::CutMarks>,
+    /// Where `/ready` learns that the brokers cannot be reached (or refuse the credentials).
+    pub status: Arc<crate::status::PipelineStatus>,
+    /// The bootstrap list, for the reason `/ready` gives.
+    pub brokers: String,
     pub metrics: KafkaMetrics,
     pub pipeline: String,
 }
@@ -119,10 +123,34 @@ impl ClientContext for GroupContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(pipeline = %self.pipeline, error = %error, "kafka consumer: {reason}; librdkafka retries by itself");
+        use rdkafka::error::RDKafkaErrorCode as Code;
+        match error.rdkafka_error_code() {
+            Some(Code::Authentication | Code::SaslAuthenticationFailed) => {
+                self.status.set_source_problem(Some(format!(
+                    "the Kafka brokers ({}) refuse sluice's credentials",
+                    self.brokers
+                )));
+                tracing::warn!(pipeline = %self.pipeline, error = %error, "kafka consumer: {reason}");
+            }
+            // Already in librdkafka's own log line (`log` above); whether the cluster is
+            // reachable at all is decided from the statistics.
+            Some(Code::BrokerTransportFailure | Code::AllBrokersDown) => {
+                tracing::debug!(pipeline = %self.pipeline, error = %error, "kafka consumer: {reason}")
+            }
+            _ => {
+                tracing::warn!(pipeline = %self.pipeline, error = %error, "kafka consumer: {reason}; librdkafka retries by itself")
+            }
+        }
     }
 
     fn stats(&self, stats: Statistics) {
+        // Reachable when a broker is up (after a restart, librdkafka may only have its bootstrap
+        // entries: those count too).
+        if stats.brokers.values().any(|b| b.state == "UP") {
+            self.status.set_source_problem(None);
+        } else if !stats.brokers.is_empty() {
+            self.status.set_source_problem(Some(format!("cannot reach any Kafka broker of {}", self.brokers)));
+        }
         // consumer_lag: the partition's end minus the committed offset, i.e. records not yet
         // delivered (librdkafka reports -1 until it knows both).
         for (topic, t) in &stats.topics {

@@ -101,6 +101,7 @@ impl KafkaSource {
         pipeline: &str,
         destinations: usize,
         closer: Box<dyn Source>,
+        status: Arc<crate::status::PipelineStatus>,
     ) -> Result<Self, String> {
         let metrics = KafkaMetrics::new(pipeline);
         let assignment: SharedAssignment = Arc::new(std::sync::Mutex::new(Assignment::default()));
@@ -108,6 +109,8 @@ impl KafkaSource {
         let marks = Arc::new(CutMarks::default());
         let context = GroupContext {
             marks: marks.clone(),
+            status,
+            brokers: spec.connection.brokers.join(","),
             assignment: assignment.clone(),
             starting: spec.starting,
             revoke_grace: spec.revoke_grace,
