@@ -84,6 +84,26 @@ pub(crate) fn ca_file(c: &mut Checker, tls: &Option<Spanned<RawTls>>, field: &st
     Some(path)
 }
 
+/// `starting_timestamp` of a stream source with `AT_TIMESTAMP` (Kinesis, Kafka): RFC 3339, as epoch
+/// milliseconds; `None` (reported) when missing or not a time.
+pub fn starting_timestamp(c: &mut Checker, t: &Option<Spanned<String>>, field: &str) -> Option<i64> {
+    let Some(t) = t else {
+        c.plain(format!("{field}.starting_timestamp is required with AT_TIMESTAMP"));
+        return None;
+    };
+    match chrono::DateTime::parse_from_rfc3339(&t.value) {
+        Ok(at) => Some(at.timestamp_millis()),
+        Err(e) => {
+            c.at(
+                t,
+                &format!("{field}.starting_timestamp"),
+                format!("is not an RFC 3339 time such as 2026-12-01T00:00:00Z: {e}"),
+            );
+            None
+        }
+    }
+}
+
 const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 /// `max_line_bytes` of the line sources: 1 byte to 64 MiB, default 1 MiB.

@@ -126,23 +126,10 @@ pub fn validate(c: &mut Checker, k: &RawKafkaSource, pipeline: &str, field: &str
     let starting = match k.starting_position.as_ref().map_or("LATEST", |p| p.value.as_str()) {
         "LATEST" => Starting::Latest,
         "EARLIEST" | "TRIM_HORIZON" => Starting::Earliest,
-        "AT_TIMESTAMP" => match &k.starting_timestamp {
-            Some(t) => match chrono::DateTime::parse_from_rfc3339(&t.value) {
-                Ok(at) if at.timestamp_millis() <= 0 => Starting::Earliest,
-                Ok(at) => Starting::AtTimestamp(at.timestamp_millis()),
-                Err(e) => {
-                    c.at(
-                        t,
-                        &format!("{field}.starting_timestamp"),
-                        format!("is not an RFC 3339 time such as 2026-12-01T00:00:00Z: {e}"),
-                    );
-                    Starting::Latest
-                }
-            },
-            None => {
-                c.plain(format!("{field}.starting_timestamp is required with AT_TIMESTAMP"));
-                Starting::Latest
-            }
+        "AT_TIMESTAMP" => match crate::config::kit::starting_timestamp(c, &k.starting_timestamp, &field) {
+            Some(ms) if ms <= 0 => Starting::Earliest,
+            Some(ms) => Starting::AtTimestamp(ms),
+            None => Starting::Latest,
         },
         other => {
             if let Some(p) = &k.starting_position {

@@ -114,23 +114,8 @@ pub fn validate(c: &mut Checker, k: &RawKinesis, field: &str) -> Option<KinesisS
     let starting_position = match position {
         "LATEST" => StartingPosition::Latest,
         "TRIM_HORIZON" => StartingPosition::TrimHorizon,
-        "AT_TIMESTAMP" => match &k.starting_timestamp {
-            Some(t) => match chrono::DateTime::parse_from_rfc3339(&t.value) {
-                Ok(at) => StartingPosition::AtTimestamp(at.timestamp_millis()),
-                Err(e) => {
-                    c.at(
-                        t,
-                        &format!("{field}.starting_timestamp"),
-                        format!("is not an RFC 3339 time such as 2026-12-01T00:00:00Z: {e}"),
-                    );
-                    StartingPosition::Latest
-                }
-            },
-            None => {
-                c.plain(format!("{field}.starting_timestamp is required with AT_TIMESTAMP"));
-                StartingPosition::Latest
-            }
-        },
+        "AT_TIMESTAMP" => crate::config::kit::starting_timestamp(c, &k.starting_timestamp, &field)
+            .map_or(StartingPosition::Latest, StartingPosition::AtTimestamp),
         other => {
             if let Some(p) = &k.starting_position {
                 let hint = crate::config::teach::hint(other, ["LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"]);
