@@ -18,23 +18,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from kafka import KafkaProducer
 
-from benchlib import ROOT, cpu_seconds, free_port  # scripts/ is on sys.path when a script runs
+from benchlib import ROOT, cpu_seconds, free_port, metrics, stop  # scripts/ is on sys.path when a script runs
 
 TANSU = Path(os.environ.get("SLUICE_TOOLS", Path.home() / ".cache" / "sluice-tools")) / "tansu" / "bin" / "tansu"
-
-
-def metrics(endpoint):
-    out = {}
-    for line in urllib.request.urlopen(endpoint + "/metrics", timeout=5).read().decode().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
 
 
 def main():
@@ -91,10 +81,7 @@ pipelines:
           f"sluice CPU {cpu:.1f} s = {cpu / max(done, 1) * 1e6:.2f} µs per record "
           f"({done / max(cpu, 1e-9):.0f} records per CPU-second)")
     print("consumer lag (s since start, records):", lags)
-    sluice.terminate()
-    sluice.wait()
-    broker.terminate()
-    broker.wait()
+    stop(sluice, broker)
     shutil.rmtree(work, ignore_errors=True)
 
 

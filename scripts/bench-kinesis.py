@@ -16,22 +16,17 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import boto3
 
-from benchlib import ROOT, cpu_seconds, free_port  # scripts/ is on sys.path when a script runs
+from benchlib import ROOT, cpu_seconds, free_port, metrics, stop  # scripts/ is on sys.path when a script runs
 
 
 
 
 def delivered(endpoint, stream):
-    text = urllib.request.urlopen(endpoint + "/metrics", timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith(f'sluice_delivery_to_s3_records_total{{delivery_stream_name="{stream}"}}'):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
+    return int(metrics(endpoint).get(f'sluice_delivery_to_s3_records_total{{delivery_stream_name="{stream}"}}', 0))
 
 
 def main():
@@ -85,10 +80,7 @@ pipelines:
     done = delivered(endpoint, "bench")
     print(f"read and delivered {done} records in {elapsed:.1f} s = {done / elapsed:.0f} records/s; "
           f"sluice CPU {cpu:.1f} s = {cpu / max(done, 1) * 1e6:.2f} µs per record")
-    sluice.terminate()
-    sluice.wait()
-    kinesalite.terminate()
-    kinesalite.wait()
+    stop(sluice, kinesalite)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -17,3 +17,21 @@ def cpu_seconds(pid):
     """User + system CPU seconds a process has used (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metrics(endpoint):
+    """Every series of the daemon's /metrics as {series: value}."""
+    import urllib.request
+    out = {}
+    for line in urllib.request.urlopen(endpoint + "/metrics", timeout=5).read().decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def stop(*procs):
+    """Terminates the daemon and its peers, and waits for them."""
+    for p in procs:
+        p.terminate()
+        p.wait()

@@ -101,7 +101,9 @@ pub(super) async fn create(state: &ApiState, body: &Bytes) -> Result<Response, A
     };
     let now = crate::clock::now_ms();
     let mut source = SOURCES.iter().filter(|(_, t)| *t == stream_type).find_map(|(m, _)| request.get(*m).cloned());
-    if let Some(Value::Object(msk)) = source.as_mut().filter(|_| stream_type == "MSKAsSource") {
+    if let Some(Value::Object(msk)) =
+        source.as_mut().filter(|_| stream_type == crate::source::kafka::firehose::STREAM_TYPE)
+    {
         // Firehose reads from when the stream became active unless told otherwise; fixed now, so
         // a restart does not move it.
         msk.entry("ReadFromTimestamp").or_insert_with(|| Value::from(now as f64 / 1000.0));

@@ -62,7 +62,7 @@ pub(super) fn describe(state: &ApiState, body: &Bytes) -> Result<Response, ApiEr
                 }
                 // The request's source member, described under its Firehose name.
                 let member = match stored.stream_type.as_str() {
-                    "MSKAsSource" => "MSKSourceDescription",
+                    crate::source::kafka::firehose::STREAM_TYPE => "MSKSourceDescription",
                     _ => "KinesisStreamSourceDescription",
                 };
                 o.insert("Source".into(), serde_json::json!({ member: description }));

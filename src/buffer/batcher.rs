@@ -149,15 +149,11 @@ impl Batcher {
         let limit = self.limits.size_bytes;
         let keys: Vec<PartitionKey> =
             self.open.iter().filter(|(_, b)| b.bytes >= limit).map(|(k, _)| k.clone()).collect();
-        keys.iter().filter_map(|k| self.take(k)).collect()
+        keys.iter().filter_map(|k| self.take_partition(k)).collect()
     }
 
-    /// One partition's open batch, cut now (a re-read stream's recorded cut, `cut_marks.rs`).
+    /// One partition's open batch, cut now (also a re-read stream's recorded cut, `cut_marks.rs`).
     pub fn take_partition(&mut self, partition: &PartitionKey) -> Option<Batch> {
-        self.take(partition)
-    }
-
-    fn take(&mut self, partition: &PartitionKey) -> Option<Batch> {
         let batch = self.open.remove(partition)?;
         self.buffered_bytes -= batch.bytes;
         Some(batch)
@@ -172,7 +168,7 @@ impl Batcher {
             .filter(|(_, b)| now.duration_since(b.opened) >= interval)
             .map(|(k, _)| k.clone())
             .collect();
-        keys.iter().filter_map(|k| self.take(k)).collect()
+        keys.iter().filter_map(|k| self.take_partition(k)).collect()
     }
 
     /// Every open batch (shutdown, or interval zero).
@@ -184,7 +180,7 @@ impl Batcher {
     /// The biggest open batch, to flush early when buffers together exceed their memory budget.
     pub fn take_largest(&mut self) -> Option<Batch> {
         let key = self.open.iter().max_by_key(|(_, b)| b.bytes).map(|(k, _)| k.clone())?;
-        self.take(&key)
+        self.take_partition(&key)
     }
 
     pub fn contains(&self, partition: &PartitionKey) -> bool {

@@ -176,7 +176,13 @@ impl Kafka {
             _ if retry.len() == indexes.len() => Outcome::Failed(
                 cause.unwrap_or_else(|| SendError::retry("Kafka.ProduceFailed", "records were not acknowledged")),
             ),
-            _ => Outcome::Partial { cause: cause.unwrap_or_else(|| rejected[0].1.clone()), retry, rejected },
+            _ => {
+                // No retryable failure: the first refusal stands for the request.
+                let cause = cause
+                    .or_else(|| rejected.first().map(|(_, e)| e.clone()))
+                    .unwrap_or_else(|| SendError::retry("Kafka.ProduceFailed", "records were not acknowledged"));
+                Outcome::Partial { cause, retry, rejected }
+            }
         }
     }
 

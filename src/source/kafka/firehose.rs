@@ -16,12 +16,6 @@ use crate::config::kit::firehose::{refuse, Members, Result, TranslateError};
 pub const STREAM_TYPE: &str = "MSKAsSource";
 pub const MEMBER: &str = "MSKSourceConfiguration";
 
-/// Firehose allows 255 characters of `[a-zA-Z0-9._-]`; Kafka itself 249, which is what a
-/// topic can really be called.
-fn firehose_topic(name: &str) -> bool {
-    valid_topic(name)
-}
-
 /// The `kafka:` source block.
 pub fn translate(config: Option<&Value>, control: &ControlPlane) -> Result<Value> {
     let config = config.ok_or_else(|| TranslateError(format!("{MEMBER} is required for a {STREAM_TYPE} stream")))?;
@@ -35,7 +29,8 @@ pub fn translate(config: Option<&Value>, control: &ControlPlane) -> Result<Value
         return refuse(format!("{MEMBER}.MSKClusterARN must be an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>)"));
     }
     let topic = m.required_str("TopicName")?;
-    if !firehose_topic(topic) {
+    // Firehose allows 255 characters of `[a-zA-Z0-9._-]`; Kafka itself 249, what a topic can be called.
+    if !valid_topic(topic) {
         return refuse(format!("{MEMBER}.TopicName must be 1 to 249 characters of a-z, A-Z, 0-9, '.', '_' and '-'"));
     }
     let auth = m

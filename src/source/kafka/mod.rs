@@ -310,14 +310,11 @@ impl Source for KafkaSource {
     async fn commit(&mut self, delivered_below: Seq, force: bool) -> Result<(), SourceError> {
         self.delivered_below = self.delivered_below.max(delivered_below);
         let tpl = self.advance(delivered_below);
-        if tpl.count() > 0 || force {
+        if tpl.count() > 0 {
             let consumer = self.consumer.clone();
             let pipeline = self.pipeline.clone();
             let metrics = self.metrics.clone();
             let commit = move || {
-                if tpl.count() == 0 {
-                    return;
-                }
                 let mode = if force { CommitMode::Sync } else { CommitMode::Async };
                 if let Err(e) = consumer.commit(&tpl, mode) {
                     metrics.commit_failures.increment(1);
