@@ -201,23 +201,71 @@ fn cri_tag_at(line: &[u8]) -> Option<usize> {
 
 /// `{"message": <line without its newline>, "file": <path>, ..fields}` and a newline: the shape
 /// `fields:` asks for. The line is taken as UTF-8, invalid bytes replaced (JSON holds text only).
-pub fn wrap_as_json(line: &[u8], file: Option<&str>, fields: &std::collections::BTreeMap<String, String>) -> Bytes {
-    let body = line.strip_suffix(b"\n").unwrap_or(line);
-    let body = body.strip_suffix(b"\r").unwrap_or(body);
-    let mut object = serde_json::Map::new();
-    object.insert("message".into(), String::from_utf8_lossy(body).into());
-    if let Some(file) = file {
-        object.insert("file".into(), file.into());
-        if let Some(pod) = kubernetes_pod(file) {
-            object.insert("kubernetes".into(), pod);
+///
+/// Everything but the line is the same for every line of a file, so it is encoded once, when the
+/// file is opened: wrapping a line is two copies and the line's JSON escaping. Keys come out in
+/// sorted order, as a JSON object encoded from a sorted map.
+#[derive(Clone, Debug)]
+pub struct JsonWrap {
+    /// `{` and the fields sorted before `message`, up to and including `"message":`.
+    head: Vec<u8>,
+    /// The fields sorted after `message`, `}` and the newline.
+    tail: Vec<u8>,
+    /// The whole record, when a configured field named `message` replaces the line.
+    constant: Option<Bytes>,
+}
+
+impl JsonWrap {
+    pub fn new(file: Option<&str>, fields: &std::collections::BTreeMap<String, String>) -> Self {
+        let mut others = std::collections::BTreeMap::<&str, serde_json::Value>::new();
+        if let Some(file) = file {
+            others.insert("file", file.into());
+            if let Some(pod) = kubernetes_pod(file) {
+                others.insert("kubernetes", pod);
+            }
         }
+        for (k, v) in fields {
+            others.insert(k, v.as_str().into());
+        }
+        let encode = |out: &mut Vec<u8>, key: &str, value: &serde_json::Value| {
+            // Writing a string or a `Value` into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, key);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, value);
+        };
+        if others.contains_key("message") {
+            let mut whole = serde_json::to_vec(&others).unwrap_or_default();
+            whole.push(b'\n');
+            return Self { head: Vec::new(), tail: Vec::new(), constant: Some(Bytes::from(whole)) };
+        }
+        let mut head = vec![b'{'];
+        let mut tail = Vec::new();
+        for (key, value) in &others {
+            if *key < "message" {
+                encode(&mut head, key, value);
+                head.push(b',');
+            } else {
+                tail.push(b',');
+                encode(&mut tail, key, value);
+            }
+        }
+        head.extend_from_slice(br#""message":"#);
+        tail.extend_from_slice(b"}\n");
+        Self { head, tail, constant: None }
     }
-    for (k, v) in fields {
-        object.insert(k.clone(), v.clone().into());
+
+    pub fn wrap(&self, line: &[u8]) -> Bytes {
+        if let Some(whole) = &self.constant {
+            return whole.clone();
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        let mut out = Vec::with_capacity(self.head.len() + body.len() + body.len() / 8 + 2 + self.tail.len());
+        out.extend_from_slice(&self.head);
+        let _ = serde_json::to_writer(&mut out, &*String::from_utf8_lossy(body));
+        out.extend_from_slice(&self.tail);
+        Bytes::from(out)
     }
-    let mut out = serde_json::Value::Object(object).to_string().into_bytes();
-    out.push(b'\n');
-    Bytes::from(out)
 }
 
 /// The pod of a container log the kubelet writes, from its path alone (no Kubernetes API needed):
@@ -325,11 +373,32 @@ mod tests {
     #[test]
     fn wrapped_lines_are_json_with_their_file_and_fields() {
         let fields = [("host".to_string(), "web-1".to_string())].into_iter().collect();
-        let out = wrap_as_json(b"caf\xc3\xa9 \xff\r\n", Some("/var/log/a.log"), &fields);
+        let out = JsonWrap::new(Some("/var/log/a.log"), &fields).wrap(b"caf\xc3\xa9 \xff\r\n");
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["message"], "café \u{fffd}");
         assert_eq!(v["file"], "/var/log/a.log");
         assert_eq!(v["host"], "web-1");
         assert!(out.ends_with(b"\n"));
+    }
+
+    #[test]
+    fn wrapping_writes_what_encoding_the_sorted_object_writes() {
+        let fields = [("zone", "eu \"1\""), ("app", "cart"), ("host", "n1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let file = "/var/log/pods/shop_cart-7d9f_0b6c7a1e/server/0.log";
+        let out = JsonWrap::new(Some(file), &fields).wrap(b"a \"quoted\"\tline\n");
+        let mut expected = serde_json::json!({
+            "app": "cart", "file": file, "host": "n1", "message": "a \"quoted\"\tline", "zone": "eu \"1\"",
+            "kubernetes": kubernetes_pod(file).unwrap(),
+        })
+        .to_string();
+        expected.push('\n');
+        assert_eq!(String::from_utf8(out.to_vec()).unwrap(), expected);
+        let bare = JsonWrap::new(None, &Default::default()).wrap(b"x\r\n");
+        assert_eq!(&bare[..], b"{\"message\":\"x\"}\n");
+        let replaced = [("message".to_string(), "fixed".to_string())].into_iter().collect();
+        assert_eq!(&JsonWrap::new(None, &replaced).wrap(b"line")[..], b"{\"message\":\"fixed\"}\n");
     }
 }

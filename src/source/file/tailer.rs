@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use super::checkpoint::{FileCheckpoint, FileEntry};
 use super::config::FileSourceSpec;
-use crate::source::lines::{wrap_as_json, Line, LineSplitter, Multiline};
+use crate::source::lines::{JsonWrap, Line, LineSplitter, Multiline};
 
 /// Read from one file per round, at most.
 const READ_PER_ROUND: usize = 1 << 20;
@@ -64,6 +64,8 @@ struct Tailed {
     generation: u64,
     splitter: LineSplitter,
     multiline: Option<Multiline>,
+    /// How its lines are wrapped as JSON (`fields:`), or none: raw lines.
+    wrap: Option<JsonWrap>,
     header_left: u64,
     last_growth: Instant,
     gone: bool,
@@ -270,6 +272,8 @@ impl Tailer {
         };
         tracing::info!(pipeline = %self.pipeline, file = %path.display(), offset, "tailing");
         let max = self.spec.max_line_bytes;
+        let wrap =
+            (!self.spec.fields.is_empty()).then(|| JsonWrap::new(Some(&path.display().to_string()), &self.spec.fields));
         self.files.insert(
             id,
             Tailed {
@@ -283,6 +287,7 @@ impl Tailer {
                 generation,
                 splitter: LineSplitter::new(max, self.spec.truncated_line_terminator.as_deref()),
                 multiline: self.multiline_joiner(),
+                wrap,
                 header_left: if offset == 0 { self.spec.skip_header_lines } else { 0 },
                 last_growth: Instant::now(),
                 gone: false,
@@ -356,13 +361,13 @@ impl Tailer {
         let Some(t) = self.files.get_mut(&id) else { return Vec::new() };
         let now = Instant::now();
         let mut out = Vec::with_capacity(lines.len());
-        let path = (!self.spec.fields.is_empty()).then(|| t.path.display().to_string());
+        let wrap = &t.wrap;
         let mut emit = |line: Line, truncated_lines: &metrics::Counter| {
             if line.truncated {
                 truncated_lines.increment(1);
             }
-            let data = match &path {
-                Some(p) => wrap_as_json(&line.data, Some(p), &self.spec.fields),
+            let data = match wrap {
+                Some(w) => w.wrap(&line.data),
                 None => Bytes::from(line.data),
             };
             out.push((line.end, data));
