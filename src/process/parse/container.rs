@@ -7,8 +7,38 @@
 
 use serde_json::{Map, Value};
 
-/// `timestamp`, `stream`, `partial` and `message` of a CRI line.
-pub fn cri(text: &str) -> Result<Map<String, Value>, String> {
+/// A CRI line's parts, borrowed from the line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CriLine<'t> {
+    pub timestamp: &'t str,
+    pub stream: &'t str,
+    /// Tagged `P`: the runtime split a longer line here.
+    pub partial: bool,
+    pub message: &'t str,
+}
+
+impl CriLine<'_> {
+    /// Its fields in the order a sorted JSON object writes them.
+    pub fn fields(&self) -> [(&'static str, CriField<'_>); 4] {
+        [
+            ("message", CriField::Text(self.message)),
+            ("partial", CriField::Flag(self.partial)),
+            ("stream", CriField::Text(self.stream)),
+            ("timestamp", CriField::Text(self.timestamp)),
+        ]
+    }
+}
+
+/// A CRI field's value, written without building a `Value`.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum CriField<'t> {
+    Text(&'t str),
+    Flag(bool),
+}
+
+/// The parts of a CRI line: `<RFC 3339 time> <stdout|stderr> <P|F> <message>`.
+pub fn cri_line(text: &str) -> Result<CriLine<'_>, String> {
     let mut parts = text.splitn(4, ' ');
     let (Some(time), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("not a CRI log line: expected `<time> <stream> <P|F> <message>`".into());
@@ -24,12 +54,23 @@ pub fn cri(text: &str) -> Result<Map<String, Value>, String> {
         Some("F") => false,
         _ => return Err(format!("not a CRI log line: tag `{tag}` is not P or F")),
     };
-    let mut out = Map::new();
-    out.insert("timestamp".into(), time.into());
-    out.insert("stream".into(), stream.into());
-    out.insert("partial".into(), partial.into());
-    out.insert("message".into(), parts.next().unwrap_or("").into());
-    Ok(out)
+    Ok(CriLine { timestamp: time, stream, partial, message: parts.next().unwrap_or("") })
+}
+
+/// `timestamp`, `stream`, `partial` and `message` of a CRI line, as a JSON object's fields.
+pub fn cri(text: &str) -> Result<Map<String, Value>, String> {
+    let line = cri_line(text)?;
+    Ok(line
+        .fields()
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                CriField::Text(t) => Value::from(t),
+                CriField::Flag(b) => Value::from(b),
+            };
+            (k.to_string(), v)
+        })
+        .collect())
 }
 
 /// `timestamp`, `stream` and `message` (the `log` without its newline) of a Docker json-file line.

@@ -18,6 +18,7 @@ pub mod container;
 pub mod logfmt;
 pub mod syslog;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -116,17 +117,26 @@ impl Parse {
             return serde_json::to_vec(&record).map_err(|e| e.to_string());
         };
         // The record's other fields are kept as their JSON text, not decoded and encoded again:
-        // only the field parsed is read.
-        let Ok(record) = serde_json::from_slice::<BTreeMap<String, &RawValue>>(data) else {
+        // only the field parsed is read. Keys and the text are borrowed from the record unless
+        // they hold escapes.
+        let Some(record) = object_fields(data) else {
             return Err(format!("the record is not a JSON object with a `{field}` field"));
         };
-        let text: String = match record.get(field) {
-            Some(raw) => serde_json::from_str(raw.get()).map_err(|_| format!("`{field}` is not a string"))?,
+        let text = match record.iter().find(|(k, _)| k == field) {
+            Some((_, raw)) => string_of(raw).ok_or_else(|| format!("`{field}` is not a string"))?,
             None => return Err(format!("the record has no `{field}` field")),
         };
+        let mut out: BTreeMap<&str, Field<'_>> = record.iter().map(|(k, v)| (k.as_ref(), Field::Kept(v))).collect();
+        // CRI lines, a log shipper's most common case, are merged without building a `Value` map.
+        if let (Format::Cri, None) = (&self.spec.format, &self.spec.target) {
+            let line = container::cri_line(&text)?;
+            for (k, v) in line.fields() {
+                out.insert(k, Field::Cri(v));
+            }
+            return serde_json::to_vec(&out).map_err(|e| e.to_string());
+        }
         let fields = self.fields(&text)?;
         let nested;
-        let mut out: BTreeMap<&str, Field<'_>> = record.iter().map(|(k, v)| (k.as_str(), Field::Kept(v))).collect();
         match &self.spec.target {
             Some(target) => {
                 nested = Value::Object(fields);
@@ -142,12 +152,32 @@ impl Parse {
     }
 }
 
+/// A JSON object's fields, each value kept as its JSON text; none when `data` is not an object.
+fn object_fields(data: &[u8]) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+    match serde_json::from_slice::<BTreeMap<&str, &RawValue>>(data) {
+        Ok(fields) => Some(fields.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect()),
+        // A key with an escape cannot be borrowed.
+        Err(_) => serde_json::from_slice::<BTreeMap<String, &RawValue>>(data)
+            .ok()
+            .map(|fields| fields.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect()),
+    }
+}
+
+/// The text of a JSON string, borrowed unless it holds escapes.
+fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(Cow::Borrowed(text)),
+        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned),
+    }
+}
+
 /// A field of the record written back: as it was, or parsed.
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Field<'a> {
     Kept(&'a RawValue),
     Parsed(&'a Value),
+    Cri(container::CriField<'a>),
 }
 
 fn csv_fields(text: &str, columns: &[String], delimiter: u8) -> Result<Map<String, Value>, String> {
