@@ -4,8 +4,9 @@
 
 Writes N CRI lines ("<RFC 3339 time> stdout F <n> <12 words>", about 171 bytes) under a kubelet path
 (`logs/pods/<ns>_<pod>_<uid>/<container>/0.log`, so every record also gets the pod's fields), then starts
-target/release/sluice reading it from its beginning with `fields:` (each line wrapped as JSON), `parse: cri`
-on the message, and delivering to local GZIP (5 MiB / 2 s) and, with `--destinations 2`, to OpenSearch
+target/release/sluice reading it from its beginning with `fields:` (each line wrapped as JSON), CRI parsed
+where lines are wrapped (`source.file.parse: cri`; `--parse processor`: a `parse: cri` processor on the
+message), and delivering to local GZIP (5 MiB / 2 s) and, with `--destinations 2`, to OpenSearch
 `_bulk` served by `sluice bench receiver` (the strict Python fake in tests/ cannot take this rate).
 
 It polls /metrics every 0.1 s and prints:
@@ -16,7 +17,8 @@ It polls /metrics every 0.1 s and prints:
 
     cargo build --release
     .venv/bin/python scripts/bench-logs.py --lines 3000000 --destinations 2
-    .venv/bin/python scripts/bench-logs.py --lines 3000000 --destinations 1 --no-parse
+    .venv/bin/python scripts/bench-logs.py --lines 3000000 --destinations 2 --parse processor
+    .venv/bin/python scripts/bench-logs.py --lines 3000000 --destinations 1 --parse none
 """
 
 import argparse
@@ -70,7 +72,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=3_000_000)
     parser.add_argument("--destinations", type=int, choices=[1, 2], default=2)
-    parser.add_argument("--no-parse", action="store_true", help="leave the parse: cri processor out")
+    parser.add_argument("--parse", choices=["source", "processor", "none"], default="source",
+                        help="parse CRI where the file source wraps lines (source.file.parse: cri), with a "
+                             "`parse: cri` processor, or not at all")
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "sluice"))
     parser.add_argument("--keep", help="write the log here once and reuse it (it takes a while to write)")
     args = parser.parse_args()
@@ -79,7 +83,8 @@ def main():
     log = logs / "pods" / POD_DIR / "server" / "0.log"
     if not log.exists():
         write_log(log, args.lines)
-    processors = "" if args.no_parse else "    processors: [ { parse: { format: cri, field: message } } ]\n"
+    processors = "    processors: [ { parse: { format: cri, field: message } } ]\n" if args.parse == "processor" else ""
+    source_parse = ", parse: cri" if args.parse == "source" else ""
     receiver_port = free_port()
     opensearch = (f'      - opensearch: {{ endpoint: "http://127.0.0.1:{receiver_port}", index: logs, '
                   f'backup: {{ local: {{ path: ./os-backup }} }} }}\n') if args.destinations == 2 else ""
@@ -87,7 +92,7 @@ def main():
 storage: {{ dir: ./var }}
 pipelines:
   - name: pods
-    source: {{ file: {{ include: ["{logs}/pods/*/*/*.log"], start_at: beginning, fields: {{ node: n1 }} }} }}
+    source: {{ file: {{ include: ["{logs}/pods/*/*/*.log"], start_at: beginning, fields: {{ node: n1 }}{source_parse} }} }}
 {processors}    buffering: {{ size_mb: 5, interval_seconds: 2 }}
     destinations:
       - local: {{ path: ./out, compression: GZIP, append_delimiter: true }}
@@ -120,7 +125,7 @@ pipelines:
         shutil.rmtree(work, ignore_errors=True)
     total = marks[1.0]
     steady = 0.8 * args.lines / (marks[0.9] - marks[0.1])
-    what = f"{args.destinations} destination(s), {'no parse' if args.no_parse else 'parse: cri'}"
+    what = f"{args.destinations} destination(s), parse: {args.parse}"
     print(f"{args.lines:,} lines, {what}: end to end {total:.1f} s = {args.lines / total:,.0f} lines/s; "
           f"steady {steady:,.0f} lines/s; daemon CPU {cpu:.1f} s ({cpu / args.lines * 1e6:.2f} µs/line); "
           f"peak RSS {peak} MiB")

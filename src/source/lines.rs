@@ -7,8 +7,6 @@
 //! the record and the rest up to the next newline is dropped and counted, so one runaway line can
 //! neither exhaust memory nor stop the source.
 
-use bytes::Bytes;
-
 /// One complete line.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Line {
@@ -199,92 +197,6 @@ fn cri_tag_at(line: &[u8]) -> Option<usize> {
     .then_some(at)
 }
 
-/// `{"message": <line without its newline>, "file": <path>, ..fields}` and a newline: the shape
-/// `fields:` asks for. The line is taken as UTF-8, invalid bytes replaced (JSON holds text only).
-///
-/// Everything but the line is the same for every line of a file, so it is encoded once, when the
-/// file is opened: wrapping a line is two copies and the line's JSON escaping. Keys come out in
-/// sorted order, as a JSON object encoded from a sorted map.
-#[derive(Clone, Debug)]
-pub struct JsonWrap {
-    /// `{` and the fields sorted before `message`, up to and including `"message":`.
-    head: Vec<u8>,
-    /// The fields sorted after `message`, `}` and the newline.
-    tail: Vec<u8>,
-    /// The whole record, when a configured field named `message` replaces the line.
-    constant: Option<Bytes>,
-}
-
-impl JsonWrap {
-    pub fn new(file: Option<&str>, fields: &std::collections::BTreeMap<String, String>) -> Self {
-        let mut others = std::collections::BTreeMap::<&str, serde_json::Value>::new();
-        if let Some(file) = file {
-            others.insert("file", file.into());
-            if let Some(pod) = kubernetes_pod(file) {
-                others.insert("kubernetes", pod);
-            }
-        }
-        for (k, v) in fields {
-            others.insert(k, v.as_str().into());
-        }
-        let encode = |out: &mut Vec<u8>, key: &str, value: &serde_json::Value| {
-            // Writing a string or a `Value` into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, key);
-            out.push(b':');
-            let _ = serde_json::to_writer(&mut *out, value);
-        };
-        if others.contains_key("message") {
-            let mut whole = serde_json::to_vec(&others).unwrap_or_default();
-            whole.push(b'\n');
-            return Self { head: Vec::new(), tail: Vec::new(), constant: Some(Bytes::from(whole)) };
-        }
-        let mut head = vec![b'{'];
-        let mut tail = Vec::new();
-        for (key, value) in &others {
-            if *key < "message" {
-                encode(&mut head, key, value);
-                head.push(b',');
-            } else {
-                tail.push(b',');
-                encode(&mut tail, key, value);
-            }
-        }
-        head.extend_from_slice(br#""message":"#);
-        tail.extend_from_slice(b"}\n");
-        Self { head, tail, constant: None }
-    }
-
-    pub fn wrap(&self, line: &[u8]) -> Bytes {
-        if let Some(whole) = &self.constant {
-            return whole.clone();
-        }
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        let mut out = Vec::with_capacity(self.head.len() + body.len() + body.len() / 8 + 2 + self.tail.len());
-        out.extend_from_slice(&self.head);
-        let _ = serde_json::to_writer(&mut out, &*String::from_utf8_lossy(body));
-        out.extend_from_slice(&self.tail);
-        Bytes::from(out)
-    }
-}
-
-/// The pod of a container log the kubelet writes, from its path alone (no Kubernetes API needed):
-/// `…/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log` → `{namespace, pod, uid, container}`.
-/// Namespace and pod names cannot hold `_` (they are DNS labels), so the split is unambiguous.
-pub fn kubernetes_pod(path: &str) -> Option<serde_json::Value> {
-    let mut parts = path.rsplit('/');
-    let (_file, container, pod_dir, pods) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if pods != "pods" || container.is_empty() {
-        return None;
-    }
-    let mut ids = pod_dir.splitn(3, '_');
-    let (namespace, pod, uid) = (ids.next()?, ids.next()?, ids.next()?);
-    if namespace.is_empty() || pod.is_empty() || uid.is_empty() {
-        return None;
-    }
-    Some(serde_json::json!({ "namespace": namespace, "pod": pod, "uid": uid, "container": container }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,18 +219,6 @@ mod tests {
             b"2026-12-06T10:00:03Z stdout P cut off",
             "an unfinished partial stays P"
         );
-    }
-
-    #[test]
-    fn a_pod_log_path_names_its_pod() {
-        let pod = kubernetes_pod("/var/log/pods/shop_cart-7d9f_0b6c7a1e-1111-2222-3333-444455556666/server/0.log");
-        assert_eq!(
-            pod,
-            Some(serde_json::json!({ "namespace": "shop", "pod": "cart-7d9f",
-                "uid": "0b6c7a1e-1111-2222-3333-444455556666", "container": "server" }))
-        );
-        assert_eq!(kubernetes_pod("/var/log/app/server/0.log"), None);
-        assert_eq!(kubernetes_pod("/var/log/pods/no-underscores/server/0.log"), None);
     }
 
     fn split(splitter: &mut LineSplitter, chunks: &[&[u8]]) -> Vec<Line> {
@@ -368,37 +268,5 @@ mod tests {
         assert_eq!(first.end, 29);
         assert_eq!(m.flush(now, false), None);
         assert_eq!(m.flush(now + std::time::Duration::from_secs(1), false).unwrap().end, 45);
-    }
-
-    #[test]
-    fn wrapped_lines_are_json_with_their_file_and_fields() {
-        let fields = [("host".to_string(), "web-1".to_string())].into_iter().collect();
-        let out = JsonWrap::new(Some("/var/log/a.log"), &fields).wrap(b"caf\xc3\xa9 \xff\r\n");
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["message"], "café \u{fffd}");
-        assert_eq!(v["file"], "/var/log/a.log");
-        assert_eq!(v["host"], "web-1");
-        assert!(out.ends_with(b"\n"));
-    }
-
-    #[test]
-    fn wrapping_writes_what_encoding_the_sorted_object_writes() {
-        let fields = [("zone", "eu \"1\""), ("app", "cart"), ("host", "n1")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let file = "/var/log/pods/shop_cart-7d9f_0b6c7a1e/server/0.log";
-        let out = JsonWrap::new(Some(file), &fields).wrap(b"a \"quoted\"\tline\n");
-        let mut expected = serde_json::json!({
-            "app": "cart", "file": file, "host": "n1", "message": "a \"quoted\"\tline", "zone": "eu \"1\"",
-            "kubernetes": kubernetes_pod(file).unwrap(),
-        })
-        .to_string();
-        expected.push('\n');
-        assert_eq!(String::from_utf8(out.to_vec()).unwrap(), expected);
-        let bare = JsonWrap::new(None, &Default::default()).wrap(b"x\r\n");
-        assert_eq!(&bare[..], b"{\"message\":\"x\"}\n");
-        let replaced = [("message".to_string(), "fixed".to_string())].into_iter().collect();
-        assert_eq!(&JsonWrap::new(None, &replaced).wrap(b"line")[..], b"{\"message\":\"fixed\"}\n");
     }
 }

@@ -11,6 +11,7 @@ pub mod file;
 pub mod firehose_http;
 pub mod http;
 pub mod journald;
+pub mod json_wrap;
 pub mod kafka;
 pub mod kinesis;
 pub mod lines;

@@ -21,8 +21,13 @@ pub struct RawFileSource {
     /// that ends them, so a joined record is checkpointed past all its lines.
     pub join_cri_partials: Option<Spanned<bool>>,
     pub max_line_bytes: Option<Spanned<ByteSize>>,
-    /// Wrap each line as JSON: `{"message": .., "file": .., <fields>}`.
+    /// Fields added to every line's JSON object `{"message": .., "file": .., "host": .., <fields>}`.
     pub fields: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// Deliver the lines as they are, not wrapped as JSON (as the Kinesis Agent sends them).
+    pub raw: Option<Spanned<bool>>,
+    /// `cri`: parse container runtimes' lines where they are wrapped (`message`, `stream`,
+    /// `partial`, `timestamp`), joining the lines the runtime split unless `join_cri_partials: false`.
+    pub parse: Option<Spanned<String>>,
     /// Lines skipped at the start of every file (Kinesis Agent's skipHeaderLines).
     pub skip_header_lines: Option<Spanned<u64>>,
     /// Appended to a line that was cut (Kinesis Agent's truncatedRecordTerminator).
@@ -50,8 +55,12 @@ pub struct FileSourceSpec {
     pub multiline: Option<MultilineSpec>,
     pub join_cri_partials: bool,
     pub max_line_bytes: usize,
-    /// Non-empty: each line becomes `{"message": line, "file": path, ..fields}`.
+    /// Lines are wrapped as JSON objects: `{"message": line, "file": path, "host": .., ..fields}`.
+    pub wrap: bool,
+    /// Added to every wrapped line (`host` is always among them).
     pub fields: std::collections::BTreeMap<String, String>,
+    /// Container runtimes' lines are parsed as they are wrapped.
+    pub parse_cri: bool,
     pub skip_header_lines: u64,
     pub truncated_line_terminator: Option<String>,
     pub glob_interval: Duration,
@@ -96,7 +105,27 @@ pub fn validate(c: &mut Checker, f: &RawFileSource, field: &str) -> FileSourceSp
             timeout: Duration::from_millis(m.timeout_ms.as_ref().map_or(1000, |t| t.value)),
         }
     });
-    let join_cri_partials = f.join_cri_partials.as_ref().is_some_and(|j| j.value);
+    let raw = f.raw.as_ref().is_some_and(|r| r.value);
+    let parse_cri = match &f.parse {
+        None => false,
+        Some(p) if p.value == "cri" => true,
+        Some(p) => {
+            c.at(
+                p,
+                &format!("{field}.parse"),
+                format!(
+                    "`{}` is not parsed where lines are read (only `cri` is); use a `parse: {{ format: {}, field: message }}` processor",
+                    p.value, p.value
+                ),
+            );
+            false
+        }
+    };
+    if let (true, Some(r)) = (raw && (f.fields.is_some() || f.parse.is_some()), &f.raw) {
+        c.at(r, &format!("{field}.raw"), "raw lines cannot carry `fields:` or be parsed (`parse:`); leave `raw` out");
+    }
+    // Parsing CRI lines implies joining the lines the runtime split, unless said otherwise.
+    let join_cri_partials = f.join_cri_partials.as_ref().map_or(parse_cri, |j| j.value);
     if let (true, Some(j)) = (join_cri_partials && f.multiline.is_some(), &f.join_cri_partials) {
         c.at(j, &format!("{field}.join_cri_partials"), "cannot be combined with multiline: (both join lines)");
     }
@@ -109,15 +138,20 @@ pub fn validate(c: &mut Checker, f: &RawFileSource, field: &str) -> FileSourceSp
         multiline,
         join_cri_partials,
         max_line_bytes: max_line_bytes(c, f.max_line_bytes.as_ref(), &field),
-        fields: f.fields.as_ref().map(|m| with_host(m.value.clone())).unwrap_or_default(),
+        wrap: !raw,
+        fields: if raw {
+            Default::default()
+        } else {
+            with_host(f.fields.as_ref().map(|m| m.value.clone()).unwrap_or_default())
+        },
+        parse_cri,
         skip_header_lines: f.skip_header_lines.as_ref().map_or(0, |s| s.value),
         truncated_line_terminator: f.truncated_line_terminator.as_ref().map(|t| t.value.clone()),
         glob_interval,
     }
 }
 
-/// Lines wrapped as JSON (`fields:`, even `fields: {}`) say which host read them, as log shippers'
-/// records do: `host` is the machine's host name unless the config sets it (e.g. to a Kubernetes
+/// Wrapped lines (the default) say which host read them, as log shippers' records do: `host` is the machine's host name unless the config sets it (e.g. to a Kubernetes
 /// node name).
 fn with_host(mut fields: std::collections::BTreeMap<String, String>) -> std::collections::BTreeMap<String, String> {
     if !fields.contains_key("host") {

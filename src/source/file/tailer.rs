@@ -25,7 +25,8 @@ use tokio::sync::mpsc;
 
 use super::checkpoint::{FileCheckpoint, FileEntry};
 use super::config::FileSourceSpec;
-use crate::source::lines::{JsonWrap, Line, LineSplitter, Multiline};
+use crate::source::json_wrap::JsonWrap;
+use crate::source::lines::{Line, LineSplitter, Multiline};
 
 /// Read from one file per round, at most.
 const READ_PER_ROUND: usize = 1 << 20;
@@ -64,7 +65,7 @@ struct Tailed {
     generation: u64,
     splitter: LineSplitter,
     multiline: Option<Multiline>,
-    /// How its lines are wrapped as JSON (`fields:`), or none: raw lines.
+    /// How its lines are wrapped as JSON, or none: raw lines (`raw: true`).
     wrap: Option<JsonWrap>,
     header_left: u64,
     last_growth: Instant,
@@ -272,8 +273,10 @@ impl Tailer {
         };
         tracing::info!(pipeline = %self.pipeline, file = %path.display(), offset, "tailing");
         let max = self.spec.max_line_bytes;
-        let wrap =
-            (!self.spec.fields.is_empty()).then(|| JsonWrap::new(Some(&path.display().to_string()), &self.spec.fields));
+        let wrap = self
+            .spec
+            .wrap
+            .then(|| JsonWrap::new(Some(&path.display().to_string()), &self.spec.fields, self.spec.parse_cri));
         self.files.insert(
             id,
             Tailed {
