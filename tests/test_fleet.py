@@ -218,7 +218,7 @@ def test_file_shippers_on_two_hosts_with_the_same_files_both_land(sluice_factory
             storage: {{ dir: ./var }}
             pipelines:
               - name: app
-                source: {{ file: {{ include: ["{logs}/*.log"], start_at: beginning }} }}
+                source: {{ file: {{ include: ["{logs}/*.log"], start_at: beginning, raw: true }} }}
                 buffering: {{ size_mb: 1, interval_seconds: 1 }}
                 destination: {{ local: {{ path: "{shared}" }} }}
             """, name=f"host-{h}").start())

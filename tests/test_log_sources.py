@@ -91,7 +91,8 @@ def test_http_source_takes_ndjson_gzip_and_raw_bodies_and_refuses_bad_ones_whole
 
 # --- files -------------------------------------------------------------------------------------
 
-def file_pipeline(sluice_factory, extra="", include='["./logs/*.log"]', name="daemon"):
+def file_pipeline(sluice_factory, extra="", include='["./logs/*.log"]', name="daemon", raw=True):
+    """A file pipeline into ./out; `raw` lines (not wrapped as JSON) unless said otherwise."""
     return sluice_factory(f"""
 storage: {{ dir: ./var }}
 pipelines:
@@ -101,6 +102,7 @@ pipelines:
         include: {include}
         start_at: beginning
         glob_interval_ms: 200
+        raw: {"true" if raw else "false"}
 {extra}
     buffering: {{ size_mb: 1, interval_seconds: 1 }}
     destination: {{ local: {{ path: ./out }} }}
@@ -219,7 +221,7 @@ def test_a_restart_resumes_after_the_checkpoint_without_duplicates(sluice_factor
 
 
 def test_multiline_long_lines_headers_fields_and_a_deleted_file(sluice_factory):
-    d = file_pipeline(sluice_factory, extra="""        multiline: { start_pattern: '^\\d{4}-\\d{2}-\\d{2}', timeout_ms: 500 }
+    d = file_pipeline(sluice_factory, raw=False, extra="""        multiline: { start_pattern: '^\\d{4}-\\d{2}-\\d{2}', timeout_ms: 500 }
         max_line_bytes: 1MiB
         truncated_line_terminator: "[cut]"
         skip_header_lines: 1
@@ -367,6 +369,29 @@ pipelines:
     assert "this line is not CRI" in base64.b64decode(error["rawData"]).decode()
 
 
+def test_lines_are_wrapped_with_their_host_and_file_by_default_and_cri_lines_parse_where_read(sluice_factory):
+    import socket
+    d = file_pipeline(sluice_factory, raw=False, extra="        parse: cri")
+    logs = d.workdir / "logs"
+    logs.mkdir(parents=True)
+    (logs / "app.log").write_text("2026-12-06T10:00:00.000000001Z stdout P split \n"
+                                  "2026-12-06T10:00:00.000000002Z stdout F line\n"
+                                  "2026-12-06T10:00:01Z stderr F second\n"
+                                  "not a CRI line\n")
+    d.start()
+    wait_for(lambda: len(lines_in(d.workdir / "out")) >= 3, timeout=30, what="three records")
+    records = sorted((json.loads(line) for body in local_objects(d.workdir / "out").values()
+                      for line in body.splitlines()), key=lambda r: r["message"])
+    host, file = socket.gethostname(), str(logs / "app.log")
+    assert records == [
+        {"file": file, "host": host, "malformed": True, "message": "not a CRI line"},
+        {"file": file, "host": host, "message": "second", "partial": False, "stream": "stderr",
+         "timestamp": "2026-12-06T10:00:01Z"},
+        {"file": file, "host": host, "message": "split line", "partial": False, "stream": "stdout",
+         "timestamp": "2026-12-06T10:00:00.000000001Z"},
+    ]
+
+
 def test_pod_logs_are_parsed_and_land_under_their_namespace_and_pod(sluice_factory):
     # The DaemonSet's pipeline (deploy/kubernetes/daemonset.yaml) on a local copy of /var/log/pods.
     d = sluice_factory("""
@@ -374,9 +399,8 @@ storage: { dir: ./var }
 pipelines:
   - name: node-logs
     source:
-      file: { include: ["./pods/*/*/*.log"], start_at: beginning, glob_interval_ms: 200, fields: { node: n1 }, join_cri_partials: true }
+      file: { include: ["./pods/*/*/*.log"], start_at: beginning, glob_interval_ms: 200, fields: { node: n1 }, parse: cri }
     processors:
-      - parse: { format: cri, field: message }
       - metadata_extraction: { query: '{namespace: .kubernetes.namespace, pod: .kubernetes.pod}' }
       - append_delimiter: {}
     dynamic_partitioning: { enabled: true }

@@ -159,3 +159,36 @@ fn with_host(mut fields: std::collections::BTreeMap<String, String>) -> std::col
     }
     fields
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::sources::SourceSpec;
+
+    fn load(source: &str) -> Result<SourceSpec, String> {
+        let yaml = format!("pipelines:\n  - name: a\n    source: {{ file: {source} }}\n    destination: {{ local: {{ path: ./d }} }}\n");
+        let cfg = crate::config::load_str(&yaml, "test.yaml", Default::default()).map_err(|e| e.to_string())?;
+        Ok(cfg.pipelines[0].source.clone())
+    }
+
+    #[test]
+    fn lines_are_wrapped_with_the_host_unless_raw_and_parse_cri_joins_split_lines() {
+        let Ok(SourceSpec::File(f)) = load("{ include: [a.log] }") else { panic!("a file source") };
+        assert!(f.wrap && f.fields.contains_key("host") && !f.parse_cri && !f.join_cri_partials);
+        let Ok(SourceSpec::File(f)) = load("{ include: [a.log], raw: true }") else { panic!("a file source") };
+        assert!(!f.wrap && f.fields.is_empty());
+        let Ok(SourceSpec::File(f)) = load("{ include: [a.log], parse: cri }") else { panic!("a file source") };
+        assert!(f.wrap && f.parse_cri && f.join_cri_partials);
+        let Ok(SourceSpec::File(f)) = load("{ include: [a.log], parse: cri, join_cri_partials: false }") else {
+            panic!("a file source")
+        };
+        assert!(f.parse_cri && !f.join_cri_partials);
+    }
+
+    #[test]
+    fn raw_lines_with_fields_and_other_formats_are_refused_with_the_way_out() {
+        let err = load("{ include: [a.log], raw: true, fields: { app: x } }").unwrap_err();
+        assert!(err.contains("`pipelines[0].source.file.raw`: raw lines cannot carry `fields:`"), "{err}");
+        let err = load("{ include: [a.log], parse: logfmt }").unwrap_err();
+        assert!(err.contains("use a `parse: { format: logfmt, field: message }` processor"), "{err}");
+    }
+}
