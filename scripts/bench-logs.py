@@ -75,6 +75,7 @@ def main():
     parser.add_argument("--parse", choices=["source", "processor", "none"], default="source",
                         help="parse CRI where the file source wraps lines (source.file.parse: cri), with a "
                              "`parse: cri` processor, or not at all")
+    parser.add_argument("--gzip-level", type=int, help="compression_level of the local GZIP destination")
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "sluice"))
     parser.add_argument("--keep", help="write the log here once and reuse it (it takes a while to write)")
     args = parser.parse_args()
@@ -85,6 +86,7 @@ def main():
         write_log(log, args.lines)
     processors = "    processors: [ { parse: { format: cri, field: message } } ]\n" if args.parse == "processor" else ""
     source_parse = ", parse: cri" if args.parse == "source" else ""
+    level = f", compression_level: {args.gzip_level}" if args.gzip_level else ""
     receiver_port = free_port()
     opensearch = (f'      - opensearch: {{ endpoint: "http://127.0.0.1:{receiver_port}", index: logs, '
                   f'backup: {{ local: {{ path: ./os-backup }} }} }}\n') if args.destinations == 2 else ""
@@ -95,7 +97,7 @@ pipelines:
     source: {{ file: {{ include: ["{logs}/pods/*/*/*.log"], start_at: beginning, fields: {{ node: n1 }}{source_parse} }} }}
 {processors}    buffering: {{ size_mb: 5, interval_seconds: 2 }}
     destinations:
-      - local: {{ path: ./out, compression: GZIP, append_delimiter: true }}
+      - local: {{ path: ./out, compression: GZIP{level}, append_delimiter: true }}
 {opensearch}""")
     receiver = subprocess.Popen([args.binary, "bench", "receiver", "--listen", f"127.0.0.1:{receiver_port}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,7 +127,7 @@ pipelines:
         shutil.rmtree(work, ignore_errors=True)
     total = marks[1.0]
     steady = 0.8 * args.lines / (marks[0.9] - marks[0.1])
-    what = f"{args.destinations} destination(s), parse: {args.parse}"
+    what = f"{args.destinations} destination(s), parse: {args.parse}, GZIP level {args.gzip_level or 6}"
     print(f"{args.lines:,} lines, {what}: end to end {total:.1f} s = {args.lines / total:,.0f} lines/s; "
           f"steady {steady:,.0f} lines/s; daemon CPU {cpu:.1f} s ({cpu / args.lines * 1e6:.2f} µs/line); "
           f"peak RSS {peak} MiB")

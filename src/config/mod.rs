@@ -270,6 +270,8 @@ pub struct RawObjectStore {
     pub prefix: Option<Spanned<String>>,
     pub error_output_prefix: Option<Spanned<String>>,
     pub compression: Option<Spanned<Compression>>,
+    /// GZIP 1–9 (default 6), ZSTD 1–19 (default 3): speed against size.
+    pub compression_level: Option<Spanned<u32>>,
     pub file_extension: Option<Spanned<String>>,
     #[serde(default)]
     pub append_delimiter: bool,

@@ -177,6 +177,8 @@ pub struct ObjectDestination {
     /// Effective error prefix, with Firehose's defaults already applied.
     pub error_prefix: KeyTemplate,
     pub compression: Compression,
+    /// The codec's level when not its default (GZIP 1–9, ZSTD 1–19).
+    pub compression_level: Option<u32>,
     pub file_extension: String,
     pub append_delimiter: bool,
     /// JSON → Parquet/ORC; when set, `compression` is `Uncompressed` (the file compresses itself).

@@ -465,6 +465,26 @@ pipelines:
     }
 
     #[test]
+    fn compression_levels_are_checked_against_the_codec() {
+        let yaml =
+            |extra: &str| format!("pipelines:\n  - name: a\n    destination: {{ local: {{ path: ./d, {extra} }} }}\n");
+        let cfg = load(&yaml("compression: GZIP, compression_level: 4")).unwrap();
+        assert_eq!(
+            (cfg.pipelines[0].store.compression, cfg.pipelines[0].store.compression_level),
+            (crate::format::Compression::Gzip, Some(4))
+        );
+        let cases = [
+            ("compression: GZIP, compression_level: 10", "must be between 1 and 9 for GZIP"),
+            ("compression: ZSTD, compression_level: 0", "must be between 1 and 19 for ZSTD"),
+            ("compression_level: 5", "applies to GZIP (1–9) and ZSTD (1–19), not UNCOMPRESSED"),
+        ];
+        for (extra, expected) in cases {
+            let err = load(&yaml(extra)).unwrap_err();
+            assert!(err.contains(expected) && err.contains("compression_level"), "{extra}: {err}");
+        }
+    }
+
+    #[test]
     fn default_prefixes_follow_firehose() {
         let cfg = load("pipelines:\n  - name: a\n    destination: { local: { path: ./d, prefix: logs } }\n").unwrap();
         let d = &cfg.pipelines[0].store;

@@ -61,15 +61,23 @@ impl Compression {
         }
     }
 
-    /// Wraps `inner` in this codec. `entry_name` names the single entry of a ZIP archive.
-    pub fn writer<'a, W: Write + Send + 'a>(self, inner: W, entry_name: &str) -> io::Result<Box<dyn FinishWrite + 'a>> {
+    /// Wraps `inner` in this codec, at `level` or the codec's default (GZIP 6, ZSTD 3). `entry_name`
+    /// names the single entry of a ZIP archive.
+    pub fn writer<'a, W: Write + Send + 'a>(
+        self,
+        inner: W,
+        entry_name: &str,
+        level: Option<u32>,
+    ) -> io::Result<Box<dyn FinishWrite + 'a>> {
         Ok(match self {
             Compression::Uncompressed => Box::new(Plain(inner)),
-            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(inner, flate2::Compression::new(6))),
+            Compression::Gzip => {
+                Box::new(flate2::write::GzEncoder::new(inner, flate2::Compression::new(level.unwrap_or(6))))
+            }
             Compression::Zip => Box::new(ZipOne::new(inner, entry_name)?),
             Compression::Snappy => Box::new(SnappyJava::new(inner)?),
             Compression::HadoopSnappy => Box::new(HadoopSnappy::new(inner)),
-            Compression::Zstd => Box::new(zstd::stream::write::Encoder::new(inner, 3)?),
+            Compression::Zstd => Box::new(zstd::stream::write::Encoder::new(inner, level.map_or(3, |l| l as i32))?),
         })
     }
 }
@@ -264,7 +272,7 @@ mod tests {
 
     fn compress(c: Compression, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut w = c.writer(&mut out, "entry").unwrap();
+        let mut w = c.writer(&mut out, "entry", None).unwrap();
         w.write_all(data).unwrap();
         w.finish_stream().unwrap();
         out
@@ -281,6 +289,27 @@ mod tests {
         flate2::read::GzDecoder::new(&compress(Compression::Gzip, &data)[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
         assert_eq!(zstd::decode_all(&compress(Compression::Zstd, &data)[..]).unwrap(), data);
+    }
+
+    #[test]
+    fn a_level_trades_speed_for_size_and_still_decodes() {
+        let data: Vec<u8> =
+            (0..100_000).flat_map(|i| format!("{{\"n\":{},\"v\":{}}}\n", i, i * 7 % 13).into_bytes()).collect();
+        let at = |c: Compression, level| {
+            let mut out = Vec::new();
+            let mut w = c.writer(&mut out, "entry", Some(level)).unwrap();
+            w.write_all(&data).unwrap();
+            w.finish_stream().unwrap();
+            out
+        };
+        let (fast, small) = (at(Compression::Gzip, 1), at(Compression::Gzip, 9));
+        assert!(fast.len() > small.len(), "{} vs {}", fast.len(), small.len());
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&fast[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+        let (zstd_fast, zstd_small) = (at(Compression::Zstd, 1), at(Compression::Zstd, 19));
+        assert_ne!(zstd_fast, zstd_small, "the level reaches the zstd encoder");
+        assert_eq!(zstd::decode_all(&zstd_fast[..]).unwrap(), data);
     }
 
     #[test]

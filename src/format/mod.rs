@@ -50,6 +50,8 @@ impl RecordEncoder for RawEncoder {
 pub struct ObjectFormat {
     pub encoder: RawEncoder,
     pub compression: Compression,
+    /// The codec's level, or its default.
+    pub compression_level: Option<u32>,
     pub extension: String,
 }
 
@@ -62,7 +64,8 @@ impl ObjectFormat {
     /// Encodes and compresses `records` into `sink`. Deterministic, so a retry reproduces the
     /// object byte for byte.
     pub fn write_object(&self, records: &[Record], entry_name: &str, sink: impl Write + Send) -> io::Result<()> {
-        let mut writer = self.compression.writer(io::BufWriter::with_capacity(256 << 10, sink), entry_name)?;
+        let sink = io::BufWriter::with_capacity(256 << 10, sink);
+        let mut writer = self.compression.writer(sink, entry_name, self.compression_level)?;
         self.encoder.encode(records, &mut writer)?;
         writer.finish_stream()
     }
@@ -80,6 +83,7 @@ mod tests {
         let f = ObjectFormat {
             encoder: RawEncoder { append_delimiter: true },
             compression: Compression::Uncompressed,
+            compression_level: None,
             extension: String::new(),
         };
         let mut out = Vec::new();

@@ -238,6 +238,7 @@ impl Opening<'_> {
         let format = ObjectFormat {
             encoder: RawEncoder { append_delimiter: delimit },
             compression: d.compression,
+            compression_level: d.compression_level,
             extension: d.file_extension.clone(),
         };
         // Error output is newline-delimited JSON, compressed like the data. Converted data's
@@ -245,6 +246,7 @@ impl Opening<'_> {
         let error_format = ObjectFormat {
             encoder: RawEncoder { append_delimiter: true },
             compression: d.compression,
+            compression_level: d.compression_level,
             extension: if d.format_conversion.is_some() {
                 d.compression.default_extension().to_string()
             } else {

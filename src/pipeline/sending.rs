@@ -191,6 +191,7 @@ mod tests {
             Arc::new(ObjectFormat {
                 encoder: RawEncoder { append_delimiter: delimit },
                 compression: Default::default(),
+                compression_level: None,
                 extension: String::new(),
             })
         };

@@ -338,6 +338,7 @@ mod tests {
         let format = Arc::new(ObjectFormat {
             encoder: RawEncoder { append_delimiter: true },
             compression: Compression::Uncompressed,
+            compression_level: None,
             extension: String::new(),
         });
         for (key, n) in [("a/small", 3), ("b/large", 20_000)] {

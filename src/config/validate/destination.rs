@@ -75,6 +75,27 @@ pub(crate) fn store_destination<T>(
     let store = if kind == "s3" { s3_store(c, at, o, &field) } else { local_store(c, at, o, &field) };
     let (prefix, error_prefix) = prefixes(c, o, &field, partitions)?;
     let compression = o.compression.as_ref().map(|c| c.value).unwrap_or_default();
+    let compression_level = o.compression_level.as_ref().map(|level| {
+        let range = match compression {
+            Compression::Gzip => Some(1..=9),
+            Compression::Zstd => Some(1..=19),
+            _ => None,
+        };
+        match range {
+            Some(range) if !range.contains(&level.value) => c.at(
+                level,
+                &format!("{field}.compression_level"),
+                format!("must be between {} and {} for {}", range.start(), range.end(), compression.name()),
+            ),
+            Some(_) => {}
+            None => c.at(
+                level,
+                &format!("{field}.compression_level"),
+                format!("applies to GZIP (1–9) and ZSTD (1–19), not {}", compression.name()),
+            ),
+        }
+        level.value
+    });
     let conversion = match &o.format_conversion {
         Some(fc) if fc.value.enabled != Some(false) => {
             if let Some(comp) = o.compression.as_ref().filter(|c| c.value != Compression::Uncompressed) {
@@ -127,6 +148,7 @@ pub(crate) fn store_destination<T>(
         prefix,
         error_prefix,
         compression,
+        compression_level,
         file_extension,
         append_delimiter: o.append_delimiter,
         format_conversion: conversion,
