@@ -54,7 +54,7 @@ def main():
 storage: { dir: ./var }
 pipelines:
   - name: tail
-    source: { file: { include: ["./logs/*.log"], start_at: beginning } }
+    source: { file: { include: ["./logs/*.log"], start_at: beginning, raw: true } }
     buffering: { size_mb: 16, interval_seconds: 1 }
     destination: { local: { path: ./out, compression: GZIP } }
 """)
