@@ -14,7 +14,9 @@ use cli::config_source::{ConfigSource, Overrides};
 
 /// mimalloc rather than glibc's malloc: a pipeline allocates and frees millions of small records a
 /// second across threads, and glibc's free-list consolidation was a tenth of a partitioned
-/// pipeline's CPU (BENCHMARKS.md, "A partitioned pipeline end to end").
+/// pipeline's CPU (BENCHMARKS.md, "A partitioned pipeline end to end"). The `system-allocator`
+/// feature keeps glibc's, for heap profilers that hook malloc (heaptrack; BENCHMARKS.md, issue #29).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -108,7 +110,29 @@ enum Command {
     Man,
 }
 
+/// mimalloc keeps freed memory for a while before returning it (a purge delay) and commits its arenas
+/// eagerly on overcommitting systems: under a flat-out load that held RSS at more than twice the live
+/// heap (issue #29: 209 MiB RSS over a 77 MiB heap peak). Returning memory at once and committing
+/// arenas on demand gave about half the RSS at the same throughput (BENCHMARKS.md, "Where the memory
+/// goes"). A `MIMALLOC_*` variable set in the environment still decides.
+#[cfg(not(feature = "system-allocator"))]
+fn tune_allocator() {
+    // Numbers in mimalloc's `mi_option_e`, the same in its v2 and v3.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    for (option, variable) in
+        [(ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"), (PURGE_DELAY, "MIMALLOC_PURGE_DELAY")]
+    {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: setting an option stores a value in mimalloc's option table; any thread, any time.
+            unsafe { libmimalloc_sys::mi_option_set(option, 0) };
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(not(feature = "system-allocator"))]
+    tune_allocator();
     let cli = Cli::parse();
     let log_format = match &cli.command {
         Command::Run { log_format, .. } => *log_format,
