@@ -24,6 +24,10 @@ use crate::config::{ServerSideEncryption, StoreSpec};
 
 /// Part size for multipart uploads; S3 needs at least 5 MiB per part but the last.
 const PART_SIZE: usize = 8 << 20;
+/// A part buffer starts at most this large and doubles: the hint is the batch's size before
+/// compression, and a compressed object is a fraction of it, so reserving the hint held several
+/// idle megabytes per upload (issue #29).
+const FIRST_CHUNK: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum SinkError {
@@ -153,7 +157,7 @@ impl ObjectSink {
     {
         let (tx, rx) = mpsc::channel(2);
         let encoder = tokio::task::spawn_blocking(move || {
-            let mut chunks = ChunkWriter { tx, buf: Vec::with_capacity(size_hint.clamp(4096, PART_SIZE)) };
+            let mut chunks = ChunkWriter { tx, buf: Vec::with_capacity(size_hint.clamp(4096, FIRST_CHUNK)) };
             encode(&mut chunks)?;
             chunks.end()
         });
@@ -294,7 +298,11 @@ impl ChunkWriter {
     }
 
     fn end(mut self) -> io::Result<()> {
-        let rest = std::mem::take(&mut self.buf);
+        let mut rest = std::mem::take(&mut self.buf);
+        // The last part waits for the upload; it should not hold the unused half of a doubling.
+        if rest.capacity() > rest.len() + rest.len() / 4 {
+            rest.shrink_to_fit();
+        }
         self.send(Chunk::Data(Bytes::from(rest)))?;
         self.send(Chunk::End)
     }
@@ -310,7 +318,7 @@ impl Write for ChunkWriter {
         }
         self.buf.extend_from_slice(&data[..take]);
         if self.buf.len() == PART_SIZE {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PART_SIZE));
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(FIRST_CHUNK));
             self.send(Chunk::Data(Bytes::from(full)))?;
         }
         Ok(take)
