@@ -1,13 +1,13 @@
-//! Wrapping a line source's lines as JSON objects (`fields:` on the file source): the line as
-//! `message`, with the file, the pod a kubelet path names, and the configured fields; with
-//! `parse: cri`, a container runtime's line parsed as it is wrapped.
+//! Wrapping a line source's lines as JSON objects (the file source's records unless `raw: true`):
+//! the line as `message`, with the file, the pod a kubelet path names, and the configured fields
+//! (the host among them); with `parse: cri`, a container runtime's line parsed as it is wrapped.
 
 use bytes::Bytes;
 
 use crate::process::parse::container::cri_line;
 
-/// `{"message": <line without its newline>, "file": <path>, ..fields}` and a newline: the shape
-/// `fields:` asks for. The line is taken as UTF-8, invalid bytes replaced (JSON holds text only).
+/// `{"message": <line without its newline>, "file": <path>, ..fields}` and a newline: a file
+/// source's record. The line is taken as UTF-8, invalid bytes replaced (JSON holds text only).
 /// With `cri`, a container runtime's line is parsed as it is wrapped: `message` is its text and
 /// `stream`, `partial` and `timestamp` come from its head (a line that is not CRI keeps its whole
 /// text, flagged `"malformed": true`), which is the `parse: { format: cri }` processor's output
