@@ -112,9 +112,11 @@ enum Command {
 
 /// mimalloc keeps freed memory for a while before returning it (a purge delay) and commits its arenas
 /// eagerly on overcommitting systems: under a flat-out load that held RSS at more than twice the live
-/// heap (issue #29: 209 MiB RSS over a 77 MiB heap peak). Returning memory at once and committing
-/// arenas on demand gave about half the RSS at the same throughput (BENCHMARKS.md, "Where the memory
-/// goes"). A `MIMALLOC_*` variable set in the environment still decides.
+/// heap (issue #29: 209 MiB RSS over a 77 MiB heap peak). Returning memory at once takes it to about
+/// 150 MiB at the same throughput (BENCHMARKS.md, "Where the memory goes"). On-demand arena commit
+/// takes it to about 100 MiB, but mimalloc reserves its first arena before `main`, so here it only
+/// reaches later arenas: the deploy files set `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment.
+/// A `MIMALLOC_*` variable set in the environment always decides.
 #[cfg(not(feature = "system-allocator"))]
 fn tune_allocator() {
     // Numbers in mimalloc's `mi_option_e`, the same in its v2 and v3.

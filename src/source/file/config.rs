@@ -151,7 +151,8 @@ pub fn validate(c: &mut Checker, f: &RawFileSource, field: &str) -> FileSourceSp
     }
 }
 
-/// Wrapped lines (the default) say which host read them, as log shippers' records do: `host` is the machine's host name unless the config sets it (e.g. to a Kubernetes
+/// Wrapped lines (the default) say which host read them, as log shippers' records do: `host` is
+/// the machine's host name unless the config sets it (e.g. to a Kubernetes
 /// node name).
 fn with_host(mut fields: std::collections::BTreeMap<String, String>) -> std::collections::BTreeMap<String, String> {
     if !fields.contains_key("host") {
