@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, cpu_seconds, free_port, metrics, stop
+from benchlib import ROOT, cpu_seconds, free_port, metrics, peak_rss_mib, stop
 
 WORDS = ["GET", "POST", "/api/v1/cart", "/api/v1/orders", "status=200", "status=404", "user=alice", "user=bob",
          "latency_ms=12", "region=eu"]
@@ -59,13 +59,6 @@ def delivered(endpoint, destinations):
     opensearch = sum(v for k, v in m.items()
                      if k.startswith("sluice_delivery_to_amazon_opensearch_service_records_total"))
     return [local, opensearch][:destinations]
-
-
-def peak_rss_mib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) // 1024
-    return 0
 
 
 def main():

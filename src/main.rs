@@ -16,6 +16,8 @@ use cli::config_source::{ConfigSource, Overrides};
 /// second across threads, and glibc's free-list consolidation was a tenth of a partitioned
 /// pipeline's CPU (BENCHMARKS.md, "A partitioned pipeline end to end"). The `system-allocator`
 /// feature keeps glibc's, for heap profilers that hook malloc (heaptrack; BENCHMARKS.md, issue #29).
+/// mimalloc's memory-returning options trade CPU for RSS and are left at their defaults
+/// (BENCHMARKS.md, "Where the memory goes").
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -110,31 +112,7 @@ enum Command {
     Man,
 }
 
-/// mimalloc keeps freed memory for a while before returning it (a purge delay) and commits its arenas
-/// eagerly on overcommitting systems: under a flat-out load that held RSS at more than twice the live
-/// heap (issue #29: 209 MiB RSS over a 77 MiB heap peak). Returning memory at once takes it to about
-/// 150 MiB at the same throughput (BENCHMARKS.md, "Where the memory goes"). On-demand arena commit
-/// takes it to about 100 MiB, but mimalloc reserves its first arena before `main`, so here it only
-/// reaches later arenas: the deploy files set `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment.
-/// A `MIMALLOC_*` variable set in the environment always decides.
-#[cfg(not(feature = "system-allocator"))]
-fn tune_allocator() {
-    // Numbers in mimalloc's `mi_option_e`, the same in its v2 and v3.
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    for (option, variable) in
-        [(ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"), (PURGE_DELAY, "MIMALLOC_PURGE_DELAY")]
-    {
-        if std::env::var_os(variable).is_none() {
-            // SAFETY: setting an option stores a value in mimalloc's option table; any thread, any time.
-            unsafe { libmimalloc_sys::mi_option_set(option, 0) };
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    #[cfg(not(feature = "system-allocator"))]
-    tune_allocator();
     let cli = Cli::parse();
     let log_format = match &cli.command {
         Command::Run { log_format, .. } => *log_format,

@@ -29,7 +29,7 @@ enum Member {
     /// `"key":value`, encoded once.
     Fixed(Vec<u8>),
     /// `"key":` and which part of the line follows.
-    Line(&'static [u8], Part),
+    Line(Vec<u8>, Part),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,22 +53,26 @@ impl JsonWrap {
         for (k, v) in fields {
             fixed.insert(k, v.as_str().into());
         }
-        let mut parts = vec![("message", br#""message":"#.as_slice(), Part::Message)];
+        let mut parts = vec![("message", Part::Message)];
         if cri {
             parts.extend([
-                ("malformed", br#""malformed":"#.as_slice(), Part::Malformed),
-                ("partial", br#""partial":"#, Part::Partial),
-                ("stream", br#""stream":"#, Part::Stream),
-                ("timestamp", br#""timestamp":"#, Part::Timestamp),
+                ("malformed", Part::Malformed),
+                ("partial", Part::Partial),
+                ("stream", Part::Stream),
+                ("timestamp", Part::Timestamp),
             ]);
         }
+        // `"key":`. Writing a string or a `Value` into a Vec cannot fail.
+        let head = |key: &str| {
+            let mut out = Vec::new();
+            let _ = serde_json::to_writer(&mut out, key);
+            out.push(b':');
+            out
+        };
         let mut members: Vec<(&str, Member)> = fixed
             .iter()
             .map(|(key, value)| {
-                let mut out = Vec::new();
-                // Writing a string or a `Value` into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut out, key);
-                out.push(b':');
+                let mut out = head(key);
                 let _ = serde_json::to_writer(&mut out, value);
                 (*key, Member::Fixed(out))
             })
@@ -76,8 +80,8 @@ impl JsonWrap {
         members.extend(
             parts
                 .into_iter()
-                .filter(|(key, ..)| !fixed.contains_key(key))
-                .map(|(key, head, part)| (key, Member::Line(head, part))),
+                .filter(|(key, _)| !fixed.contains_key(key))
+                .map(|(key, part)| (key, Member::Line(head(key), part))),
         );
         members.sort_by(|a, b| a.0.cmp(b.0));
         Self { members: members.into_iter().map(|(_, m)| m).collect(), cri }

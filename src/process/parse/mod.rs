@@ -122,8 +122,8 @@ impl Parse {
         let Some(record) = object_fields(data) else {
             return Err(format!("the record is not a JSON object with a `{field}` field"));
         };
-        let text = match record.iter().find(|(k, _)| k == field) {
-            Some((_, raw)) => string_of(raw).ok_or_else(|| format!("`{field}` is not a string"))?,
+        let text = match record.get(field.as_str()) {
+            Some(raw) => string_of(raw).ok_or_else(|| format!("`{field}` is not a string"))?,
             None => return Err(format!("the record has no `{field}` field")),
         };
         let mut out: BTreeMap<&str, Field<'_>> = record.iter().map(|(k, v)| (k.as_ref(), Field::Kept(v))).collect();
@@ -153,7 +153,7 @@ impl Parse {
 }
 
 /// A JSON object's fields, each value kept as its JSON text; none when `data` is not an object.
-fn object_fields(data: &[u8]) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+fn object_fields(data: &[u8]) -> Option<BTreeMap<Cow<'_, str>, &RawValue>> {
     match serde_json::from_slice::<BTreeMap<&str, &RawValue>>(data) {
         Ok(fields) => Some(fields.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect()),
         // A key with an escape cannot be borrowed.
