@@ -15,6 +15,8 @@
 //!   kinesis: { endpoint: http://127.0.0.1:4567 }   # where KinesisStreamARNs are (default: AWS)
 //!   kafka:                                # MSKClusterARN → brokers (what `source: kafka:` takes)
 //!     "*": { bootstrap_servers: "127.0.0.1:9092" }
+//!   iceberg_catalogs:                     # CatalogARN → what an iceberg: destination's catalog: takes
+//!     "*": { type: glue, uri: http://127.0.0.1:5000, warehouse: s3://lake/warehouse }
 //! ```
 //!
 //! Without this section CreateDeliveryStream is refused, saying how to turn it on.
@@ -49,6 +51,10 @@ pub struct RawControlPlane {
     /// stream uses it: they are validated as that source's).
     #[serde(default)]
     pub kafka: BTreeMap<String, serde_json::Value>,
+    /// Glue catalog ARN (or `"*"`) → an `iceberg:` destination's `catalog:` block (checked when a
+    /// stream uses it).
+    #[serde(default)]
+    pub iceberg_catalogs: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +133,8 @@ pub struct ControlPlane {
     pub kinesis_endpoint: Option<String>,
     /// MSK cluster ARN (or `"*"`) → `bootstrap_servers`, `tls`, `sasl`, `librdkafka_options`.
     pub kafka_clusters: BTreeMap<String, serde_json::Value>,
+    /// Glue CatalogARN (or `"*"`) → an Iceberg `catalog:` block.
+    pub iceberg_catalogs: BTreeMap<String, serde_json::Value>,
 }
 
 impl ControlPlane {
@@ -192,5 +200,6 @@ pub(super) fn validate(
         tables,
         kinesis_endpoint: r.kinesis.as_ref().map(|k| k.endpoint.value.clone()),
         kafka_clusters: r.kafka.clone(),
+        iceberg_catalogs: r.iceberg_catalogs.clone(),
     }
 }

@@ -41,6 +41,8 @@ pub enum RawDestination {
     Stdout(Box<crate::sink::stdout::config::RawStdout>),
     /// A Kafka topic (sluice's own: Firehose has none), a transaction per batch.
     Kafka(Box<crate::sink::kafka::config::RawKafkaDestination>),
+    /// Apache Iceberg tables through a Glue, REST or SQL catalog, exactly once.
+    Iceberg(Box<crate::sink::iceberg::config::RawIceberg>),
 }
 
 impl RawDestination {
@@ -57,6 +59,7 @@ impl RawDestination {
             RawDestination::Redshift(_) => "redshift",
             RawDestination::Stdout(_) => "stdout",
             RawDestination::Kafka(_) => "kafka",
+            RawDestination::Iceberg(_) => "iceberg",
         }
     }
 }
@@ -77,6 +80,7 @@ pub enum SendingSpec {
     Redshift(crate::sink::redshift::config::RedshiftSpec),
     Stdout(crate::sink::stdout::config::StdoutSpec),
     Kafka(crate::sink::kafka::config::KafkaDestinationSpec),
+    Iceberg(crate::sink::iceberg::config::IcebergSpec),
 }
 
 /// A `destination:` checked by its kind's own rules.
@@ -138,6 +142,11 @@ pub(crate) fn validate<'a>(
             let spec = crate::sink::kafka::config::validate(c, k, &at).map(SendingSpec::Kafka);
             sending(at, spec, &k.backup)
         }
+        RawDestination::Iceberg(i) => {
+            let at = format!("{field}.iceberg");
+            let spec = crate::sink::iceberg::config::validate(c, i, &at).map(SendingSpec::Iceberg);
+            sending(at, spec, &i.backup)
+        }
         RawDestination::Stdout(s) => {
             use crate::sink::stdout::config::{StdoutSpec, DEFAULT_BACKUP};
             let at = format!("{field}.stdout");
@@ -167,6 +176,7 @@ pub const FIREHOSE_MEMBERS: &[&str] = &[
     crate::sink::opensearch::firehose::ELASTICSEARCH_MEMBER,
     crate::sink::splunk::firehose::MEMBER,
     crate::sink::redshift::firehose::MEMBER,
+    crate::sink::iceberg::firehose::MEMBER,
 ];
 
 /// A stored destination member made ready for DescribeDeliveryStream: its secrets taken out and
@@ -191,6 +201,7 @@ pub fn translate<'a>(member: &str, config: &'a Value, control: &ControlPlane) ->
         }
         crate::sink::splunk::firehose::MEMBER => crate::sink::splunk::firehose::translate(config, control),
         crate::sink::redshift::firehose::MEMBER => crate::sink::redshift::firehose::translate(config, control),
+        crate::sink::iceberg::firehose::MEMBER => crate::sink::iceberg::firehose::translate(config, control),
         _ => return None,
     })
 }
@@ -204,6 +215,7 @@ pub const DELIVERY_METRICS: &[&DeliveryMetric] = &[
     &crate::sink::redshift::firehose::METRIC,
     &crate::sink::stdout::firehose::METRIC,
     &crate::sink::kafka::firehose::METRIC,
+    &crate::sink::iceberg::firehose::METRIC,
 ];
 
 impl SendingSpec {
@@ -217,6 +229,7 @@ impl SendingSpec {
             SendingSpec::Redshift(_) => crate::sink::redshift::firehose::METRIC.name,
             SendingSpec::Stdout(_) => crate::sink::stdout::firehose::METRIC.name,
             SendingSpec::Kafka(_) => crate::sink::kafka::firehose::METRIC.name,
+            SendingSpec::Iceberg(_) => crate::sink::iceberg::firehose::METRIC.name,
         }
     }
 
@@ -230,6 +243,7 @@ impl SendingSpec {
             SendingSpec::Redshift(r) => crate::sink::redshift::firehose::describe(r, ctx),
             SendingSpec::Stdout(s) => crate::sink::stdout::firehose::describe(s, ctx),
             SendingSpec::Kafka(k) => crate::sink::kafka::firehose::describe(k, ctx),
+            SendingSpec::Iceberg(i) => crate::sink::iceberg::firehose::describe(i, ctx),
         }
     }
 
@@ -240,9 +254,11 @@ impl SendingSpec {
             SendingSpec::Http(h) => Some(&h.url),
             SendingSpec::Search(s) => Some(&s.endpoint),
             SendingSpec::Splunk(s) => Some(&s.endpoint),
-            SendingSpec::Postgres(_) | SendingSpec::Redshift(_) | SendingSpec::Stdout(_) | SendingSpec::Kafka(_) => {
-                None
-            }
+            SendingSpec::Postgres(_)
+            | SendingSpec::Redshift(_)
+            | SendingSpec::Stdout(_)
+            | SendingSpec::Kafka(_)
+            | SendingSpec::Iceberg(_) => None,
         }
     }
 
@@ -256,6 +272,7 @@ impl SendingSpec {
             // A closed standard output does not come back: a minute, then the error prefix.
             SendingSpec::Stdout(_) => Duration::from_secs(60),
             SendingSpec::Kafka(k) => k.retry_duration,
+            SendingSpec::Iceberg(i) => i.retry_duration,
         }
     }
 
@@ -270,6 +287,7 @@ impl SendingSpec {
             SendingSpec::Redshift(_) => false,
             SendingSpec::Stdout(_) => false,
             SendingSpec::Kafka(_) => false,
+            SendingSpec::Iceberg(i) => i.backup_all,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! (`object_store.rs`: S3 and S3-compatible servers, or a local directory, through the
 //! object_store crate), which is the destination itself or the backup of a sending destination.
 //! Each sending destination is one folder (`http_endpoint/`, `opensearch/`, `splunk/`,
-//! `postgres/`, `redshift/`) owning its options (`config.rs`), its Firehose mapping (`firehose.rs`)
+//! `postgres/`, `redshift/`, `kafka/`, `iceberg/`) owning its options (`config.rs`), its Firehose mapping (`firehose.rs`)
 //! and its runtime, which implements the one small [`destination::Destination`] trait, or
 //! [`loader::Loader`] for a warehouse that loads what was staged in the object store (Redshift).
 //! `config::destinations` lists the kinds and [`open`] starts one.
@@ -10,6 +10,7 @@
 pub mod destination;
 pub mod http_client;
 pub mod http_endpoint;
+pub mod iceberg;
 pub mod kafka;
 pub mod loader;
 pub mod object_store;
@@ -51,5 +52,6 @@ pub fn open(spec: &SendingSpec, pipeline: &str, stream_arn: &str, instance: &str
         SendingSpec::Redshift(r) => Opened::Loads(Arc::new(redshift::Redshift::new(r)?)),
         SendingSpec::Stdout(_) => Opened::Sends(Arc::new(stdout::Stdout)),
         SendingSpec::Kafka(k) => Opened::Sends(Arc::new(kafka::Kafka::new(k, pipeline, instance)?)),
+        SendingSpec::Iceberg(i) => Opened::Sends(Arc::new(iceberg::Iceberg::new(i)?)),
     })
 }
