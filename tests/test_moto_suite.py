@@ -17,7 +17,9 @@ from conftest import BINARY, ROOT, free_port
 MOTO_VERSION = "5.2.5"
 SUITE = ROOT / ".test-peers" / f"moto-{MOTO_VERSION}"
 
-NOT_RUNNABLE = "a destination sluice cannot deliver to (Snowflake, Iceberg): refused at create, never accepted and dropped"
+NOT_RUNNABLE = "a destination sluice cannot deliver to (Snowflake): refused at create, never accepted and dropped"
+ICEBERG_UNPLACEABLE = ("an Iceberg stream with no table list and no routing, whose Glue catalog this suite's sluice does not "
+                       "map (control_plane.iceberg_catalogs): no record could be placed, so it is refused at create")
 REDSHIFT_LOCAL = ("Redshift's intermediate bucket maps to a local directory in this suite's sluice (tests/moto_suite), and "
                   "COPY reads only from S3: refused at create (tests/test_redshift.py creates one over the API)")
 EXPECTED_FAILURES = {
@@ -26,8 +28,8 @@ EXPECTED_FAILURES = {
     "test_firehose.py::test_list_delivery_streams":
         "creates KinesisStreamAsSource streams without a KinesisStreamSourceConfiguration, which sluice (like Firehose) refuses",
     "test_firehose_destination_types.py::test_create_snowflake_delivery_stream": NOT_RUNNABLE,
-    "test_firehose_destination_types.py::test_create_iceberg_delivery_stream": NOT_RUNNABLE,
-    "test_firehose_destination_types.py::test_update_iceberg_delivery_stream": NOT_RUNNABLE,
+    "test_firehose_destination_types.py::test_create_iceberg_delivery_stream": ICEBERG_UNPLACEABLE,
+    "test_firehose_destination_types.py::test_update_iceberg_delivery_stream": ICEBERG_UNPLACEABLE,
     "test_firehose_destination_types.py::test_create_redshift_delivery_stream": REDSHIFT_LOCAL,
     "test_firehose_put.py::test_put_record_redshift_destination": REDSHIFT_LOCAL,
     "test_firehose_put.py::test_put_record_batch_redshift_destination": REDSHIFT_LOCAL,

@@ -25,7 +25,6 @@ pub fn supported_destination(member: &str) -> bool {
 pub const UNSUPPORTED_DESTINATIONS: &[&str] = &[
     "SnowflakeDestinationConfiguration",
     "AmazonOpenSearchServerlessDestinationConfiguration",
-    "IcebergDestinationConfiguration",
 ];
 
 mod conversion;
