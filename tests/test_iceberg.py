@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, local_objects, wait_for
+from conftest import BINARY, ROOT, local_objects, wait_for
 from pg import PASSWORD, Cluster
 
 from pyiceberg.catalog.sql import SqlCatalog
@@ -121,6 +121,39 @@ def test_records_naming_a_missing_table_go_to_the_error_prefix_when_tables_are_n
     wait_for(lambda: len(error_records(d)) == 5, timeout=30, what="5 error records")
     e = error_records(d)[0]
     assert e["errorCode"] == "Iceberg.TableNotFound" and "logs.nowhere" in e["errorMessage"], e
+
+
+def test_a_wasm_plugins_partition_keys_route_records_to_tables(sluice_factory, tmp_path):
+    """Where Firehose lets a Lambda return `otfMetadata`, a sluice plugin sets partition keys of those names
+    (here the `route` example plugin copies the record's `dest` field into `destinationTableName`)."""
+    db, warehouse = tmp_path / "catalog.db", tmp_path / "warehouse"
+    warehouse.mkdir()
+    plugin = ROOT / "transforms" / "target" / "wasm32-wasip1" / "release" / "route.wasm"
+    d = sluice_factory(f"""
+storage: {{ dir: ./var }}
+pipelines:
+  - name: lake
+    buffering: {{ size_mb: 1, interval_seconds: 1 }}
+    processors:
+      - wasm: {{ module: {plugin}, config: {{ keys: [destinationTableName] }} }}
+    destination:
+      iceberg:
+        catalog: {{ type: sql, uri: 'sqlite://{db}', warehouse: {warehouse} }}
+        database: plugged
+        table: unused
+        create_tables: true
+        backup: {{ local: {{ path: ./backup, error_output_prefix: "errors/!{{firehose:error-output-type}}/" }} }}
+""").start()
+    put(d, [{"destinationTableName": ["left", "right"][i % 3 == 0], "id": i} for i in range(30)])
+    reader = sql_catalog(f"sqlite:///{db}", f"file://{warehouse}")
+    def both_tables():
+        if not reader.namespace_exists("plugged") or {t[1] for t in reader.list_tables("plugged")} != {"left", "right"}:
+            return False
+        return len(rows(reader, "plugged.left")[0]) + len(rows(reader, "plugged.right")[0]) == 30
+
+    wait_logged(d, both_tables, timeout=30, what="both tables")
+    assert sorted(r["id"] for r in rows(reader, "plugged.right")[0]) == list(range(0, 30, 3))
+    assert not error_records(d)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ pub const MAX_VALUE_CHARS: usize = 256;
 
 pub struct Partitioner {
     used: Vec<(PartitionSource, String)>,
+    /// Plugin (`partitionKeyFromLambda`) keys that split batches when a record has them, for a
+    /// destination that routes each batch by them (Iceberg's table names); no prefix uses them.
+    routed: Vec<String>,
     /// Keys seen recently, so a record of a known partition costs no allocation.
     interned: std::collections::HashMap<Box<str>, PartitionKey, foldhash::fast::RandomState>,
     scratch: String,
@@ -36,19 +39,27 @@ impl Partitioner {
     pub fn new(prefix: &KeyTemplate) -> Self {
         Self {
             used: prefix.partition_keys().map(|(s, k)| (s.clone(), k.to_string())).collect(),
+            routed: Vec::new(),
             interned: Default::default(),
             scratch: String::new(),
         }
     }
 
+    /// Also splits batches by these plugin keys, where records have them (a record without one
+    /// is not refused: the destination's default applies).
+    pub fn routed_by(mut self, keys: &[&str]) -> Self {
+        self.routed = keys.iter().map(|k| k.to_string()).collect();
+        self
+    }
+
     pub fn is_partitioned(&self) -> bool {
-        !self.used.is_empty()
+        !self.used.is_empty() || !self.routed.is_empty()
     }
 
     /// The partition a record belongs to, or `(errorCode, message)` saying why it has none.
     pub fn key(&self, item: &Item) -> Result<PartitionKey, (&'static str, String)> {
         let mut canonical = String::new();
-        Self::canonical(&self.used, item, &mut canonical)?;
+        Self::canonical(&self.used, &self.routed, item, &mut canonical)?;
         Ok(PartitionKey::from(canonical))
     }
 
@@ -56,7 +67,7 @@ impl Partitioner {
     pub fn key_interned(&mut self, item: &Item) -> Result<PartitionKey, (&'static str, String)> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        let built = Self::canonical(&self.used, item, &mut scratch);
+        let built = Self::canonical(&self.used, &self.routed, item, &mut scratch);
         let key = built.map(|()| match self.interned.get(scratch.as_str()) {
             Some(key) => key.clone(),
             None => {
@@ -75,10 +86,11 @@ impl Partitioner {
     /// Writes the record's canonical partition text (every used key's source, name and value).
     fn canonical(
         used: &[(PartitionSource, String)],
+        routed: &[String],
         item: &Item,
         canonical: &mut String,
     ) -> Result<(), (&'static str, String)> {
-        if used.is_empty() {
+        if used.is_empty() && (routed.is_empty() || item.keys.is_none()) {
             return Ok(());
         }
         let empty = PartitionKeys::default();
@@ -102,6 +114,17 @@ impl Partitioner {
             canonical.push('=');
             canonical.push_str(value);
             canonical.push('\u{1f}');
+        }
+        for name in routed {
+            if let Some(value) = keys.lambda.get(name) {
+                check_value(value)
+                    .map_err(|why| (CODE_INVALID, format!("partition key `{name}` value {value:?} {why}")))?;
+                canonical.push_str("route:");
+                canonical.push_str(name);
+                canonical.push('=');
+                canonical.push_str(value);
+                canonical.push('\u{1f}');
+            }
         }
         Ok(())
     }
@@ -213,5 +236,20 @@ mod tests {
         let p = Partitioner::new(&KeyTemplate::parse("logs/!{timestamp:yyyy}/").unwrap());
         assert!(!p.is_partitioned());
         assert_eq!(&*p.key(&item(&[])).unwrap(), "");
+    }
+
+    #[test]
+    fn routing_keys_split_batches_where_records_have_them_and_refuse_nothing() {
+        let p = Partitioner::new(&KeyTemplate::parse("logs/").unwrap()).routed_by(&["table"]);
+        assert!(p.is_partitioned());
+        let lambda = |v: &str| {
+            let mut keys = PartitionKeys::default();
+            keys.lambda.insert("table".into(), v.into());
+            Item { record: Record::new(0, 0, Bytes::new()), keys: Some(Arc::new(keys)) }
+        };
+        assert_ne!(p.key(&lambda("a")).unwrap(), p.key(&lambda("b")).unwrap());
+        assert_eq!(p.key(&lambda("a")).unwrap(), p.key(&lambda("a")).unwrap());
+        assert_eq!(&*p.key(&item(&[])).unwrap(), "", "a record without the key keeps the default batch");
+        assert_eq!(p.key(&lambda("a/b")).unwrap_err().0, CODE_INVALID);
     }
 }

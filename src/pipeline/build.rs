@@ -312,7 +312,7 @@ impl Opening<'_> {
         let branch = Branch {
             index: u8::try_from(index).unwrap_or(u8::MAX),
             when,
-            partitioner: Partitioner::new(&d.prefix),
+            partitioner: Partitioner::new(&d.prefix).routed_by(endpoint.as_ref().map_or(&[], |e| e.routing_keys())),
             max_partitions: spec.dynamic_partitioning.map(|d| d.max_active_partitions),
             data: Batcher::new(spec.buffering),
             errors: Batcher::new(spec.buffering),

@@ -38,7 +38,7 @@ impl Delivery {
             let pending = Mutex::new(Pending { indexes: (0..records.len()).collect(), rejected: Vec::new() });
             let outcome = policy
                 .run(
-                    |attempt| self.attempt(endpoint, &request_id, records, &pending, attempt),
+                    |attempt| self.attempt(endpoint, &request_id, records, batch.keys.as_deref(), &pending, attempt),
                     |e: &SendError| e.permanent,
                     |e, attempts| {
                         self.metrics.sending_failures.increment(1);
@@ -94,11 +94,12 @@ impl Delivery {
         endpoint: &dyn Destination,
         request_id: &str,
         records: &[Record],
+        keys: Option<&crate::process::PartitionKeys>,
         pending: &Mutex<Pending>,
         attempt: u32,
     ) -> Result<(), SendError> {
         let indexes = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).indexes.clone();
-        let outcome = endpoint.send(request_id, records, &indexes).await;
+        let outcome = endpoint.send_keyed(request_id, records, &indexes, keys).await;
         let mut p = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (delivered, result) = match outcome {
             Outcome::Delivered => (std::mem::take(&mut p.indexes), Ok(())),

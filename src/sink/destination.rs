@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use async_trait::async_trait;
 
-use crate::process::ErrorOutputType;
+use crate::process::{ErrorOutputType, PartitionKeys};
 use crate::record::Record;
 
 /// Why a request (or one record of it) failed, with Firehose's error code.
@@ -66,6 +66,23 @@ pub trait Destination: Send + Sync {
     /// crash and replay, so ids derived from them (document ids) are stable. Indexes in the
     /// outcome are positions in `indexes`.
     async fn send(&self, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome;
+
+    /// Plugin partition keys (`partitionKeyFromLambda` names) this destination routes by: batches are
+    /// split by their values and each batch's keys come to [`Destination::send_keyed`].
+    fn routing_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// [`Destination::send`] with the batch's partition keys (what [`Destination::routing_keys`] asked for).
+    async fn send_keyed(
+        &self,
+        request_id: &str,
+        records: &[Record],
+        indexes: &[usize],
+        _keys: Option<&PartitionKeys>,
+    ) -> Outcome {
+        self.send(request_id, records, indexes).await
+    }
 
     /// Fields an error record for `records[index]` carries besides Firehose's common ones, when
     /// the records are given up as a whole (OpenSearch: `esDocumentId`, `esIndexName`).

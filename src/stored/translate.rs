@@ -22,10 +22,8 @@ pub fn supported_destination(member: &str) -> bool {
 }
 
 /// Destination members of the Firehose model that sluice cannot deliver to.
-pub const UNSUPPORTED_DESTINATIONS: &[&str] = &[
-    "SnowflakeDestinationConfiguration",
-    "AmazonOpenSearchServerlessDestinationConfiguration",
-];
+pub const UNSUPPORTED_DESTINATIONS: &[&str] =
+    &["SnowflakeDestinationConfiguration", "AmazonOpenSearchServerlessDestinationConfiguration"];
 
 mod conversion;
 

@@ -2,7 +2,9 @@
 //!
 //! A batch is one request. Each record is routed to a database and table — the destination's
 //! default, or Firehose's JSONQuery (`routing:`, a jq query giving `destinationDatabaseName`,
-//! `destinationTableName` and `operation`) — and each table's records are committed in one append
+//! `destinationTableName` and `operation`), or a WASM plugin's partition keys of those names (Firehose:
+//! a Lambda's `otfMetadata`; the pipeline splits batches by them, see `routing_keys`) — and each
+//! table's records are committed in one append
 //! (`table.rs`: Parquet data files in the table's partition spec, the batch id in the snapshot
 //! summary, a replayed batch recognised and skipped). So a table gets one commit per batch, and the
 //! buffering hints are the commit interval and the data files' size.
@@ -30,12 +32,16 @@ use iceberg::{Catalog, NamespaceIdent, TableIdent};
 
 use super::destination::{Destination, Outcome, SendError};
 use crate::process::metadata::MetadataExtraction;
-use crate::process::ErrorOutputType;
+use crate::process::{ErrorOutputType, PartitionKeys};
 use crate::record::Record;
 use config::IcebergSpec;
 use table::{TableError, TableRules};
 
 pub use table::BATCH_PROPERTY;
+
+/// Firehose's routing metadata (JSONQuery or a Lambda's `otfMetadata`), here also a plugin's
+/// partition keys of these names.
+pub const ROUTING_KEYS: &[&str] = &["destinationDatabaseName", "destinationTableName", "operation"];
 
 pub const CODE_ROUTING: &str = "Iceberg.RoutingFailed";
 pub const CODE_NO_TABLE: &str = "Iceberg.TableNotFound";
@@ -81,14 +87,20 @@ impl Iceberg {
             .map_err(|e| SendError::retry(CODE_CATALOG, e))
     }
 
-    /// The table a record goes to, or why it has none.
-    fn route(&self, data: &[u8]) -> Result<Route, SendError> {
-        let keys = match &self.routing {
+    /// The table a record goes to, or why it has none: the routing query's answer, else the
+    /// batch's plugin keys (a WASM plugin's `destinationTableName`, ...), else the defaults.
+    fn route(&self, data: &[u8], plugin: Option<&BTreeMap<String, String>>) -> Result<Route, SendError> {
+        let mut keys = match &self.routing {
             Some(query) => query
                 .extract(data)
                 .map_err(|e| SendError::permanent(CODE_ROUTING, format!("the routing query failed: {e}")))?,
             None => BTreeMap::new(),
         };
+        for (name, value) in plugin.into_iter().flatten() {
+            if ROUTING_KEYS.contains(&name.as_str()) {
+                keys.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
         if !self.spec.append_only {
             match keys.get("operation").map(|o| o.to_ascii_lowercase()).as_deref() {
                 None | Some("insert") => {}
@@ -164,11 +176,26 @@ impl Destination for Iceberg {
     }
 
     async fn send(&self, request_id: &str, records: &[Record], indexes: &[usize]) -> Outcome {
+        self.send_keyed(request_id, records, indexes, None).await
+    }
+
+    fn routing_keys(&self) -> &'static [&'static str] {
+        ROUTING_KEYS
+    }
+
+    async fn send_keyed(
+        &self,
+        request_id: &str,
+        records: &[Record],
+        indexes: &[usize],
+        keys: Option<&PartitionKeys>,
+    ) -> Outcome {
+        let plugin = keys.map(|k| &k.lambda);
         let mut rejected: Vec<(usize, SendError)> = Vec::new();
         let mut tables: BTreeMap<Route, Vec<(usize, &[u8])>> = BTreeMap::new();
         for (pos, &i) in indexes.iter().enumerate() {
             let Some(record) = records.get(i) else { continue };
-            match self.route(&record.data) {
+            match self.route(&record.data, plugin) {
                 Ok(route) => tables.entry(route).or_default().push((pos, &record.data)),
                 Err(e) => rejected.push((pos, e)),
             }
@@ -195,7 +222,8 @@ impl Destination for Iceberg {
                         tracing::info!(destination = %self.name, table = %appended.table, batch_id = request_id,
                             "batch already committed to the table; skipped (exactly once)");
                     } else {
-                        tracing::debug!(destination = %self.name, table = %appended.table, rows = appended.rows, "committed");
+                        tracing::debug!(destination = %self.name, table = %appended.table, rows = appended.rows,
+                            commit_ms = appended.commit.as_millis() as u64, "committed");
                     }
                     rejected.extend(
                         appended

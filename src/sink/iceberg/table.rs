@@ -60,6 +60,8 @@ pub struct Appended {
     pub rows: usize,
     /// Whether an earlier attempt had committed the batch already.
     pub before: bool,
+    /// From loading the table to the commit's answer (the commit latency a table sees).
+    pub commit: std::time::Duration,
     /// Records refused by the table's schema, with the reason.
     pub refused: Vec<(usize, String)>,
 }
@@ -80,9 +82,16 @@ pub async fn append(
     records: &[(usize, &[u8])],
     rules: &TableRules<'_>,
 ) -> Result<Appended, TableError> {
+    let started = std::time::Instant::now();
     let mut table = load_or_create(catalog, ident, records, rules).await?;
     if committed_before(&table, batch_id) {
-        return Ok(Appended { table: ident.to_string(), rows: 0, before: true, refused: Vec::new() });
+        return Ok(Appended {
+            table: ident.to_string(),
+            rows: 0,
+            before: true,
+            commit: started.elapsed(),
+            refused: Vec::new(),
+        });
     }
     if rules.evolve {
         let added = new_columns(Some(table.metadata().current_schema()), records);
@@ -94,12 +103,12 @@ pub async fn append(
     let decoder = RowDecoder::new(&schema).map_err(TableError::Refused)?;
     let Decoded { batch, written, refused } = decoder.decode(records).map_err(TableError::Refused)?;
     let Some(batch) = batch else {
-        return Ok(Appended { table: ident.to_string(), rows: 0, before: false, refused });
+        return Ok(Appended { table: ident.to_string(), rows: 0, before: false, commit: started.elapsed(), refused });
     };
     let files = write_files(&table, &schema, batch_id, batch, rules.target_file_bytes).await?;
     let before = commit(catalog, &table, batch_id, files, written.len()).await?;
     let rows = if before { 0 } else { written.len() };
-    Ok(Appended { table: ident.to_string(), rows, before, refused })
+    Ok(Appended { table: ident.to_string(), rows, before, commit: started.elapsed(), refused })
 }
 
 /// Appends `files` to `table` in one snapshot naming `batch_id`. `true` when they turn out to be in
