@@ -25,7 +25,9 @@ use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
+use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
+use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 
 use super::catalog::brief;
@@ -100,14 +102,13 @@ pub async fn append(
         }
     }
     let schema = table.metadata().current_schema().clone();
-    let decoder = RowDecoder::new(&schema).map_err(TableError::Refused)?;
-    let Decoded { batch, written, refused } = decoder.decode(records).map_err(TableError::Refused)?;
-    let Some(batch) = batch else {
+    let Written { files, rows, refused } =
+        write_rows(&table, &schema, batch_id, records, rules.target_file_bytes).await?;
+    if rows.is_empty() {
         return Ok(Appended { table: ident.to_string(), rows: 0, before: false, commit: started.elapsed(), refused });
-    };
-    let files = write_files(&table, &schema, batch_id, batch, rules.target_file_bytes).await?;
-    let before = commit(catalog, &table, batch_id, files, written.len()).await?;
-    let rows = if before { 0 } else { written.len() };
+    }
+    let before = commit(catalog, &table, batch_id, files, rows.len()).await?;
+    let rows = if before { 0 } else { rows.len() };
     Ok(Appended { table: ident.to_string(), rows, before, commit: started.elapsed(), refused })
 }
 
@@ -243,13 +244,35 @@ fn file_prefix(batch_id: &str) -> String {
     format!("sluice-{safe}")
 }
 
-async fn write_files(
+/// Rows decoded and written per slice: a batch is never one Arrow `RecordBatch` in memory, only
+/// a slice of it beside the Parquet writers' encoded pages.
+const SLICE_ROWS: usize = 8192;
+
+type Builder = DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+/// A batch's data files, open: one per partition of the table's spec (or one).
+enum DataFiles {
+    Unpartitioned(UnpartitionedWriter<Builder>),
+    Partitioned(RecordBatchPartitionSplitter, FanoutWriter<Builder>),
+}
+
+/// What writing a batch's rows left: its data files, and which records are in them or refused.
+struct Written {
+    files: Vec<DataFile>,
+    rows: Vec<usize>,
+    refused: Vec<(usize, String)>,
+}
+
+/// Decodes `records` a slice at a time into the table's schema and writes them as Parquet data
+/// files named after the batch (the same names on every attempt).
+async fn write_rows(
     table: &Table,
     schema: &Arc<Schema>,
     batch_id: &str,
-    batch: arrow_array_58::RecordBatch,
+    records: &[(usize, &[u8])],
     target_file_bytes: usize,
-) -> Result<Vec<DataFile>, TableError> {
+) -> Result<Written, TableError> {
+    let decoder = RowDecoder::new(schema).map_err(TableError::Refused)?;
     let locations = DefaultLocationGenerator::new(table.metadata()).map_err(|e| failed("no data location", e))?;
     let names = DefaultFileNameGenerator::new(file_prefix(batch_id), None, DataFileFormat::Parquet);
     let properties = parquet_58::file::properties::WriterProperties::builder()
@@ -259,21 +282,34 @@ async fn write_files(
     let rolling = RollingFileWriterBuilder::new(parquet, target_file_bytes, table.file_io().clone(), locations, names);
     let builder = DataFileWriterBuilder::new(rolling);
     let spec = table.metadata().default_partition_spec();
-    let parts = if spec.is_unpartitioned() {
-        vec![(None, batch)]
+    let mut files = if spec.is_unpartitioned() {
+        DataFiles::Unpartitioned(UnpartitionedWriter::new(builder))
     } else {
         let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
             .map_err(|e| failed("cannot partition the rows", e))?;
-        let split = splitter.split(&batch).map_err(|e| failed("cannot partition the rows", e))?;
-        split.into_iter().map(|(key, part)| (Some(key), part)).collect()
+        DataFiles::Partitioned(splitter, FanoutWriter::new(builder))
     };
-    let mut files = Vec::new();
-    for (key, part) in parts {
-        let mut writer = builder.build(key).await.map_err(|e| failed("cannot start a data file", e))?;
-        writer.write(part).await.map_err(|e| failed("cannot write a data file", e))?;
-        files.extend(writer.close().await.map_err(|e| failed("cannot finish a data file", e))?);
+    let mut written = Written { files: Vec::new(), rows: Vec::with_capacity(records.len()), refused: Vec::new() };
+    for slice in records.chunks(SLICE_ROWS) {
+        let Decoded { batch, written: rows, refused } = decoder.decode(slice).map_err(TableError::Refused)?;
+        written.rows.extend(rows);
+        written.refused.extend(refused);
+        let Some(batch) = batch else { continue };
+        match &mut files {
+            DataFiles::Unpartitioned(w) => w.write(batch).await.map_err(|e| failed("cannot write a data file", e))?,
+            DataFiles::Partitioned(splitter, w) => {
+                for (key, part) in splitter.split(&batch).map_err(|e| failed("cannot partition the rows", e))? {
+                    w.write(key, part).await.map_err(|e| failed("cannot write a data file", e))?;
+                }
+            }
+        }
     }
-    Ok(files)
+    written.files = match files {
+        DataFiles::Unpartitioned(w) => w.close().await,
+        DataFiles::Partitioned(_, w) => w.close().await,
+    }
+    .map_err(|e| failed("cannot finish a data file", e))?;
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -324,10 +360,9 @@ mod tests {
         append(&catalog, &ident, "batch-0", &records(), &RULES).await.unwrap();
         let stale = catalog.load_table(&ident).await.unwrap();
         let schema = stale.metadata().current_schema().clone();
-        let rows = || RowDecoder::new(&schema).unwrap().decode(&records()).unwrap().batch.unwrap();
-        let files = write_files(&stale, &schema, "batch-1", rows(), 1 << 20).await.unwrap();
+        let files = write_rows(&stale, &schema, "batch-1", &records(), 1 << 20).await.unwrap().files;
         assert!(!commit(&catalog, &stale, "batch-1", files, 2).await.unwrap());
-        let files = write_files(&stale, &schema, "batch-1", rows(), 1 << 20).await.unwrap();
+        let files = write_rows(&stale, &schema, "batch-1", &records(), 1 << 20).await.unwrap().files;
         assert!(commit(&catalog, &stale, "batch-1", files, 2).await.unwrap(), "the second commit is a duplicate");
         let table = catalog.load_table(&ident).await.unwrap();
         assert_eq!(table.metadata().snapshots().len(), 2);
