@@ -252,7 +252,7 @@ type Builder = DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenera
 
 /// A batch's data files, open: one per partition of the table's spec (or one).
 enum DataFiles {
-    Unpartitioned(UnpartitionedWriter<Builder>),
+    Unpartitioned(Box<UnpartitionedWriter<Builder>>),
     Partitioned(RecordBatchPartitionSplitter, FanoutWriter<Builder>),
 }
 
@@ -283,7 +283,7 @@ async fn write_rows(
     let builder = DataFileWriterBuilder::new(rolling);
     let spec = table.metadata().default_partition_spec();
     let mut files = if spec.is_unpartitioned() {
-        DataFiles::Unpartitioned(UnpartitionedWriter::new(builder))
+        DataFiles::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
     } else {
         let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
             .map_err(|e| failed("cannot partition the rows", e))?;
