@@ -253,7 +253,7 @@ type Builder = DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenera
 /// A batch's data files, open: one per partition of the table's spec (or one).
 enum DataFiles {
     Unpartitioned(Box<UnpartitionedWriter<Builder>>),
-    Partitioned(RecordBatchPartitionSplitter, FanoutWriter<Builder>),
+    Partitioned(Box<(RecordBatchPartitionSplitter, FanoutWriter<Builder>)>),
 }
 
 /// What writing a batch's rows left: its data files, and which records are in them or refused.
@@ -287,7 +287,7 @@ async fn write_rows(
     } else {
         let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
             .map_err(|e| failed("cannot partition the rows", e))?;
-        DataFiles::Partitioned(splitter, FanoutWriter::new(builder))
+        DataFiles::Partitioned(Box::new((splitter, FanoutWriter::new(builder))))
     };
     let mut written = Written { files: Vec::new(), rows: Vec::with_capacity(records.len()), refused: Vec::new() };
     for slice in records.chunks(SLICE_ROWS) {
@@ -297,7 +297,8 @@ async fn write_rows(
         let Some(batch) = batch else { continue };
         match &mut files {
             DataFiles::Unpartitioned(w) => w.write(batch).await.map_err(|e| failed("cannot write a data file", e))?,
-            DataFiles::Partitioned(splitter, w) => {
+            DataFiles::Partitioned(p) => {
+                let (splitter, w) = &mut **p;
                 for (key, part) in splitter.split(&batch).map_err(|e| failed("cannot partition the rows", e))? {
                     w.write(key, part).await.map_err(|e| failed("cannot write a data file", e))?;
                 }
@@ -306,7 +307,7 @@ async fn write_rows(
     }
     written.files = match files {
         DataFiles::Unpartitioned(w) => w.close().await,
-        DataFiles::Partitioned(_, w) => w.close().await,
+        DataFiles::Partitioned(p) => p.1.close().await,
     }
     .map_err(|e| failed("cannot finish a data file", e))?;
     Ok(written)
