@@ -248,6 +248,7 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         body_timeout: limits.body_timeout,
         give_up_window: limits.give_up_window,
         history: api::console::history::History::spawn(daemon.clone(), metrics_handle),
+        memory: api::memory::RequestMemory::new(daemon.config.storage.max_memory),
     });
     let janitor = {
         let daemon = daemon.clone();

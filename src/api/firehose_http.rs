@@ -58,6 +58,10 @@ pub(super) async fn receive(
     if let Err(refusal) = check_headers(access_keys, header) {
         return refuse(refusal, &request_id);
     }
+    // Firehose retries a 503 with the same request id.
+    let Some(_reserved) = state.memory.reserve(&headers, MAX_BODY) else {
+        return answer(StatusCode::SERVICE_UNAVAILABLE, &request_id, Some(super::memory::REFUSAL.into()));
+    };
     let raw = match tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_BODY)).await {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => {

@@ -68,6 +68,9 @@ pub(super) async fn receive(
             return refuse(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer <token>` header is required");
         }
     }
+    let Some(_reserved) = state.memory.reserve(&headers, spec.max_body_bytes) else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, super::memory::REFUSAL);
+    };
     let body = match read_body(&state, &spec, &headers, body).await {
         Ok(b) => b,
         Err(refusal) => return refusal.into(),

@@ -12,6 +12,7 @@ mod error;
 mod firehose_http;
 mod health;
 mod http_source;
+pub mod memory;
 mod model;
 mod put;
 pub mod server;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub give_up_window: std::time::Duration,
     /// The console's charts (sampled by the daemon whether or not a browser is open).
     pub history: std::sync::Arc<console::history::History>,
+    /// `storage.max_memory`: what request bodies may take at once.
+    pub memory: memory::RequestMemory,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -140,6 +143,10 @@ async fn handle(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return close_after(too_large());
     }
+    // Held until the answer: the body, its records and its WAL frame live until then.
+    let Some(_reserved) = state.memory.reserve(headers, MAX_BODY_BYTES) else {
+        return close_after(ApiError::ServiceUnavailable(memory::REFUSAL.into()).into_response());
+    };
     let body = match tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => return close_after(too_large()),

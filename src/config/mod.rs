@@ -42,6 +42,8 @@ pub use validate::{Branch, RouteSpec, Secret, SendingSpec};
 
 /// The config `sluice run` uses when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+/// The smallest `storage.max_memory`: one largest request must fit (`api::memory`).
+pub const MIN_MAX_MEMORY: u64 = 32 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +90,10 @@ pub struct RawStorage {
     pub max_bytes: Option<Spanned<ByteSize>>,
     /// WAL segment file size.
     pub segment_bytes: Option<Spanned<ByteSize>>,
+    /// Upper bound on the memory request bodies take while they are read, decoded and written to
+    /// the WAL, across all connections; a request past it gets ServiceUnavailableException (503)
+    /// before its body is read, and SDKs retry.
+    pub max_memory: Option<Spanned<ByteSize>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,6 +30,8 @@ pub struct StorageSettings {
     pub dir: PathBuf,
     pub max_bytes: u64,
     pub segment_bytes: u64,
+    /// `storage.max_memory`: the request-memory budget (`None`: bounded per connection only).
+    pub max_memory: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -110,7 +110,14 @@ pub(super) fn validate(raw: RawConfig, origin: &str, base: &std::path::Path) -> 
         dir: raw.storage.dir.as_ref().map_or_else(|| DEFAULT_STORAGE_DIR.into(), |d| c.path(&d.value)),
         max_bytes: raw.storage.max_bytes.as_ref().map_or(8 << 30, |b| b.value.0),
         segment_bytes: raw.storage.segment_bytes.as_ref().map_or(64 << 20, |b| b.value.0),
+        max_memory: raw.storage.max_memory.as_ref().map(|m| m.value.0),
     };
+    if let Some(m) = &raw.storage.max_memory {
+        // One largest request (an 8 MiB body, its records and its WAL frame) must fit.
+        if m.value.0 < crate::config::MIN_MAX_MEMORY {
+            c.at(m, "storage.max_memory", "must be at least 32MiB: one largest request (an 8 MiB body) must fit");
+        }
+    }
     if let Some(seg) = &raw.storage.segment_bytes {
         if !(64 << 10..=1 << 30).contains(&seg.value.0) {
             c.at(seg, "storage.segment_bytes", "must be between 64KiB and 1GiB");
