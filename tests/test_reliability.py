@@ -240,3 +240,51 @@ def test_auto_create_is_bounded_and_idle_streams_are_closed(sluice_factory):
     lines = lambda name: b"".join(p.read_bytes() for p in (d.workdir / "data" / name).rglob("*") if p.is_file()).split()
     wait_for(lambda: sorted(lines("s0")) == [b"x", b"z"], what="s0 delivered twice over, once each")
     assert d.stop() == 0
+
+
+def test_storage_max_memory_turns_many_large_requests_into_503_not_growth_and_loses_nothing(sluice_factory):
+    """16 producers posting 4 MB batches at once against `storage.max_memory: 48MiB`: each request reserves
+    three times its length before its body is read, so about three fit at a time; the rest are answered
+    ServiceUnavailableException at once (the SDKs' retry), and every acknowledged record is delivered once."""
+    from conftest import local_objects
+    d = sluice_factory("""
+        storage: { dir: ./var, max_memory: 48MiB }
+        pipelines:
+          - name: big
+            buffering: { size_mb: 8, interval_seconds: 1 }
+            destination: { local: { path: ./data, append_delimiter: true } }
+        """).start()
+    acked, refusals, lock = set(), Counter(), threading.Lock()
+
+    def producer(n):
+        c = d.client()
+        for round_ in range(6):
+            ids = [f"{n}-{round_}-{i}" for i in range(500)]
+            records = [{"Data": (i + ":" + "x" * 7990).encode()} for i in ids]
+            try:
+                r = c.put_record_batch(DeliveryStreamName="big", Records=records)
+                with lock:
+                    acked.update(i for i, resp in zip(ids, r["RequestResponses"]) if "RecordId" in resp)
+            except ClientError as e:
+                with lock:
+                    refusals[(e.response["Error"]["Code"], e.response["Error"]["Message"])] += 1
+
+    threads = [threading.Thread(target=producer, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert refusals, "no request was refused: the budget did not bind"
+    assert set(refusals) == {("ServiceUnavailableException",
+                              "Slow down: storage.max_memory is taken by requests in progress; retry later.")}, refusals
+    assert acked, "nothing got through"
+    m = d.metrics()  # botocore retries a 503 once even at max_attempts 1: count the daemon's answers
+    assert m["sluice_request_memory_refusals_total"] == m['sluice_api_responses_total{operation="PutRecordBatch",status="503"}']
+    assert m["sluice_request_memory_refusals_total"] >= sum(refusals.values())
+
+    def delivered():
+        return [line.split(b":")[0].decode() for body in local_objects(d.workdir / "data").values()
+                for line in body.splitlines()]
+    wait_for(lambda: set(delivered()) >= acked, timeout=60, what="every acknowledged record")
+    got = delivered()
+    assert len(got) == len(set(got)) and set(got) == acked

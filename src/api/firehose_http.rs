@@ -60,6 +60,7 @@ pub(super) async fn receive(
     }
     // Firehose retries a 503 with the same request id.
     let Some(_reserved) = state.memory.reserve(&headers, MAX_BODY) else {
+        super::memory::drain(body, MAX_BODY, state.body_timeout).await;
         return answer(StatusCode::SERVICE_UNAVAILABLE, &request_id, Some(super::memory::REFUSAL.into()));
     };
     let raw = match tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_BODY)).await {

@@ -69,6 +69,7 @@ pub(super) async fn receive(
         }
     }
     let Some(_reserved) = state.memory.reserve(&headers, spec.max_body_bytes) else {
+        super::memory::drain(body, spec.max_body_bytes, state.body_timeout).await;
         return refuse(StatusCode::SERVICE_UNAVAILABLE, super::memory::REFUSAL);
     };
     let body = match read_body(&state, &spec, &headers, body).await {

@@ -56,6 +56,31 @@ impl RequestMemory {
     }
 }
 
+/// Reads a refused request's body to its end without keeping it (a chunk at a time, within
+/// `max_body` bytes and `timeout`), so that the client, which is usually still sending, reads the
+/// 503 instead of a reset connection, and the connection stays open for its retry. `false` when the
+/// body could not be drained: the connection must then be closed.
+pub async fn drain(body: axum::body::Body, max_body: usize, timeout: std::time::Duration) -> bool {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    let all = async {
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => {
+                    seen += c.len();
+                    if seen > max_body {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    tokio::time::timeout(timeout, all).await.unwrap_or(false)
+}
+
 /// What a refused request is told.
 pub const REFUSAL: &str = "Slow down: storage.max_memory is taken by requests in progress; retry later.";
 

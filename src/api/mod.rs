@@ -145,7 +145,11 @@ async fn handle(
     }
     // Held until the answer: the body, its records and its WAL frame live until then.
     let Some(_reserved) = state.memory.reserve(headers, MAX_BODY_BYTES) else {
-        return close_after(ApiError::ServiceUnavailable(memory::REFUSAL.into()).into_response());
+        let refusal = ApiError::ServiceUnavailable(memory::REFUSAL.into()).into_response();
+        return match memory::drain(body, MAX_BODY_BYTES, state.body_timeout).await {
+            true => refusal,
+            false => close_after(refusal),
+        };
     };
     let body = match tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(b)) => b,
