@@ -88,6 +88,14 @@ fn describe() {
         );
     }
     describe_counter!("sluice_api_responses_total", "Firehose API responses by operation and HTTP status");
+    describe_gauge!(
+        "sluice_request_memory_bytes",
+        "storage.max_memory: memory reserved by requests in progress (3 x each one's length)"
+    );
+    describe_counter!(
+        "sluice_request_memory_refusals_total",
+        "storage.max_memory: requests answered 503 because the budget was taken"
+    );
     describe_counter!(
         "sluice_incoming_records_total",
         "IncomingRecords: records acknowledged to PutRecord/PutRecordBatch"
