@@ -125,7 +125,7 @@ def test_records_naming_a_missing_table_go_to_the_error_prefix_when_tables_are_n
 
 def test_a_wasm_plugins_partition_keys_route_records_to_tables(sluice_factory, tmp_path):
     """Where Firehose lets a Lambda return `otfMetadata`, a sluice plugin sets partition keys of those names
-    (here the `route` example plugin copies the record's `dest` field into `destinationTableName`)."""
+    (here the `route` example plugin copies each record's `destinationTableName` field into the key of that name)."""
     db, warehouse = tmp_path / "catalog.db", tmp_path / "warehouse"
     warehouse.mkdir()
     plugin = ROOT / "transforms" / "target" / "wasm32-wasip1" / "release" / "route.wasm"
@@ -190,9 +190,16 @@ class Producer:
         self.thread.join(10)
 
 
-def pg_catalog(pg):
+def pg_table(pg, tmp_path, namespace):
+    """A table `<namespace>.events` in a SQL catalog on PostgreSQL, made by pyiceberg: the catalog block for
+    sluice and the reader."""
+    warehouse = tmp_path / "warehouse"
+    warehouse.mkdir()
     uri = f"postgresql+psycopg2://postgres:{PASSWORD}@127.0.0.1:{pg.port}/postgres"
-    return uri, f"{{ type: sql, uri: '{pg.url}', warehouse: %s }}"
+    reader = sql_catalog(uri, f"file://{warehouse}")
+    reader.create_namespace(namespace)
+    reader.create_table(f"{namespace}.events", schema=EVENTS)
+    return f"{{ type: sql, uri: '{pg.url}', warehouse: {warehouse} }}", reader
 
 
 def env():
@@ -205,13 +212,8 @@ def all_ids(reader, table):
 
 def test_kill9_under_load_commits_every_acknowledged_record_once_through_a_postgres_catalog(
         sluice_factory, pg, tmp_path):
-    uri, block = pg_catalog(pg)
-    warehouse = tmp_path / "warehouse"
-    warehouse.mkdir()
-    reader = sql_catalog(uri, f"file://{warehouse}")
-    reader.create_namespace("crash")
-    reader.create_table("crash.events", schema=EVENTS)
-    d = iceberg_pipeline(sluice_factory, block % warehouse, "database: crash\n        table: events",
+    block, reader = pg_table(pg, tmp_path, "crash")
+    d = iceberg_pipeline(sluice_factory, block, "database: crash\n        table: events",
                          buffering="size_mb: 1, interval_seconds: 1").start(env=env())
     producer = Producer(d)
     wait_for(lambda: len(all_ids(reader, "crash.events")) > 2000, timeout=60, what="rows before the crash")
@@ -230,14 +232,9 @@ def test_kill9_under_load_commits_every_acknowledged_record_once_through_a_postg
 
 
 def test_two_daemons_appending_to_one_table_lose_and_repeat_nothing(sluice_factory, pg, tmp_path):
-    """Optimistic concurrency: both commit to one table every half second; conflicts are retried."""
-    uri, block = pg_catalog(pg)
-    warehouse = tmp_path / "warehouse"
-    warehouse.mkdir()
-    reader = sql_catalog(uri, f"file://{warehouse}")
-    reader.create_namespace("shared")
-    reader.create_table("shared.events", schema=EVENTS)
-    daemons = [iceberg_pipeline(sluice_factory, block % warehouse, "database: shared\n        table: events",
+    """Optimistic concurrency: both commit to one table every second or so; conflicts are retried."""
+    block, reader = pg_table(pg, tmp_path, "shared")
+    daemons = [iceberg_pipeline(sluice_factory, block, "database: shared\n        table: events",
                                 name=f"d{i}", buffering="size_mb: 1, interval_seconds: 1").start(env=env())
                for i in range(2)]
     producers = [Producer(d, first=i * 10_000_000) for i, d in enumerate(daemons)]
@@ -341,7 +338,7 @@ pipelines:
   - name: a
     destination:
       iceberg:
-        catalog: { type: sql, uri: "sqlite::memory:" }
+        catalog: { type: sql, uri: "sqlite::memory:", properties: { pool.max-connections: lots } }
         database: Logs
         tables: [ { database: logs, table: events, unique_keys: [id] } ]
         backup: { local: { path: ./b } }
@@ -362,3 +359,4 @@ pipelines:
     assert "updates and deletes (Iceberg equality deletes) are not supported yet" in out
     assert "glue" in out and "rest" in out  # the catalog kinds offered for `hive`
     assert "is not a jq query" in out
+    assert "properties.pool.max-connections" in out and "is not a valid value for this catalog property" in out

@@ -282,6 +282,18 @@ fn validate_catalog(c: &mut Checker, raw: &Spanned<RawCatalog>, field: &str) -> 
     if let Some(e) = &r.s3_endpoint {
         crate::config::kit::http_url(c, e, &format!("{field}.s3_endpoint"));
     }
+    // iceberg-catalog-sql parses these itself and panics on a bad value: check them here.
+    for (key, value) in r.properties.iter().flatten() {
+        let ok = match key.as_str() {
+            "pool.max-connections" | "pool.idle-timeout" => value.value.parse::<u64>().is_ok(),
+            "pool.test-before-acquire" => value.value.parse::<bool>().is_ok(),
+            "sql_bind_style" => ["DollarNumeric", "QMark"].contains(&value.value.as_str()),
+            _ => true,
+        };
+        if !ok {
+            c.at(value, &format!("{field}.properties.{key}"), "is not a valid value for this catalog property");
+        }
+    }
     if r.access_key_id.is_some() != r.secret_access_key.is_some() {
         c.at(raw, field, "give both access_key_id and secret_access_key, or neither");
     }

@@ -179,3 +179,65 @@ pub fn describe(i: &IcebergSpec, ctx: &DescribeContext) -> (&'static str, Value)
     });
     ("IcebergDestinationDescription", description)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::control_plane::BucketTarget;
+
+    fn control() -> ControlPlane {
+        ControlPlane {
+            buckets: [("*".to_string(), BucketTarget::Local { path: "./b/{bucket}".into() })].into(),
+            iceberg_catalogs: [("*".to_string(), json!({ "type": "glue", "uri": "http://127.0.0.1:5000" }))].into(),
+            ..ControlPlane::default()
+        }
+    }
+
+    fn request() -> Value {
+        json!({
+            "DestinationTableConfigurationList": [{
+                "DestinationDatabaseName": "web", "DestinationTableName": "clicks",
+                "PartitionSpec": { "Identity": [{ "SourceName": "country" }] },
+            }],
+            "CatalogConfiguration": { "CatalogARN": "arn:aws:glue:us-east-1:123456789012:catalog",
+                                      "WarehouseLocation": "s3://lake/w" },
+            "SchemaEvolutionConfiguration": { "Enabled": true },
+            "TableCreationConfiguration": { "Enabled": true },
+            "AppendOnly": true,
+            "ProcessingConfiguration": { "Enabled": true, "Processors": [{ "Type": "MetadataExtraction", "Parameters": [
+                { "ParameterName": "MetadataExtractionQuery", "ParameterValue": "{destinationTableName: .t}" },
+                { "ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6" }] }] },
+            "RoleARN": "arn:aws:iam::123456789012:role/r",
+            "S3Configuration": { "RoleARN": "r", "BucketARN": "arn:aws:s3:::errors" },
+        })
+    }
+
+    #[test]
+    fn an_iceberg_configuration_becomes_an_iceberg_block_with_its_routing_query() {
+        let request = request();
+        let t = translate(&request, &control()).unwrap();
+        let d = &t.destination["iceberg"];
+        assert_eq!(d["catalog"], json!({ "type": "glue", "uri": "http://127.0.0.1:5000", "warehouse": "s3://lake/w" }));
+        assert_eq!((&d["database"], &d["table"]), (&json!("web"), &json!("clicks")));
+        assert_eq!(d["tables"][0]["partition_by"], json!(["country"]));
+        assert_eq!(
+            (&d["schema_evolution"], &d["create_tables"], &d["append_only"]),
+            (&json!(true), &json!(true), &json!(true))
+        );
+        assert_eq!(d["routing"], "{destinationTableName: .t}");
+        assert!(t.processing.is_none(), "the metadata extraction became the routing; nothing else to run");
+        assert_eq!(d["backup"], json!({ "local": { "path": "./b/errors" } }));
+    }
+
+    #[test]
+    fn unique_keys_pass_through_to_be_refused_and_an_unmapped_catalog_is_refused() {
+        let mut with_keys = request();
+        with_keys["DestinationTableConfigurationList"][0]["UniqueKeys"] = json!(["id"]);
+        let t = translate(&with_keys, &control()).unwrap();
+        assert_eq!(t.destination["iceberg"]["tables"][0]["unique_keys"], json!(["id"]));
+        let unmapped = ControlPlane { iceberg_catalogs: Default::default(), ..control() };
+        let request = request();
+        let Err(e) = translate(&request, &unmapped) else { panic!("an unmapped catalog was accepted") };
+        assert!(e.0.contains("control_plane.iceberg_catalogs"), "{}", e.0);
+    }
+}
