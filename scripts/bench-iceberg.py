@@ -22,6 +22,7 @@ from pathlib import Path
 from benchlib import ROOT, cpu_seconds, free_port, peak_rss_mib  # scripts/ is on sys.path when a script runs
 
 sys.path.insert(0, str(ROOT / "tests"))
+from conftest import wait_for  # noqa: E402
 
 
 def main():
@@ -36,7 +37,7 @@ def main():
     warehouse = work / "warehouse"
     warehouse.mkdir()
     pg = None
-    env = {**os.environ, "RUST_LOG": "warn,sluice::sink::iceberg=debug"}
+    env = {**os.environ, "RUST_LOG": "info,sluice::sink::iceberg=debug"}
     if args.postgres:
         from pg import PASSWORD, Cluster
         pg = Cluster()
@@ -63,11 +64,14 @@ pipelines:
         binary = str(ROOT / "target/release/sluice")
         daemon = subprocess.Popen([binary, "run", "--config", "sluice.yaml", "--listen", f"127.0.0.1:{port}"],
                                   cwd=work, env=env, stdout=open(work / "sluice.log", "wb"), stderr=subprocess.STDOUT)
-        time.sleep(1.5)
+        wait_for(lambda: b"accepting" in (work / "sluice.log").read_bytes(), timeout=20, what="the daemon")
         cpu_before = cpu_seconds(daemon.pid)
-        out = subprocess.run([binary, "bench", "ingest", "--endpoint", f"http://127.0.0.1:{port}", "--seconds",
-                              str(args.seconds), "--record-bytes", "250", "--connections", "16"],
-                             check=True, capture_output=True, text=True).stdout
+        ingest = subprocess.run([binary, "bench", "ingest", "--endpoint", f"http://127.0.0.1:{port}", "--seconds",
+                                 str(args.seconds), "--record-bytes", "250", "--connections", "16"],
+                                capture_output=True, text=True)
+        if ingest.returncode != 0:
+            sys.exit(f"the ingest failed: {ingest.stderr.strip()}\nthe daemon's log: {work / 'sluice.log'}")
+        out = ingest.stdout
         cpu = cpu_seconds(daemon.pid) - cpu_before
         rss = peak_rss_mib(daemon.pid)
         daemon.terminate()
