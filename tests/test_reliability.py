@@ -288,3 +288,28 @@ def test_storage_max_memory_turns_many_large_requests_into_503_not_growth_and_lo
     wait_for(lambda: set(delivered()) >= acked, timeout=60, what="every acknowledged record")
     got = delivered()
     assert len(got) == len(set(got)) and set(got) == acked
+
+
+def test_the_allocator_option_is_set_for_the_daemon_unless_the_environment_sets_it(sluice_factory):
+    """sluice execs itself once with MIMALLOC_ARENA_EAGER_COMMIT=0 (freed memory leaves the resident set;
+    BENCHMARKS.md, "Where the memory goes"): same pid and arguments; a value the user gives is kept."""
+    import os
+    config = """
+        pipelines:
+          - name: a
+            destination: { local: { path: ./data } }
+        """
+
+    def allocator_env(d):
+        environ = open(f"/proc/{d.proc.pid}/environ", "rb").read().split(b"\0")
+        return [e for e in environ if e.startswith(b"MIMALLOC_ARENA_EAGER_COMMIT=")]
+
+    plain = {k: v for k, v in os.environ.items() if k != "MIMALLOC_ARENA_EAGER_COMMIT"}
+    d = sluice_factory(config, name="unset").start(env=plain)
+    assert allocator_env(d) == [b"MIMALLOC_ARENA_EAGER_COMMIT=0"]
+    assert open(f"/proc/{d.proc.pid}/cmdline", "rb").read().split(b"\0")[1] == b"run"
+    d.client().put_record(DeliveryStreamName="a", Record={"Data": b"x"})
+    assert d.stop() == 0
+    d = sluice_factory(config, name="set").start(env={**plain, "MIMALLOC_ARENA_EAGER_COMMIT": "1"})
+    assert allocator_env(d) == [b"MIMALLOC_ARENA_EAGER_COMMIT=1"]
+    assert d.stop() == 0
