@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 import urllib.request
@@ -247,3 +248,32 @@ def local_objects(root: Path):
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+class IdProducer:
+    """Puts records `record(n)` for n = first, first + 1, ... in batches of 100 until stopped, and remembers
+    which ids were acknowledged; `sent` is the next id it would send."""
+
+    def __init__(self, d, stream, record, first=0):
+        self.client, self.stream, self.record = d.client(), stream, record
+        self.acked = set()
+        self.sent = first
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping.is_set():
+            ids = list(range(self.sent, self.sent + 100))
+            self.sent += 100
+            try:
+                out = self.client.put_record_batch(DeliveryStreamName=self.stream, Records=[
+                    {"Data": json.dumps(self.record(i)).encode()} for i in ids])
+                self.acked.update(i for i, r in zip(ids, out["RequestResponses"]) if "RecordId" in r)
+            except Exception:  # noqa: BLE001 - the daemon is being killed or restarted: not acknowledged
+                time.sleep(0.05)
+            time.sleep(0.01)
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(10)

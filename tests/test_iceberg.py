@@ -9,12 +9,11 @@ reason, kill -9 under load and two daemons on one table — every acknowledged r
 import base64
 import json
 import os
-import threading
 import time
 
 import pytest
 
-from conftest import BINARY, ROOT, local_objects, wait_for
+from conftest import BINARY, ROOT, IdProducer, local_objects, wait_for
 from pg import PASSWORD, Cluster
 
 from pyiceberg.catalog.sql import SqlCatalog
@@ -163,31 +162,9 @@ def pg():
     cluster.close()
 
 
-class Producer:
-    """Puts records {"id": n} in batches of 100 until stopped; remembers which were acknowledged."""
-
-    def __init__(self, d, first=0, stream="lake"):
-        self.client, self.stream = d.client(), stream
-        self.acked, self.next = set(), first
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopping.is_set():
-            ids = list(range(self.next, self.next + 100))
-            self.next += 100
-            try:
-                out = self.client.put_record_batch(DeliveryStreamName=self.stream, Records=[
-                    {"Data": json.dumps({"id": i, "msg": f"row {i}"}).encode()} for i in ids])
-                self.acked.update(i for i, r in zip(ids, out["RequestResponses"]) if "RecordId" in r)
-            except Exception:  # noqa: BLE001 - the daemon is being killed: not acknowledged
-                time.sleep(0.05)
-            time.sleep(0.01)
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(10)
+def start_producer(d, first=0):
+    """Records {"id": n, "msg": ...} into `lake` until stopped (conftest.IdProducer)."""
+    return IdProducer(d, "lake", lambda i: {"id": i, "msg": f"row {i}"}, first)
 
 
 def pg_table(pg, tmp_path, namespace):
@@ -215,7 +192,7 @@ def test_kill9_under_load_commits_every_acknowledged_record_once_through_a_postg
     block, reader = pg_table(pg, tmp_path, "crash")
     d = iceberg_pipeline(sluice_factory, block, "database: crash\n        table: events",
                          buffering="size_mb: 1, interval_seconds: 1").start(env=env())
-    producer = Producer(d)
+    producer = start_producer(d)
     wait_for(lambda: len(all_ids(reader, "crash.events")) > 2000, timeout=60, what="rows before the crash")
     d.kill9()
     time.sleep(0.5)
@@ -227,7 +204,7 @@ def test_kill9_under_load_commits_every_acknowledged_record_once_through_a_postg
     time.sleep(3)  # a duplicate would be committed by now
     ids = all_ids(reader, "crash.events")
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} rows committed twice"
-    assert set(ids) <= set(range(producer.next))
+    assert set(ids) <= set(range(producer.sent))
     assert PASSWORD not in d.log()
 
 
@@ -237,7 +214,7 @@ def test_two_daemons_appending_to_one_table_lose_and_repeat_nothing(sluice_facto
     daemons = [iceberg_pipeline(sluice_factory, block, "database: shared\n        table: events",
                                 name=f"d{i}", buffering="size_mb: 1, interval_seconds: 1").start(env=env())
                for i in range(2)]
-    producers = [Producer(d, first=i * 10_000_000) for i, d in enumerate(daemons)]
+    producers = [start_producer(d, first=i * 10_000_000) for i, d in enumerate(daemons)]
     time.sleep(8)
     for p in producers:
         p.stop()

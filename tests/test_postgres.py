@@ -5,12 +5,11 @@ counting rows: 0 lost, 0 duplicated.
 """
 
 import json
-import threading
 import time
 
 import pytest
 
-from conftest import local_objects, wait_for
+from conftest import IdProducer, local_objects, wait_for
 from pg import PASSWORD, Cluster
 
 
@@ -48,32 +47,9 @@ def error_records(d):
             if path.startswith("errors/") for line in body.decode().splitlines()]
 
 
-class Producer:
-    """Puts records {"id": n, ...} in batches of 100 until stopped; remembers which were acknowledged."""
-
-    def __init__(self, d):
-        self.client = d.client()
-        self.acked = set()
-        self.sent = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopping.is_set():
-            ids = list(range(self.sent, self.sent + 100))
-            self.sent += 100
-            try:
-                out = self.client.put_record_batch(DeliveryStreamName="to-pg", Records=[
-                    {"Data": json.dumps({"id": i, "body": f"row {i}"}).encode()} for i in ids])
-                self.acked.update(i for i, r in zip(ids, out["RequestResponses"]) if "RecordId" in r)
-            except Exception:  # noqa: BLE001 - the daemon is being killed or restarted: not acknowledged
-                time.sleep(0.05)
-            time.sleep(0.01)
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(10)
+def start_producer(d):
+    """Records {"id": n, "body": ...} into `to-pg` until stopped (conftest.IdProducer)."""
+    return IdProducer(d, "to-pg", lambda i: {"id": i, "body": f"row {i}"})
 
 
 def stop_and_count(pg, table, producer, timeout):
@@ -164,7 +140,7 @@ def test_bad_rows_go_to_the_error_output_with_the_databases_message_and_the_rest
 def test_the_database_stopped_for_30_s_under_load_loses_and_repeats_nothing(sluice_factory, pg):
     pg.sql("CREATE TABLE outage (id bigint NOT NULL, body text)")
     d = pipeline(sluice_factory, pg, "outage", "columns: [id, body]").start(env=env())
-    producer = Producer(d)
+    producer = start_producer(d)
     wait_for(lambda: int(pg.value("SELECT count(*) FROM outage")) > 1000, timeout=30, what="rows before the outage")
     pg.stop()
     time.sleep(30)
@@ -179,7 +155,7 @@ def test_the_database_stopped_for_30_s_under_load_loses_and_repeats_nothing(slui
 def test_kill9_under_load_loses_and_repeats_nothing(sluice_factory, pg):
     pg.sql("CREATE TABLE crash (id bigint NOT NULL, body text)")
     d = pipeline(sluice_factory, pg, "crash", "columns: [id, body]").start(env=env())
-    producer = Producer(d)
+    producer = start_producer(d)
     wait_for(lambda: int(pg.value("SELECT count(*) FROM crash")) > 2000, timeout=30, what="rows before the crash")
     d.kill9()
     time.sleep(0.5)

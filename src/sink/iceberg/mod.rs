@@ -139,14 +139,15 @@ impl Iceberg {
         Ok((database, table))
     }
 
-    /// One table's part of the batch, with its records' positions for the outcome.
+    /// One table's part of the batch, with the table, its records' positions for the outcome, and
+    /// the time from loading the table to the commit's answer (the commit latency it sees).
     async fn append<'r>(
         &self,
         catalog: Arc<dyn Catalog>,
         (database, table): Route,
         rows: Vec<(usize, &'r [u8])>,
         request_id: &str,
-    ) -> (Vec<(usize, &'r [u8])>, Result<table::Appended, TableError>) {
+    ) -> (TableIdent, Vec<(usize, &'r [u8])>, std::time::Duration, Result<table::Appended, TableError>) {
         let ident = TableIdent::new(NamespaceIdent::new(database.clone()), table.clone());
         let options = self.spec.table_options(&database, &table);
         let rules = TableRules {
@@ -155,8 +156,9 @@ impl Iceberg {
             partition_by: options.map_or(&[][..], |o| &o.partition_by[..]),
             target_file_bytes: TARGET_FILE_BYTES,
         };
+        let started = std::time::Instant::now();
         let result = table::append(catalog.as_ref(), &ident, request_id, &rows, &rules).await;
-        (rows, result)
+        (ident, rows, started.elapsed(), result)
     }
 }
 
@@ -215,15 +217,15 @@ impl Destination for Iceberg {
         let results: Vec<_> = futures::stream::iter(appends).buffer_unordered(TABLES_AT_ONCE).collect().await;
         let mut retry = Vec::new();
         let mut cause = None;
-        for (rows, result) in results {
+        for (ident, rows, took, result) in results {
             match result {
                 Ok(appended) => {
                     if appended.before {
-                        tracing::info!(destination = %self.name, table = %appended.table, batch_id = request_id,
+                        tracing::info!(destination = %self.name, table = %ident, batch_id = request_id,
                             "batch already committed to the table; skipped (exactly once)");
                     } else {
-                        tracing::debug!(destination = %self.name, table = %appended.table, rows = appended.rows,
-                            commit_ms = appended.commit.as_millis() as u64, "committed");
+                        tracing::debug!(destination = %self.name, table = %ident, rows = appended.rows,
+                            commit_ms = took.as_millis() as u64, "committed");
                     }
                     rejected.extend(
                         appended
@@ -232,15 +234,9 @@ impl Destination for Iceberg {
                             .map(|(pos, reason)| (pos, SendError::permanent(CODE_RECORD, reason))),
                     )
                 }
-                Err(TableError::Missing(what)) => {
-                    let e = SendError::permanent(
-                        CODE_NO_TABLE,
-                        format!("table {what} does not exist (create_tables is off)"),
-                    );
-                    rejected.extend(rows.iter().map(|(pos, _)| (*pos, e.clone())));
-                }
-                Err(TableError::Refused(reason)) => {
-                    let e = SendError::permanent(CODE_RECORD, reason);
+                Err(e @ (TableError::Missing(_) | TableError::Refused(_))) => {
+                    let code = if matches!(e, TableError::Missing(_)) { CODE_NO_TABLE } else { CODE_RECORD };
+                    let e = SendError::permanent(code, e.to_string());
                     rejected.extend(rows.iter().map(|(pos, _)| (*pos, e.clone())));
                 }
                 Err(TableError::Failed(reason)) => {

@@ -56,14 +56,10 @@ fn failed(what: &str, e: iceberg::Error) -> TableError {
 
 /// How one table's part of a batch ended.
 pub struct Appended {
-    /// `database.table`, for the log.
-    pub table: String,
     /// Rows committed now (0 when the batch was committed before).
     pub rows: usize,
     /// Whether an earlier attempt had committed the batch already.
     pub before: bool,
-    /// From loading the table to the commit's answer (the commit latency a table sees).
-    pub commit: std::time::Duration,
     /// Records refused by the table's schema, with the reason.
     pub refused: Vec<(usize, String)>,
 }
@@ -84,16 +80,9 @@ pub async fn append(
     records: &[(usize, &[u8])],
     rules: &TableRules<'_>,
 ) -> Result<Appended, TableError> {
-    let started = std::time::Instant::now();
     let mut table = load_or_create(catalog, ident, records, rules).await?;
     if committed_before(&table, batch_id) {
-        return Ok(Appended {
-            table: ident.to_string(),
-            rows: 0,
-            before: true,
-            commit: started.elapsed(),
-            refused: Vec::new(),
-        });
+        return Ok(Appended { rows: 0, before: true, refused: Vec::new() });
     }
     if rules.evolve {
         let added = new_columns(Some(table.metadata().current_schema()), records);
@@ -105,11 +94,11 @@ pub async fn append(
     let Written { files, rows, refused } =
         write_rows(&table, &schema, batch_id, records, rules.target_file_bytes).await?;
     if rows.is_empty() {
-        return Ok(Appended { table: ident.to_string(), rows: 0, before: false, commit: started.elapsed(), refused });
+        return Ok(Appended { rows: 0, before: false, refused });
     }
     let before = commit(catalog, &table, batch_id, files, rows.len()).await?;
     let rows = if before { 0 } else { rows.len() };
-    Ok(Appended { table: ident.to_string(), rows, before, commit: started.elapsed(), refused })
+    Ok(Appended { rows, before, refused })
 }
 
 /// Appends `files` to `table` in one snapshot naming `batch_id`. `true` when they turn out to be in
