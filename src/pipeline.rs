@@ -19,6 +19,7 @@
 mod branch;
 mod build;
 mod delivery;
+mod encode_ahead;
 mod sending;
 mod staged;
 pub mod tap;
@@ -60,6 +61,7 @@ use crate::source::direct_put::{DirectPutIngest, DirectPutSource};
 use crate::source::Source;
 use branch::Branch;
 use delivery::Delivery;
+use encode_ahead::{EncodeBacklog, ObjectParts};
 use tap::{partition_text, tap_event, Stage};
 
 /// A finished object: these records no longer need the WAL.
@@ -80,6 +82,7 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
     // After a read error that may pass (no descriptor to open the next segment), reading pauses.
     let mut read_paused: Option<(tokio::time::Instant, Duration)> = None;
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+    let encode_backlog = r.encode_backlog.clone();
     let start = source.delivered_below();
     r.committed = start;
     let ledger = source.ledger();
@@ -105,7 +108,7 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
         let deadline = r.next_deadline().map(tokio::time::Instant::from_std);
         let can_read = read_paused.is_none_or(|(until, _)| tokio::time::Instant::now() >= until);
         tokio::select! {
-            read = source.next_batch(read_chunk), if source_open && can_read && r.has_room() => match read {
+            read = source.next_batch(read_chunk), if source_open && can_read && r.has_room() && !encode_backlog.is_full() => match read {
                 Ok(Some(records)) => {
                     read_paused = None;
                     let watermark = r.on_records(records).await;
@@ -130,6 +133,7 @@ async fn run(mut source: Box<dyn Source>, mut r: Runner, mut done_rx: mpsc::Unbo
                 }
             },
             _ = sleep_until(read_paused.map(|(until, _)| until)), if !can_read => {}
+            _ = encode_backlog.wait(), if encode_backlog.is_full() => {}
             Some(done) = done_rx.recv() => {
                 let watermark = r.on_done(done);
                 commit(&mut source, watermark, &name).await;
@@ -180,6 +184,9 @@ struct Runner {
     /// The watermark last handed to the source: the lowest of the branches'.
     committed: Seq,
     taps: Arc<tap::Taps>,
+    /// Records handed to the branches' part encoders and not yet encoded: reading waits while
+    /// there are too many (`encode_ahead.rs`).
+    encode_backlog: Arc<EncodeBacklog>,
 }
 
 impl Runner {

@@ -5,8 +5,10 @@ import io
 import json
 import re
 import struct
+import subprocess
 import time
 import zipfile
+import zlib
 from datetime import datetime, timezone
 
 import cramjam
@@ -216,3 +218,36 @@ def test_large_objects_stream_through_multipart_upload(sluice_factory, moto, buc
     assert body.splitlines() == data
     etag = moto.s3().head_object(Bucket=bucket, Key=key)["ETag"]
     assert re.search(r"-\d+\"$", etag), f"a multipart upload's ETag ends in -<parts>: {etag}"
+
+
+def gzip_members(blob):
+    """How many gzip members follow one another in `blob` (each a complete stream)."""
+    members = 0
+    while blob:
+        z = zlib.decompressobj(wbits=31)
+        z.decompress(blob)
+        assert z.eof, "a member ends where the next begins"
+        blob, members = z.unused_data, members + 1
+    return members
+
+
+def test_a_filling_buffer_is_encoded_in_parts_into_one_gzip_object(sluice_factory):
+    """Issue #29: a buffer holds compressed parts, not records, while it fills. The object is the parts
+    one after the other (gzip members, RFC 1952), which gzip itself and Python read as one stream."""
+    d = sluice_factory("""
+        pipelines:
+          - name: parts
+            buffering: { size_mb: 1, interval_seconds: 3 }
+            destination: { local: { path: ./data, compression: GZIP, append_delimiter: true } }
+        """).start()
+    data = records(4000)  # ~860 KB: under the 1 MiB buffer, so the interval cuts one object of parts
+    put_all(d.client(), "parts", data)
+    root = d.workdir / "data"
+    objects = wait_for(lambda: (lambda o: o if sum(len(gzip.decompress(b).splitlines()) for b in o.values()) >= 4000 else None)(local_objects(root)),
+                       what="the object")
+    assert len(objects) == 1
+    (key, body), = objects.items()
+    assert gzip.decompress(body).splitlines() == data, "every record once, in order"
+    assert gzip_members(body) == 4, "three parts of 256 KiB (a quarter of the buffer) and the rest"
+    unzipped = subprocess.run(["gzip", "-dc", str(root / key)], check=True, capture_output=True).stdout
+    assert unzipped.splitlines() == data, "the gzip tool reads the whole object"

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::parts::{part_bytes, EncodedPart, PartEncoder};
 use crate::config::Buffering;
 use crate::hash::{fnv1a, splitmix64};
 use crate::process::PartitionKeys;
@@ -17,7 +18,22 @@ pub type PartitionKey = Arc<str>;
 #[derive(Debug)]
 pub struct Batch {
     pub partition: PartitionKey,
+    /// The records not yet encoded: all of them, unless the batcher encodes parts early
+    /// (`parts.rs`); then only those after the last part.
     pub records: Vec<Record>,
+    /// The batch's first records, encoded in order (`parts.rs`); the object is these, then
+    /// `records` encoded.
+    pub parts: Vec<EncodedPart>,
+    /// Records in `parts`.
+    encoded_records: usize,
+    /// Bytes of `records` (the rest of `bytes` is in `parts`).
+    pending_bytes: usize,
+    /// The last record's source sequence: a buffer is never cut between outputs of one.
+    last_seq: Option<u64>,
+    /// Whether the first record came from a stream (see [`Batch::identity`]).
+    stream_named: bool,
+    /// The stream positions of every record so far, folded in order ([`Batch::identity`]).
+    positions: u64,
     /// Bytes the records will occupy before compression (including delimiters).
     pub bytes: usize,
     pub seqs: SeqRanges,
@@ -33,6 +49,12 @@ impl Batch {
         Self {
             partition,
             records: Vec::new(),
+            parts: Vec::new(),
+            encoded_records: 0,
+            pending_bytes: 0,
+            last_seq: None,
+            stream_named: false,
+            positions: 0,
             bytes: 0,
             seqs: SeqRanges::default(),
             oldest_arrival_ms: i64::MAX,
@@ -42,10 +64,33 @@ impl Batch {
     }
 
     pub(crate) fn push(&mut self, record: Record, weight: usize) {
+        if self.last_seq.is_none() {
+            self.stream_named = record.origin.is_some();
+        }
+        self.last_seq = Some(record.seq);
+        self.positions = splitmix64(self.positions ^ position_hash(&record));
         self.bytes += weight;
+        self.pending_bytes += weight;
         self.seqs.push(record.seq);
         self.oldest_arrival_ms = self.oldest_arrival_ms.min(record.arrival_ms);
         self.records.push(record);
+    }
+
+    /// Records in the batch, encoded or not.
+    pub fn len(&self) -> usize {
+        self.encoded_records + self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hands the records not yet encoded to `encoder` as the batch's next part.
+    fn encode_pending(&mut self, encoder: &dyn PartEncoder) {
+        let records = std::mem::take(&mut self.records);
+        self.encoded_records += records.len();
+        self.parts.push(encoder.start(records, self.pending_bytes));
+        self.pending_bytes = 0;
     }
 
     /// The object's first sequence number.
@@ -57,7 +102,7 @@ impl Batch {
     /// numbers, a Kafka partition's offsets: the same for every daemon reading the stream) rather
     /// than from this state directory's WAL sequences.
     pub fn named_by_stream_positions(&self) -> bool {
-        self.records.first().is_some_and(|r| r.origin.is_some())
+        self.stream_named
     }
 
     /// What names the batch (object key, HTTP request id, document ids) deterministically.
@@ -73,7 +118,7 @@ impl Batch {
         if !self.named_by_stream_positions() {
             return self.first_seq();
         }
-        self.records.iter().fold(0, |h, r| splitmix64(h ^ position_hash(r)))
+        self.positions
     }
 }
 
@@ -94,11 +139,27 @@ pub struct Batcher {
     /// HashDoS concern: a hostile key can at most share a bucket, and partitions are bounded).
     open: HashMap<PartitionKey, Batch, foldhash::fast::RandomState>,
     buffered_bytes: usize,
+    /// Encodes open batches a part at a time (`parts.rs`); `None` keeps records until the cut.
+    parts: Option<std::sync::Arc<dyn PartEncoder>>,
+    /// [`part_bytes`] of the buffer size.
+    part_bytes: usize,
 }
 
 impl Batcher {
     pub fn new(limits: Buffering) -> Self {
-        Self { limits, open: HashMap::default(), buffered_bytes: 0 }
+        Self {
+            limits,
+            open: HashMap::default(),
+            buffered_bytes: 0,
+            parts: None,
+            part_bytes: part_bytes(limits.size_bytes),
+        }
+    }
+
+    /// A batcher whose open batches are encoded by `encoder` a part at a time ([`part_bytes`]) as
+    /// they fill.
+    pub fn encoding_parts(limits: Buffering, encoder: std::sync::Arc<dyn PartEncoder>) -> Self {
+        Self { parts: Some(encoder), ..Self::new(limits) }
     }
 
     /// Adds a record weighing `weight` bytes. Returns the partition's buffer if this record would
@@ -126,13 +187,20 @@ impl Batcher {
         let mut ready = None;
         match self.open.get_mut(partition) {
             Some(batch) => {
-                let same_source = batch.records.last().is_some_and(|r| r.seq == record.seq);
+                let same_source = batch.last_seq == Some(record.seq);
                 if batch.bytes > 0 && batch.bytes + weight > limit && !same_source {
                     let full = std::mem::replace(batch, Batch::new(partition.clone(), keys.cloned(), now));
                     self.buffered_bytes -= full.bytes;
                     ready = Some(full);
                 }
                 batch.push(record, weight);
+                if let Some(encoder) = &self.parts {
+                    // A full buffer is cut (and its rest encoded) at once; only one that goes on
+                    // filling gains from encoding now.
+                    if batch.pending_bytes >= self.part_bytes && batch.bytes < limit && encoder.enabled() {
+                        batch.encode_pending(encoder.as_ref());
+                    }
+                }
             }
             None => {
                 let mut batch = Batch::new(partition.clone(), keys.cloned(), now);
@@ -265,6 +333,54 @@ mod tests {
         assert!(b.push(&key, rec(1, 60), 60, now).is_none());
         let full = b.take_full();
         assert_eq!(full[0].records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 1, 1]);
+    }
+
+    /// Encodes a part as its records' bytes, concatenated.
+    struct Concatenate;
+
+    impl PartEncoder for Concatenate {
+        fn start(&self, records: Vec<Record>, _raw_bytes: usize) -> EncodedPart {
+            tokio::task::spawn_blocking(move || {
+                Ok(records.iter().flat_map(|r| r.data.to_vec()).collect::<Vec<_>>().into())
+            })
+        }
+        fn enabled(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn parts_are_encoded_as_a_buffer_fills_and_change_nothing_else() {
+        let key: PartitionKey = "".into();
+        let size = 7 << 20;
+        let record = |seq: u64| Record::new(seq, 1000 + seq as i64, Bytes::from(vec![b'a' + (seq % 26) as u8; 4096]));
+        let mut plain = Batcher::new(limits(size, 300));
+        let mut parted = Batcher::encoding_parts(limits(size, 300), Arc::new(Concatenate));
+        let now = Instant::now();
+        let (mut cut_plain, mut cut_parted) = (Vec::new(), Vec::new());
+        for seq in 0..4000 {
+            cut_plain.extend(plain.push(&key, record(seq), 4096, now));
+            cut_parted.extend(parted.push(&key, record(seq), 4096, now));
+        }
+        assert_eq!(cut_plain.len(), 2);
+        assert_eq!(cut_parted.len(), 2);
+        for (a, mut b) in cut_plain.into_iter().zip(cut_parted) {
+            // Same cut, same names, same counts: only where the records are differs.
+            assert_eq!(
+                (a.seqs.normalized(), a.bytes, a.oldest_arrival_ms),
+                (b.seqs.normalized(), b.bytes, b.oldest_arrival_ms)
+            );
+            assert_eq!((a.identity(), a.len()), (b.identity(), b.len()));
+            assert_eq!(b.parts.len(), 6, "a part per MiB while the buffer fills; the rest stays records");
+            assert!(b.records.len() < a.records.len() / 3);
+            let mut object = Vec::new();
+            for part in std::mem::take(&mut b.parts) {
+                object.extend_from_slice(&part.await.unwrap().unwrap());
+            }
+            b.records.iter().for_each(|r| object.extend_from_slice(&r.data));
+            let expected: Vec<u8> = a.records.iter().flat_map(|r| r.data.to_vec()).collect();
+            assert!(object == expected, "the parts and the rest, in order, are the batch's records");
+        }
     }
 
     #[test]

@@ -61,6 +61,17 @@ impl Compression {
         }
     }
 
+    /// Whether two streams of this codec written one after the other read back as one stream
+    /// of both contents, so an object may be encoded in parts (`buffer::parts`). GZIP: a file is
+    /// a series of members (RFC 1952 §2.2; gzip, Python, Java, Go, Node and Hadoop read them all,
+    /// and Firehose's own objects of CloudWatch Logs records are such series). Hadoop snappy: a
+    /// series of independent blocks. Not snappy-java (one stream header), not ZIP (one entry),
+    /// and not ZSTD: its frames concatenate by the format, but python-zstandard's readers stop
+    /// after the first frame unless asked not to, so a zstd object stays one frame.
+    pub fn concatenates(self) -> bool {
+        matches!(self, Compression::Uncompressed | Compression::Gzip | Compression::HadoopSnappy)
+    }
+
     /// Wraps `inner` in this codec, at `level` or the codec's default (GZIP 6, ZSTD 3). `entry_name`
     /// names the single entry of a ZIP archive.
     pub fn writer<'a, W: Write + Send + 'a>(

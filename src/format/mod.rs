@@ -69,6 +69,21 @@ impl ObjectFormat {
         self.encoder.encode(records, &mut writer)?;
         writer.finish_stream()
     }
+
+    /// Encodes and compresses `records` into a buffer of their own: one part of an object whose
+    /// codec [concatenates](Compression::concatenates). No ZIP entry is named (parts never are ZIP).
+    pub fn encode_part(&self, records: &[Record], raw_bytes: usize) -> io::Result<Vec<u8>> {
+        // About what GZIP makes of JSON lines; the buffer grows when it is not enough.
+        let mut out = Vec::with_capacity(raw_bytes / 6 + 64);
+        let mut writer = self.compression.writer(&mut out, "", self.compression_level)?;
+        self.encoder.encode(records, &mut writer)?;
+        writer.finish_stream()?;
+        if out.capacity() > out.len() + out.len() / 4 {
+            // Parts wait for the rest of their batch: they should not hold a doubling's slack.
+            out.shrink_to_fit();
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +105,30 @@ mod tests {
         f.write_object(&records, "x", &mut out).unwrap();
         assert_eq!(out, b"a\nb\n");
         assert_eq!(f.encoder.weight(&records[0]), 2);
+    }
+
+    #[test]
+    fn parts_of_concatenating_codecs_read_back_as_one_stream() {
+        use std::io::Read;
+        let records: Vec<Record> =
+            (0..3000u64).map(|i| Record::new(i, 0, Bytes::from(format!("{{\"n\":{i}}}")))).collect();
+        let format = |compression| ObjectFormat {
+            encoder: RawEncoder { append_delimiter: true },
+            compression,
+            compression_level: None,
+            extension: String::new(),
+        };
+        let mut whole = Vec::new();
+        format(Compression::Uncompressed).write_object(&records, "", &mut whole).unwrap();
+        let gzip = format(Compression::Gzip);
+        let mut object = Vec::new();
+        for part in records.chunks(1000) {
+            object.extend(gzip.encode_part(part, 0).unwrap());
+        }
+        let mut read = Vec::new();
+        flate2::read::MultiGzDecoder::new(&object[..]).read_to_end(&mut read).unwrap();
+        assert!(read == whole, "gzip members in a row are the records in order");
+        assert!(Compression::Gzip.concatenates() && !Compression::Zip.concatenates());
+        assert!(!Compression::Snappy.concatenates() && !Compression::Zstd.concatenates());
     }
 }

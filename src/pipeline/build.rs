@@ -100,7 +100,16 @@ pub fn start(
     let status = Arc::new(PipelineStatus::default());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let taps = Arc::new(tap::Taps::default());
-    let opening = Opening { stream_dir: &stream_dir, spill_limit: limit, names, identity, done_tx, taps: &taps };
+    let encode_backlog = Arc::new(EncodeBacklog::default());
+    let opening = Opening {
+        stream_dir: &stream_dir,
+        spill_limit: limit,
+        names,
+        identity,
+        done_tx,
+        taps: &taps,
+        encode_backlog: &encode_backlog,
+    };
     let mut branches = Vec::new();
     let mut destinations = Vec::new();
     for (index, b) in spec.branches().into_iter().enumerate() {
@@ -117,6 +126,7 @@ pub fn start(
         metrics: metrics.clone(),
         committed: 0,
         taps: taps.clone(),
+        encode_backlog,
     };
     let direct_put = DirectPutSource::new(reader, appender.clone(), report.controls);
     let dir = storage.dir.join("pipelines").join(&name);
@@ -214,6 +224,8 @@ struct Opening<'a> {
     identity: &'a crate::identity::Identity,
     done_tx: mpsc::UnboundedSender<Done>,
     taps: &'a Arc<tap::Taps>,
+    /// Records waiting for the pipeline's part encoders (`encode_ahead.rs`).
+    encode_backlog: &'a Arc<EncodeBacklog>,
 }
 
 impl Opening<'_> {
@@ -309,12 +321,23 @@ impl Opening<'_> {
         };
         let max_in_memory = spec.buffering.size_bytes * (spec.delivery.concurrency + 2);
         let uploads = Arc::new(Semaphore::new(spec.delivery.concurrency));
+        let format = Arc::new(format);
+        // A plain object destination's buffers hold encoded parts, not records (`buffer::parts`);
+        // converted, sent and loaded batches need their records at delivery.
+        let plain_objects = endpoint.is_none() && loader.is_none() && d.format_conversion.is_none();
+        let data = if plain_objects && format.compression.concatenates() {
+            let parts =
+                ObjectParts { format: format.clone(), backlog: self.encode_backlog.clone(), taps: self.taps.clone() };
+            Batcher::encoding_parts(spec.buffering, Arc::new(parts))
+        } else {
+            Batcher::new(spec.buffering)
+        };
         let branch = Branch {
             index: u8::try_from(index).unwrap_or(u8::MAX),
             when,
             partitioner: Partitioner::new(&d.prefix).routed_by(endpoint.as_ref().map_or(&[], |e| e.routing_keys())),
             max_partitions: spec.dynamic_partitioning.map(|d| d.max_active_partitions),
-            data: Batcher::new(spec.buffering),
+            data,
             errors: Batcher::new(spec.buffering),
             tracker: DeliveryTracker::new(0),
             uploads,
@@ -347,7 +370,7 @@ impl Opening<'_> {
                 spec,
                 inference,
                 sink,
-                format: Arc::new(format),
+                format,
                 error_format: Arc::new(error_format),
                 metrics,
                 status: match &b.route {

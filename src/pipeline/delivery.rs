@@ -11,6 +11,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::{now_ms, Done, PipelineStatus};
 use crate::buffer::names::NameScope;
+use crate::buffer::parts::EncodedPart;
 use crate::buffer::Batch;
 use crate::config::PipelineSpec;
 use crate::format::convert::infer::SchemaInference;
@@ -19,7 +20,7 @@ use crate::format::object_key::{object_name, KeyTemplate, PartitionSource, Rende
 use crate::format::{error_record, ObjectFormat};
 use crate::metrics::PipelineMetrics;
 use crate::process::{ErrorOutputType, Failed};
-use crate::record::Record;
+use crate::record::{Record, SeqRanges};
 use crate::sink::ObjectSink;
 
 /// Everything needed to turn a batch into an object, shared by the pipeline's upload tasks.
@@ -101,11 +102,20 @@ impl Delivery {
                 let kind = if error_type.is_some() { "errors" } else { "data" };
                 let format = if error_type.is_some() { &self.error_format } else { &self.format };
                 let key = self.object_key(&batch, error_type, kind, &format.extension);
-                // Named first: a stream-read batch's name comes from its records. Then they move
-                // into the upload rather than being copied (a copy per upload was 5 MiB of the
-                // heap's peak under issue #29's load); the batch keeps its sizes and positions.
+                // Named first. Then the records move into the upload rather than being copied (a
+                // copy per upload was 5 MiB of the heap's peak under issue #29's load); the batch
+                // keeps its sizes and positions.
+                let count = batch.len() as u64;
                 let records = Arc::new(std::mem::take(&mut batch.records));
-                self.write_records(&key, &batch, error_type.is_none(), records, format.clone()).await;
+                if batch.parts.is_empty() {
+                    self.write_records(&key, &batch, error_type.is_none(), records, format.clone()).await;
+                } else {
+                    let parts = std::mem::take(&mut batch.parts);
+                    let Some(parts) = self.finish_parts(parts, records).await else {
+                        return self.undeliverable(batch);
+                    };
+                    self.retry_object(&key, &batch, true, count, || self.sink.write_parts(&key, parts.clone())).await;
+                }
             }
         }
         Done {
@@ -114,6 +124,41 @@ impl Delivery {
             partition: error_type.is_none().then_some(batch.partition),
             branch: 0,
         }
+    }
+
+    /// A batch encoded in parts (`buffer::parts`): encodes its last records as the final part and
+    /// waits for every part. `None` if a part could not be encoded, which only a bug makes happen
+    /// (encoding into memory has no I/O to fail).
+    async fn finish_parts(&self, mut parts: Vec<EncodedPart>, tail: Arc<Vec<Record>>) -> Option<Vec<bytes::Bytes>> {
+        if !tail.is_empty() {
+            let format = self.format.clone();
+            parts.push(tokio::task::spawn_blocking(move || {
+                let raw = tail.iter().map(|r| format.encoder.weight(r)).sum();
+                format.encode_part(&tail, raw).map(bytes::Bytes::from).map_err(|e| e.to_string())
+            }));
+        }
+        let mut encoded = Vec::with_capacity(parts.len());
+        for part in parts {
+            match part.await {
+                Ok(Ok(bytes)) => encoded.push(bytes),
+                Ok(Err(e)) => return self.encode_failed(&e),
+                Err(e) => return self.encode_failed(&e.to_string()),
+            }
+        }
+        Some(encoded)
+    }
+
+    fn encode_failed<T>(&self, error: &str) -> Option<T> {
+        tracing::error!(pipeline = %self.spec.name, error, "a buffered part could not be encoded; its records stay in the WAL and are delivered after a restart");
+        self.status.delivery_failed(&format!("encoding a buffered part failed: {error}"));
+        None
+    }
+
+    /// A batch that cannot be delivered by this process (its encoded parts are lost to a bug):
+    /// reported done to free its memory, but with no sequences, so the WAL, the file offset or
+    /// the stream checkpoint keeps its records for the next start.
+    fn undeliverable(&self, batch: Batch) -> Done {
+        Done { seqs: SeqRanges::default(), bytes: batch.bytes, partition: Some(batch.partition), branch: 0 }
     }
 
     /// Format conversion (spec §5): the rows that convert become one Parquet/ORC object, and each
@@ -176,9 +221,8 @@ impl Delivery {
         .await
     }
 
-    /// Writes one object, retrying with exponential backoff and jitter until it succeeds or the
-    /// batch's oldest record passes the retention period (then it is dropped, logged and counted,
-    /// and `false` returned). `encoder` makes a fresh encoding closure for each attempt.
+    /// Writes one object with [`Self::retry_object`]; `encoder` makes a fresh encoding closure for
+    /// each attempt.
     pub(super) async fn write_retrying<E, F>(
         &self,
         key: &str,
@@ -191,6 +235,17 @@ impl Delivery {
         E: Fn() -> F,
         F: FnOnce(&mut (dyn std::io::Write + Send)) -> std::io::Result<()> + Send + 'static,
     {
+        self.retry_object(key, batch, is_data, count, || self.sink.write_with(key, batch.bytes, encoder())).await
+    }
+
+    /// Writes one object, retrying `attempt` with exponential backoff and jitter until it succeeds
+    /// or the batch's oldest record passes the retention period (then it is dropped, logged and
+    /// counted, and `false` returned).
+    async fn retry_object<A, W>(&self, key: &str, batch: &Batch, is_data: bool, count: u64, attempt: A) -> bool
+    where
+        A: Fn() -> W,
+        W: std::future::Future<Output = Result<(), crate::sink::object_store::SinkError>>,
+    {
         let d = &self.spec.delivery;
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -201,7 +256,7 @@ impl Delivery {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.sink.write_with(key, batch.bytes, encoder()).await {
+            match attempt().await {
                 Ok(()) => {
                     self.status.delivery_succeeded();
                     if is_data {

@@ -163,20 +163,59 @@ impl ObjectSink {
         });
         let uploaded = self.upload(key, rx).await;
         if uploaded.is_err() {
-            if let Some(root) = &self.local_root {
-                // object_store stages a local upload as `<key>#<n>`; a failed one (a full disk)
-                // may leave it behind.
-                let target = root.join(key);
-                if let (Some(dir), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) {
-                    remove_staging_in(dir, name);
-                }
-            }
+            self.clean_failed_upload(key);
         }
         let encoded = encoder.await.map_err(|e| SinkError::Encode(e.to_string()))?;
         match (uploaded, encoded) {
             (Ok(()), Ok(())) => Ok(()),
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(SinkError::Encode(e.to_string())),
+        }
+    }
+
+    /// Writes to `key` the concatenation of `parts`, already encoded (`buffer::parts`): one PUT
+    /// of all of them when they fit in a part, otherwise a multipart upload of `PART_SIZE` parts.
+    /// Neither copies them.
+    pub async fn write_parts(&self, key: &str, parts: Vec<Bytes>) -> Result<(), SinkError> {
+        let path = Path::from(key);
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        let written = if total <= PART_SIZE {
+            let opts = PutOptions { attributes: self.attributes.clone(), ..Default::default() };
+            self.store.put_opts(&path, parts.into_iter().collect(), opts).await.map(drop).map_err(SinkError::from)
+        } else {
+            let opts = PutMultipartOptions { attributes: self.attributes.clone(), ..Default::default() };
+            let upload = self.store.put_multipart_opts(&path, opts).await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            let mut result = Ok(());
+            for part in parts {
+                if let Err(e) = writer.wait_for_capacity(2).await {
+                    result = Err(e);
+                    break;
+                }
+                writer.put(part);
+            }
+            match result {
+                Ok(()) => writer.finish().await.map(drop).map_err(SinkError::from),
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    Err(e.into())
+                }
+            }
+        };
+        if written.is_err() {
+            self.clean_failed_upload(key);
+        }
+        written
+    }
+
+    /// object_store stages a local upload as `<key>#<n>`; a failed one (a full disk) may leave it
+    /// behind.
+    fn clean_failed_upload(&self, key: &str) {
+        if let Some(root) = &self.local_root {
+            let target = root.join(key);
+            if let (Some(dir), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) {
+                remove_staging_in(dir, name);
+            }
         }
     }
 
