@@ -54,6 +54,19 @@ impl EncodeBacklog {
     }
 }
 
+/// A part's records in the backlog until it is encoded, or abandoned (a panic, a shutdown): never
+/// left counted, or reading would wait for it for ever.
+struct Waiting {
+    backlog: Arc<EncodeBacklog>,
+    bytes: usize,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.backlog.finished(self.bytes);
+    }
+}
+
 /// Encodes parts in an object destination's format.
 pub(super) struct ObjectParts {
     pub(super) format: Arc<ObjectFormat>,
@@ -65,16 +78,51 @@ impl PartEncoder for ObjectParts {
     fn start(&self, records: Vec<Record>, raw_bytes: usize) -> EncodedPart {
         let (format, backlog) = (self.format.clone(), self.backlog.clone());
         backlog.add(raw_bytes);
+        let waiting = Waiting { backlog, bytes: raw_bytes };
         tokio::task::spawn_blocking(move || {
             let encoded = format.encode_part(&records, raw_bytes);
             // The records (and the WAL frames they slice) go now, not when the batch is cut.
             drop(records);
-            backlog.finished(raw_bytes);
+            drop(waiting);
             encoded.map(Bytes::from).map_err(|e| e.to_string())
         })
     }
 
     fn enabled(&self) -> bool {
         !self.taps.wants(Stage::Delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{Compression, RawEncoder};
+
+    #[test]
+    fn an_abandoned_part_leaves_the_backlog() {
+        let backlog = Arc::new(EncodeBacklog::default());
+        backlog.add(backlog.limit);
+        assert!(backlog.is_full());
+        // A part whose encoder panicked, or whose task was dropped at shutdown, drops its
+        // `Waiting` all the same: reading must not wait for it for ever.
+        drop(Waiting { backlog: backlog.clone(), bytes: backlog.limit });
+        assert!(!backlog.is_full());
+        assert_eq!(backlog.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_part_is_compressed_and_leaves_the_backlog_when_done() {
+        let backlog = Arc::new(EncodeBacklog::default());
+        let format = Arc::new(ObjectFormat {
+            encoder: RawEncoder { append_delimiter: true },
+            compression: Compression::Gzip,
+            compression_level: None,
+            extension: ".gz".into(),
+        });
+        let parts = ObjectParts { format, backlog: backlog.clone(), taps: Arc::new(Taps::default()) };
+        let records = (0..100u64).map(|i| Record::new(i, 0, Bytes::from(format!("record {i}")))).collect();
+        let part = parts.start(records, 1_000).await.unwrap().unwrap();
+        assert_eq!(&part[..2], b"\x1f\x8b", "a gzip member");
+        assert_eq!(backlog.waiting.load(Ordering::Acquire), 0);
     }
 }
