@@ -5,8 +5,9 @@
 //! each request reserves its cost before its body is read — three times its `Content-Length` (the
 //! body, the records decoded from it, the frame written to the WAL), or three times the largest
 //! body the endpoint takes when the length is not declared — and gives it back when it is answered.
-//! A request that does not fit is answered `ServiceUnavailableException` (503) at once, without
-//! reading its body: excess load becomes back-pressure the SDKs retry, never growth.
+//! A request that does not fit is answered `ServiceUnavailableException` (503) at once; its body is
+//! read and dropped a chunk at a time ([`drain`]), never kept, so the client reads the answer on a
+//! connection it can reuse: excess load becomes back-pressure the SDKs retry, never growth.
 
 use std::sync::Arc;
 

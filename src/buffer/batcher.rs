@@ -68,7 +68,10 @@ impl Batch {
             self.stream_named = record.origin.is_some();
         }
         self.last_seq = Some(record.seq);
-        self.positions = splitmix64(self.positions ^ position_hash(&record));
+        if self.stream_named {
+            // Only a stream-read batch is named by its positions (`identity`).
+            self.positions = splitmix64(self.positions ^ position_hash(&record));
+        }
         self.bytes += weight;
         self.pending_bytes += weight;
         self.seqs.push(record.seq);
