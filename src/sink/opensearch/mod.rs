@@ -10,6 +10,7 @@
 //! `AmazonOpenSearchService-failed` error records with `esDocumentId`, `esIndexName`, `errorCode`
 //! (the item's HTTP status) and `errorMessage` (its error type and reason). Other shippers drop them.
 
+mod body;
 pub mod config;
 pub mod firehose;
 pub mod index;
@@ -73,10 +74,8 @@ impl OpenSearch {
         request_id: &str,
         records: &[Record],
         indexes: &[usize],
-    ) -> (Vec<u8>, Vec<usize>, Vec<(usize, SendError)>) {
-        // Each document plus its action line (about 100 bytes): one allocation, not a dozen regrowths.
-        let size: usize = indexes.iter().filter_map(|&i| records.get(i)).map(|r| r.data.len() + 100).sum();
-        let mut body = Vec::with_capacity(size);
+    ) -> (body::SegmentedBody, Vec<usize>, Vec<(usize, SendError)>) {
+        let mut body = body::Segments::default();
         let (mut sent, mut rejected) = (Vec::with_capacity(indexes.len()), Vec::new());
         // Records of one batch mostly share an arrival time, so the rotated index name (a date
         // format) is computed when it changes, not per document.
@@ -99,24 +98,24 @@ impl OpenSearch {
                 continue;
             };
             // The action line, written directly (keys in the order a JSON object map sorts them).
-            body.extend_from_slice(b"{\"index\":{");
+            body.extend(b"{\"index\":{");
             if let Some(id) = &id {
-                body.extend_from_slice(b"\"_id\":");
+                body.extend(b"\"_id\":");
                 json_string(&mut body, id);
-                body.push(b',');
+                body.extend(b",");
             }
-            body.extend_from_slice(b"\"_index\":");
+            body.extend(b"\"_index\":");
             json_string(&mut body, index);
             if let Some(t) = &self.spec.type_name {
-                body.extend_from_slice(b",\"_type\":");
+                body.extend(b",\"_type\":");
                 json_string(&mut body, t);
             }
-            body.extend_from_slice(b"}}\n");
-            body.extend_from_slice(&doc);
-            body.push(b'\n');
+            body.extend(b"}}\n");
+            body.extend(&doc);
+            body.extend(b"\n");
             sent.push(k);
         }
-        (body, sent, rejected)
+        (body.finish(), sent, rejected)
     }
 }
 
@@ -125,7 +124,40 @@ impl OpenSearch {
 #[derive(serde::Deserialize)]
 struct BulkAnswer<'a> {
     #[serde(default, borrow)]
-    items: Vec<BulkItem<'a>>,
+    items: Items<'a>,
+}
+
+/// The answer's items, counted as they are read; only the failed ones are kept (with their
+/// position). A 5 MiB request has tens of thousands of items: holding them all would cost the
+/// daemon a megabyte-sized allocation per request for nothing but a count.
+#[derive(Default)]
+struct Items<'a> {
+    count: usize,
+    failed: Vec<(usize, ItemResult<'a>)>,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Items<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<Items<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Items<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of bulk items")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Items<'a>, S::Error> {
+                let mut items = Items::default();
+                while let Some(item) = seq.next_element::<BulkItem<'de>>()? {
+                    let result = item.index.or(item.create).unwrap_or_default();
+                    if !(200..300).contains(&result.status()) {
+                        items.failed.push((items.count, result));
+                    }
+                    items.count += 1;
+                }
+                Ok(items)
+            }
+        }
+        deserializer.deserialize_seq(Visit(std::marker::PhantomData))
+    }
 }
 
 /// One item: the action's result under its name (`index` is what sluice sends; `create` is
@@ -148,11 +180,18 @@ struct ItemResult<'a> {
     id: Option<std::borrow::Cow<'a, str>>,
 }
 
+impl ItemResult<'_> {
+    /// The item's HTTP status; an item without one failed (500).
+    fn status(&self) -> u64 {
+        self.status.unwrap_or(500)
+    }
+}
+
 /// `text` as a JSON string (quoted and escaped).
-fn json_string(out: &mut Vec<u8>, text: &str) {
-    // Writing a str into a Vec cannot fail; the fallback keeps the body well-formed regardless.
+fn json_string(out: &mut body::Segments, text: &str) {
+    // Writing a str into memory cannot fail; the fallback keeps the body well-formed regardless.
     if serde_json::to_writer(&mut *out, text).is_err() {
-        out.extend_from_slice(b"\"\"");
+        out.extend(b"\"\"");
     }
 }
 
@@ -201,14 +240,19 @@ impl Destination for OpenSearch {
             return Outcome::Partial { retry: Vec::new(), rejected, cause: SendError::retry("400", "nothing to send") };
         }
         let signature = match &self.spec.auth {
-            Some(SearchAuth::AwsSigv4 { service, region }) => match sign(&self.bulk_url, &body, service, region) {
-                Ok(headers) => headers,
-                Err(e) => return Outcome::Partial { retry: sent, rejected, cause: e },
-            },
+            Some(SearchAuth::AwsSigv4 { service, region }) => {
+                match sign(&self.bulk_url, &body.sha256(), service, region) {
+                    Ok(headers) => headers,
+                    Err(e) => return Outcome::Partial { retry: sent, rejected, cause: e },
+                }
+            }
             _ => Vec::new(),
         };
-        let mut request =
-            self.client.post(self.bulk_url.clone()).header(CONTENT_TYPE, "application/x-ndjson").body(body);
+        let mut request = self
+            .client
+            .post(self.bulk_url.clone())
+            .header(CONTENT_TYPE, "application/x-ndjson")
+            .body(reqwest::Body::wrap(body));
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
@@ -233,20 +277,18 @@ impl Destination for OpenSearch {
         let Ok(answer) = serde_json::from_slice::<BulkAnswer>(&body) else {
             return failed(SendError::retry("OS.InvalidResponse", "the _bulk answer is not JSON"));
         };
-        if answer.items.len() != sent.len() {
+        if answer.items.count != sent.len() {
             return failed(SendError::retry(
                 "OS.InvalidResponse",
-                format!("the _bulk answer has {} items for {} documents", answer.items.len(), sent.len()),
+                format!("the _bulk answer has {} items for {} documents", answer.items.count, sent.len()),
             ));
         }
         let mut retry = Vec::new();
         let mut cause = SendError::retry("429", "documents were throttled or failed on the server");
-        for (item, &k) in answer.items.into_iter().zip(&sent) {
-            let result = item.index.or(item.create).unwrap_or_default();
-            let code = result.status.unwrap_or(500);
-            if (200..300).contains(&code) {
-                continue;
-            }
+        for (position, result) in answer.items.failed {
+            // Positions are below `count`, which is `sent.len()`.
+            let Some(&k) = sent.get(position) else { continue };
+            let code = result.status();
             let error = result.error.as_ref();
             let text = |key: &str| error.and_then(|e| e.get(key)).and_then(|v| v.as_str()).unwrap_or("").to_string();
             let message = match error {
@@ -305,7 +347,7 @@ async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, SendError> 
 /// shared files, read per request so rotated keys are picked up).
 fn sign(
     url: &reqwest::Url,
-    body: &[u8],
+    body_sha256: &[u8; 32],
     service: &str,
     region: &str,
 ) -> Result<Vec<(http::HeaderName, HeaderValue)>, SendError> {
@@ -341,10 +383,10 @@ fn sign(
         .uri(url.as_str())
         .header(http::header::HOST, host)
         .header(http::header::CONTENT_TYPE, "application/x-ndjson")
-        .body(object_store::client::HttpRequestBody::from(body.to_vec()))
+        .body(object_store::client::HttpRequestBody::from(Vec::new()))
         .map_err(|e| SendError::retry("OS.InvalidEndpoint", e.to_string()))?;
     object_store::aws::AwsAuthorizer::new(&credential, service, region)
-        .try_authorize(&mut request, None)
+        .try_authorize(&mut request, Some(body_sha256))
         .map_err(|e| SendError::retry("OS.SigningFailed", e.to_string()))?;
     Ok(request
         .headers()
@@ -380,6 +422,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bulk_answer_is_counted_and_only_failed_items_are_kept_with_their_positions() {
+        let answer = br#"{"took":3,"errors":true,"items":[
+            {"index":{"_index":"logs","_id":"a","status":201}},
+            {"index":{"_index":"logs","_id":"b","status":429,"error":{"type":"es_rejected_execution_exception","reason":"queue full"}}},
+            {"create":{"_index":"logs","_id":"c","status":400,"error":"mapper_parsing_exception"}},
+            {"delete":{"_index":"logs","_id":"d","status":200}},
+            {"index":{"_index":"logs","_id":"e","status":200}}]}"#;
+        let answer: BulkAnswer = serde_json::from_slice(answer).unwrap();
+        assert_eq!(answer.items.count, 5);
+        let failed: Vec<(usize, u64, Option<&str>)> =
+            answer.items.failed.iter().map(|(k, r)| (*k, r.status(), r.id.as_deref())).collect();
+        // An item under neither `index` nor `create` has no status for sluice: failed with 500.
+        assert_eq!(failed, vec![(1, 429, Some("b")), (2, 400, Some("c")), (3, 500, None)]);
+        let empty: BulkAnswer = serde_json::from_slice(br#"{"took":1,"errors":false}"#).unwrap();
+        assert_eq!((empty.items.count, empty.items.failed.len()), (0, 0));
+    }
+
+    #[test]
     fn action_lines_are_the_json_a_serializer_writes() {
         let day = 1_765_000_000_000;
         let records: Vec<Record> = [(0, day), (1, day), (2, day + 86_400_000)]
@@ -390,7 +450,7 @@ mod tests {
             let os = search(type_name, ids);
             let (body, sent, rejected) = os.body("req", &records, &[0, 1, 2]);
             assert_eq!((sent, rejected.len()), (vec![0, 1, 2], 0));
-            let text = String::from_utf8(body).unwrap();
+            let text = String::from_utf8(body.to_vec()).unwrap();
             let lines: Vec<&str> = text.lines().collect();
             for (k, record) in records.iter().enumerate() {
                 let mut action =

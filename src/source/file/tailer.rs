@@ -89,6 +89,9 @@ pub struct Tailer {
     unreadable: BTreeSet<PathBuf>,
     /// Where `/ready` learns that files cannot be read.
     status: Arc<crate::status::PipelineStatus>,
+    /// One read's bytes, kept between reads (lines are copied out of it): a busy file would
+    /// otherwise cost a fresh megabyte per read, which the allocator holds on to for a while.
+    read_buffer: Vec<u8>,
 }
 
 impl Tailer {
@@ -124,6 +127,7 @@ impl Tailer {
             multiline,
             unreadable: BTreeSet::new(),
             status,
+            read_buffer: Vec::new(),
         })
     }
 
@@ -334,15 +338,17 @@ impl Tailer {
             return Ok(false);
         }
         let want = ((len - t.offset) as usize).min(READ_PER_ROUND);
-        let mut buf = vec![0u8; want];
-        let n = match t.file.read_at(&mut buf, t.offset) {
+        let buf = &mut self.read_buffer;
+        buf.resize(want, 0);
+        let n = match t.file.read_at(buf, t.offset) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(pipeline = %self.pipeline, file = %t.path.display(), error = %e, "cannot read the file; trying again");
                 return Ok(false);
             }
         };
-        let mut lines = Vec::new();
+        // Sized once (counting newlines is cheap next to copying the lines) rather than doubled.
+        let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', &buf[..n]).count());
         t.splitter.push(&buf[..n], t.offset, &mut lines);
         t.offset += n as u64;
         t.last_growth = Instant::now();
