@@ -22,8 +22,9 @@ fn build_frame(
     records: &[RecordIn<'_>],
     member: impl Fn(usize) -> String,
 ) -> Result<(FrameBuilder, Vec<usize>), ApiError> {
-    let estimate: usize = records.iter().map(|r| r.data.len() / 4 * 3).sum();
-    let mut frame = FrameBuilder::new(now_ms(), estimate.min(MAX_BATCH_BYTES + 4096));
+    // What base64 decoding reserves: three bytes per four characters, rounded up.
+    let estimate: usize = records.iter().map(|r| r.data.len().div_ceil(4) * 3).sum();
+    let mut frame = FrameBuilder::new(now_ms(), records.len(), estimate.min(MAX_BATCH_BYTES + 4096));
     let mut total = 0usize;
     let mut sizes = Vec::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
@@ -208,4 +209,22 @@ fn batch_response(
         encrypted: state.daemon.encrypted(&pipeline.spec.name),
         request_responses: responses,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_decodes_into_a_frame_reserved_for_it_once() {
+        let encoded: Vec<String> =
+            (0..500).map(|i| base64::engine::general_purpose::STANDARD.encode(vec![b'r'; 200 + i % 5])).collect();
+        let records: Vec<RecordIn> =
+            encoded.iter().map(|d| RecordIn { data: std::borrow::Cow::Borrowed(d.as_str()) }).collect();
+        let (frame, sizes) = build_frame(&records, |i| format!("records.{i}.member.data")).unwrap();
+        assert_eq!(sizes, (0..500).map(|i| 200 + i % 5).collect::<Vec<_>>());
+        // Base64's padding leaves at most two bytes per record unused; a frame that had been
+        // reallocated would have about as much spare room as data.
+        assert!(frame.spare_capacity() <= 2 * records.len(), "{} bytes spare", frame.spare_capacity());
+    }
 }

@@ -164,7 +164,7 @@ pub async fn ingest_all<R: AsRef<[u8]>>(pipeline: IngestPort<'_>, records: &[R])
             bytes += records[end].as_ref().len();
             end += 1;
         }
-        let mut frame = FrameBuilder::new(crate::clock::now_ms(), bytes);
+        let mut frame = FrameBuilder::new(crate::clock::now_ms(), end - written, bytes);
         for r in &records[written..end] {
             frame.push(r.as_ref());
         }

@@ -62,12 +62,21 @@ pub struct FrameBuilder {
 }
 
 impl FrameBuilder {
-    pub fn new(arrival_ms: i64, capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(FRAME_HEADER + BODY_HEADER + capacity);
+    /// A frame sized for `records` records holding `data_bytes` bytes in all. An exact size
+    /// matters: one byte short and the frame's buffer (often 100 KiB–4 MiB) is copied into one of
+    /// twice the size, so every request would allocate and copy its data twice.
+    pub fn new(arrival_ms: i64, records: usize, data_bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(FRAME_HEADER + BODY_HEADER + records * LEN_PREFIX + data_bytes);
         buf.resize(FRAME_HEADER + 8, 0); // header and first_seq, stamped at commit
         buf.extend_from_slice(&arrival_ms.to_le_bytes());
         buf.extend_from_slice(&0u32.to_le_bytes());
-        Self { buf, ends: Vec::new() }
+        Self { buf, ends: Vec::with_capacity(records) }
+    }
+
+    /// Bytes reserved and not written (tests: a frame that had to grow shows half its size here).
+    #[cfg(test)]
+    pub fn spare_capacity(&self) -> usize {
+        self.buf.capacity() - self.buf.len()
     }
 
     /// Appends one record whose bytes `fill` writes onto the end of the buffer.
@@ -249,7 +258,7 @@ mod tests {
     use super::*;
 
     fn built(records: &[&[u8]], seq: Seq) -> Vec<u8> {
-        let mut b = FrameBuilder::new(1234, 64);
+        let mut b = FrameBuilder::new(1234, records.len(), 64);
         for r in records {
             b.push(r);
         }
@@ -299,8 +308,21 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_sized_for_its_records_is_never_copied_into_a_larger_buffer() {
+        let records: Vec<Vec<u8>> = (0..500).map(|i| vec![b'x'; 200 + i % 7]).collect();
+        let data = records.iter().map(Vec::len).sum();
+        let mut b = FrameBuilder::new(0, records.len(), data);
+        let (capacity, start) = (b.buf.capacity(), b.buf.as_ptr());
+        for r in &records {
+            b.push(r);
+        }
+        assert_eq!((b.buf.capacity(), b.buf.as_ptr()), (capacity, start));
+        assert_eq!(b.buf.len(), capacity, "sized exactly");
+    }
+
+    #[test]
     fn truncate_keeps_a_prefix() {
-        let mut b = FrameBuilder::new(0, 0);
+        let mut b = FrameBuilder::new(0, 0, 0);
         for r in [&b"aa"[..], b"bbb", b"c"] {
             b.push(r);
         }

@@ -8,7 +8,7 @@ fn options(dir: &Path, segment_bytes: u64) -> WalOptions {
 }
 
 fn frame(records: &[&str]) -> PendingFrame {
-    let mut b = FrameBuilder::new(1_700_000_000_000, 64);
+    let mut b = FrameBuilder::new(1_700_000_000_000, records.len(), 64);
     for r in records {
         b.push(r.as_bytes());
     }

@@ -108,8 +108,8 @@ pub fn next_frame(
     now_ms: i64,
 ) -> Result<(FrameBuilder, Vec<usize>), Refusal> {
     // Sized to what is left (base64 is 4/3 of the data), not to the frame limit.
-    let left: usize = records[first..].iter().map(|r| r.data.len() / 4 * 3).sum();
-    let mut frame = FrameBuilder::new(now_ms, left.min(FRAME_BYTES + MAX_RECORD));
+    let left: usize = records[first..].iter().map(|r| r.data.len().div_ceil(4) * 3).sum();
+    let mut frame = FrameBuilder::new(now_ms, records.len() - first, left.min(FRAME_BYTES + MAX_RECORD));
     let mut bytes = 0;
     let mut sizes = Vec::new();
     for (i, record) in records.iter().enumerate().skip(first) {
