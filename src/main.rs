@@ -16,30 +16,41 @@ use cli::config_source::{ConfigSource, Overrides};
 /// second across threads, and glibc's free-list consolidation was a tenth of a partitioned
 /// pipeline's CPU (BENCHMARKS.md, "A partitioned pipeline end to end"). The `system-allocator`
 /// feature keeps glibc's, for heap profilers that hook malloc (heaptrack; BENCHMARKS.md, issue #29).
-/// One of mimalloc's options is changed: see [`allocator_environment`].
+/// Two of mimalloc's options are changed: see [`allocator_environment`].
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Starts sluice again, at once, with `MIMALLOC_ARENA_EAGER_COMMIT=0` when the environment does not
-/// set it. With mimalloc's default its arenas are committed eagerly, and memory freed in them is only
-/// reset (`MADV_FREE`), which stays in the resident set: issue #29's load peaked at 190–228 MiB with a
-/// 77 MiB live heap; with 0 it peaks at about 160 MiB, at the same throughput and CPU, and the
-/// log-shipper load used no more CPU either (BENCHMARKS.md, "Where the memory goes"). The option must
-/// be in the environment before the first allocation (the first arena is reserved before `main`),
-/// hence `exec` of the same binary: same pid, arguments and descriptors. A value the user sets, `1`
-/// included, is kept; if `exec` fails sluice simply goes on with the default.
+/// Starts sluice again, at once, with mimalloc options of its own for those the environment does not
+/// set (a value the user sets, the default included, is kept):
+/// - `MIMALLOC_ARENA_EAGER_COMMIT=0`: with mimalloc's default its arenas are committed eagerly, and
+///   memory freed in them is only reset (`MADV_FREE`), which stays in the resident set: issue #29's
+///   load peaked at 190–228 MiB with a 77 MiB live heap; with 0 at about 160 MiB, at the same
+///   throughput and CPU (BENCHMARKS.md, "Where the memory goes").
+/// - `MIMALLOC_PURGE_DELAY=100`: freed memory goes back to the system after 100 ms instead of 1 s.
+///   Issue #29's load peaks about 10 MiB lower (93–103 MiB) at the same speed; the file tailer at
+///   full speed pays 0–7% more CPU in page faults (a third more with 10 ms, before it stopped
+///   churning megabyte buffers). Memory is what decides whether a sidecar fits, so memory wins; set
+///   `MIMALLOC_PURGE_DELAY=1000` for the last percent of a log shipper's speed (BENCHMARKS.md,
+///   "Fewer large allocations").
+///
+/// The options must be in the environment before the first allocation (the first arena is
+/// reserved before `main`), hence `exec` of the same binary: same pid, arguments and descriptors.
+/// If `exec` fails sluice simply goes on with mimalloc's defaults.
 #[cfg(all(not(feature = "system-allocator"), target_os = "linux"))]
 fn allocator_environment() {
     use std::os::unix::process::CommandExt;
-    const ARENA_EAGER_COMMIT: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
-    if std::env::var_os(ARENA_EAGER_COMMIT).is_some() {
+    const OPTIONS: [(&str, &str); 2] = [("MIMALLOC_ARENA_EAGER_COMMIT", "0"), ("MIMALLOC_PURGE_DELAY", "100")];
+    let unset: Vec<_> = OPTIONS.iter().filter(|(name, _)| std::env::var_os(name).is_none()).collect();
+    if unset.is_empty() {
         return;
     }
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| "sluice".into());
+    let mut command = std::process::Command::new("/proc/self/exe");
+    command.arg0(argv0).args(args).envs(unset.iter().map(|(name, value)| (name, value)));
     // `exec` returns only when it failed.
-    let _ = std::process::Command::new("/proc/self/exe").arg0(argv0).args(args).env(ARENA_EAGER_COMMIT, "0").exec();
+    let _ = command.exec();
 }
 
 #[cfg(not(all(not(feature = "system-allocator"), target_os = "linux")))]
