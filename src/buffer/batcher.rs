@@ -79,6 +79,11 @@ impl Batch {
         self.records.push(record);
     }
 
+    /// Bytes of the records not yet encoded (`records`), before compression.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
     /// Records in the batch, encoded or not.
     pub fn len(&self) -> usize {
         self.encoded_records + self.records.len()

@@ -1,8 +1,9 @@
 //! Everything between "acknowledged" and "delivered": the write-ahead log (`wal/`), the partitioner
 //! and the per-partition size/interval buffers (`partition.rs`, `batcher.rs`), batch intents and
 //! their replay after a crash (`intent.rs`, `replay.rs`), every name derived from a batch
-//! (`names.rs`), parts of a buffer encoded while it fills (`parts.rs`), the tracker that turns out-of-order deliveries into a watermark, and a fan-out
-//! destination's backlog while it is behind (`spill.rs`).
+//! (`names.rs`), parts of a buffer encoded while it fills (`parts.rs`), the tracker that turns
+//! out-of-order deliveries into a watermark, and a fan-out destination's backlog while it is behind
+//! (`spill.rs`).
 
 pub mod batcher;
 pub mod cut_marks;

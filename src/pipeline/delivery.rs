@@ -111,7 +111,7 @@ impl Delivery {
                     self.write_records(&key, &batch, error_type.is_none(), records, format.clone()).await;
                 } else {
                     let parts = std::mem::take(&mut batch.parts);
-                    let Some(parts) = self.finish_parts(parts, records).await else {
+                    let Some(parts) = self.finish_parts(parts, records, batch.pending_bytes()).await else {
                         return self.undeliverable(batch);
                     };
                     self.retry_object(&key, &batch, true, count, || self.sink.write_parts(&key, parts.clone())).await;
@@ -126,15 +126,19 @@ impl Delivery {
         }
     }
 
-    /// A batch encoded in parts (`buffer::parts`): encodes its last records as the final part and
-    /// waits for every part. `None` if a part could not be encoded, which only a bug makes happen
+    /// A batch encoded in parts (`buffer::parts`): encodes its last records (`tail_bytes` before
+    /// compression, as the batch counted them) as the final part and waits for every part. `None` if a part could not be encoded, which only a bug makes happen
     /// (encoding into memory has no I/O to fail).
-    async fn finish_parts(&self, mut parts: Vec<EncodedPart>, tail: Arc<Vec<Record>>) -> Option<Vec<bytes::Bytes>> {
+    async fn finish_parts(
+        &self,
+        mut parts: Vec<EncodedPart>,
+        tail: Arc<Vec<Record>>,
+        tail_bytes: usize,
+    ) -> Option<Vec<bytes::Bytes>> {
         if !tail.is_empty() {
             let format = self.format.clone();
             parts.push(tokio::task::spawn_blocking(move || {
-                let raw = tail.iter().map(|r| format.encoder.weight(r)).sum();
-                format.encode_part(&tail, raw).map(bytes::Bytes::from).map_err(|e| e.to_string())
+                format.encode_part(&tail, tail_bytes).map(bytes::Bytes::from).map_err(|e| e.to_string())
             }));
         }
         let mut encoded = Vec::with_capacity(parts.len());

@@ -3,7 +3,7 @@
 //! A whole buffer goes out as one `_bulk` request (5 MiB of records are a 6 MiB body). Built as one
 //! `Vec`, every request costs a multi-megabyte allocation; the allocator keeps such blocks for a
 //! while after they are freed (mimalloc's purge delay), so a busy OpenSearch destination alone kept
-//! tens of megabytes of freed memory resident (BENCHMARKS.md, "What the log shipper churns"). Segments
+//! tens of megabytes of freed memory resident (BENCHMARKS.md, "Fewer large allocations"). Segments
 //! of 64 KiB are reused from the allocator's free lists at once; hyper writes them with vectored
 //! writes, so the socket sees the same large writes. The body is copied once, as before, and its
 //! SHA-256 (SigV4's payload hash) is taken over the segments instead of over another copy.
