@@ -114,3 +114,24 @@ def test_dpkg_installs_the_user_state_directory_and_a_working_binary_and_purge_k
     assert purged.returncode == 0, purged.stdout + purged.stderr
     assert not Path("/usr/bin/sluice").exists() and not Path("/etc/sluice/sluice.env").exists()
     assert Path("/var/lib/sluice").is_dir(), "purge keeps the state directory (undelivered records)"
+
+
+def test_the_binary_packs_its_relative_relocations_where_glibc_applies_them_and_the_package_says_so(built):
+    """build.rs links with `-z pack-relative-relocs` on glibc ≥ 2.36 (BENCHMARKS.md, "The executable's own
+    pages"): the relocations take kilobytes instead of 4 MB read at every start, the binary names the glibc
+    feature it needs (so an older loader refuses it by name), and the Debian package depends on that glibc.
+    On an older glibc it links as before."""
+    import platform
+    _, deb = built
+    dynamic = subprocess.run(["readelf", "--dynamic", "--version-info", str(BINARY)], capture_output=True,
+                             text=True, check=True).stdout
+    major, minor = (int(part) for part in platform.libc_ver()[1].split(".")[:2])
+    if (major, minor) >= (2, 36):
+        assert "(RELR)" in dynamic and "GLIBC_ABI_DT_RELR" in dynamic, dynamic
+        libc6 = [dep for dep in deb_field(deb, "Depends").split(", ") if dep.startswith("libc6 (>=")]
+        assert libc6, deb_field(deb, "Depends")
+        wanted = max(tuple(int(part) for part in dep.split(">=")[1].strip(" )").split("-")[0].split(".")[:2])
+                     for dep in libc6)
+        assert wanted >= (2, 36), libc6
+    else:
+        assert "(RELR)" not in dynamic
