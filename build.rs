@@ -3,9 +3,10 @@
 //!
 //! Why: sluice is a position-independent executable (so the kernel places it at a random address),
 //! and its 4 MB of classic relative relocations (`.rela.dyn`, one 24-byte entry per pointer in its
-//! tables) were read by the loader at every start: about 6 MiB of its resident set at idle went to
-//! them. Packed, they take 53 KB; the daemon starts at 26 instead of 32 MiB and peaks lower by as
-//! much under load, at the same speed (BENCHMARKS.md, "The executable's own pages").
+//! tables) were read by the loader at every start, which also wrote the 3.3 MB of tables they point
+//! into. Packed, they take 53 KB: the daemon is resident with 26 instead of 30–33 MiB when idle, and
+//! with about 4 MiB fewer of its own pages under load, at the same speed (BENCHMARKS.md, "The
+//! executable's own pages").
 //!
 //! Only for a native build on GNU/Linux whose glibc is 2.36 or newer (the first to apply `DT_RELR`):
 //! the binary then needs glibc 2.36 (`GLIBC_ABI_DT_RELR`), and an older loader refuses it by name

@@ -7,6 +7,7 @@ root (or password-less sudo): the test says so if neither is there."""
 
 import grp
 import os
+import platform
 import pwd
 import shutil
 import stat
@@ -121,7 +122,6 @@ def test_the_binary_packs_its_relative_relocations_where_glibc_applies_them_and_
     pages"): the relocations take kilobytes instead of 4 MB read at every start, the binary names the glibc
     feature it needs (so an older loader refuses it by name), and the Debian package depends on that glibc.
     On an older glibc it links as before."""
-    import platform
     _, deb = built
     dynamic = subprocess.run(["readelf", "--dynamic", "--version-info", str(BINARY)], capture_output=True,
                              text=True, check=True).stdout
