@@ -41,14 +41,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn allocator_environment() {
     use std::os::unix::process::CommandExt;
     const OPTIONS: [(&str, &str); 2] = [("MIMALLOC_ARENA_EAGER_COMMIT", "0"), ("MIMALLOC_PURGE_DELAY", "100")];
-    let unset: Vec<_> = OPTIONS.iter().filter(|(name, _)| std::env::var_os(name).is_none()).collect();
+    let unset: Vec<(&str, &str)> = OPTIONS.into_iter().filter(|(name, _)| std::env::var_os(name).is_none()).collect();
     if unset.is_empty() {
         return;
     }
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| "sluice".into());
     let mut command = std::process::Command::new("/proc/self/exe");
-    command.arg0(argv0).args(args).envs(unset.iter().map(|(name, value)| (name, value)));
+    command.arg0(argv0).args(args).envs(unset);
     // `exec` returns only when it failed.
     let _ = command.exec();
 }

@@ -9,6 +9,7 @@ import grp
 import os
 import platform
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -128,10 +129,8 @@ def test_the_binary_packs_its_relative_relocations_where_glibc_applies_them_and_
     major, minor = (int(part) for part in platform.libc_ver()[1].split(".")[:2])
     if (major, minor) >= (2, 36):
         assert "(RELR)" in dynamic and "GLIBC_ABI_DT_RELR" in dynamic, dynamic
-        libc6 = [dep for dep in deb_field(deb, "Depends").split(", ") if dep.startswith("libc6 (>=")]
-        assert libc6, deb_field(deb, "Depends")
-        wanted = max(tuple(int(part) for part in dep.split(">=")[1].strip(" )").split("-")[0].split(".")[:2])
-                     for dep in libc6)
-        assert wanted >= (2, 36), libc6
+        depends = deb_field(deb, "Depends")
+        libc6 = [(int(major), int(minor)) for major, minor in re.findall(r"libc6 \(>= (\d+)\.(\d+)", depends)]
+        assert libc6 and max(libc6) >= (2, 36), depends
     else:
         assert "(RELR)" not in dynamic

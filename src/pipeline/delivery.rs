@@ -127,8 +127,9 @@ impl Delivery {
     }
 
     /// A batch encoded in parts (`buffer::parts`): encodes its last records (`tail_bytes` before
-    /// compression, as the batch counted them) as the final part and waits for every part. `None` if a part could not be encoded, which only a bug makes happen
-    /// (encoding into memory has no I/O to fail).
+    /// compression, as the batch counted them) as the final part and waits for every part. `None`
+    /// if a part could not be encoded, which only a bug makes happen (encoding into memory has no
+    /// I/O to fail).
     async fn finish_parts(
         &self,
         mut parts: Vec<EncodedPart>,
