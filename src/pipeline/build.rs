@@ -66,9 +66,13 @@ pub fn start(
     let limit = spec.max_wal_bytes.map_or(storage.max_bytes, |m| m.min(storage.max_bytes));
     let budget = StorageBudget::new(limit, Some(global));
     let dir = storage.dir.join("pipelines").join(&name).join("wal");
-    let (appender, reader, report) =
-        wal::open(WalOptions { dir, segment_bytes: storage.segment_bytes, budget: budget.clone() })
-            .map_err(|source| PipelineError::Wal { name: name.clone(), source })?;
+    let (appender, reader, report) = wal::open(WalOptions {
+        dir,
+        segment_bytes: storage.segment_bytes,
+        budget: budget.clone(),
+        recent_frames_bytes: wal::RECENT_FRAMES_BYTES,
+    })
+    .map_err(|source| PipelineError::Wal { name: name.clone(), source })?;
     if report.undelivered_records > 0 || report.torn_bytes_cut > 0 {
         tracing::info!(pipeline = %name, records = report.undelivered_records, bytes = report.undelivered_bytes, torn_bytes_cut = report.torn_bytes_cut, "replaying undelivered records from the WAL");
     }

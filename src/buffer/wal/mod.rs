@@ -21,6 +21,7 @@ mod budget;
 mod checkpoint;
 mod frame;
 mod reader;
+mod recent;
 mod writer;
 
 use std::fs::{self, File, OpenOptions};
@@ -36,10 +37,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use budget::StorageBudget;
 pub use frame::{Frame, FrameBuilder, PendingFrame, FRAME_HEADER};
 pub use reader::WalReader;
+pub use recent::RECENT_FRAMES_BYTES;
 
 use crate::record::Seq;
 use checkpoint::Checkpoint;
 use frame::{parse_header, MAX_BODY, SEGMENT_MAGIC, SEGMENT_MAGIC_V1};
+use recent::RecentFrames;
 
 #[derive(Debug, Error)]
 pub enum WalError {
@@ -107,6 +110,8 @@ struct Shared {
     epoch: AtomicU64,
     /// Why appends are refused right now (`None` when healthy), for `/ready`.
     unavailable: Mutex<Option<String>>,
+    /// Frames just committed, for a reader that keeps up (`recent.rs`).
+    recent: Mutex<RecentFrames>,
 }
 
 impl Shared {
@@ -114,6 +119,11 @@ impl Shared {
         // A panic while holding this lock cannot leave the list half-updated (every update is a
         // single push, pop or field write), so a poisoned lock is still safe to use.
         self.segments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn recent(&self) -> MutexGuard<'_, RecentFrames> {
+        // Pushes and takes leave the queue whole between statements, so a poisoned lock is usable.
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn set_unavailable(&self, reason: Option<String>) {
@@ -125,6 +135,9 @@ pub struct WalOptions {
     pub dir: PathBuf,
     pub segment_bytes: u64,
     pub budget: Arc<StorageBudget>,
+    /// Committed frames kept in memory for the reader ([`RECENT_FRAMES_BYTES`]; 0: read every frame
+    /// back from the file).
+    pub recent_frames_bytes: usize,
 }
 
 /// What recovery found, for logs, metrics and replay.
@@ -203,6 +216,7 @@ pub fn open(opts: WalOptions) -> Result<(WalAppender, WalReader, RecoveryReport)
         budget: opts.budget,
         epoch: AtomicU64::new(0),
         unavailable: Mutex::new(None),
+        recent: Mutex::new(RecentFrames::new(opts.recent_frames_bytes)),
     });
 
     let (file, path) = create_segment(&dir, next_seq, max_serial + 1)?;

@@ -1,4 +1,7 @@
 //! The delivery side of the WAL: reads committed records in order and reports what is delivered.
+//!
+//! Frames committed a moment ago come from memory (`recent.rs`), older ones from the segment files;
+//! both are decoded by the same [`super::Frame::decode`].
 
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
@@ -9,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::frame::{parse_header, record_count, SEGMENT_MAGIC};
+use super::Frame;
 use super::{io_err, read_frame, read_full, Command, Committed, SegmentMeta, Shared, WalError, FRAME_HEADER};
 use crate::record::{Record, Seq};
 
@@ -25,6 +29,7 @@ pub struct WalReader {
     committed: watch::Receiver<Committed>,
     next_seq: Seq,
     position: Option<Position>,
+    resume: Option<(Arc<PathBuf>, u64)>,
     delivered_below: Seq,
     /// Sends releases to the writer task.
     control: mpsc::UnboundedSender<Command>,
@@ -33,7 +38,7 @@ pub struct WalReader {
 impl WalReader {
     pub(super) fn new(shared: Arc<Shared>, delivered_below: Seq, control: mpsc::UnboundedSender<Command>) -> Self {
         let committed = shared.committed.subscribe();
-        Self { shared, committed, next_seq: delivered_below, position: None, delivered_below, control }
+        Self { shared, committed, next_seq: delivered_below, position: None, resume: None, delivered_below, control }
     }
 
     /// Waits for committed records and returns up to about `max_bytes` of them.
@@ -47,11 +52,16 @@ impl WalReader {
         loop {
             let committed = *self.committed.borrow_and_update();
             if self.next_seq < committed.end {
-                let mut state =
-                    ReadState { shared: self.shared.clone(), next_seq: self.next_seq, position: self.position.take() };
+                let mut state = ReadState {
+                    shared: self.shared.clone(),
+                    next_seq: self.next_seq,
+                    position: self.position.take(),
+                    resume: self.resume.take(),
+                };
                 let result = state.read(committed.end, max_bytes);
                 self.next_seq = state.next_seq;
                 self.position = state.position;
+                self.resume = state.resume;
                 let records = result?;
                 if !records.is_empty() {
                     return Ok(Some(records));
@@ -111,6 +121,8 @@ struct ReadState {
     shared: Arc<Shared>,
     next_seq: Seq,
     position: Option<Position>,
+    /// Where the file continues after frames taken from memory: a segment and an offset in it.
+    resume: Option<(Arc<PathBuf>, u64)>,
 }
 
 impl ReadState {
@@ -138,8 +150,16 @@ impl ReadState {
             self.position = None;
         }
         while self.next_seq < committed && bytes < max_bytes {
+            if let Some(frame) = self.take_recent() {
+                for record in frame.records_from(self.next_seq) {
+                    bytes += record.data.len();
+                    out.push(record);
+                }
+                self.next_seq = self.next_seq.max(frame.end_seq());
+                continue;
+            }
             if self.position.is_none() {
-                self.position = Some(self.open_at(self.next_seq, epoch)?);
+                self.position = Some(self.open_resumed(epoch)?);
             }
             let Some(pos) = self.position.as_mut() else {
                 break;
@@ -168,6 +188,39 @@ impl ReadState {
             }
         }
         Ok(())
+    }
+
+    /// The frame holding `next_seq` if the writer still has it in memory. The file position moves
+    /// past it: the next read from disk resumes right after it.
+    fn take_recent(&mut self) -> Option<Frame> {
+        let recent = self.shared.recent().take(self.next_seq)?;
+        let (len, crc) = parse_header(recent.bytes.get(..FRAME_HEADER)?.try_into().ok()?);
+        let frame = match Frame::decode(recent.bytes.slice(FRAME_HEADER..), crc) {
+            Ok(frame) if len == recent.bytes.len() - FRAME_HEADER => frame,
+            // Cannot happen (these are the bytes the writer checksummed); the file is the truth.
+            _ => {
+                tracing::warn!(seq = self.next_seq, "a frame kept in memory does not decode; reading it from the file");
+                return None;
+            }
+        };
+        self.position = None;
+        self.resume = Some((recent.path, recent.end_offset));
+        Some(frame)
+    }
+
+    /// Opens the file where the frames taken from memory left off, or else the segment holding
+    /// `next_seq` at the frame containing it.
+    fn open_resumed(&mut self, epoch: u64) -> Result<Position, WalError> {
+        if let Some((path, offset)) = self.resume.take() {
+            let holds = holding(&self.shared, self.next_seq).is_some_and(|s| s.path == *path);
+            if holds {
+                let file = File::open(&*path).map_err(io_err(&path))?;
+                let mut reader = BufReader::with_capacity(1 << 20, file);
+                reader.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
+                return Ok(Position { reader, path: (*path).clone(), epoch });
+            }
+        }
+        self.open_at(self.next_seq, epoch)
     }
 
     /// Opens the segment holding `seq` and skips to the frame containing it.

@@ -4,7 +4,17 @@ use std::io::Write;
 use super::*;
 
 fn options(dir: &Path, segment_bytes: u64) -> WalOptions {
-    WalOptions { dir: dir.to_path_buf(), segment_bytes, budget: StorageBudget::new(1 << 30, None) }
+    WalOptions {
+        dir: dir.to_path_buf(),
+        segment_bytes,
+        budget: StorageBudget::new(1 << 30, None),
+        recent_frames_bytes: RECENT_FRAMES_BYTES,
+    }
+}
+
+/// Every frame is read back from its segment file, none from memory.
+fn disk_only(dir: &Path, segment_bytes: u64) -> WalOptions {
+    WalOptions { recent_frames_bytes: 0, ..options(dir, segment_bytes) }
 }
 
 fn frame(records: &[&str]) -> PendingFrame {
@@ -125,7 +135,7 @@ async fn a_corrupted_frame_is_cut_with_everything_after_it() {
 async fn segments_roll_and_are_deleted_once_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let budget = StorageBudget::new(1 << 30, None);
-    let opts = WalOptions { dir: dir.path().to_path_buf(), segment_bytes: 64 << 10, budget: budget.clone() };
+    let opts = WalOptions { budget: budget.clone(), ..options(dir.path(), 64 << 10) };
     let (appender, mut reader, _) = open(opts).unwrap();
     let big = "x".repeat(10_000);
     for _ in 0..20 {
@@ -219,7 +229,7 @@ async fn the_watermark_is_persisted_within_a_second_without_further_releases() {
 #[tokio::test]
 async fn records_read_before_an_error_are_returned_and_the_error_comes_next() {
     let dir = tempfile::tempdir().unwrap();
-    let (appender, mut reader, _) = open(options(dir.path(), 1000)).unwrap();
+    let (appender, mut reader, _) = open(disk_only(dir.path(), 1000)).unwrap();
     appender.append(frame(&[&"a".repeat(900)])).await.unwrap();
     appender.append(frame(&[&"b".repeat(900)])).await.unwrap(); // rolls into a second segment
     let second = list_segments(dir.path()).unwrap().pop().unwrap().1;
@@ -227,4 +237,52 @@ async fn records_read_before_an_error_are_returned_and_the_error_comes_next() {
     let first = reader.next_batch(1 << 20).await.unwrap().unwrap();
     assert_eq!(texts(&first), ["a".repeat(900)], "the first segment's record is not lost with the error");
     assert!(matches!(reader.next_batch(1 << 20).await, Err(WalError::Io { .. })));
+}
+
+/// A frame of `n` records of `len` bytes each, the `i`th record of the whole test numbered in it.
+fn numbered_frame(start: usize, n: usize, len: usize) -> PendingFrame {
+    let mut b = FrameBuilder::new(1_700_000_000_000, n, n * len);
+    for i in start..start + n {
+        b.push(format!("{i:0len$}").as_bytes());
+    }
+    b.finish()
+}
+
+#[tokio::test]
+async fn a_reader_that_keeps_up_takes_committed_frames_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (appender, mut reader, _) = open(options(dir.path(), 1 << 20)).unwrap();
+    appender.append(frame(&["from", "memory"])).await.unwrap();
+    // Damage the frame on disk: a read from the file would now fail its checksum.
+    let segment = list_segments(dir.path()).unwrap().pop().unwrap().1;
+    let mut bytes = fs::read(&segment).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    fs::write(&segment, &bytes).unwrap();
+    assert_eq!(texts(&read_all(&mut reader, 2).await), ["from", "memory"]);
+}
+
+#[tokio::test]
+async fn a_reader_behind_the_frames_in_memory_reads_the_file_and_resumes_without_gaps_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 KiB frames into 1 MiB segments: 6 MiB is more than the writer keeps in memory.
+    let (appender, mut reader, _) = open(options(dir.path(), 1 << 20)).unwrap();
+    let (n, len) = (64, 1024);
+    appender.append(numbered_frame(0, n, len)).await.unwrap();
+    let first = read_all(&mut reader, n).await; // from memory; the file position is past it
+    let mut frames = 1;
+    while frames * n * len < RECENT_FRAMES_BYTES + (2 << 20) {
+        appender.append(numbered_frame(frames * n, n, len)).await.unwrap();
+        frames += 1;
+    }
+    let rest = read_all(&mut reader, (frames - 1) * n).await; // the oldest from the files, then memory
+    appender.append(numbered_frame(frames * n, n, len)).await.unwrap();
+    let last = read_all(&mut reader, n).await;
+    let all: Vec<Record> = first.into_iter().chain(rest).chain(last).collect();
+    assert_eq!(all.len(), (frames + 1) * n);
+    for (i, record) in all.iter().enumerate() {
+        assert_eq!(record.seq, i as u64);
+        assert_eq!(record.data, format!("{i:0len$}").as_bytes());
+    }
+    assert!(list_segments(dir.path()).unwrap().len() > 4, "the records crossed segments");
 }

@@ -16,11 +16,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 
 use super::checkpoint::Checkpoint;
 use super::frame::SEGMENT_MAGIC;
+use super::recent::RecentFrame;
 use super::{create_segment, io_err, Command, PendingFrame, SegmentMeta, Shared, WalError};
 use crate::record::Seq;
 
@@ -256,6 +258,8 @@ impl Writer {
             return;
         }
         let mut firsts = Vec::with_capacity(group.len());
+        // Where each frame ends up: the segment and the offset just past it, for `recent.rs`.
+        let mut placed = Vec::with_capacity(group.len());
         let mut control_bytes = 0;
         let result = (|| -> Result<(), WalError> {
             for (frame, _) in group.iter_mut() {
@@ -270,6 +274,7 @@ impl Writer {
                 self.next_seq += u64::from(frame.count);
                 self.bytes += size;
                 self.frames += 1;
+                placed.push((path, SEGMENT_MAGIC.len() as u64 + self.bytes));
                 if frame.control {
                     control_bytes += size;
                 }
@@ -287,6 +292,20 @@ impl Writer {
                 self.backoff = RETRY_FIRST;
                 // Ingest reserved its frames' bytes before appending; control frames are ours.
                 self.shared.budget.force_reserve(control_bytes);
+                // The frames go to the reader before it learns they are committed.
+                let mut recent = self.shared.recent();
+                for ((frame, _), (first_seq, (path, end_offset))) in group.iter_mut().zip(firsts.iter().zip(placed)) {
+                    if !frame.control && frame.count > 0 {
+                        recent.push(RecentFrame {
+                            first_seq: *first_seq,
+                            end_seq: first_seq + u64::from(frame.count),
+                            bytes: Bytes::from(std::mem::take(&mut frame.bytes)),
+                            path: Arc::new(path),
+                            end_offset,
+                        });
+                    }
+                }
+                drop(recent);
                 let end = self.next_seq;
                 self.shared.committed.send_modify(|c| c.end = end);
                 for ((_, reply), first) in group.drain(..).zip(firsts) {
