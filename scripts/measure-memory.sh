@@ -44,7 +44,7 @@ YAML
              --connections 8 --bodies 20 --drain-timeout-seconds 1 2>&1 | grep -o 'acknowledged[^,]*' | head -1 || true)
     hwm=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$pid/status")
     kill -TERM "$pid"; wait "$pid" || true
-    bound=$(( 64 + size * 6 + 4 + 4 * 5 * (size < 8 ? size : 8) ))
+    bound=$(( 64 + size * 6 + 8 + 4 * 5 * (size < 8 ? size : 8) ))
     echo "| $parts | $size | $bound MiB | $hwm | ${rate:-?} |"
     rm -rf "$work"
     port=$((port + 1))
