@@ -80,7 +80,13 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let metrics = ConnectionMetrics::new();
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    // `half_close`: while a request is being answered hyper otherwise keeps reading the connection
+    // to notice a client that hangs up, and that read needs a fresh buffer (~256–400 KiB) while
+    // the request still holds slices of the old one: 320 MiB/s of churn under issue #29's load
+    // (BENCHMARKS.md, "No read while a request is answered"). A client that hangs up is then noticed
+    // when its answer is written, which changes nothing for an ingest: the request is finished
+    // either way once its frame is queued for the WAL.
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true).half_close(true);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
