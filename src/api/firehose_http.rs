@@ -81,8 +81,6 @@ pub(super) async fn receive(
         Ok(r) => r,
         Err(refusal) => return refuse(refusal, &request_id),
     };
-    // The headers are slices of hyper's read buffer: freed before the wait, it is reused.
-    drop(headers);
     let Some(memory) = pipeline.request_memory.clone() else {
         return answer(StatusCode::SERVICE_UNAVAILABLE, &request_id, Some("the pipeline is restarting; retry".into()));
     };

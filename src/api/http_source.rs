@@ -80,8 +80,6 @@ pub(super) async fn receive(
         Ok(r) => r,
         Err(refusal) => return refusal.into(),
     };
-    // The URI and headers are slices of hyper's read buffer: freed before the wait, it is reused.
-    drop((uri, headers));
     match ingest_all(pipeline.port(), &records).await {
         Ok(()) => {
             pipeline.metrics.incoming_put_requests.increment(1);

@@ -106,22 +106,26 @@ const OPERATIONS: &[&str] = &[
 ];
 
 async fn dispatch(State(state): State<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let operation = target
         .strip_prefix(TARGET_PREFIX)
         .and_then(|op| OPERATIONS.iter().find(|known| **known == op))
         .copied()
         .unwrap_or("unknown");
-    let response = handle(state, &target, &method, uri, headers, body).await;
+    let response = handle(state, target, &method, &uri, &headers, body).await;
     metrics::counter!("sluice_api_responses_total", "operation" => operation, "status" => response.status().as_str().to_string())
         .increment(1);
     response
 }
 
-/// Takes the request's URI and headers by value to drop them once the request is authorized: they
-/// are slices of hyper's read buffer, and while any of them is alive the connection's next read
-/// needs a fresh buffer (~256 KiB under load) instead of reusing its own.
-async fn handle(state: ApiState, target: &str, method: &Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn handle(
+    state: ApiState,
+    target: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
         return ApiError::UnknownOperation(format!(
             "unknown X-Amz-Target `{target}`: expected {TARGET_PREFIX}<Operation>"
@@ -140,7 +144,7 @@ async fn handle(state: ApiState, target: &str, method: &Method, uri: Uri, header
         return close_after(too_large());
     }
     // Held until the answer: the body, its records and its WAL frame live until then.
-    let Some(_reserved) = state.memory.reserve(&headers, MAX_BODY_BYTES) else {
+    let Some(_reserved) = state.memory.reserve(headers, MAX_BODY_BYTES) else {
         let refusal = ApiError::ServiceUnavailable(memory::REFUSAL.into()).into_response();
         return match memory::drain(body, MAX_BODY_BYTES, state.body_timeout).await {
             true => refusal,
@@ -160,13 +164,12 @@ async fn handle(state: ApiState, target: &str, method: &Method, uri: Uri, header
             )
         }
     };
-    if let Err(e) = authorize(&state, operation, method, &uri, &headers, &body) {
+    if let Err(e) = authorize(&state, operation, method, uri, headers, &body) {
         return e.into_response();
     }
-    drop((uri, headers));
     let result = match operation {
-        "PutRecord" => put::put_record(&state, body).await,
-        "PutRecordBatch" => put::put_record_batch(&state, body).await,
+        "PutRecord" => put::put_record(&state, &body).await,
+        "PutRecordBatch" => put::put_record_batch(&state, &body).await,
         "DescribeDeliveryStream" => describe::describe(&state, &body),
         "ListDeliveryStreams" => describe::list(&state, &body),
         "CreateDeliveryStream" => control::create(&state, &body).await,

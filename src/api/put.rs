@@ -93,10 +93,9 @@ fn admit_request(pipeline: &PipelineHandle, records: usize) -> Result<(), ApiErr
     }
 }
 
-/// Takes the body by value to free it before waiting for the fsync: the frame holds the records.
-pub(super) async fn put_record(state: &ApiState, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn put_record(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let input: PutRecordInput = parse(&body)?;
+    let input: PutRecordInput = parse(body)?;
     // Validate before the lookup: a refused request must not auto-create its stream.
     let (frame, sizes) = build_frame(std::slice::from_ref(&input.record), |_| "record.data".to_string())?;
     let pipeline = stream(state, &input.delivery_stream_name)?;
@@ -106,8 +105,6 @@ pub(super) async fn put_record(state: &ApiState, body: Bytes) -> Result<Response
         pipeline.metrics.throttled_records.increment(1);
         return Err(ApiError::ServiceUnavailable(SLOW_DOWN.into()));
     }
-    drop(input);
-    drop(body);
     match pipeline.ingest.put(frame).await {
         Ok(accepted) => {
             pipeline.status.put_accepted(now_ms());
@@ -128,10 +125,9 @@ pub(super) async fn put_record(state: &ApiState, body: Bytes) -> Result<Response
     }
 }
 
-/// Takes the body by value to free it before waiting for the fsync: the frame holds the records.
-pub(super) async fn put_record_batch(state: &ApiState, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn put_record_batch(state: &ApiState, body: &Bytes) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let input: PutRecordBatchInput = parse(&body)?;
+    let input: PutRecordBatchInput = parse(body)?;
     // Validate before the lookup: a refused request must not auto-create its stream.
     let n = input.records.len();
     if n == 0 {
@@ -156,7 +152,6 @@ pub(super) async fn put_record_batch(state: &ApiState, body: Bytes) -> Result<Re
         (frame, sizes) = build_frame(&input.records[..quota_admitted], |i| format!("records.{}.member.data", i + 1))?;
     }
     drop(input);
-    drop(body);
     match pipeline.ingest.put(frame).await {
         Ok(a) => {
             pipeline.status.put_accepted(now_ms());
