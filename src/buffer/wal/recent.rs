@@ -28,7 +28,7 @@ use crate::record::Seq;
 pub const RECENT_FRAMES_BYTES: usize = 4 << 20;
 
 /// A committed frame: its bytes as written (header included) and where they are in the log.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct RecentFrame {
     pub first_seq: Seq,
     pub end_seq: Seq,

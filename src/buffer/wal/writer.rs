@@ -257,9 +257,9 @@ impl Writer {
             }
             return;
         }
-        let mut firsts = Vec::with_capacity(group.len());
-        // Where each frame ends up: the segment and the offset just past it, for `recent.rs`.
-        let mut placed = Vec::with_capacity(group.len());
+        // Where each frame ends up: its first sequence (the append's answer), and the segment and the
+        // offset just past it there (for `recent.rs`).
+        let mut placed: Vec<(Seq, Arc<PathBuf>, u64)> = Vec::with_capacity(group.len());
         let mut control_bytes = 0;
         let result = (|| -> Result<(), WalError> {
             for (frame, _) in group.iter_mut() {
@@ -267,14 +267,14 @@ impl Writer {
                 if self.frames > 0 && self.bytes + size > self.segment_bytes {
                     self.roll()?;
                 }
-                frame.seal(self.next_seq);
-                firsts.push(self.next_seq);
+                let first_seq = self.next_seq;
+                frame.seal(first_seq);
                 let path = self.active_path();
                 self.file.write_all(&frame.bytes).map_err(io_err(&path))?;
                 self.next_seq += u64::from(frame.count);
                 self.bytes += size;
                 self.frames += 1;
-                placed.push((path, SEGMENT_MAGIC.len() as u64 + self.bytes));
+                placed.push((first_seq, Arc::new(path), SEGMENT_MAGIC.len() as u64 + self.bytes));
                 if frame.control {
                     control_bytes += size;
                 }
@@ -294,22 +294,22 @@ impl Writer {
                 self.shared.budget.force_reserve(control_bytes);
                 // The frames go to the reader before it learns they are committed.
                 let mut recent = self.shared.recent();
-                for ((frame, _), (first_seq, (path, end_offset))) in group.iter_mut().zip(firsts.iter().zip(placed)) {
+                for ((frame, _), (first_seq, path, end_offset)) in group.iter_mut().zip(&placed) {
                     if !frame.control && frame.count > 0 {
                         recent.push(RecentFrame {
                             first_seq: *first_seq,
                             end_seq: first_seq + u64::from(frame.count),
                             bytes: Bytes::from(std::mem::take(&mut frame.bytes)),
-                            path: Arc::new(path),
-                            end_offset,
+                            path: path.clone(),
+                            end_offset: *end_offset,
                         });
                     }
                 }
                 drop(recent);
                 let end = self.next_seq;
                 self.shared.committed.send_modify(|c| c.end = end);
-                for ((_, reply), first) in group.drain(..).zip(firsts) {
-                    let _ = reply.send(Ok(first));
+                for ((_, reply), (first_seq, ..)) in group.drain(..).zip(placed) {
+                    let _ = reply.send(Ok(first_seq));
                 }
             }
             Err(e) => {
